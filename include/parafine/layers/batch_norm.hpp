@@ -1,0 +1,48 @@
+// BatchNormalization over the last (channel) axis, with Keras semantics:
+//   inference (frozen layer, or not training): y = gamma * (x - moving_mean) / sqrt(moving_var + eps) + beta
+//   training (trainable layer in a training step): batch mean and biased batch variance over
+//   all rows [N*H*W]; moving stats updated as moving = momentum*moving + (1-momentum)*batch,
+//   the variance fed to the moving average Bessel-corrected (n/(n-1)) as TF's fused kernel does.
+#pragma once
+
+#include <functional>
+
+#include "parafine/layers/layer.hpp"
+
+namespace parafine {
+
+class BatchNormalization : public Layer {
+ public:
+  // Sums over rows that a distributed run reduces across ranks before use (sync BN). The
+  // vector holds per-channel sums followed by a row count; the hook sums it in place.
+  using SumReducer = std::function<void(std::vector<double>&)>;
+
+  explicit BatchNormalization(std::string name, float epsilon = 1.001e-5f,
+                              float momentum = 0.99f);
+  const char* type() const override { return "BatchNormalization"; }
+
+  Shape infer_shape(const std::vector<Shape>& in) override;
+  // gamma, beta (optimised); moving_mean, moving_variance (state)
+  std::vector<ParamSpec> param_specs() const override;
+  void forward(const std::vector<const Tensor*>& in, Tensor& out, bool training) override;
+  void backward(const std::vector<const Tensor*>& in, const Tensor& out, const Tensor& dout,
+                const std::vector<Tensor*>& din) override;
+
+  // True when forward(training) uses batch statistics: Keras runs a frozen BN in inference mode.
+  bool uses_batch_statistics(bool training) const { return training && trainable; }
+  // Calibration: forward normalises with the batch statistics and stores them (biased
+  // variance) as the moving statistics. Used to give a randomly initialised base sane scales.
+  void set_calibrating(bool c) { calibrating_ = c; }
+  void set_sum_reducer(SumReducer r) { reduce_ = std::move(r); }
+
+ private:
+  float eps_, momentum_;
+  int channels_ = 0;
+  bool calibrating_ = false;
+  bool last_used_batch_stats_ = false;
+  SumReducer reduce_;
+  std::vector<float> mean_, inv_std_;  // [C] statistics used by the last forward
+  std::vector<double> sums_;           // scratch for the reductions [2C+1]
+};
+
+}  // namespace parafine

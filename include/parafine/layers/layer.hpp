@@ -1,0 +1,81 @@
+// The layer interface: shape inference, forward, backward, and named parameter slots that
+// the Model binds to views into its one parameter block (cf. mlpack's aliasing).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "parafine/tensor.hpp"
+
+namespace parafine {
+
+// One weight variable as Keras names it ("kernel", "bias", "gamma", "beta", "moving_mean",
+// "moving_variance"). Optimised weights get gradients; state (BN moving statistics) does not.
+struct ParamSpec {
+  std::string name;
+  Shape shape;
+  bool optimised;
+};
+
+// Scratch memory shared by all layers of a model (im2col columns and the like).
+struct Workspace {
+  std::vector<float> a;
+  std::vector<float> b;
+  float* get_a(std::size_t n) {
+    if (a.size() < n) a.resize(n);
+    return a.data();
+  }
+  float* get_b(std::size_t n) {
+    if (b.size() < n) b.resize(n);
+    return b.data();
+  }
+};
+
+class Layer {
+ public:
+  explicit Layer(std::string name) : name_(std::move(name)) {}
+  virtual ~Layer() = default;
+
+  const std::string& name() const { return name_; }
+  virtual const char* type() const = 0;  // Keras class name, e.g. "Conv2D"
+  virtual int num_inputs() const { return 1; }
+
+  // Keras layer.trainable. A frozen layer gets no weight gradients; a frozen BatchNormalization
+  // also runs in inference mode.
+  bool trainable = true;
+
+  // Output shape for these input shapes (batch dim included). Throws std::invalid_argument
+  // naming this layer when the inputs do not fit. Also fixes the parameter shapes.
+  virtual Shape infer_shape(const std::vector<Shape>& in) = 0;
+
+  virtual std::vector<ParamSpec> param_specs() const { return {}; }
+  bool has_params() const { return !param_specs().empty(); }
+  // Binds parameter i (in param_specs() order) to storage owned by the Model; grad may be null.
+  void bind_param(int i, float* value, float* grad);
+  float* param(int i) const { return values_.at(static_cast<size_t>(i)); }
+  float* grad(int i) const { return grads_.at(static_cast<size_t>(i)); }
+
+  // training: the step trains the model (trainable BN uses batch statistics). out is resized.
+  virtual void forward(const std::vector<const Tensor*>& in, Tensor& out, bool training) = 0;
+
+  // dout is dLoss/dout. din[i] is null when input i needs no gradient, else it is resized and
+  // overwritten with dLoss/din[i]. Weight gradients are overwritten only when trainable.
+  virtual void backward(const std::vector<const Tensor*>& in, const Tensor& out,
+                        const Tensor& dout, const std::vector<Tensor*>& din) = 0;
+
+  void set_workspace(Workspace* ws) { ws_ = ws; }
+
+ protected:
+  [[noreturn]] void fail(const std::string& what) const;  // throws naming type and layer
+  void expect_inputs(const std::vector<Shape>& in, int count, int rank) const;
+
+  std::vector<float*> values_;
+  std::vector<float*> grads_;
+  Workspace* ws_ = nullptr;
+
+ private:
+  std::string name_;
+};
+
+}  // namespace parafine

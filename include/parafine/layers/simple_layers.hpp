@@ -1,0 +1,92 @@
+// Weightless layers of ResNet50: InputLayer, ZeroPadding2D, ReLU (Keras Activation('relu')),
+// Add, MaxPooling2D and GlobalAveragePooling2D. Tensors are NHWC.
+#pragma once
+
+#include <cstdint>
+
+#include "parafine/layers/layer.hpp"
+
+namespace parafine {
+
+// input_1: passes the batch through; checks it matches the declared per-sample shape [H,W,C].
+class InputLayer : public Layer {
+ public:
+  InputLayer(std::string name, Shape sample_shape);
+  const char* type() const override { return "InputLayer"; }
+  int num_inputs() const override { return 0; }
+  const Shape& sample_shape() const { return sample_; }
+  Shape infer_shape(const std::vector<Shape>& in) override;  // in = {[N,H,W,C]}
+  void forward(const std::vector<const Tensor*>& in, Tensor& out, bool training) override;
+  void backward(const std::vector<const Tensor*>&, const Tensor&, const Tensor&,
+                const std::vector<Tensor*>&) override {}
+
+ private:
+  Shape sample_;
+};
+
+// [N,H,W,C] -> [N,H+2p,W+2p,C], zeros around.
+class ZeroPadding2D : public Layer {
+ public:
+  ZeroPadding2D(std::string name, int pad) : Layer(std::move(name)), pad_(pad) {}
+  const char* type() const override { return "ZeroPadding2D"; }
+  Shape infer_shape(const std::vector<Shape>& in) override;
+  void forward(const std::vector<const Tensor*>& in, Tensor& out, bool training) override;
+  void backward(const std::vector<const Tensor*>& in, const Tensor& out, const Tensor& dout,
+                const std::vector<Tensor*>& din) override;
+
+ private:
+  int pad_;
+};
+
+// Element-wise max(x, 0); backward uses the output (dx = dy where y > 0).
+class ReLU : public Layer {
+ public:
+  using Layer::Layer;
+  const char* type() const override { return "Activation"; }
+  Shape infer_shape(const std::vector<Shape>& in) override;
+  void forward(const std::vector<const Tensor*>& in, Tensor& out, bool training) override;
+  void backward(const std::vector<const Tensor*>& in, const Tensor& out, const Tensor& dout,
+                const std::vector<Tensor*>& din) override;
+};
+
+// out = in[0] + in[1], same shapes.
+class Add : public Layer {
+ public:
+  using Layer::Layer;
+  const char* type() const override { return "Add"; }
+  int num_inputs() const override { return 2; }
+  Shape infer_shape(const std::vector<Shape>& in) override;
+  void forward(const std::vector<const Tensor*>& in, Tensor& out, bool training) override;
+  void backward(const std::vector<const Tensor*>& in, const Tensor& out, const Tensor& dout,
+                const std::vector<Tensor*>& din) override;
+};
+
+// Valid max pooling, window k, stride s: [N,H,W,C] -> [N,(H-k)/s+1,(W-k)/s+1,C].
+// Backward routes each output gradient to the first maximum of its window.
+class MaxPooling2D : public Layer {
+ public:
+  MaxPooling2D(std::string name, int pool, int stride)
+      : Layer(std::move(name)), pool_(pool), stride_(stride) {}
+  const char* type() const override { return "MaxPooling2D"; }
+  Shape infer_shape(const std::vector<Shape>& in) override;
+  void forward(const std::vector<const Tensor*>& in, Tensor& out, bool training) override;
+  void backward(const std::vector<const Tensor*>& in, const Tensor& out, const Tensor& dout,
+                const std::vector<Tensor*>& din) override;
+
+ private:
+  int pool_, stride_;
+  std::vector<std::int32_t> argmax_;  // per output element: flat index into the input
+};
+
+// Mean over H and W: [N,H,W,C] -> [N,C].
+class GlobalAveragePooling2D : public Layer {
+ public:
+  using Layer::Layer;
+  const char* type() const override { return "GlobalAveragePooling2D"; }
+  Shape infer_shape(const std::vector<Shape>& in) override;
+  void forward(const std::vector<const Tensor*>& in, Tensor& out, bool training) override;
+  void backward(const std::vector<const Tensor*>& in, const Tensor& out, const Tensor& dout,
+                const std::vector<Tensor*>& din) override;
+};
+
+}  // namespace parafine

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Sets up a fresh machine (packages, build) and runs the whole test suite with CTest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+launch/install_deps.sh
+launch/build.sh
+cd build
+ctest --output-on-failure --timeout 900 "$@"

@@ -1,0 +1,161 @@
+// BatchNormalization forward/backward (see batch_norm.hpp). Reductions over rows accumulate
+// in double, per thread, then combine.
+#include "parafine/layers/batch_norm.hpp"
+
+#include <cmath>
+
+namespace parafine {
+
+namespace {
+// out[0..C) += sum_r a[r,c]; out[C..2C) += sum_r a[r,c]*b[r,c] (b may be null: then a^2 with
+// a centred on `centre` when given).
+void row_sums(const float* a, const float* b, const float* centre, long rows, int c,
+              double* out) {
+#pragma omp parallel
+  {
+    std::vector<double> s1(static_cast<size_t>(c), 0.0), s2(static_cast<size_t>(c), 0.0);
+#pragma omp for nowait
+    for (long r = 0; r < rows; ++r) {
+      const float* ar = a + r * c;
+      if (b) {
+        const float* br = b + r * c;
+        for (int k = 0; k < c; ++k) {
+          s1[k] += ar[k];
+          s2[k] += static_cast<double>(ar[k]) * (br[k] - centre[k]);
+        }
+      } else {
+        for (int k = 0; k < c; ++k) {
+          const double d = static_cast<double>(ar[k]) - (centre ? centre[k] : 0.0f);
+          s1[k] += d;
+          s2[k] += d * d;
+        }
+      }
+    }
+#pragma omp critical
+    for (int k = 0; k < c; ++k) {
+      out[k] += s1[k];
+      out[c + k] += s2[k];
+    }
+  }
+}
+}  // namespace
+
+BatchNormalization::BatchNormalization(std::string name, float epsilon, float momentum)
+    : Layer(std::move(name)), eps_(epsilon), momentum_(momentum) {}
+
+Shape BatchNormalization::infer_shape(const std::vector<Shape>& in) {
+  if (in.size() != 1) fail("expects 1 input");
+  if (in[0].rank() < 2) fail("expects an input with a channel axis, got " + in[0].str());
+  if (channels_ != 0 && in[0].channels() != channels_)
+    fail("expects " + std::to_string(channels_) + " channels, got input " + in[0].str());
+  channels_ = in[0].channels();
+  return in[0];
+}
+
+std::vector<ParamSpec> BatchNormalization::param_specs() const {
+  const Shape c{channels_};
+  return {{"gamma", c, true}, {"beta", c, true}, {"moving_mean", c, false},
+          {"moving_variance", c, false}};
+}
+
+void BatchNormalization::forward(const std::vector<const Tensor*>& in, Tensor& out,
+                                 bool training) {
+  const Tensor& xt = *in[0];
+  infer_shape({xt.shape()});
+  out.resize(xt.shape());
+  const int c = channels_;
+  const long rows = static_cast<long>(xt.shape().rows());
+  const float* x = xt.data();
+  const float* gamma = param(0);
+  const float* beta = param(1);
+  float* moving_mean = param(2);
+  float* moving_var = param(3);
+  mean_.resize(c);
+  inv_std_.resize(c);
+
+  last_used_batch_stats_ = calibrating_ || uses_batch_statistics(training);
+  if (last_used_batch_stats_) {
+    // Pass 1: mean. Pass 2: variance about the mean (two passes avoid cancellation).
+    sums_.assign(2 * static_cast<size_t>(c) + 1, 0.0);
+    row_sums(x, nullptr, nullptr, rows, c, sums_.data());
+    sums_[2 * c] = static_cast<double>(rows);
+    if (reduce_) reduce_(sums_);
+    const double n = sums_[2 * c];
+    for (int k = 0; k < c; ++k) mean_[k] = static_cast<float>(sums_[k] / n);
+    sums_.assign(2 * static_cast<size_t>(c) + 1, 0.0);
+    row_sums(x, nullptr, mean_.data(), rows, c, sums_.data());
+    sums_[2 * c] = static_cast<double>(rows);
+    if (reduce_) reduce_(sums_);
+    for (int k = 0; k < c; ++k) {
+      const double var = sums_[c + k] / n;  // biased: what normalises the batch
+      inv_std_[k] = static_cast<float>(1.0 / std::sqrt(var + eps_));
+      if (calibrating_) {
+        moving_mean[k] = mean_[k];
+        moving_var[k] = static_cast<float>(var);
+      } else {
+        const double unbiased = n > 1 ? var * n / (n - 1) : var;
+        moving_mean[k] = moving_mean[k] * momentum_ + mean_[k] * (1.0f - momentum_);
+        moving_var[k] = moving_var[k] * momentum_ + static_cast<float>(unbiased) * (1.0f - momentum_);
+      }
+    }
+  } else {
+    for (int k = 0; k < c; ++k) {
+      mean_[k] = moving_mean[k];
+      inv_std_[k] = 1.0f / std::sqrt(moving_var[k] + eps_);
+    }
+  }
+
+  float* y = out.data();
+#pragma omp parallel for
+  for (long r = 0; r < rows; ++r)
+    for (int k = 0; k < c; ++k)
+      y[r * c + k] = (x[r * c + k] - mean_[k]) * (inv_std_[k] * gamma[k]) + beta[k];
+}
+
+void BatchNormalization::backward(const std::vector<const Tensor*>& in, const Tensor&,
+                                  const Tensor& dout, const std::vector<Tensor*>& din) {
+  const Tensor& xt = *in[0];
+  const int c = channels_;
+  const long rows = static_cast<long>(xt.shape().rows());
+  const float* x = xt.data();
+  const float* dy = dout.data();
+  const float* gamma = param(0);
+
+  // sum(dy) and sum(dy * (x - mean)); dbeta = sum(dy), dgamma = inv_std * sum(dy*(x-mean)).
+  sums_.assign(2 * static_cast<size_t>(c) + 1, 0.0);
+  row_sums(dy, x, mean_.data(), rows, c, sums_.data());
+  sums_[2 * c] = static_cast<double>(rows);
+  if (last_used_batch_stats_ && reduce_) reduce_(sums_);
+  const double n = sums_[2 * c];
+
+  if (trainable && grad(0)) {
+    float* dgamma = grad(0);
+    float* dbeta = grad(1);
+    for (int k = 0; k < c; ++k) {
+      dgamma[k] = static_cast<float>(sums_[c + k] * inv_std_[k]);
+      dbeta[k] = static_cast<float>(sums_[k]);
+    }
+  }
+  if (!din[0]) return;
+  din[0]->resize(xt.shape());
+  float* dx = din[0]->data();
+  if (!last_used_batch_stats_) {
+#pragma omp parallel for
+    for (long r = 0; r < rows; ++r)
+      for (int k = 0; k < c; ++k) dx[r * c + k] = dy[r * c + k] * gamma[k] * inv_std_[k];
+    return;
+  }
+  // dx = gamma*inv_std * (dy - mean(dy) - xhat * mean(dy*xhat)), xhat = (x-mean)*inv_std
+  std::vector<float> a(c), b(c), scale(c);
+  for (int k = 0; k < c; ++k) {
+    a[k] = static_cast<float>(sums_[k] / n);
+    b[k] = static_cast<float>(sums_[c + k] / n * inv_std_[k] * inv_std_[k]);
+    scale[k] = gamma[k] * inv_std_[k];
+  }
+#pragma omp parallel for
+  for (long r = 0; r < rows; ++r)
+    for (int k = 0; k < c; ++k)
+      dx[r * c + k] = scale[k] * (dy[r * c + k] - a[k] - (x[r * c + k] - mean_[k]) * b[k]);
+}
+
+}  // namespace parafine

@@ -1,0 +1,219 @@
+// Conv2D forward/backward through im2col + OpenBLAS sgemm (see conv2d.hpp).
+#include "parafine/layers/conv2d.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "parafine/compute.hpp"
+
+namespace parafine {
+
+namespace {
+// im2col buffers are bounded to this many floats (64 MiB) by splitting the batch.
+constexpr std::size_t kMaxColumnFloats = std::size_t(16) << 20;
+}  // namespace
+
+Conv2D::Conv2D(std::string name, int filters, int kernel, int stride, Padding padding,
+               bool use_bias)
+    : Layer(std::move(name)),
+      filters_(filters),
+      k_(kernel),
+      stride_(stride),
+      padding_(padding),
+      use_bias_(use_bias) {
+  if (filters < 1 || kernel < 1 || stride < 1)
+    fail("filters, kernel size and stride must be positive");
+}
+
+Shape Conv2D::infer_shape(const std::vector<Shape>& in) {
+  expect_inputs(in, 1, 4);
+  if (cin_ != 0 && in[0][3] != cin_)
+    fail("expects " + std::to_string(cin_) + " input channels, got input " + in[0].str());
+  cin_ = in[0][3];
+  const Geometry g = geometry(in[0]);
+  if (g.ho < 1 || g.wo < 1)
+    fail("input " + in[0].str() + " is smaller than the " + std::to_string(k_) + "x" +
+         std::to_string(k_) + " kernel");
+  return Shape{g.n, g.ho, g.wo, filters_};
+}
+
+std::vector<ParamSpec> Conv2D::param_specs() const {
+  std::vector<ParamSpec> p{{"kernel", Shape{k_, k_, cin_, filters_}, true}};
+  if (use_bias_) p.push_back({"bias", Shape{filters_}, true});
+  return p;
+}
+
+Conv2D::Geometry Conv2D::geometry(const Shape& s) const {
+  Geometry g{s[0], s[1], s[2], 0, 0, 0, 0};
+  if (padding_ == Padding::kValid) {
+    g.ho = (g.h - k_) / stride_ + 1;
+    g.wo = (g.w - k_) / stride_ + 1;
+    if (g.h < k_) g.ho = 0;
+    if (g.w < k_) g.wo = 0;
+  } else {
+    g.ho = (g.h + stride_ - 1) / stride_;
+    g.wo = (g.w + stride_ - 1) / stride_;
+    g.pad_top = std::max((g.ho - 1) * stride_ + k_ - g.h, 0) / 2;
+    g.pad_left = std::max((g.wo - 1) * stride_ + k_ - g.w, 0) / 2;
+  }
+  return g;
+}
+
+double Conv2D::forward_flops(const Shape& in) const {
+  const Geometry g = geometry(in);
+  return 2.0 * g.n * g.ho * g.wo * static_cast<double>(k_) * k_ * in[3] * filters_;
+}
+
+bool Conv2D::is_pointwise() const { return k_ == 1 && stride_ == 1; }
+
+int Conv2D::images_per_chunk(const Geometry& g) const {
+  const std::size_t per_image = static_cast<std::size_t>(g.ho) * g.wo * k_ * k_ * cin_;
+  return static_cast<int>(std::max<std::size_t>(1, std::min<std::size_t>(g.n, kMaxColumnFloats / per_image)));
+}
+
+// col [(n1-n0)*Ho*Wo, KH*KW*Cin] for images n0..n1-1; out-of-image taps are zero.
+void Conv2D::im2col(const float* x, const Geometry& g, int n0, int n1, float* col) const {
+  const int kcols = k_ * k_ * cin_;
+#pragma omp parallel for collapse(2)
+  for (int i = n0; i < n1; ++i)
+    for (int r = 0; r < g.ho; ++r)
+      for (int q = 0; q < g.wo; ++q) {
+        float* dst = col + ((static_cast<size_t>(i - n0) * g.ho + r) * g.wo + q) * kcols;
+        for (int a = 0; a < k_; ++a) {
+          const int y = r * stride_ - g.pad_top + a;
+          for (int b = 0; b < k_; ++b) {
+            const int xx = q * stride_ - g.pad_left + b;
+            float* d = dst + (a * k_ + b) * cin_;
+            if (y < 0 || y >= g.h || xx < 0 || xx >= g.w)
+              std::memset(d, 0, sizeof(float) * cin_);
+            else
+              std::memcpy(d, x + ((static_cast<size_t>(i) * g.h + y) * g.w + xx) * cin_,
+                          sizeof(float) * cin_);
+          }
+        }
+      }
+}
+
+// dx[i,y,x,:] += sum of the column entries that read it. Gathered per input pixel, so the
+// parallel loop never writes one location from two threads.
+void Conv2D::col2im_add(const float* col, const Geometry& g, int n0, int n1, float* dx) const {
+  const int kcols = k_ * k_ * cin_;
+#pragma omp parallel for collapse(2)
+  for (int i = n0; i < n1; ++i)
+    for (int y = 0; y < g.h; ++y)
+      for (int xx = 0; xx < g.w; ++xx) {
+        float* d = dx + ((static_cast<size_t>(i) * g.h + y) * g.w + xx) * cin_;
+        for (int a = 0; a < k_; ++a) {
+          const int ry = y + g.pad_top - a;
+          if (ry < 0 || ry % stride_ != 0 || ry / stride_ >= g.ho) continue;
+          const int r = ry / stride_;
+          for (int b = 0; b < k_; ++b) {
+            const int qx = xx + g.pad_left - b;
+            if (qx < 0 || qx % stride_ != 0 || qx / stride_ >= g.wo) continue;
+            const int q = qx / stride_;
+            const float* s =
+                col + ((static_cast<size_t>(i - n0) * g.ho + r) * g.wo + q) * kcols + (a * k_ + b) * cin_;
+            for (int c = 0; c < cin_; ++c) d[c] += s[c];
+          }
+        }
+      }
+}
+
+void Conv2D::forward(const std::vector<const Tensor*>& in, Tensor& out, bool) {
+  const Shape os = infer_shape({in[0]->shape()});
+  out.resize(os);
+  const Geometry g = geometry(in[0]->shape());
+  const float* x = in[0]->data();
+  const float* kernel = param(0);
+  float* y = out.data();
+  const int kcols = k_ * k_ * cin_;
+  const size_t out_rows_per_image = static_cast<size_t>(g.ho) * g.wo;
+
+  if (is_pointwise()) {
+    sgemm(false, false, static_cast<int>(os.rows()), filters_, cin_, 1.0f, x, cin_, kernel,
+          filters_, 0.0f, y, filters_);
+  } else {
+    const int chunk = images_per_chunk(g);
+    float* col = ws_->get_a(static_cast<size_t>(chunk) * out_rows_per_image * kcols);
+    for (int n0 = 0; n0 < g.n; n0 += chunk) {
+      const int n1 = std::min(g.n, n0 + chunk);
+      im2col(x, g, n0, n1, col);
+      sgemm(false, false, static_cast<int>((n1 - n0) * out_rows_per_image), filters_, kcols, 1.0f,
+            col, kcols, kernel, filters_, 0.0f, y + n0 * out_rows_per_image * filters_, filters_);
+    }
+  }
+  if (use_bias_) {
+    const float* bias = param(1);
+    const long rows = static_cast<long>(os.rows());
+#pragma omp parallel for
+    for (long r = 0; r < rows; ++r)
+      for (int c = 0; c < filters_; ++c) y[r * filters_ + c] += bias[c];
+  }
+}
+
+void Conv2D::backward(const std::vector<const Tensor*>& in, const Tensor& out, const Tensor& dout,
+                      const std::vector<Tensor*>& din) {
+  const Geometry g = geometry(in[0]->shape());
+  const float* x = in[0]->data();
+  const float* kernel = param(0);
+  const float* dy = dout.data();
+  const int kcols = k_ * k_ * cin_;
+  const size_t out_rows_per_image = static_cast<size_t>(g.ho) * g.wo;
+  const bool weight_grads = trainable && grad(0) != nullptr;
+  Tensor* dx = din[0];
+  if (dx) dx->resize(in[0]->shape());
+
+  if (weight_grads && use_bias_) {
+    float* db = grad(1);
+    std::fill(db, db + filters_, 0.0f);
+    if (!bias_grad_zero_) {
+      // Column sums of dy [rows, Cout], accumulated in double per thread.
+      const long rows = static_cast<long>(out.shape().rows());
+      std::vector<double> total(static_cast<size_t>(filters_), 0.0);
+#pragma omp parallel
+      {
+        std::vector<double> part(static_cast<size_t>(filters_), 0.0);
+#pragma omp for nowait
+        for (long r = 0; r < rows; ++r)
+          for (int c = 0; c < filters_; ++c) part[c] += dy[r * filters_ + c];
+#pragma omp critical
+        for (int c = 0; c < filters_; ++c) total[c] += part[c];
+      }
+      for (int c = 0; c < filters_; ++c) db[c] = static_cast<float>(total[c]);
+    }
+  }
+
+  if (is_pointwise()) {
+    const int rows = static_cast<int>(out.shape().rows());
+    // dW[Cin,Cout] = x^T dy ; dx[rows,Cin] = dy W^T
+    if (weight_grads)
+      sgemm(true, false, cin_, filters_, rows, 1.0f, x, cin_, dy, filters_, 0.0f, grad(0), filters_);
+    if (dx)
+      sgemm(false, true, rows, cin_, filters_, 1.0f, dy, filters_, kernel, filters_, 0.0f,
+            dx->data(), cin_);
+    return;
+  }
+
+  const int chunk = images_per_chunk(g);
+  float* col = ws_->get_a(static_cast<size_t>(chunk) * out_rows_per_image * kcols);
+  if (dx) dx->zero();
+  for (int n0 = 0; n0 < g.n; n0 += chunk) {
+    const int n1 = std::min(g.n, n0 + chunk);
+    const int rows = static_cast<int>((n1 - n0) * out_rows_per_image);
+    const float* dy_chunk = dy + n0 * out_rows_per_image * filters_;
+    if (weight_grads) {
+      // dW[KH*KW*Cin, Cout] += col^T dy
+      im2col(x, g, n0, n1, col);
+      sgemm(true, false, kcols, filters_, rows, 1.0f, col, kcols, dy_chunk, filters_,
+            n0 == 0 ? 0.0f : 1.0f, grad(0), filters_);
+    }
+    if (dx) {
+      // dcol[rows, KH*KW*Cin] = dy W^T, then scattered back onto the input pixels.
+      sgemm(false, true, rows, kcols, filters_, 1.0f, dy_chunk, filters_, kernel, filters_, 0.0f,
+            col, kcols);
+      col2im_add(col, g, n0, n1, dx->data());
+    }
+  }
+}
+
+}  // namespace parafine

@@ -1,0 +1,82 @@
+// Dense forward/backward via sgemm (see dense.hpp).
+#include "parafine/layers/dense.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "parafine/compute.hpp"
+
+namespace parafine {
+
+Dense::Dense(std::string name, int units, Activation activation)
+    : Layer(std::move(name)), units_(units), activation_(activation) {
+  if (units < 1) fail("units must be positive, got " + std::to_string(units));
+}
+
+Shape Dense::infer_shape(const std::vector<Shape>& in) {
+  expect_inputs(in, 1, 2);
+  if (in_ != 0 && in[0][1] != in_)
+    fail("expects " + std::to_string(in_) + " input features, got input " + in[0].str());
+  in_ = in[0][1];
+  return Shape{in[0][0], units_};
+}
+
+std::vector<ParamSpec> Dense::param_specs() const {
+  return {{"kernel", Shape{in_, units_}, true}, {"bias", Shape{units_}, true}};
+}
+
+void softmax_rows(const float* logits, int n, int c, float* probs) {
+  for (int i = 0; i < n; ++i) {
+    const float* z = logits + static_cast<size_t>(i) * c;
+    float* p = probs + static_cast<size_t>(i) * c;
+    const float m = *std::max_element(z, z + c);
+    double s = 0.0;
+    for (int k = 0; k < c; ++k) s += std::exp(static_cast<double>(z[k]) - m);
+    for (int k = 0; k < c; ++k) p[k] = static_cast<float>(std::exp(static_cast<double>(z[k]) - m) / s);
+  }
+}
+
+void Dense::forward(const std::vector<const Tensor*>& in, Tensor& out, bool) {
+  const Shape os = infer_shape({in[0]->shape()});
+  const int n = os[0];
+  Tensor& z = activation_ == Activation::kSoftmax ? logits_ : out;
+  z.resize(os);
+  out.resize(os);
+  const float* bias = param(1);
+  for (int i = 0; i < n; ++i) std::memcpy(z.data() + static_cast<size_t>(i) * units_, bias, sizeof(float) * units_);
+  sgemm(false, false, n, units_, in_, 1.0f, in[0]->data(), in_, param(0), units_, 1.0f, z.data(), units_);
+  if (activation_ == Activation::kRelu) {
+    float* y = out.data();
+    for (size_t i = 0; i < out.numel(); ++i) y[i] = std::max(y[i], 0.0f);
+  } else if (activation_ == Activation::kSoftmax) {
+    softmax_rows(logits_.data(), n, units_, out.data());
+  }
+}
+
+void Dense::backward(const std::vector<const Tensor*>& in, const Tensor& out, const Tensor& dout,
+                     const std::vector<Tensor*>& din) {
+  const int n = out.shape()[0];
+  const float* dz = dout.data();
+  if (activation_ == Activation::kRelu) {
+    dz_.resize(out.shape());
+    for (size_t i = 0; i < out.numel(); ++i) dz_[i] = out[i] > 0.0f ? dout[i] : 0.0f;
+    dz = dz_.data();
+  }
+  if (trainable && grad(0)) {
+    // dW[in,units] = x^T dz ; db = column sums of dz
+    sgemm(true, false, in_, units_, n, 1.0f, in[0]->data(), in_, dz, units_, 0.0f, grad(0), units_);
+    float* db = grad(1);
+    for (int k = 0; k < units_; ++k) {
+      double s = 0.0;
+      for (int i = 0; i < n; ++i) s += dz[static_cast<size_t>(i) * units_ + k];
+      db[k] = static_cast<float>(s);
+    }
+  }
+  if (din[0]) {
+    din[0]->resize(in[0]->shape());
+    sgemm(false, true, n, in_, units_, 1.0f, dz, units_, param(0), units_, 0.0f, din[0]->data(), in_);
+  }
+}
+
+}  // namespace parafine

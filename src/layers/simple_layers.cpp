@@ -1,0 +1,212 @@
+// Forward and backward of the weightless layers (see simple_layers.hpp).
+#include "parafine/layers/simple_layers.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace parafine {
+
+// ---- InputLayer ----
+InputLayer::InputLayer(std::string name, Shape sample_shape)
+    : Layer(std::move(name)), sample_(std::move(sample_shape)) {}
+
+Shape InputLayer::infer_shape(const std::vector<Shape>& in) {
+  expect_inputs(in, 1, 4);
+  const Shape& s = in[0];
+  if (s[1] != sample_[0] || s[2] != sample_[1] || s[3] != sample_[2])
+    fail("expects images of shape [N," + std::to_string(sample_[0]) + "," +
+         std::to_string(sample_[1]) + "," + std::to_string(sample_[2]) + "], got " + s.str());
+  return s;
+}
+
+void InputLayer::forward(const std::vector<const Tensor*>& in, Tensor& out, bool) {
+  out.resize(in[0]->shape());
+  std::memcpy(out.data(), in[0]->data(), in[0]->numel() * sizeof(float));
+}
+
+// ---- ZeroPadding2D ----
+Shape ZeroPadding2D::infer_shape(const std::vector<Shape>& in) {
+  expect_inputs(in, 1, 4);
+  return Shape{in[0][0], in[0][1] + 2 * pad_, in[0][2] + 2 * pad_, in[0][3]};
+}
+
+void ZeroPadding2D::forward(const std::vector<const Tensor*>& in, Tensor& out, bool) {
+  const Shape& s = in[0]->shape();
+  const int n = s[0], h = s[1], w = s[2], c = s[3], ho = h + 2 * pad_, wo = w + 2 * pad_;
+  out.resize(infer_shape({s}));
+  out.zero();
+  const float* x = in[0]->data();
+  float* y = out.data();
+#pragma omp parallel for collapse(2)
+  for (int i = 0; i < n; ++i)
+    for (int r = 0; r < h; ++r)
+      std::memcpy(y + ((static_cast<size_t>(i) * ho + r + pad_) * wo + pad_) * c,
+                  x + (static_cast<size_t>(i) * h + r) * w * c, sizeof(float) * w * c);
+}
+
+void ZeroPadding2D::backward(const std::vector<const Tensor*>& in, const Tensor&,
+                             const Tensor& dout, const std::vector<Tensor*>& din) {
+  if (!din[0]) return;
+  const Shape& s = in[0]->shape();
+  const int n = s[0], h = s[1], w = s[2], c = s[3], ho = h + 2 * pad_, wo = w + 2 * pad_;
+  din[0]->resize(s);
+  const float* dy = dout.data();
+  float* dx = din[0]->data();
+#pragma omp parallel for collapse(2)
+  for (int i = 0; i < n; ++i)
+    for (int r = 0; r < h; ++r)
+      std::memcpy(dx + (static_cast<size_t>(i) * h + r) * w * c,
+                  dy + ((static_cast<size_t>(i) * ho + r + pad_) * wo + pad_) * c,
+                  sizeof(float) * w * c);
+}
+
+// ---- ReLU ----
+Shape ReLU::infer_shape(const std::vector<Shape>& in) {
+  if (in.size() != 1) fail("expects 1 input");
+  return in[0];
+}
+
+void ReLU::forward(const std::vector<const Tensor*>& in, Tensor& out, bool) {
+  out.resize(in[0]->shape());
+  const float* x = in[0]->data();
+  float* y = out.data();
+  const long n = static_cast<long>(out.numel());
+#pragma omp parallel for
+  for (long i = 0; i < n; ++i) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+void ReLU::backward(const std::vector<const Tensor*>&, const Tensor& out, const Tensor& dout,
+                    const std::vector<Tensor*>& din) {
+  if (!din[0]) return;
+  din[0]->resize(out.shape());
+  const float* y = out.data();
+  const float* dy = dout.data();
+  float* dx = din[0]->data();
+  const long n = static_cast<long>(out.numel());
+#pragma omp parallel for
+  for (long i = 0; i < n; ++i) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+// ---- Add ----
+Shape Add::infer_shape(const std::vector<Shape>& in) {
+  if (in.size() != 2) fail("expects 2 inputs, got " + std::to_string(in.size()));
+  if (in[0] != in[1]) fail("input shapes differ: " + in[0].str() + " vs " + in[1].str());
+  return in[0];
+}
+
+void Add::forward(const std::vector<const Tensor*>& in, Tensor& out, bool) {
+  out.resize(in[0]->shape());
+  const float* a = in[0]->data();
+  const float* b = in[1]->data();
+  float* y = out.data();
+  const long n = static_cast<long>(out.numel());
+#pragma omp parallel for
+  for (long i = 0; i < n; ++i) y[i] = a[i] + b[i];
+}
+
+void Add::backward(const std::vector<const Tensor*>&, const Tensor& out, const Tensor& dout,
+                   const std::vector<Tensor*>& din) {
+  for (Tensor* d : din) {
+    if (!d) continue;
+    d->resize(out.shape());
+    std::memcpy(d->data(), dout.data(), sizeof(float) * out.numel());
+  }
+}
+
+// ---- MaxPooling2D ----
+Shape MaxPooling2D::infer_shape(const std::vector<Shape>& in) {
+  expect_inputs(in, 1, 4);
+  const Shape& s = in[0];
+  if (s[1] < pool_ || s[2] < pool_)
+    fail("input " + s.str() + " is smaller than the " + std::to_string(pool_) + "x" +
+         std::to_string(pool_) + " window");
+  return Shape{s[0], (s[1] - pool_) / stride_ + 1, (s[2] - pool_) / stride_ + 1, s[3]};
+}
+
+void MaxPooling2D::forward(const std::vector<const Tensor*>& in, Tensor& out, bool) {
+  const Shape& s = in[0]->shape();
+  const Shape os = infer_shape({s});
+  out.resize(os);
+  argmax_.resize(out.numel());
+  const int n = s[0], h = s[1], w = s[2], c = s[3], ho = os[1], wo = os[2];
+  const float* x = in[0]->data();
+  float* y = out.data();
+#pragma omp parallel for collapse(2)
+  for (int i = 0; i < n; ++i)
+    for (int r = 0; r < ho; ++r)
+      for (int q = 0; q < wo; ++q) {
+        const size_t o = ((static_cast<size_t>(i) * ho + r) * wo + q) * c;
+        for (int ch = 0; ch < c; ++ch) {
+          float best = 0.0f;
+          std::int32_t arg = -1;
+          for (int a = 0; a < pool_; ++a)
+            for (int b = 0; b < pool_; ++b) {
+              const size_t idx =
+                  ((static_cast<size_t>(i) * h + r * stride_ + a) * w + q * stride_ + b) * c + ch;
+              if (arg < 0 || x[idx] > best) {
+                best = x[idx];
+                arg = static_cast<std::int32_t>(idx);
+              }
+            }
+          y[o + ch] = best;
+          argmax_[o + ch] = arg;
+        }
+      }
+}
+
+void MaxPooling2D::backward(const std::vector<const Tensor*>& in, const Tensor& out,
+                            const Tensor& dout, const std::vector<Tensor*>& din) {
+  if (!din[0]) return;
+  din[0]->resize(in[0]->shape());
+  din[0]->zero();
+  float* dx = din[0]->data();
+  const float* dy = dout.data();
+  const int n = out.shape()[0];
+  const size_t per_image = out.numel() / static_cast<size_t>(n);
+  // Windows overlap, so two outputs may route to one input: parallel over images only.
+#pragma omp parallel for
+  for (int i = 0; i < n; ++i)
+    for (size_t o = i * per_image; o < (i + 1) * per_image; ++o) dx[argmax_[o]] += dy[o];
+}
+
+// ---- GlobalAveragePooling2D ----
+Shape GlobalAveragePooling2D::infer_shape(const std::vector<Shape>& in) {
+  expect_inputs(in, 1, 4);
+  return Shape{in[0][0], in[0][3]};
+}
+
+void GlobalAveragePooling2D::forward(const std::vector<const Tensor*>& in, Tensor& out, bool) {
+  const Shape& s = in[0]->shape();
+  const int n = s[0], hw = s[1] * s[2], c = s[3];
+  out.resize(Shape{n, c});
+  const float* x = in[0]->data();
+  float* y = out.data();
+  const double inv = 1.0 / hw;
+#pragma omp parallel for
+  for (int i = 0; i < n; ++i) {
+    std::vector<double> acc(static_cast<size_t>(c), 0.0);
+    for (int p = 0; p < hw; ++p) {
+      const float* row = x + (static_cast<size_t>(i) * hw + p) * c;
+      for (int ch = 0; ch < c; ++ch) acc[ch] += row[ch];
+    }
+    for (int ch = 0; ch < c; ++ch) y[static_cast<size_t>(i) * c + ch] = static_cast<float>(acc[ch] * inv);
+  }
+}
+
+void GlobalAveragePooling2D::backward(const std::vector<const Tensor*>& in, const Tensor&,
+                                      const Tensor& dout, const std::vector<Tensor*>& din) {
+  if (!din[0]) return;
+  const Shape& s = in[0]->shape();
+  const int n = s[0], hw = s[1] * s[2], c = s[3];
+  din[0]->resize(s);
+  const float* dy = dout.data();
+  float* dx = din[0]->data();
+  const float inv = 1.0f / static_cast<float>(hw);
+#pragma omp parallel for collapse(2)
+  for (int i = 0; i < n; ++i)
+    for (int p = 0; p < hw; ++p)
+      for (int ch = 0; ch < c; ++ch)
+        dx[(static_cast<size_t>(i) * hw + p) * c + ch] = dy[static_cast<size_t>(i) * c + ch] * inv;
+}
+
+}  // namespace parafine
