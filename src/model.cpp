@@ -154,21 +154,47 @@ void Model::plan(bool training) {
   }
 }
 
-const Tensor& Model::forward(const Tensor& x, bool training) {
+const Tensor& Model::forward(const Tensor& x, bool training) { return run(0, x, training); }
+
+const Tensor& Model::forward_from(int node, const Tensor& activation, bool training) {
+  if (node < 0 || node >= size()) throw std::out_of_range("forward_from: no node " + std::to_string(node));
+  for (int j = node + 1; j < size(); ++j)
+    for (int k : inputs_of(j))
+      if (k < node)
+        throw std::invalid_argument("forward_from: '" + layer(node).name() + "' is not a block boundary: '" +
+                                    layer(j).name() + "' reads '" + layer(k).name() + "'");
+  if (training && first_trainable_node() <= node)
+    throw std::invalid_argument("forward_from: trainable layer '" + layer(first_trainable_node()).name() +
+                                "' lies at or before '" + layer(node).name() + "'");
+  Shape expected = output_shape(node, activation.shape().rank() > 0 ? activation.shape()[0] : 0);
+  if (activation.shape() != expected)
+    throw std::invalid_argument("forward_from: '" + layer(node).name() + "' outputs " + expected.str() +
+                                ", given " + activation.shape().str());
+  return run(node, activation, training);
+}
+
+// Runs nodes first..end; node `first` outputs a copy of `given` (for first = 0 the InputLayer
+// does exactly that).
+const Tensor& Model::run(int first, const Tensor& given, bool training) {
   if (!built_) throw std::logic_error("Model::forward before build()");
   plan(training);
   for (Tensor& t : outputs_) release(t);
   for (Tensor& t : node_grads_) release(t);
   std::vector<int> pending(nodes_.size());
   for (size_t i = 0; i < nodes_.size(); ++i) pending[i] = static_cast<int>(nodes_[i].consumers.size());
+  if (first > 0) {
+    Tensor& out = outputs_[static_cast<size_t>(first)];
+    out.give_storage(pool_.acquire(given.numel()), given.shape());
+    std::memcpy(out.data(), given.data(), sizeof(float) * given.numel());
+  }
 
   std::vector<const Tensor*> ins;
   std::vector<Shape> in_shapes;
-  for (int i = 0; i < size(); ++i) {
+  for (int i = first > 0 ? first + 1 : 0; i < size(); ++i) {
     Node& node = nodes_[static_cast<size_t>(i)];
     ins.clear();
     in_shapes.clear();
-    if (node.inputs.empty()) ins.push_back(&x);
+    if (node.inputs.empty()) ins.push_back(&given);
     for (int k : node.inputs) ins.push_back(&outputs_[static_cast<size_t>(k)]);
     for (const Tensor* t : ins) in_shapes.push_back(t->shape());
     const Shape os = node.layer->infer_shape(in_shapes);

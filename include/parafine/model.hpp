@@ -74,6 +74,10 @@ class Model {
   // x [N,H,W,C] -> output of the last layer. training: trainable BN layers use batch
   // statistics and activations needed by backward are kept.
   const Tensor& forward(const Tensor& x, bool training);
+  // Runs only the layers after `node`, with `activation` as node's output: a block boundary
+  // (e.g. conv5_block2_out) where no later layer reads anything earlier. Throws when a later
+  // layer does, or when a trainable layer lies at or before `node` (training).
+  const Tensor& forward_from(int node, const Tensor& activation, bool training);
   // dlogits: dLoss/d(last layer's pre-softmax output) [N,C]. Must follow forward(x, true).
   void backward(const Tensor& dlogits);
   // The output of node i from the last forward; throws if it was released (frozen prefix).
@@ -96,6 +100,7 @@ class Model {
     Shape sample_shape;  // output shape with N=1
   };
   void plan(bool training);
+  const Tensor& run(int first, const Tensor& given, bool training);
   void bind_gradients();
   void release(Tensor& t) { pool_.release(t.take_storage()); }
 

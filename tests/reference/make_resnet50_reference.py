@@ -372,6 +372,10 @@ def save_reference(path, args, x_nhwc, labels, result, trainable_order):
         for key in ("logits", "probs", "pooled", "base_output"):
             f.create_dataset(key, data=result[key].astype(np.float64))
         f.create_dataset("loss", data=np.float64(result["loss"]))
+        # The activation entering the trainable suffix's first block, so a test can run the
+        # suffix alone from it (NHWC float64); its layer name is the attribute boundary_layer.
+        f.create_dataset("boundary", data=result["boundary"].astype(np.float64))
+        f.attrs["boundary_layer"] = np.array([result["boundary_name"].encode()], dtype="S")
         for lname, vars_ in result["grads"].items():
             for vname, g in vars_.items():
                 f.create_dataset(f"grads/{lname}/{vname}", data=g.astype(np.float64))
@@ -399,10 +403,24 @@ def nhwc_to_nchw(x):
     return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)).astype(np.float64))
 
 
-def train_step_reference(layers, params, x_nchw, labels, trainable, base_out_name):
+def boundary_layer(base_names, first_trainable):
+    """The input of the earliest residual block that holds a trainable layer: the previous
+    block's `_out` (pool1_pool before conv2_block1, input_1 for the stem)."""
+    if first_trainable is None:
+        return base_names[-1]
+    i = base_names.index(first_trainable)
+    if not first_trainable.startswith("conv") or "_block" not in first_trainable:
+        return base_names[0]
+    block = first_trainable.rsplit("_", 2)[0]  # e.g. conv4_block6
+    while i > 0 and base_names[i - 1].startswith(block + "_"):
+        i -= 1
+    return base_names[i - 1]
+
+
+def train_step_reference(layers, params, x_nchw, labels, trainable, base_out_name, boundary):
     """One training-mode forward + backward; returns numpy results."""
     outs, bn_stats = forward(layers, params, x_nchw, trainable,
-                             keep=(base_out_name, "global_average_pooling2d"))
+                             keep=(base_out_name, "global_average_pooling2d", boundary))
     logits = outs["dense_1"]
     loss = cross_entropy(logits, torch.from_numpy(labels.astype(np.int64)))
     loss.backward()
@@ -424,6 +442,8 @@ def train_step_reference(layers, params, x_nchw, labels, trainable, base_out_nam
         "loss": loss.item(),
         "pooled": outs["global_average_pooling2d"].detach().numpy(),
         "base_output": base.permute(0, 2, 3, 1).contiguous().numpy(),  # NCHW -> NHWC
+        "boundary_name": boundary,
+        "boundary": outs[boundary].detach().permute(0, 2, 3, 1).contiguous().numpy(),
         "grads": grads,
         "moving": moving,
     }
@@ -546,7 +566,9 @@ def main():
     calibrate_bn(layers, weights, params, x_nchw, rng)
     t_cal = time.time()
 
-    result = train_step_reference(layers, params, x_nchw, labels, trainable, base_out_name)
+    first_trainable = next((n for n in base_names if n in trainable and weights.get(n)), None)
+    boundary = boundary_layer(base_names, first_trainable)
+    result = train_step_reference(layers, params, x_nchw, labels, trainable, base_out_name, boundary)
     t_ref = time.time()
 
     c, h, w = shapes[base_out_name]

@@ -1,0 +1,201 @@
+// The whole ResNet50 topology against an independent implementation: PyTorch in float64
+// (tests/reference/make_resnet50_reference.py, run by CTest as a fixture) computes one
+// training step's forward output, loss, trainable-suffix gradients and BN moving-statistic
+// updates from the same weights; parafine (float32) must agree within stated tolerances.
+//
+// Two views of the same step:
+//  - EndToEnd: from the images through all 175+3 layers. Forward and loss are tight. The
+//    gradients are ill-conditioned here: float32 and float64 activations differ by ~1e-4
+//    after ~45 frozen layers, a few ReLU inputs land on the other side of 0 (counted and
+//    printed), and each flip moves a whole gradient element; the tolerance says so.
+//  - Suffix: the reference's activation at the block boundary before the trainable suffix is
+//    fed to Model::forward_from, so only the trainable part runs in float32, and gradients
+//    must agree tightly.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <iostream>
+#include <string>
+
+#include "parafine/h5_tensors.hpp"
+#include "parafine/keras_weights.hpp"
+#include "parafine/layers/dense.hpp"
+#include "parafine/loss.hpp"
+#include "parafine/resnet50.hpp"
+
+namespace parafine {
+namespace {
+
+struct Case {
+  std::string name;  // fixture files ref_<name>_weights.h5 / ref_<name>_ref.h5
+  ResNet50Config net;
+  int unfreeze_last;
+};
+
+std::string fixture(const Case& c, const char* kind) {
+  const char* d = std::getenv("PARAFINE_REFERENCE_DIR");
+  return std::string(d ? d : ".") + "/ref_" + c.name + "_" + kind + ".h5";
+}
+
+// max|a - r| / max(max|r|, floor): the worst element against the tensor's scale.
+double scaled_error(const float* a, const std::vector<double>& r, double floor = 1e-6) {
+  double diff = 0, ref = floor;
+  for (std::size_t i = 0; i < r.size(); ++i) {
+    diff = std::max(diff, std::abs(a[i] - r[i]));
+    ref = std::max(ref, std::abs(r[i]));
+  }
+  return diff / ref;
+}
+
+// ||a - r||_2 / ||r||_2.
+double l2_error(const float* a, const std::vector<double>& r) {
+  double diff = 0, ref = 1e-30;
+  for (std::size_t i = 0; i < r.size(); ++i) {
+    diff += (a[i] - r[i]) * (a[i] - r[i]);
+    ref += r[i] * r[i];
+  }
+  return std::sqrt(diff / ref);
+}
+
+// Elements where exactly one of two ReLU outputs is zero.
+int relu_mask_flips(const float* a, const std::vector<double>& r) {
+  int flips = 0;
+  for (std::size_t i = 0; i < r.size(); ++i) flips += (a[i] == 0.0f) != (r[i] == 0.0);
+  return flips;
+}
+
+// True when conv node i's only consumer is a BatchNormalization.
+bool feeds_only_batch_norm(const Model& m, int i) {
+  int consumers = 0, bn = 0;
+  for (int j = i + 1; j < m.size(); ++j)
+    for (int k : m.inputs_of(j))
+      if (k == i) {
+        ++consumers;
+        bn += m.layer(j).type() == std::string("BatchNormalization");
+      }
+  return consumers == 1 && bn == 1;
+}
+
+class ResNet50Reference : public ::testing::TestWithParam<Case> {
+ protected:
+  void SetUp() override {
+    ref_ = std::make_unique<H5File>(fixture(GetParam(), "ref"), H5File::Mode::kRead);
+    model_ = build_resnet50(GetParam().net);
+    load_keras_weights(model_, fixture(GetParam(), "weights"));
+    freeze_base(model_);
+    unfreeze_last_base_layers(model_, GetParam().unfreeze_last);
+    labels_ = ref_->read_ints("/labels");
+  }
+
+  const Dense& head() const { return static_cast<const Dense&>(model_.layer(model_.size() - 1)); }
+
+  void check_logits_and_loss(const std::string& view, double forward_tol, double loss_tol) {
+    const double logit_err = scaled_error(head().logits().data(), ref_->read_doubles("/logits"));
+    const double prob_err = scaled_error(model_.output(model_.size() - 1).data(), ref_->read_doubles("/probs"));
+    std::cout << view << " logits " << logit_err << ", probs " << prob_err << " (tol " << forward_tol << ")\n";
+    EXPECT_LT(logit_err, forward_tol);
+    EXPECT_LT(prob_err, forward_tol);
+    const int batch = static_cast<int>(labels_.size());
+    const LossResult loss = softmax_cross_entropy(head().logits(), labels_, batch, &dlogits_);
+    const double ref_loss = ref_->read_doubles("/loss")[0];
+    const double err = std::abs(loss.loss_sum / batch - ref_loss) / std::max(1.0, std::abs(ref_loss));
+    std::cout << view << " loss " << loss.loss_sum / batch << " vs reference " << ref_loss << ": error "
+              << err << " (tol " << loss_tol << ")\n";
+    EXPECT_LT(err, loss_tol);
+  }
+
+  // Backward, then every optimised weight of every trainable layer against the reference.
+  void check_gradients(const std::string& view, double tol) {
+    model_.backward(dlogits_);
+    const auto trainable = ref_->read_string_attribute("/", "trainable_layers");
+    ASSERT_EQ(trainable.size(), static_cast<size_t>(GetParam().unfreeze_last + 3));
+    int checked = 0;
+    double worst = 0;
+    for (const ParamRef& r : model_.param_refs()) {
+      if (!r.optimised) continue;
+      const std::string& layer = model_.layer(r.node).name();
+      const bool is_trainable = std::find(trainable.begin(), trainable.end(), layer) != trainable.end();
+      ASSERT_EQ(model_.layer(r.node).trainable, is_trainable) << layer;
+      if (!is_trainable) {
+        EXPECT_GE(r.offset, model_.grads().size()) << layer << " is frozen but inside the gradient range";
+        continue;
+      }
+      const std::vector<double> g = ref_->read_doubles("/grads/" + layer + "/" + r.name);
+      ASSERT_EQ(g.size(), r.shape.numel()) << layer << "/" << r.name;
+      const float* mine = model_.grads().data() + r.offset;
+      ++checked;
+      if (r.name == "bias" && feeds_only_batch_norm(model_, r.node)) {
+        // Mathematically zero (the batch mean removes it); kept exactly zero.
+        double ref_max = 0;
+        for (double v : g) ref_max = std::max(ref_max, std::abs(v));
+        for (std::size_t i = 0; i < g.size(); ++i) ASSERT_EQ(mine[i], 0.0f) << layer << "/bias[" << i << "]";
+        std::cout << view << " " << layer << "/bias gradient exactly 0 (reference max |g| " << ref_max << ")\n";
+        continue;
+      }
+      const double err = l2_error(mine, g);
+      worst = std::max(worst, err);
+      EXPECT_LT(err, tol) << layer << "/" << r.name;
+      std::cout << view << " grad " << layer << "/" << r.name << ": L2 " << err << ", worst element "
+                << scaled_error(mine, g) << "\n";
+    }
+    std::cout << view << " " << checked << " gradient tensors, worst L2 error " << worst << " (tol " << tol << ")\n";
+    EXPECT_GE(checked, 4);
+  }
+
+  void check_moving_statistics(const std::string& view, double tol) {
+    for (const std::string& layer : ref_->read_string_attribute("/", "trainable_layers")) {
+      if (model_.layer(model_.index_of(layer)).type() != std::string("BatchNormalization")) continue;
+      for (const char* var : {"moving_mean", "moving_variance"}) {
+        const double err = scaled_error(model_.data(model_.find_param(layer, var)),
+                                        ref_->read_doubles("/moving/" + layer + "/" + var));
+        std::cout << view << " " << layer << "/" << var << " after the update: " << err << " (tol " << tol << ")\n";
+        EXPECT_LT(err, tol) << layer << "/" << var;
+      }
+    }
+  }
+
+  std::unique_ptr<H5File> ref_;
+  Model model_;
+  std::vector<int> labels_;
+  Tensor dlogits_;
+};
+
+TEST_P(ResNet50Reference, EndToEnd) {
+  const std::string view = "[" + GetParam().name + " end-to-end]";
+  model_.forward(ref_->read_tensor("/input"), true);
+  const double kForwardTol = 5e-4;
+  const auto ref_base = ref_->read_doubles("/base_output");
+  const float* base = model_.output(kResNet50BaseLayers - 1).data();
+  const double base_err = scaled_error(base, ref_base);
+  const double pooled_err = scaled_error(model_.output(kResNet50BaseLayers).data(), ref_->read_doubles("/pooled"));
+  std::cout << view << " base_output " << base_err << ", pooled " << pooled_err << " (tol " << kForwardTol
+            << "); conv5_block3_out ReLU outputs on the other side of 0: " << relu_mask_flips(base, ref_base)
+            << " of " << ref_base.size() << "\n";
+  EXPECT_LT(base_err, kForwardTol);
+  EXPECT_LT(pooled_err, kForwardTol);
+  check_logits_and_loss(view, kForwardTol, 1e-4);
+  check_moving_statistics(view, 1e-4);
+  check_gradients(view, 5e-2);
+}
+
+TEST_P(ResNet50Reference, TrainableSuffix) {
+  const std::string view = "[" + GetParam().name + " suffix]";
+  const std::string boundary = ref_->read_string_attribute("/", "boundary_layer").at(0);
+  std::cout << view << " runs from " << boundary << "\n";
+  model_.forward_from(model_.index_of(boundary), ref_->read_tensor("/boundary"), true);
+  check_logits_and_loss(view, 1e-5, 1e-5);
+  check_moving_statistics(view, 1e-5);
+  check_gradients(view, 1e-4);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Topologies, ResNet50Reference,
+    ::testing::Values(Case{"small", {64, 3, 32, 16, 3}, 10},       // default unfreeze, narrow
+                      Case{"cut_in_conv4", {64, 4, 16, 8, 3}, 40},  // backward into conv4_block6
+                      Case{"full224", {224, 3, 1024, 64, 3}, 10}),  // the real network
+    [](const ::testing::TestParamInfo<Case>& info) { return info.param.name; });
+
+}  // namespace
+}  // namespace parafine
