@@ -1,5 +1,6 @@
 // Keras Adam update (see adam.hpp).
 #include "parafine/adam.hpp"
+#include "parafine/compute.hpp"
 
 #include <cmath>
 #include <stdexcept>
@@ -21,7 +22,7 @@ void Adam::step(float* w, const float* g) {
   float* m = m_.data();
   float* v = v_.data();
   const long n = static_cast<long>(m_.size());
-#pragma omp parallel for
+#pragma omp parallel for if (parallel_worth(n))
   for (long i = 0; i < n; ++i) {
     m[i] = b1 * m[i] + (1.0f - b1) * g[i];
     v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];

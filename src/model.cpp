@@ -1,6 +1,7 @@
 // Model: graph bookkeeping, weight layout, forward with a released frozen prefix, backward
 // down to the earliest trainable layer (see model.hpp).
 #include "parafine/model.hpp"
+#include "parafine/compute.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -251,7 +252,7 @@ void Model::backward(const Tensor& dlogits) {
       const float* s = scratch[a].data();
       float* d = gk.data();
       const long n = static_cast<long>(gk.numel());
-#pragma omp parallel for
+#pragma omp parallel for if (parallel_worth(n))
       for (long i = 0; i < n; ++i) d[i] += s[i];
       release(scratch[a]);
     }

@@ -13,3 +13,12 @@ void set_threads(int threads);
 int threads();
 
 }  // namespace parafine
+
+namespace parafine {
+
+// Whether a loop of this many element operations is worth an OpenMP parallel region. Small
+// loops run serially: a parallel region costs microseconds, and far more when the cores are
+// shared with other ranks.
+inline bool parallel_worth(double work) { return work >= 65536.0; }
+
+}  // namespace parafine

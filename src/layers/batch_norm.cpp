@@ -1,6 +1,7 @@
 // BatchNormalization forward/backward (see batch_norm.hpp). Reductions over rows accumulate
 // in double, per thread, then combine.
 #include "parafine/layers/batch_norm.hpp"
+#include "parafine/compute.hpp"
 
 #include <cmath>
 
@@ -11,7 +12,7 @@ namespace {
 // a centred on `centre` when given).
 void row_sums(const float* a, const float* b, const float* centre, long rows, int c,
               double* out) {
-#pragma omp parallel
+#pragma omp parallel if (parallel_worth(rows * c))
   {
     std::vector<double> s1(static_cast<size_t>(c), 0.0), s2(static_cast<size_t>(c), 0.0);
 #pragma omp for nowait
@@ -106,7 +107,7 @@ void BatchNormalization::forward(const std::vector<const Tensor*>& in, Tensor& o
   }
 
   float* y = out.data();
-#pragma omp parallel for
+#pragma omp parallel for if (parallel_worth(rows * c))
   for (long r = 0; r < rows; ++r)
     for (int k = 0; k < c; ++k)
       y[r * c + k] = (x[r * c + k] - mean_[k]) * (inv_std_[k] * gamma[k]) + beta[k];
@@ -140,7 +141,7 @@ void BatchNormalization::backward(const std::vector<const Tensor*>& in, const Te
   din[0]->resize(xt.shape());
   float* dx = din[0]->data();
   if (!last_used_batch_stats_) {
-#pragma omp parallel for
+#pragma omp parallel for if (parallel_worth(rows * c))
     for (long r = 0; r < rows; ++r)
       for (int k = 0; k < c; ++k) dx[r * c + k] = dy[r * c + k] * gamma[k] * inv_std_[k];
     return;
@@ -152,7 +153,7 @@ void BatchNormalization::backward(const std::vector<const Tensor*>& in, const Te
     b[k] = static_cast<float>(sums_[c + k] / n * inv_std_[k] * inv_std_[k]);
     scale[k] = gamma[k] * inv_std_[k];
   }
-#pragma omp parallel for
+#pragma omp parallel for if (parallel_worth(rows * c))
   for (long r = 0; r < rows; ++r)
     for (int k = 0; k < c; ++k)
       dx[r * c + k] = scale[k] * (dy[r * c + k] - a[k] - (x[r * c + k] - mean_[k]) * b[k]);

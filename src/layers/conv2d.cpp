@@ -74,7 +74,7 @@ int Conv2D::images_per_chunk(const Geometry& g) const {
 // col [(n1-n0)*Ho*Wo, KH*KW*Cin] for images n0..n1-1; out-of-image taps are zero.
 void Conv2D::im2col(const float* x, const Geometry& g, int n0, int n1, float* col) const {
   const int kcols = k_ * k_ * cin_;
-#pragma omp parallel for collapse(2)
+#pragma omp parallel for collapse(2) if (parallel_worth((n1 - n0) * g.ho * g.wo * kcols))
   for (int i = n0; i < n1; ++i)
     for (int r = 0; r < g.ho; ++r)
       for (int q = 0; q < g.wo; ++q) {
@@ -98,7 +98,7 @@ void Conv2D::im2col(const float* x, const Geometry& g, int n0, int n1, float* co
 // parallel loop never writes one location from two threads.
 void Conv2D::col2im_add(const float* col, const Geometry& g, int n0, int n1, float* dx) const {
   const int kcols = k_ * k_ * cin_;
-#pragma omp parallel for collapse(2)
+#pragma omp parallel for collapse(2) if (parallel_worth((n1 - n0) * g.h * g.w * kcols))
   for (int i = n0; i < n1; ++i)
     for (int y = 0; y < g.h; ++y)
       for (int xx = 0; xx < g.w; ++xx) {
@@ -145,7 +145,7 @@ void Conv2D::forward(const std::vector<const Tensor*>& in, Tensor& out, bool) {
   if (use_bias_) {
     const float* bias = param(1);
     const long rows = static_cast<long>(os.rows());
-#pragma omp parallel for
+#pragma omp parallel for if (parallel_worth(rows * filters_))
     for (long r = 0; r < rows; ++r)
       for (int c = 0; c < filters_; ++c) y[r * filters_ + c] += bias[c];
   }
@@ -170,7 +170,7 @@ void Conv2D::backward(const std::vector<const Tensor*>& in, const Tensor& out, c
       // Column sums of dy [rows, Cout], accumulated in double per thread.
       const long rows = static_cast<long>(out.shape().rows());
       std::vector<double> total(static_cast<size_t>(filters_), 0.0);
-#pragma omp parallel
+#pragma omp parallel if (parallel_worth(rows * filters_))
       {
         std::vector<double> part(static_cast<size_t>(filters_), 0.0);
 #pragma omp for nowait

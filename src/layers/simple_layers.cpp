@@ -1,5 +1,6 @@
 // Forward and backward of the weightless layers (see simple_layers.hpp).
 #include "parafine/layers/simple_layers.hpp"
+#include "parafine/compute.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -37,7 +38,7 @@ void ZeroPadding2D::forward(const std::vector<const Tensor*>& in, Tensor& out, b
   out.zero();
   const float* x = in[0]->data();
   float* y = out.data();
-#pragma omp parallel for collapse(2)
+#pragma omp parallel for collapse(2) if (parallel_worth(in[0]->numel()))
   for (int i = 0; i < n; ++i)
     for (int r = 0; r < h; ++r)
       std::memcpy(y + ((static_cast<size_t>(i) * ho + r + pad_) * wo + pad_) * c,
@@ -52,7 +53,7 @@ void ZeroPadding2D::backward(const std::vector<const Tensor*>& in, const Tensor&
   din[0]->resize(s);
   const float* dy = dout.data();
   float* dx = din[0]->data();
-#pragma omp parallel for collapse(2)
+#pragma omp parallel for collapse(2) if (parallel_worth(in[0]->numel()))
   for (int i = 0; i < n; ++i)
     for (int r = 0; r < h; ++r)
       std::memcpy(dx + (static_cast<size_t>(i) * h + r) * w * c,
@@ -71,7 +72,7 @@ void ReLU::forward(const std::vector<const Tensor*>& in, Tensor& out, bool) {
   const float* x = in[0]->data();
   float* y = out.data();
   const long n = static_cast<long>(out.numel());
-#pragma omp parallel for
+#pragma omp parallel for if (parallel_worth(n))
   for (long i = 0; i < n; ++i) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
@@ -83,7 +84,7 @@ void ReLU::backward(const std::vector<const Tensor*>&, const Tensor& out, const 
   const float* dy = dout.data();
   float* dx = din[0]->data();
   const long n = static_cast<long>(out.numel());
-#pragma omp parallel for
+#pragma omp parallel for if (parallel_worth(n))
   for (long i = 0; i < n; ++i) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }
 
@@ -100,7 +101,7 @@ void Add::forward(const std::vector<const Tensor*>& in, Tensor& out, bool) {
   const float* b = in[1]->data();
   float* y = out.data();
   const long n = static_cast<long>(out.numel());
-#pragma omp parallel for
+#pragma omp parallel for if (parallel_worth(n))
   for (long i = 0; i < n; ++i) y[i] = a[i] + b[i];
 }
 
@@ -131,7 +132,7 @@ void MaxPooling2D::forward(const std::vector<const Tensor*>& in, Tensor& out, bo
   const int n = s[0], h = s[1], w = s[2], c = s[3], ho = os[1], wo = os[2];
   const float* x = in[0]->data();
   float* y = out.data();
-#pragma omp parallel for collapse(2)
+#pragma omp parallel for collapse(2) if (parallel_worth(out.numel() * pool_ * pool_))
   for (int i = 0; i < n; ++i)
     for (int r = 0; r < ho; ++r)
       for (int q = 0; q < wo; ++q) {
@@ -164,7 +165,7 @@ void MaxPooling2D::backward(const std::vector<const Tensor*>& in, const Tensor& 
   const int n = out.shape()[0];
   const size_t per_image = out.numel() / static_cast<size_t>(n);
   // Windows overlap, so two outputs may route to one input: parallel over images only.
-#pragma omp parallel for
+#pragma omp parallel for if (parallel_worth(out.numel()))
   for (int i = 0; i < n; ++i)
     for (size_t o = i * per_image; o < (i + 1) * per_image; ++o) dx[argmax_[o]] += dy[o];
 }
@@ -182,7 +183,7 @@ void GlobalAveragePooling2D::forward(const std::vector<const Tensor*>& in, Tenso
   const float* x = in[0]->data();
   float* y = out.data();
   const double inv = 1.0 / hw;
-#pragma omp parallel for
+#pragma omp parallel for if (parallel_worth(in[0]->numel()))
   for (int i = 0; i < n; ++i) {
     std::vector<double> acc(static_cast<size_t>(c), 0.0);
     for (int p = 0; p < hw; ++p) {
@@ -202,7 +203,7 @@ void GlobalAveragePooling2D::backward(const std::vector<const Tensor*>& in, cons
   const float* dy = dout.data();
   float* dx = din[0]->data();
   const float inv = 1.0f / static_cast<float>(hw);
-#pragma omp parallel for collapse(2)
+#pragma omp parallel for collapse(2) if (parallel_worth(in[0]->numel()))
   for (int i = 0; i < n; ++i)
     for (int p = 0; p < hw; ++p)
       for (int ch = 0; ch < c; ++ch)

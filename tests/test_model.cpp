@@ -1,0 +1,217 @@
+// The ResNet50 model's structure and trainability contract: Keras layer names and order,
+// layers[-N:] semantics, weight layout, a released frozen prefix, zero conv-bias gradients
+// before training-mode BN, frozen weights untouched by training, and clear errors.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <iostream>
+
+#include "parafine/adam.hpp"
+#include "parafine/initializers.hpp"
+#include "parafine/layers/conv2d.hpp"
+#include "parafine/layers/simple_layers.hpp"
+#include "parafine/layers/dense.hpp"
+#include "parafine/loss.hpp"
+#include "parafine/resnet50.hpp"
+#include "parafine/trainer.hpp"
+
+namespace parafine {
+namespace {
+
+ResNet50Config tiny() { return ResNet50Config{32, 3, 8, 4, 3}; }
+
+TEST(ResNet50, KerasLayerNamesAndOrder) {
+  Model m = build_resnet50(tiny());
+  ASSERT_EQ(m.size(), 178);
+  const auto base = resnet50_base_layer_names(m);
+  ASSERT_EQ(base.size(), 175u);
+  const std::vector<std::string> head = {"input_1", "conv1_pad", "conv1_conv", "conv1_bn", "conv1_relu",
+                                         "pool1_pad", "pool1_pool", "conv2_block1_1_conv", "conv2_block1_1_bn",
+                                         "conv2_block1_1_relu", "conv2_block1_2_conv", "conv2_block1_2_bn",
+                                         "conv2_block1_2_relu", "conv2_block1_0_conv", "conv2_block1_3_conv",
+                                         "conv2_block1_0_bn", "conv2_block1_3_bn", "conv2_block1_add",
+                                         "conv2_block1_out", "conv2_block2_1_conv"};
+  for (size_t i = 0; i < head.size(); ++i) EXPECT_EQ(base[i], head[i]) << "layer " << i;
+  const std::vector<std::string> last10 = {"conv5_block3_1_conv", "conv5_block3_1_bn", "conv5_block3_1_relu",
+                                           "conv5_block3_2_conv", "conv5_block3_2_bn", "conv5_block3_2_relu",
+                                           "conv5_block3_3_conv", "conv5_block3_3_bn", "conv5_block3_add",
+                                           "conv5_block3_out"};
+  for (size_t i = 0; i < 10; ++i) EXPECT_EQ(base[165 + i], last10[i]);
+  EXPECT_EQ(m.layer(175).name(), "global_average_pooling2d");
+  EXPECT_EQ(m.layer(176).name(), "dense");
+  EXPECT_EQ(m.layer(177).name(), "dense_1");
+  int convs = 0, bns = 0;
+  for (int i = 0; i < m.size(); ++i) {
+    convs += m.layer(i).type() == std::string("Conv2D");
+    bns += m.layer(i).type() == std::string("BatchNormalization");
+  }
+  EXPECT_EQ(convs, 53);
+  EXPECT_EQ(bns, 53);
+  // The add of a first block takes [shortcut (_0_bn), main (_3_bn)], as Keras.
+  const auto& add_in = m.inputs_of(m.index_of("conv3_block1_add"));
+  EXPECT_EQ(m.layer(add_in[0]).name(), "conv3_block1_0_bn");
+  EXPECT_EQ(m.layer(add_in[1]).name(), "conv3_block1_3_bn");
+}
+
+TEST(ResNet50, FullSizeShapesAndParameterCount) {
+  Model m = build_resnet50(ResNet50Config{224, 2, 1024, 64, 3});
+  EXPECT_EQ(m.output_shape(174, 1), (Shape{1, 7, 7, 2048}));
+  // Keras: ResNet50(include_top=False) has 23,587,712 weights (53,120 of them BN moving stats);
+  // the head adds 2048*1024+1024 + 1024*2+2.
+  const std::size_t head = 2048 * 1024 + 1024 + 1024 * 2 + 2;
+  EXPECT_EQ(m.params().size() + m.state().size(), 23587712u + head);
+  EXPECT_EQ(m.state().size(), 53120u);
+  EXPECT_EQ(m.find_param("conv2_block1_0_conv", "kernel").shape, (Shape{1, 1, 64, 256}));
+  EXPECT_EQ(m.find_param("conv1_conv", "kernel").shape, (Shape{7, 7, 3, 64}));
+}
+
+TEST(ResNet50, UnfreezeLastMeansKerasLayersSlice) {
+  Model m = build_resnet50(tiny());
+  freeze_base(m);
+  EXPECT_EQ(m.layer(m.first_trainable_node()).name(), "dense");
+  unfreeze_last_base_layers(m, 10);
+  EXPECT_EQ(m.layer(m.first_trainable_node()).name(), "conv5_block3_1_conv");
+  for (int i = 0; i < 165; ++i) EXPECT_FALSE(m.layer(i).trainable) << m.layer(i).name();
+  // layers[-9:] starts at a BN: the earliest trainable layer with weights is that BN.
+  freeze_base(m);
+  unfreeze_last_base_layers(m, 9);
+  EXPECT_EQ(m.layer(m.first_trainable_node()).name(), "conv5_block3_1_bn");
+  freeze_base(m);
+  unfreeze_base_from(m, "conv4_block6_1_conv");
+  EXPECT_EQ(m.layer(m.first_trainable_node()).name(), "conv4_block6_1_conv");
+  EXPECT_TRUE(m.layer(174).trainable);
+}
+
+TEST(ResNet50, TrainableWeightsAreALeadingContiguousRange) {
+  Model m = build_resnet50(tiny());
+  freeze_base(m);
+  unfreeze_last_base_layers(m, 10);
+  const std::size_t n = m.trainable_size();
+  for (const ParamRef& r : m.param_refs()) {
+    if (!r.optimised) continue;
+    const bool inside = r.offset < n;
+    EXPECT_EQ(inside, r.node >= m.index_of("conv5_block3_1_conv")) << m.layer(r.node).name();
+  }
+}
+
+// Conv biases followed by a batch-statistics BN get exactly zero gradients; frozen layers'
+// weights and BN statistics stay bit-identical through training; activations of the frozen
+// prefix are released.
+TEST(ResNet50, TrainingTouchesOnlyTheTrainableSuffix) {
+  Model m = build_resnet50(tiny());
+  keras_initialize(m, 7);
+  Dataset data = make_synthetic_dataset(12, 32, 3, 1);
+  m.calibrate_batch_norm(data.images);
+  freeze_base(m);
+  unfreeze_last_base_layers(m, 10);
+  const std::vector<float> params0 = m.params(), state0 = m.state();
+
+  Adam adam(m.trainable_size(), 1e-2);
+  Tensor dlogits;
+  for (int step = 0; step < 3; ++step) {
+    m.forward(data.images, true);
+    const auto& head = static_cast<const Dense&>(m.layer(m.size() - 1));
+    softmax_cross_entropy(head.logits(), data.labels, data.size(), &dlogits);
+    m.backward(dlogits);
+    for (const char* conv : {"conv5_block3_1_conv", "conv5_block3_2_conv", "conv5_block3_3_conv"}) {
+      const ParamRef& b = m.find_param(conv, "bias");
+      for (int i = 0; i < b.shape[0]; ++i) ASSERT_EQ(m.grads()[b.offset + i], 0.0f) << conv;
+    }
+    adam.step(m.params().data(), m.grads().data());
+  }
+
+  const int first = m.first_trainable_node();
+  int frozen_checked = 0, trainable_changed = 0;
+  for (const ParamRef& r : m.param_refs()) {
+    const float* now = m.data(r);
+    const float* before = (r.optimised ? params0.data() : state0.data()) + r.offset;
+    const bool same = std::memcmp(now, before, sizeof(float) * r.shape.numel()) == 0;
+    if (r.node < first) {
+      EXPECT_TRUE(same) << m.layer(r.node).name() << "/" << r.name << " changed while frozen";
+      ++frozen_checked;
+    } else if (r.name != "bias" || m.layer(r.node).type() != std::string("Conv2D")) {
+      trainable_changed += !same;
+    } else {
+      EXPECT_TRUE(same) << m.layer(r.node).name() << "/bias moved with a zero gradient";
+    }
+  }
+  std::cout << frozen_checked << " frozen weight tensors bit-identical; " << trainable_changed
+            << " trainable tensors changed\n";
+  EXPECT_EQ(frozen_checked, 300);  // 53 convs x 2 + 53 BN x 4 + 4 head, minus the suffix's 22
+  EXPECT_EQ(trainable_changed, 19);  // 3 kernels, 3 BN x 4 (moving stats too), 4 head tensors
+}
+
+TEST(ResNet50, FrozenPrefixActivationsAreReleased) {
+  Model m = build_resnet50(tiny());
+  keras_initialize(m, 1);
+  Dataset data = make_synthetic_dataset(4, 32, 3, 1);
+  freeze_base(m);
+  unfreeze_last_base_layers(m, 10);
+  m.forward(data.images, true);
+  EXPECT_THROW(m.output(m.index_of("conv2_block1_out")), std::logic_error);
+  EXPECT_THROW(m.output(m.index_of("conv5_block3_1_relu") - 4), std::logic_error);  // inside conv5_block2
+  EXPECT_NO_THROW(m.output(m.index_of("conv5_block2_out")));  // input of the trainable block
+  EXPECT_NO_THROW(m.output(m.index_of("conv5_block3_1_bn")));
+  int kept = 0;
+  for (int i = 0; i < m.size(); ++i) {
+    try {
+      m.output(i);
+      ++kept;
+    } catch (const std::logic_error&) {
+    }
+  }
+  std::cout << "training forward with the last 10 layers trainable keeps " << kept << " of " << m.size()
+            << " layer outputs\n";
+  EXPECT_EQ(kept, 1 + 10 + 3);  // conv5_block2_out, the 10 trainable layers, the head
+}
+
+TEST(ResNet50, BadConfigurationsNameTheOption) {
+  auto message = [](const ResNet50Config& c) {
+    try {
+      build_resnet50(c);
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("no exception");
+  };
+  EXPECT_NE(message({31, 2, 8, 4, 3}).find("--image-size"), std::string::npos);
+  EXPECT_NE(message({32, 0, 8, 4, 3}).find("--classes"), std::string::npos);
+  EXPECT_NE(message({32, 2, 0, 4, 3}).find("--head-units"), std::string::npos);
+  Model m = build_resnet50(tiny());
+  try {
+    unfreeze_last_base_layers(m, 176);
+    FAIL() << "no exception";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("--unfreeze-last"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(unfreeze_base_from(m, "conv9_block1_1_conv"), std::invalid_argument);
+  // A wrong input shape names the input layer and the expected shape.
+  Tensor wrong(Shape{2, 40, 40, 3});
+  try {
+    m.forward(wrong, false);
+    FAIL() << "no exception";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("input_1"), std::string::npos) << e.what();
+    std::cout << "wrong input: " << e.what() << "\n";
+  }
+}
+
+TEST(Model, ShapeMismatchNamesTheLayer) {
+  Model m;
+  const int in = m.add(std::make_unique<InputLayer>("input_1", Shape{8, 8, 3}));
+  const int a = m.add(std::make_unique<Conv2D>("a", 4, 3, 1, Padding::kSame), {in});
+  const int b = m.add(std::make_unique<Conv2D>("b", 5, 3, 2, Padding::kSame), {in});
+  m.add(std::make_unique<Add>("sum"), {a, b});
+  try {
+    m.build();
+    FAIL() << "no exception";
+  } catch (const std::invalid_argument& e) {
+    const std::string msg = e.what();
+    std::cout << msg << "\n";
+    EXPECT_NE(msg.find("'sum'"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("[1,8,8,4]"), std::string::npos) << msg;
+  }
+}
+
+}  // namespace
+}  // namespace parafine
