@@ -33,16 +33,16 @@ Dataset make_synthetic_dataset(int samples, int image_size, int classes, std::ui
                            static_cast<float>(128 + 90 * std::cos(hue + 2.094)),
                            static_cast<float>(128 + 90 * std::cos(hue + 4.189))};
     const double angle = M_PI * label / classes;
-    const double period = 4.0 + 4.0 * rng.uniform();
+    const double period = 8.0;
     const double phase = 2.0 * M_PI * rng.uniform();
-    const float brightness = static_cast<float>(0.8 + 0.4 * rng.uniform());
+    const float brightness = static_cast<float>(0.9 + 0.2 * rng.uniform());
     for (int y = 0; y < image_size; ++y)
       for (int x = 0; x < image_size; ++x) {
         const double t = (x * std::cos(angle) + y * std::sin(angle)) * 2.0 * M_PI / period + phase;
-        const float stripe = static_cast<float>(40.0 * std::sin(t));
+        const float stripe = static_cast<float>(10.0 * std::sin(t));
         float rgb[3];
         for (int ch = 0; ch < 3; ++ch) {
-          const float noise = static_cast<float>(30.0 * (rng.uniform() - 0.5));
+          const float noise = static_cast<float>(8.0 * (rng.uniform() - 0.5));
           rgb[ch] = std::fmin(255.0f, std::fmax(0.0f, base[ch] * brightness + stripe + noise));
         }
         caffe_preprocess(rgb, d.images.data() + ((static_cast<size_t>(i) * image_size + y) * image_size + x) * 3);

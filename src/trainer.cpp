@@ -121,10 +121,14 @@ EpochStats train_epoch(Model& model, Adam& adam, const Dataset& train, const Dat
     s.val_loss = v.loss_sum / v.count;
     s.val_accuracy = static_cast<double>(v.correct) / v.count;
   }
+  const std::ios_base::fmtflags flags = log.flags();
+  const std::streamsize precision = log.precision();
   log << "phase " << phase << " epoch " << epoch << ": loss " << std::fixed << std::setprecision(4)
       << s.loss << " - accuracy " << s.accuracy << " - val_loss " << s.val_loss
       << " - val_accuracy " << s.val_accuracy << " - " << std::setprecision(1) << s.seconds << "s ("
-      << s.images_per_second << " img/s)" << std::defaultfloat << std::endl;
+      << s.images_per_second << " img/s)" << std::endl;
+  log.flags(flags);
+  log.precision(precision);
   return s;
 }
 
