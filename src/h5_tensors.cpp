@@ -1,6 +1,7 @@
 // HDF5 helpers (see h5_tensors.hpp).
 #include "parafine/h5_tensors.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace parafine {
@@ -116,6 +117,7 @@ std::vector<std::string> H5File::read_string_attribute(const std::string& object
   Handle a{H5Aopen_by_name(id_, object_path.c_str(), attr.c_str(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose};
   Handle type{H5Aget_type(a.id), H5Tclose};
   Handle space{H5Aget_space(a.id), H5Sclose};
+  if (H5Sget_simple_extent_npoints(space.id) == 0) return {};
   if (H5Tget_class(type.id) != H5T_STRING)
     throw std::runtime_error(path_ + ": attribute " + object_path + "@" + attr + " is not a string array");
   const std::size_t n = static_cast<std::size_t>(H5Sget_simple_extent_npoints(space.id));
@@ -140,6 +142,94 @@ std::vector<std::string> H5File::read_string_attribute(const std::string& object
     }
   }
   return out;
+}
+
+bool H5File::has_attribute(const std::string& object_path, const std::string& attr) const {
+  return exists(object_path) && H5Aexists_by_name(id_, object_path.c_str(), attr.c_str(), H5P_DEFAULT) > 0;
+}
+
+std::vector<std::string> H5File::read_string_list_attribute(const std::string& object_path,
+                                                            const std::string& attr) const {
+  if (has_attribute(object_path, attr)) return read_string_attribute(object_path, attr);
+  std::vector<std::string> all;
+  int chunk = 0;
+  for (; has_attribute(object_path, attr + std::to_string(chunk)); ++chunk) {
+    auto part = read_string_attribute(object_path, attr + std::to_string(chunk));
+    all.insert(all.end(), part.begin(), part.end());
+  }
+  if (chunk == 0) throw std::runtime_error(path_ + ": " + object_path + " has no attribute '" + attr + "'");
+  return all;
+}
+
+H5T_class_t H5File::dataset_type_class(const std::string& dataset) const {
+  Handle d{open_dataset(dataset), H5Dclose};
+  Handle t{H5Dget_type(d.id), H5Tclose};
+  return H5Tget_class(t.id);
+}
+
+std::string H5File::dataset_type_name(const std::string& dataset) const {
+  Handle d{open_dataset(dataset), H5Dclose};
+  Handle t{H5Dget_type(d.id), H5Tclose};
+  const std::string bits = std::to_string(8 * H5Tget_size(t.id));
+  switch (H5Tget_class(t.id)) {
+    case H5T_FLOAT: return "float" + bits;
+    case H5T_INTEGER: return (H5Tget_sign(t.id) == H5T_SGN_NONE ? "uint" : "int") + bits;
+    case H5T_STRING: return "string";
+    default: return "non-numeric type";
+  }
+}
+
+bool H5File::is_group(const std::string& object_path) const {
+  if (object_path == "/") return true;
+  if (!exists(object_path)) return false;
+  const hid_t g = H5Gopen2(id_, object_path.c_str(), H5P_DEFAULT);
+  if (g < 0) return false;
+  H5Gclose(g);
+  return true;
+}
+
+namespace {
+hid_t fixed_string_type(std::size_t len) {
+  const hid_t t = H5Tcopy(H5T_C_S1);
+  H5Tset_size(t, std::max<std::size_t>(len, 1));
+  H5Tset_strpad(t, H5T_STR_NULLPAD);
+  return t;
+}
+}  // namespace
+
+void H5File::write_string_list_attribute(const std::string& object_path, const std::string& attr,
+                                         const std::vector<std::string>& values) {
+  std::size_t len = 1;
+  for (const auto& v : values) len = std::max(len, v.size());
+  std::vector<char> buf(values.size() * len, '\0');
+  for (std::size_t i = 0; i < values.size(); ++i) std::copy(values[i].begin(), values[i].end(), buf.begin() + i * len);
+  Handle type{fixed_string_type(len), H5Tclose};
+  const hsize_t n = values.size();
+  Handle space{H5Screate_simple(1, &n, nullptr), H5Sclose};
+  Handle a{H5Acreate_by_name(id_, object_path.c_str(), attr.c_str(), type.id, space.id, H5P_DEFAULT,
+                             H5P_DEFAULT, H5P_DEFAULT),
+           H5Aclose};
+  if (a.id < 0 || (n && H5Awrite(a.id, type.id, buf.data()) < 0))
+    throw std::runtime_error(path_ + ": cannot write attribute " + object_path + "@" + attr);
+}
+
+void H5File::write_string_scalar_attribute(const std::string& object_path, const std::string& attr,
+                                           const std::string& value) {
+  Handle type{fixed_string_type(value.size()), H5Tclose};
+  Handle space{H5Screate(H5S_SCALAR), H5Sclose};
+  Handle a{H5Acreate_by_name(id_, object_path.c_str(), attr.c_str(), type.id, space.id, H5P_DEFAULT,
+                             H5P_DEFAULT, H5P_DEFAULT),
+           H5Aclose};
+  std::string padded = value.empty() ? std::string(1, '\0') : value;
+  if (a.id < 0 || H5Awrite(a.id, type.id, padded.data()) < 0)
+    throw std::runtime_error(path_ + ": cannot write attribute " + object_path + "@" + attr);
+}
+
+void H5File::create_group(const std::string& group_path) {
+  Handle lcpl{H5Pcreate(H5P_LINK_CREATE), H5Pclose};
+  H5Pset_create_intermediate_group(lcpl.id, 1);
+  Handle g{H5Gcreate2(id_, group_path.c_str(), lcpl.id, H5P_DEFAULT, H5P_DEFAULT), H5Gclose};
+  if (g.id < 0) throw std::runtime_error(path_ + ": cannot create group " + group_path);
 }
 
 }  // namespace parafine

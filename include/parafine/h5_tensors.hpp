@@ -33,9 +33,26 @@ class H5File {
   std::vector<int> read_ints(const std::string& dataset) const;
   // Writes a float32 dataset, creating parent groups.
   void write_tensor(const std::string& dataset, const Tensor& t);
-  // A string-array attribute (fixed or variable length) of a group or dataset.
+  // A string-array attribute (fixed or variable length) of a group or dataset. An empty
+  // attribute of any type (Keras writes [] as an empty float array) reads as no strings.
   std::vector<std::string> read_string_attribute(const std::string& object_path,
                                                  const std::string& attr) const;
+  bool has_attribute(const std::string& object_path, const std::string& attr) const;
+  // Keras's split attributes: `attr` itself, or else attr0, attr1, ... concatenated (Keras
+  // splits lists longer than the 64 KiB attribute limit). Throws when none exists.
+  std::vector<std::string> read_string_list_attribute(const std::string& object_path,
+                                                      const std::string& attr) const;
+  // HDF5 type class of a dataset (H5T_FLOAT, H5T_INTEGER, ...) and its size in bytes.
+  H5T_class_t dataset_type_class(const std::string& dataset) const;
+  std::string dataset_type_name(const std::string& dataset) const;  // "float32", "int64", ...
+  bool is_group(const std::string& object_path) const;
+  // Fixed-length, NUL-padded string attributes as h5py writes numpy bytes: a 1-D array
+  // (possibly empty), or a scalar.
+  void write_string_list_attribute(const std::string& object_path, const std::string& attr,
+                                   const std::vector<std::string>& values);
+  void write_string_scalar_attribute(const std::string& object_path, const std::string& attr,
+                                     const std::string& value);
+  void create_group(const std::string& group_path);
 
  private:
   hid_t open_dataset(const std::string& dataset) const;

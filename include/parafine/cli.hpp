@@ -1,0 +1,20 @@
+// The parafine subcommands. Each takes argv after the command name (argv[0] is the command)
+// and returns the process exit code: 0 success, 1 runtime failure, 2 bad usage. Usage errors
+// are thrown as UsageError and mapped to exit code 2 by main.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace parafine {
+
+struct UsageError : std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
+};
+
+int run_demo(int argc, char** argv);
+int run_inspect(int argc, char** argv);
+int run_predict(int argc, char** argv);
+int run_evaluate(int argc, char** argv);
+
+}  // namespace parafine

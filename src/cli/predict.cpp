@@ -1,0 +1,140 @@
+// `parafine predict` (class probabilities per image, as CSV) and `parafine evaluate` (loss
+// and accuracy) for a full model file on an HDF5 dataset.
+#include <boost/program_options.hpp>
+#include <cstdio>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <unistd.h>
+
+#include "parafine/cli.hpp"
+#include "parafine/compute.hpp"
+#include "parafine/h5_dataset.hpp"
+#include "parafine/layers/dense.hpp"
+#include "parafine/loss.hpp"
+#include "parafine/model_file.hpp"
+
+namespace po = boost::program_options;
+
+namespace parafine {
+
+namespace {
+
+struct InferenceOptions {
+  std::string model, data, output, preprocess = "caffe";
+  int batch_size = 32, image_size = 0, threads = 0;
+};
+
+// Parses the options shared by predict and evaluate; returns false after printing --help.
+bool parse(int argc, char** argv, const char* command, const char* data_option, InferenceOptions& o) {
+  po::options_description opts(std::string("parafine ") + command + " options");
+  opts.add_options()("help,h", "show this help")
+      ("model", po::value(&o.model)->required(), "full model file (written by --save, or Keras save_weights)")
+      (data_option, po::value(&o.data)->required(), "HDF5 dataset: images uint8 [N,H,W,3], labels")
+      ("batch-size", po::value(&o.batch_size)->default_value(32), "images per forward pass")
+      ("image-size", po::value(&o.image_size)->default_value(0), "resize images to this size (0: the dataset's)")
+      ("preprocess", po::value(&o.preprocess)->default_value("caffe"), "caffe | none")
+      ("threads", po::value(&o.threads)->default_value(0), "threads (0 = all cores)");
+  if (std::string(command) == "predict")
+    opts.add_options()("output", po::value(&o.output), "CSV file to write (default: standard output)");
+  po::variables_map vm;
+  po::store(po::parse_command_line(argc, argv, opts), vm);
+  if (vm.count("help")) {
+    std::cout << "usage: parafine " << command << " --model M.h5 --" << data_option << " DATA.h5 [options]\n" << opts;
+    return false;
+  }
+  po::notify(vm);
+  if (o.batch_size < 1) throw UsageError("--batch-size must be at least 1, got " + std::to_string(o.batch_size));
+  if (o.image_size != 0 && o.image_size < 32) throw UsageError("--image-size must be at least 32, got " + std::to_string(o.image_size));
+  parse_preprocess(o.preprocess);
+  if (o.threads > 0) set_threads(o.threads);
+  return true;
+}
+
+int image_size_for(const InferenceOptions& o, const H5ImageDataset& data) {
+  if (o.image_size > 0) return o.image_size;
+  if (data.height() != data.width() || data.height() < 32)
+    throw UsageError(data.path() + " holds " + std::to_string(data.height()) + "x" + std::to_string(data.width()) +
+                     " images: give --image-size (square, >= 32)");
+  return data.height();
+}
+
+const Tensor& logits_of(const Model& model) {
+  return static_cast<const Dense&>(model.layer(model.size() - 1)).logits();
+}
+
+}  // namespace
+
+int run_predict(int argc, char** argv) {
+  InferenceOptions o;
+  if (!parse(argc, argv, "predict", "input", o)) return 0;
+  const H5ImageDataset data(o.data);
+  std::vector<std::string> names;
+  Model model = load_full_model(o.model, image_size_for(o, data), &names);
+  const int classes = model.output_shape(model.size() - 1, 1)[1];
+  if (names.empty() && static_cast<int>(data.class_names().size()) == classes) names = data.class_names();
+  for (int c = static_cast<int>(names.size()); c < classes; ++c) names.push_back("class" + std::to_string(c));
+
+  const std::string tmp = o.output.empty() ? "" : o.output + ".tmp" + std::to_string(::getpid());
+  std::ofstream file;
+  if (!tmp.empty()) {
+    file.open(tmp);
+    if (!file) throw std::runtime_error("cannot write " + o.output);
+  }
+  std::ostream& out = tmp.empty() ? std::cout : file;
+  out << "index";
+  for (const auto& n : names) out << ",p_" << n;
+  out << ",predicted\n" << std::setprecision(6);
+  Tensor images;
+  const Preprocess pre = parse_preprocess(o.preprocess);
+  for (int b = 0; b < data.size(); b += o.batch_size) {
+    const int e = std::min(data.size(), b + o.batch_size);
+    data.read_batch(b, e, image_size_for(o, data), pre, images);
+    const Tensor& probs = model.forward(images, false);
+    for (int i = 0; i < e - b; ++i) {
+      const float* p = probs.data() + static_cast<size_t>(i) * classes;
+      out << b + i;
+      for (int c = 0; c < classes; ++c) out << "," << p[c];
+      out << "," << names[static_cast<size_t>(std::max_element(p, p + classes) - p)] << "\n";
+    }
+  }
+  if (!tmp.empty()) {
+    file.close();
+    if (!file || std::rename(tmp.c_str(), o.output.c_str()) != 0) {
+      std::remove(tmp.c_str());
+      throw std::runtime_error("cannot write " + o.output);
+    }
+    std::cerr << "wrote " << data.size() << " predictions to " << o.output << "\n";
+  }
+  return 0;
+}
+
+int run_evaluate(int argc, char** argv) {
+  InferenceOptions o;
+  if (!parse(argc, argv, "evaluate", "data", o)) return 0;
+  const H5ImageDataset data(o.data);
+  if (!data.has_labels()) throw std::runtime_error(o.data + ": no 'labels' dataset, so there is nothing to evaluate against");
+  Model model = load_full_model(o.model, image_size_for(o, data));
+  const int classes = model.output_shape(model.size() - 1, 1)[1];
+  if (data.classes() > classes)
+    throw std::runtime_error(o.data + " has " + std::to_string(data.classes()) + " classes, the model " +
+                             std::to_string(classes));
+  Tensor images;
+  LossResult total;
+  const Preprocess pre = parse_preprocess(o.preprocess);
+  for (int b = 0; b < data.size(); b += o.batch_size) {
+    const int e = std::min(data.size(), b + o.batch_size);
+    data.read_batch(b, e, image_size_for(o, data), pre, images);
+    model.forward(images, false);
+    const std::vector<int> labels(data.labels().begin() + b, data.labels().begin() + e);
+    const LossResult r = softmax_cross_entropy(logits_of(model), labels, 1.0, nullptr);
+    total.loss_sum += r.loss_sum;
+    total.correct += r.correct;
+    total.count += r.count;
+  }
+  std::cout << std::fixed << std::setprecision(4) << "loss " << total.loss_sum / total.count << " - accuracy "
+            << static_cast<double>(total.correct) / total.count << " (" << total.count << " samples)\n";
+  return 0;
+}
+
+}  // namespace parafine
