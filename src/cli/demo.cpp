@@ -7,6 +7,8 @@
 #include "parafine/cli.hpp"
 #include "parafine/compute.hpp"
 #include "parafine/initializers.hpp"
+#include "parafine/keras_weights.hpp"
+#include "parafine/weights_source.hpp"
 #include "parafine/model_file.hpp"
 #include "parafine/resnet50.hpp"
 #include "parafine/trainer.hpp"
@@ -20,7 +22,7 @@ int run_demo(int argc, char** argv) {
   TrainConfig train;
   int train_samples = 0, val_samples = 0, threads = 0;
   std::uint64_t seed = 0;
-  std::string save;
+  std::string save, weights, weights_dir, init;
   po::options_description opts("parafine demo options");
   opts.add_options()("help,h", "show this help")
       ("image-size", po::value(&net.image_size)->default_value(32), "input height and width (>= 32)")
@@ -37,6 +39,9 @@ int run_demo(int argc, char** argv) {
       ("unfreeze-last", po::value(&train.unfreeze_last)->default_value(10), "base layers unfrozen in phase 2")
       ("seed", po::value(&seed)->default_value(0), "seed for weights, data and shuffling")
       ("threads", po::value(&threads)->default_value(0), "threads (0 = all cores)")
+      ("weights", po::value(&weights)->default_value("none"), "base weights: none (random), imagenet or FILE.h5")
+      ("weights-dir", po::value(&weights_dir), "directory holding the imagenet notop file")
+      ("init", po::value(&init), "start from this full model (base + head), e.g. one written by --save")
       ("save", po::value(&save), "write the trained model here (Keras save_weights layout)");
   po::variables_map vm;
   po::store(po::parse_command_line(argc, argv, opts), vm);
@@ -47,9 +52,18 @@ int run_demo(int argc, char** argv) {
   po::notify(vm);
   if (threads > 0) set_threads(threads);
   train.seed = seed;
-  train.calibrate_bn_samples = 64;
   Model model = build_resnet50(net);
   keras_initialize(model, seed);
+  if (!init.empty()) {
+    if (weights != "none") throw UsageError("give --weights or --init, not both");
+    load_keras_weights(model, init, WeightScope::kFull, &std::cout);
+    std::cout << "initialised from the full model " << init << std::endl;
+  } else if (const std::string file = resolve_weights(weights, weights_dir); !file.empty()) {
+    load_keras_weights(model, file, WeightScope::kBase, &std::cout);
+    std::cout << "base weights loaded from " << file << std::endl;
+  } else {
+    train.calibrate_bn_samples = 64;  // a random base needs sane BN statistics
+  }
   const Dataset train_set = make_synthetic_dataset(train_samples, net.image_size, net.classes, seed + 1);
   const Dataset val_set = make_synthetic_dataset(val_samples, net.image_size, net.classes, seed + 2);
   std::cout << "parafine demo: ResNet50 (width " << net.width << ", " << net.image_size << "x"
