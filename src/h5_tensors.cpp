@@ -2,6 +2,7 @@
 #include "parafine/h5_tensors.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <stdexcept>
 
 namespace parafine {
@@ -19,13 +20,21 @@ struct Handle {  // closes an HDF5 object with the right function
 H5File::H5File(const std::string& path, Mode mode) : path_(path) {
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
   if (mode == Mode::kRead) {
+    if (FILE* probe = std::fopen(path.c_str(), "rb")) {
+      std::fclose(probe);
+    } else {
+      throw std::runtime_error(path + ": no such file, or it cannot be read");
+    }
     if (H5Fis_hdf5(path.c_str()) <= 0)
-      throw std::runtime_error(path + ": not a readable HDF5 file (missing, truncated or another format)");
+      throw std::runtime_error(path + ": not an HDF5 file (no HDF5 signature; another format, or empty)");
     id_ = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   } else {
     id_ = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   }
-  if (id_ < 0) throw std::runtime_error(path + ": cannot open HDF5 file");
+  if (id_ < 0 && mode == Mode::kRead)
+    throw std::runtime_error(path + ": an HDF5 file that cannot be opened: truncated or damaged (an interrupted "
+                             "download or copy?)");
+  if (id_ < 0) throw std::runtime_error(path + ": cannot create HDF5 file (is the directory writable?)");
 }
 
 H5File::~H5File() {
@@ -125,6 +134,7 @@ std::vector<std::string> H5File::read_string_attribute(const std::string& object
   if (H5Tis_variable_str(type.id) > 0) {
     Handle mem{H5Tcopy(H5T_C_S1), H5Tclose};
     H5Tset_size(mem.id, H5T_VARIABLE);
+    H5Tset_cset(mem.id, H5Tget_cset(type.id));  // h5py writes Python str as UTF-8
     std::vector<char*> ptrs(n, nullptr);
     if (n && H5Aread(a.id, mem.id, ptrs.data()) < 0)
       throw std::runtime_error(path_ + ": cannot read attribute " + attr);

@@ -83,7 +83,7 @@ class ResNet50Reference : public ::testing::TestWithParam<Case> {
   void SetUp() override {
     ref_ = std::make_unique<H5File>(fixture(GetParam(), "ref"), H5File::Mode::kRead);
     model_ = build_resnet50(GetParam().net);
-    load_keras_weights(model_, fixture(GetParam(), "weights"));
+    load_keras_weights(model_, fixture(GetParam(), "weights"), WeightScope::kFull);
     freeze_base(model_);
     unfreeze_last_base_layers(model_, GetParam().unfreeze_last);
     labels_ = ref_->read_ints("/labels");
