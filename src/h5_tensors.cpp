@@ -108,15 +108,29 @@ std::vector<int> H5File::read_ints(const std::string& dataset) const {
   return read_all<int>(*this, d.id, H5T_NATIVE_INT, dataset, count(dims));
 }
 
-void H5File::write_tensor(const std::string& dataset, const Tensor& t) {
+namespace {
+void write_dataset(hid_t file, const std::string& path, const std::string& dataset, const std::vector<hsize_t>& dims,
+                   hid_t file_type, hid_t mem_type, const void* data) {
   Handle lcpl{H5Pcreate(H5P_LINK_CREATE), H5Pclose};
   H5Pset_create_intermediate_group(lcpl.id, 1);
-  std::vector<hsize_t> dims(t.shape().dims.begin(), t.shape().dims.end());
   Handle space{H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose};
-  Handle d{H5Dcreate2(id_, dataset.c_str(), H5T_IEEE_F32LE, space.id, lcpl.id, H5P_DEFAULT, H5P_DEFAULT),
-           H5Dclose};
-  if (d.id < 0 || H5Dwrite(d.id, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data()) < 0)
-    throw std::runtime_error(path_ + ": cannot write dataset " + dataset);
+  Handle d{H5Dcreate2(file, dataset.c_str(), file_type, space.id, lcpl.id, H5P_DEFAULT, H5P_DEFAULT), H5Dclose};
+  if (d.id < 0 || H5Dwrite(d.id, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+    throw std::runtime_error(path + ": cannot write dataset " + dataset);
+}
+}  // namespace
+
+void H5File::write_tensor(const std::string& dataset, const Tensor& t) {
+  const std::vector<hsize_t> dims(t.shape().dims.begin(), t.shape().dims.end());
+  write_dataset(id_, path_, dataset, dims, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, t.data());
+}
+
+void H5File::write_uint8(const std::string& dataset, const std::vector<hsize_t>& dims, const unsigned char* data) {
+  write_dataset(id_, path_, dataset, dims, H5T_STD_U8LE, H5T_NATIVE_UCHAR, data);
+}
+
+void H5File::write_int64(const std::string& dataset, const std::vector<long long>& values) {
+  write_dataset(id_, path_, dataset, {values.size()}, H5T_STD_I64LE, H5T_NATIVE_LLONG, values.data());
 }
 
 std::vector<std::string> H5File::read_string_attribute(const std::string& object_path,

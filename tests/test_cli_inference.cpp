@@ -1,0 +1,154 @@
+// `parafine predict`, `evaluate` and `inspect` run as a user runs them (the real binary, via
+// the shell): CSV rows and class names, evaluate's loss against predict's probabilities, and
+// bad input giving a clear message and a non-zero exit.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "parafine/h5_dataset.hpp"
+#include "parafine/h5_tensors.hpp"
+#include "parafine/initializers.hpp"
+#include "parafine/model_file.hpp"
+#include "parafine/resnet50.hpp"
+
+namespace fs = std::filesystem;
+
+namespace parafine {
+namespace {
+
+struct CommandResult {
+  int exit_code;
+  std::string output;  // stdout and stderr
+};
+
+CommandResult run(const std::string& args) {
+  const std::string cmd = std::string(PARAFINE_BINARY) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  const int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+class CliInference : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = fs::temp_directory_path() / ("parafine_cli_" + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+    Model m = build_resnet50(ResNet50Config{32, 3, 8, 4, 3});
+    keras_initialize(m, 4);
+    SplitMix64 rng(9);
+    std::vector<unsigned char> pixels(7 * 40 * 40 * 3);
+    for (auto& v : pixels) v = static_cast<unsigned char>(rng.next() % 256);
+    {
+      H5File d((dir_ / "data.h5").string(), H5File::Mode::kTruncate);
+      d.write_uint8("/images", {7, 40, 40, 3}, pixels.data());
+      d.write_int64("/labels", {0, 1, 2, 0, 1, 2, 0});
+    }
+    // BN statistics from this very data keep the logits moderate, so the CSV's 6-digit
+    // probabilities carry the loss.
+    Tensor calib;
+    H5ImageDataset((dir_ / "data.h5").string()).read_batch(0, 7, 32, Preprocess::kCaffe, calib);
+    m.calibrate_batch_norm(calib);
+    save_keras_model(m, (dir_ / "model.h5").string(), {"cat", "dog", "fox"});
+    H5File bad((dir_ / "bad_labels.h5").string(), H5File::Mode::kTruncate);
+    bad.write_uint8("/images", {7, 40, 40, 3}, pixels.data());
+    bad.write_int64("/labels", {0, 1, 2, 0, 1, -2, 0});
+    H5File no_images((dir_ / "no_images.h5").string(), H5File::Mode::kTruncate);
+    no_images.write_int64("/labels", {0, 1});
+  }
+  static void TearDownTestSuite() { fs::remove_all(dir_); }
+  static std::string path(const char* name) { return (dir_ / name).string(); }
+  static fs::path dir_;
+};
+fs::path CliInference::dir_;
+
+std::vector<std::vector<std::string>> read_csv(const std::string& file) {
+  std::ifstream in(file);
+  std::vector<std::vector<std::string>> rows;
+  for (std::string line; std::getline(in, line);) {
+    std::vector<std::string> cells;
+    std::stringstream ss(line);
+    for (std::string cell; std::getline(ss, cell, ',');) cells.push_back(cell);
+    rows.push_back(cells);
+  }
+  return rows;
+}
+
+TEST_F(CliInference, PredictWritesOneRowPerImageAndEvaluateAgrees) {
+  const CommandResult p = run("predict --model " + path("model.h5") + " --input " + path("data.h5") + " --image-size 32 --output " +
+                    path("preds.csv"));
+  ASSERT_EQ(p.exit_code, 0) << p.output;
+  const auto rows = read_csv(path("preds.csv"));
+  ASSERT_EQ(rows.size(), 8u);
+  EXPECT_EQ(rows[0], (std::vector<std::string>{"index", "p_cat", "p_dog", "p_fox", "predicted"}));
+  const std::vector<int> labels = {0, 1, 2, 0, 1, 2, 0};
+  const std::vector<std::string> names = {"cat", "dog", "fox"};
+  double loss = 0;
+  int correct = 0;
+  for (int i = 1; i <= 7; ++i) {
+    ASSERT_EQ(rows[i].size(), 5u);
+    EXPECT_EQ(rows[i][0], std::to_string(i - 1));
+    double sum = 0;
+    int arg = 0;
+    for (int c = 0; c < 3; ++c) {
+      sum += std::stod(rows[i][c + 1]);
+      if (std::stod(rows[i][c + 1]) > std::stod(rows[i][arg + 1])) arg = c;
+    }
+    EXPECT_NEAR(sum, 1.0, 1e-5);
+    EXPECT_EQ(rows[i][4], names[arg]);
+    loss -= std::log(std::max(1e-30, std::stod(rows[i][labels[i - 1] + 1])));
+    correct += arg == labels[i - 1];
+  }
+  loss /= 7;
+  const CommandResult e = run("evaluate --model " + path("model.h5") + " --data " + path("data.h5") + " --image-size 32");
+  ASSERT_EQ(e.exit_code, 0) << e.output;
+  double reported_loss = 0, reported_acc = 0;
+  ASSERT_EQ(std::sscanf(e.output.c_str(), "loss %lf - accuracy %lf", &reported_loss, &reported_acc), 2) << e.output;
+  std::cout << "evaluate: " << e.output << "from predict's CSV: loss " << loss << ", accuracy " << correct / 7.0 << "\n";
+  EXPECT_NEAR(reported_loss, loss, 1e-3 * std::max(1.0, loss));  // CSV probabilities carry 6 digits
+  EXPECT_NEAR(reported_acc, correct / 7.0, 1e-4);
+}
+
+TEST_F(CliInference, InspectReportsLayoutAndLoadability) {
+  const CommandResult r = run("inspect " + path("model.h5"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("tf.keras save_weights"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("conv2_block1_0_conv"), std::string::npos);
+  EXPECT_NE(r.output.find("loads as a full model"), std::string::npos) << r.output;
+}
+
+TEST_F(CliInference, BadInputGivesAClearMessageAndNonZeroExit) {
+  struct Case {
+    std::string args;
+    int code;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {"predict --input " + path("data.h5"), 2, "--model"},
+      {"evaluate --model " + path("model.h5") + " --data " + path("data.h5") + " --image-size 16", 2, "--image-size"},
+      {"evaluate --model " + path("data.h5") + " --data " + path("data.h5"), 1, "not a Keras weight file"},
+      {"evaluate --model " + path("model.h5") + " --data " + path("no_images.h5"), 1, "no 'images'"},
+      {"evaluate --model " + path("model.h5") + " --data " + path("bad_labels.h5") + " --image-size 32", 1,
+       "label -2 of sample 5"},
+      {"predict --model " + path("model.h5") + " --input " + path("missing.h5"), 1, "no such file"},
+      {"predict --model " + path("model.h5") + " --input " + path("data.h5") + " --preprocess torch", 2, "--preprocess"},
+      {"frobnicate", 2, "unknown command"},
+      {"inspect", 2, "usage"},
+  };
+  for (const Case& c : cases) {
+    const CommandResult r = run(c.args);
+    EXPECT_EQ(r.exit_code, c.code) << c.args << "\n" << r.output;
+    EXPECT_NE(r.output.find(c.says), std::string::npos) << c.args << "\n" << r.output;
+  }
+  EXPECT_FALSE(fs::exists(path("preds.csv.tmp")));
+}
+
+}  // namespace
+}  // namespace parafine
