@@ -1,16 +1,14 @@
-// Single-process two-phase training loop (see trainer.hpp).
+// The two-phase training loop (see trainer.hpp).
 #include "parafine/trainer.hpp"
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstring>
 #include <iomanip>
 #include <ostream>
 #include <stdexcept>
 
 #include "parafine/adam.hpp"
-#include "parafine/initializers.hpp"
 #include "parafine/layers/dense.hpp"
 #include "parafine/resnet50.hpp"
 
@@ -29,6 +27,66 @@ void require(bool ok, const std::string& msg) {
   if (!ok) throw std::invalid_argument(msg);
 }
 
+PrefetchConfig prefetch_config(const TrainConfig& c, Augment augment, int epoch) {
+  PrefetchConfig p;
+  p.image_size = c.image_size;
+  p.preprocess = c.preprocess;
+  p.augment = augment;
+  p.seed = c.seed;
+  p.epoch = epoch;
+  p.threads = c.loader_threads;
+  return p;
+}
+
+void unfreeze(Model& model, const TrainConfig& c) {
+  if (!c.unfreeze_from.empty())
+    unfreeze_base_from(model, c.unfreeze_from);
+  else
+    unfreeze_last_base_layers(model, c.unfreeze_last);
+}
+
+// One epoch of training steps; returns the exact loss/accuracy over every training sample.
+LossResult train_epoch(Model& model, Adam& adam, const SampleSource& train, const TrainConfig& c, int phase,
+                       int global_epoch) {
+  const ShardPlan plan(train.size(), c.batch_size, 1, 0, c.shuffle, c.seed, "--train");
+  BatchPrefetcher batches(train, plan.local_batches(global_epoch), prefetch_config(c, c.augment, global_epoch));
+  Batch batch;
+  Tensor dlogits;
+  LossResult sum;
+  while (batches.next(batch)) {
+    model.forward(batch.images, true);
+    const LossResult r = softmax_cross_entropy(logits_of(model), batch.labels, batch.size(), &dlogits);
+    if (!std::isfinite(r.loss_sum))
+      throw std::runtime_error("phase " + std::to_string(phase) + ": the loss became " + std::to_string(r.loss_sum) +
+                               " at step " + std::to_string(batch.step + 1) +
+                               " (diverged: lower the learning rate, check the input data)");
+    model.backward(dlogits);
+    adam.step(model.params().data(), model.grads().data());
+    sum.loss_sum += r.loss_sum;
+    sum.correct += r.correct;
+    sum.count += r.count;
+  }
+  return sum;
+}
+
+void log_epoch(std::ostream& log, const EpochStats& s, bool has_val) {
+  const std::ios_base::fmtflags flags = log.flags();
+  const std::streamsize precision = log.precision();
+  log << "phase " << s.phase << " epoch " << s.epoch << ": loss " << std::fixed << std::setprecision(4) << s.loss
+      << " - accuracy " << s.accuracy;
+  if (has_val) log << " - val_loss " << s.val_loss << " - val_accuracy " << s.val_accuracy;
+  log << " - " << std::setprecision(1) << s.seconds << "s (" << s.images_per_second << " img/s)" << std::endl;
+  log.flags(flags);
+  log.precision(precision);
+}
+
+void check_classes(const Model& model, const SampleSource& data, const char* option) {
+  const int classes = model.output_shape(model.size() - 1, 1)[1];
+  if (data.classes() != classes)
+    throw std::invalid_argument(std::string(option) + " has " + std::to_string(data.classes()) +
+                                " classes, the model's dense_1 has " + std::to_string(classes));
+}
+
 }  // namespace
 
 void validate(const TrainConfig& c) {
@@ -39,44 +97,24 @@ void validate(const TrainConfig& c) {
   require(std::isfinite(c.phase2_lr) && c.phase2_lr >= 0, "--phase2-lr must be a finite number >= 0");
   require(c.unfreeze_last >= 0 && c.unfreeze_last <= kResNet50BaseLayers,
           "--unfreeze-last must be between 0 and 175, got " + std::to_string(c.unfreeze_last));
+  require(c.image_size >= 32, "--image-size must be at least 32, got " + std::to_string(c.image_size));
+  require(c.loader_threads >= 1, "loader threads must be at least 1");
   require(c.calibrate_bn_samples >= 0, "calibration sample count must be >= 0");
 }
 
-std::vector<int> epoch_order(int samples, bool shuffle, std::uint64_t seed, int epoch_index) {
-  std::vector<int> order(static_cast<size_t>(samples));
-  for (int i = 0; i < samples; ++i) order[static_cast<size_t>(i)] = i;
-  if (!shuffle) return order;
-  SplitMix64 rng(hash_string("epoch" + std::to_string(epoch_index), seed));
-  for (int i = samples - 1; i > 0; --i) {  // Fisher-Yates
-    const int j = static_cast<int>(rng.next() % static_cast<std::uint64_t>(i + 1));
-    std::swap(order[static_cast<size_t>(i)], order[static_cast<size_t>(j)]);
-  }
-  return order;
-}
-
-void gather_batch(const Dataset& data, const std::vector<int>& order, int begin, int end,
-                  Tensor& images, std::vector<int>& labels) {
-  Shape s = data.images.shape();
-  const std::size_t per = s.numel() / static_cast<std::size_t>(s[0]);
-  s.dims[0] = end - begin;
-  images.resize(s);
-  labels.resize(static_cast<size_t>(end - begin));
-  for (int i = begin; i < end; ++i) {
-    const int src = order[static_cast<size_t>(i)];
-    std::memcpy(images.data() + (i - begin) * per, data.images.data() + src * per, per * sizeof(float));
-    labels[static_cast<size_t>(i - begin)] = data.labels[static_cast<size_t>(src)];
-  }
-}
-
-LossResult evaluate(Model& model, const Dataset& data, int batch_size) {
+LossResult evaluate(Model& model, const SampleSource& data, int batch_size, int image_size, Preprocess preprocess,
+                    int loader_threads) {
+  const ShardPlan plan(data.size(), batch_size, 1, 0, false, 0, "the evaluation data");
+  PrefetchConfig p;
+  p.image_size = image_size;
+  p.preprocess = preprocess;
+  p.threads = loader_threads;
+  BatchPrefetcher batches(data, plan.local_batches(0), p);
+  Batch batch;
   LossResult total;
-  const std::vector<int> order = epoch_order(data.size(), false, 0, 0);
-  Tensor images;
-  std::vector<int> labels;
-  for (int b = 0; b < data.size(); b += batch_size) {
-    gather_batch(data, order, b, std::min(data.size(), b + batch_size), images, labels);
-    model.forward(images, false);
-    const LossResult r = softmax_cross_entropy(logits_of(model), labels, 1.0, nullptr);
+  while (batches.next(batch)) {
+    model.forward(batch.images, false);
+    const LossResult r = softmax_cross_entropy(logits_of(model), batch.labels, 1.0, nullptr);
     total.loss_sum += r.loss_sum;
     total.correct += r.correct;
     total.count += r.count;
@@ -84,87 +122,56 @@ LossResult evaluate(Model& model, const Dataset& data, int batch_size) {
   return total;
 }
 
-namespace {
-
-EpochStats train_epoch(Model& model, Adam& adam, const Dataset& train, const Dataset& val,
-                       const TrainConfig& c, int phase, int epoch, int global_epoch,
-                       std::ostream& log) {
-  const auto start = std::chrono::steady_clock::now();
-  const std::vector<int> order = epoch_order(train.size(), c.shuffle, c.seed, global_epoch);
-  Tensor images, dlogits;
-  std::vector<int> labels;
-  LossResult sum;
-  for (int b = 0; b < train.size(); b += c.batch_size) {
-    const int e = std::min(train.size(), b + c.batch_size);
-    gather_batch(train, order, b, e, images, labels);
-    model.forward(images, true);
-    const LossResult r = softmax_cross_entropy(logits_of(model), labels, e - b, &dlogits);
-    if (!std::isfinite(r.loss_sum))
-      throw std::runtime_error("phase " + std::to_string(phase) + " epoch " + std::to_string(epoch) +
-                               ": the loss became " + std::to_string(r.loss_sum) + " at step " +
-                               std::to_string(b / c.batch_size + 1));
-    model.backward(dlogits);
-    adam.step(model.params().data(), model.grads().data());
-    sum.loss_sum += r.loss_sum;
-    sum.correct += r.correct;
-    sum.count += r.count;
-  }
-  EpochStats s;
-  s.phase = phase;
-  s.epoch = epoch;
-  s.loss = sum.loss_sum / sum.count;
-  s.accuracy = static_cast<double>(sum.correct) / sum.count;
-  s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  s.images_per_second = train.size() / s.seconds;
-  if (val.size() > 0) {
-    const LossResult v = evaluate(model, val, c.batch_size);
-    s.val_loss = v.loss_sum / v.count;
-    s.val_accuracy = static_cast<double>(v.correct) / v.count;
-  }
-  const std::ios_base::fmtflags flags = log.flags();
-  const std::streamsize precision = log.precision();
-  log << "phase " << phase << " epoch " << epoch << ": loss " << std::fixed << std::setprecision(4)
-      << s.loss << " - accuracy " << s.accuracy << " - val_loss " << s.val_loss
-      << " - val_accuracy " << s.val_accuracy << " - " << std::setprecision(1) << s.seconds << "s ("
-      << s.images_per_second << " img/s)" << std::endl;
-  log.flags(flags);
-  log.precision(precision);
-  return s;
-}
-
-}  // namespace
-
-std::vector<EpochStats> run_two_phase(Model& model, const Dataset& train, const Dataset& val,
+std::vector<EpochStats> run_two_phase(Model& model, const SampleSource& train, const SampleSource* val,
                                       const TrainConfig& c, std::ostream& log) {
   validate(c);
-  if (train.size() == 0) throw std::invalid_argument("the training set is empty");
+  check_classes(model, train, "--train");
+  if (val) check_classes(model, *val, "--val");
   std::vector<EpochStats> history;
   freeze_base(model);
   if (c.calibrate_bn_samples > 0) {
-    Tensor images;
-    std::vector<int> labels;
     const int n = std::min(train.size(), c.calibrate_bn_samples);
-    gather_batch(train, epoch_order(train.size(), true, c.seed, -1), 0, n, images, labels);
-    model.calibrate_batch_norm(images);
+    const std::vector<int> order = epoch_order(train.size(), true, c.seed, -1);
+    BatchPrefetcher one(train, {std::vector<int>(order.begin(), order.begin() + n)},
+                        prefetch_config(c, Augment::kNone, -1));
+    Batch batch;
+    one.next(batch);
+    model.calibrate_batch_norm(batch.images);
     log << "randomly initialised base: frozen BatchNormalization statistics calibrated on " << n
         << " training images" << std::endl;
   }
   int global_epoch = 0;
-  {
-    Adam adam(model.trainable_size(), c.phase1_lr);
-    log << "phase 1: base frozen, training the head (" << model.trainable_size()
-        << " weights), Adam lr " << c.phase1_lr << std::endl;
-    for (int e = 1; e <= c.phase1_epochs; ++e)
-      history.push_back(train_epoch(model, adam, train, val, c, 1, e, global_epoch++, log));
-  }
+  auto run_phase = [&](int phase, int epochs, double lr) {
+    Adam adam(model.trainable_size(), lr);
+    for (int e = 1; e <= epochs; ++e) {
+      const auto start = std::chrono::steady_clock::now();
+      const LossResult r = train_epoch(model, adam, train, c, phase, global_epoch++);
+      EpochStats s;
+      s.phase = phase;
+      s.epoch = e;
+      s.loss = r.loss_sum / r.count;
+      s.accuracy = static_cast<double>(r.correct) / r.count;
+      s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      s.images_per_second = r.count / s.seconds;
+      if (val) {
+        const LossResult v = evaluate(model, *val, c.batch_size, c.image_size, c.preprocess, c.loader_threads);
+        s.val_loss = v.loss_sum / v.count;
+        s.val_accuracy = static_cast<double>(v.correct) / v.count;
+      }
+      log_epoch(log, s, val != nullptr);
+      history.push_back(s);
+    }
+  };
+  log << "phase 1: base frozen, training the head (" << model.trainable_size() << " weights), Adam lr "
+      << c.phase1_lr << std::endl;
+  run_phase(1, c.phase1_epochs, c.phase1_lr);
   if (c.phase2_epochs > 0) {
-    unfreeze_last_base_layers(model, c.unfreeze_last);
-    Adam adam(model.trainable_size(), c.phase2_lr);
-    log << "phase 2: last " << c.unfreeze_last << " base layers unfrozen (from "
-        << model.layer(model.first_trainable_node()).name() << ", " << model.trainable_size()
+    unfreeze(model, c);
+    log << "phase 2: " << (c.unfreeze_from.empty() ? "last " + std::to_string(c.unfreeze_last) + " base layers"
+                                                    : "base layers from " + c.unfreeze_from)
+        << " unfrozen (from " << model.layer(model.first_trainable_node()).name() << ", " << model.trainable_size()
         << " weights), fresh Adam lr " << c.phase2_lr << std::endl;
-    for (int e = 1; e <= c.phase2_epochs; ++e)
-      history.push_back(train_epoch(model, adam, train, val, c, 2, e, global_epoch++, log));
+    run_phase(2, c.phase2_epochs, c.phase2_lr);
   }
   return history;
 }

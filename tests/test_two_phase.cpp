@@ -15,8 +15,8 @@ namespace {
 TEST(TwoPhase, LossFallsInBothPhases) {
   Model model = build_resnet50(ResNet50Config{32, 3, 32, 8, 3});
   keras_initialize(model, 11);
-  const Dataset train = make_synthetic_dataset(96, 32, 3, 5);
-  const Dataset val = make_synthetic_dataset(48, 32, 3, 6);
+  const InMemorySource train = make_synthetic_source(96, 32, 3, 5);
+  const InMemorySource val = make_synthetic_source(48, 32, 3, 6);
   TrainConfig c;
   c.batch_size = 16;
   c.phase1_epochs = 4;
@@ -25,8 +25,9 @@ TEST(TwoPhase, LossFallsInBothPhases) {
   c.phase2_lr = 1e-4;
   c.calibrate_bn_samples = 64;
   c.seed = 3;
+  c.image_size = 32;
   std::ostringstream log;
-  const auto h = run_two_phase(model, train, val, c, log);
+  const auto h = run_two_phase(model, train, &val, c, log);
   std::cout << log.str();
   ASSERT_EQ(h.size(), 8u);
   EXPECT_EQ(h[0].phase, 1);
@@ -42,15 +43,16 @@ TEST(TwoPhase, LossFallsInBothPhases) {
 TEST(TwoPhase, ZeroEpochPhasesAreAllowed) {
   Model model = build_resnet50(ResNet50Config{32, 2, 8, 4, 3});
   keras_initialize(model, 1);
-  const Dataset train = make_synthetic_dataset(8, 32, 2, 1);
+  const InMemorySource train = make_synthetic_source(8, 32, 2, 1);
   TrainConfig c;
+  c.image_size = 32;
   c.batch_size = 4;
   c.phase1_epochs = 0;
   c.phase2_epochs = 1;
   std::ostringstream log;
-  EXPECT_EQ(run_two_phase(model, train, Dataset{}, c, log).size(), 1u);
+  EXPECT_EQ(run_two_phase(model, train, nullptr, c, log).size(), 1u);
   c.phase2_epochs = 0;
-  EXPECT_EQ(run_two_phase(model, train, Dataset{}, c, log).size(), 0u);
+  EXPECT_EQ(run_two_phase(model, train, nullptr, c, log).size(), 0u);
 }
 
 TEST(TwoPhase, BadOptionsAreNamed) {

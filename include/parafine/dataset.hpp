@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "parafine/sample_source.hpp"
 #include "parafine/tensor.hpp"
 
 namespace parafine {
@@ -21,9 +22,11 @@ struct Dataset {
 // Keras "caffe" preprocessing of one RGB pixel in [0,255]: BGR order, ImageNet means removed.
 void caffe_preprocess(const float* rgb, float* out);
 
-// `samples` images of `image_size`^2, `classes` classes told apart by colour and stripe
-// orientation under noise, so that even a randomly initialised ResNet's features separate
-// them. Deterministic in `seed`. Caffe-preprocessed.
+// `samples` RGB images of `image_size`^2, `classes` classes told apart by colour (and faint
+// stripes whose orientation depends on the class) under noise, so that even a randomly
+// initialised ResNet's features separate them. Deterministic in `seed`. Labels cycle 0..C-1.
+InMemorySource make_synthetic_source(int samples, int image_size, int classes, std::uint64_t seed);
+// The same images caffe-preprocessed into a float Dataset.
 Dataset make_synthetic_dataset(int samples, int image_size, int classes, std::uint64_t seed);
 
 }  // namespace parafine

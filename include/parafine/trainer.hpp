@@ -1,28 +1,37 @@
-// The single-process two-phase fine-tuning run on an in-memory dataset, with Keras semantics:
-// phase 1 freezes the base and trains the head with Adam(phase1_lr); phase 2 unfreezes the
-// base's last N layers and continues with a fresh Adam(phase2_lr). Validation after every
-// epoch with BN in inference mode.
+// The two-phase fine-tuning run with Keras semantics: phase 1 freezes the base and trains the
+// head with Adam(phase1_lr); phase 2 unfreezes the base's last N layers and continues with a
+// fresh Adam(phase2_lr). Validation after every epoch with BN in inference mode. Samples come
+// from a SampleSource through the deterministic prefetcher, in the order of DESIGN.md §2.
 #pragma once
 
 #include <cstdint>
 #include <iosfwd>
+#include <string>
 #include <vector>
 
+#include "parafine/data_order.hpp"
 #include "parafine/dataset.hpp"
 #include "parafine/loss.hpp"
 #include "parafine/model.hpp"
+#include "parafine/prefetcher.hpp"
+#include "parafine/sample_source.hpp"
 
 namespace parafine {
 
 struct TrainConfig {
-  int batch_size = 32;
+  int batch_size = 32;  // global batch
   int phase1_epochs = 10;
   double phase1_lr = 1e-3;
   int phase2_epochs = 10;
   double phase2_lr = 1e-5;
   int unfreeze_last = 10;
+  std::string unfreeze_from;  // a base layer name; when set it wins over unfreeze_last
   bool shuffle = true;
   std::uint64_t seed = 0;
+  int image_size = 224;
+  Preprocess preprocess = Preprocess::kCaffe;
+  Augment augment = Augment::kNone;
+  int loader_threads = 2;  // background decoding threads
   // With a randomly initialised base: set frozen BN statistics from this many training
   // samples before phase 1 (0 = keep the loaded statistics, as Keras does).
   int calibrate_bn_samples = 0;
@@ -38,18 +47,12 @@ struct EpochStats {
 // Throws std::invalid_argument naming the option for a bad configuration.
 void validate(const TrainConfig& config);
 
-// Sample order of one epoch: identity without shuffling, else a permutation that depends only
-// on (seed, epoch_index).
-std::vector<int> epoch_order(int samples, bool shuffle, std::uint64_t seed, int epoch_index);
+// Loss and accuracy of `model` on every sample of `data`, BN in inference mode.
+LossResult evaluate(Model& model, const SampleSource& data, int batch_size, int image_size, Preprocess preprocess,
+                    int loader_threads);
 
-// Copies samples order[begin..end) of `data` into batch images [B,H,W,C] and labels.
-void gather_batch(const Dataset& data, const std::vector<int>& order, int begin, int end,
-                  Tensor& images, std::vector<int>& labels);
-
-// Loss and accuracy of `model` on `data`, BN in inference mode.
-LossResult evaluate(Model& model, const Dataset& data, int batch_size);
-
-std::vector<EpochStats> run_two_phase(Model& model, const Dataset& train, const Dataset& val,
+// val may be null (no validation). Throws when the sources' classes do not match the model.
+std::vector<EpochStats> run_two_phase(Model& model, const SampleSource& train, const SampleSource* val,
                                       const TrainConfig& config, std::ostream& log);
 
 }  // namespace parafine

@@ -64,18 +64,19 @@ int run_demo(int argc, char** argv) {
   } else {
     train.calibrate_bn_samples = 64;  // a random base needs sane BN statistics
   }
-  const Dataset train_set = make_synthetic_dataset(train_samples, net.image_size, net.classes, seed + 1);
-  const Dataset val_set = make_synthetic_dataset(val_samples, net.image_size, net.classes, seed + 2);
+  const InMemorySource train_set = make_synthetic_source(train_samples, net.image_size, net.classes, seed + 1);
+  const InMemorySource val_set = make_synthetic_source(val_samples, net.image_size, net.classes, seed + 2);
+  train.image_size = net.image_size;
   std::cout << "parafine demo: ResNet50 (width " << net.width << ", " << net.image_size << "x"
             << net.image_size << ", " << model.size() << " layers, " << model.params().size()
             << " weights) on " << train_samples << " synthetic training / " << val_samples
             << " validation images, " << net.classes << " classes, " << parafine::threads() << " threads" << std::endl;
-  const auto history = run_two_phase(model, train_set, val_set, train, std::cout);
+  const auto history = run_two_phase(model, train_set, &val_set, train, std::cout);
   if (!history.empty())
     std::cout << "final validation accuracy " << history.back().val_accuracy << " (chance "
               << 1.0 / net.classes << ")" << std::endl;
   if (!save.empty()) {
-    save_keras_model(model, save, train_set.class_names);
+    save_keras_model(model, save, train_set.class_names());
     std::cout << "model saved to " << save << std::endl;
   }
   return 0;
