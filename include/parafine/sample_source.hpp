@@ -31,6 +31,8 @@ class SampleSource {
   // resized (TensorFlow half-pixel centres) when stored at another size. Throws (naming the
   // file and the sample) for i outside [0, N) or a sample that cannot be read. Thread-safe.
   virtual void load(int i, int image_size, float* out) const = 0;
+  // How a user finds sample i again: its file path for image folders, else its index.
+  virtual std::string sample_name(int i) const { return std::to_string(i); }
 };
 
 // Stored uint8 [h,w,3] RGB -> floats [S,S,3] in [0,255]: a plain conversion at the same size,
