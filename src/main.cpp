@@ -10,10 +10,13 @@ namespace {
 const char* kUsage =
     "usage: parafine COMMAND [options]   (parafine COMMAND --help for its options)\n"
     "commands:\n"
+    "  train      --train PATH [--val PATH] [--weights imagenet|none|FILE] ... two-phase fine-tuning\n"
     "  demo       two-phase fine-tuning on a built-in synthetic dataset\n"
+    "  convert    --input DIR --output DATA.h5: pack an image folder into an HDF5 dataset\n"
     "  inspect    FILE.h5: the layout and weights of a Keras weight file, and whether it loads\n"
-    "  predict    --model M.h5 --input DATA.h5 [--output preds.csv]\n"
-    "  evaluate   --model M.h5 --data DATA.h5\n";
+    "  predict    --model M.h5 --input PATH [--output preds.csv]\n"
+    "  evaluate   --model M.h5 --data PATH\n"
+    "PATH is an image folder (one sub-folder per class) or an HDF5 dataset.\n";
 
 }  // namespace
 
@@ -28,6 +31,8 @@ int main(int argc, char** argv) {
     if (command == "inspect") return parafine::run_inspect(argc - 1, argv + 1);
     if (command == "predict") return parafine::run_predict(argc - 1, argv + 1);
     if (command == "evaluate") return parafine::run_evaluate(argc - 1, argv + 1);
+    if (command == "convert") return parafine::run_convert(argc - 1, argv + 1);
+    if (command == "train") return parafine::run_train(argc - 1, argv + 1);
     if (command == "--help" || command == "-h" || command == "help") {
       std::cout << kUsage;
       return 0;

@@ -16,5 +16,23 @@ int run_demo(int argc, char** argv);
 int run_inspect(int argc, char** argv);
 int run_predict(int argc, char** argv);
 int run_evaluate(int argc, char** argv);
+int run_convert(int argc, char** argv);
+int run_train(int argc, char** argv);
+
+}  // namespace parafine
+
+#include <cstdint>
+#include <iosfwd>
+
+#include "parafine/model.hpp"
+#include "parafine/resnet50.hpp"
+
+namespace parafine {
+
+// The starting model of a training run: `init` (a full model) when given, else the base from
+// `weights` (imagenet | none | FILE) with a Keras-initialised head. Returns true when the base
+// is random, so its frozen BN statistics need calibrating.
+bool prepare_model(Model& model, const std::string& weights, const std::string& weights_dir, const std::string& init,
+                   std::uint64_t seed, std::ostream& log);
 
 }  // namespace parafine

@@ -53,17 +53,8 @@ int run_demo(int argc, char** argv) {
   if (threads > 0) set_threads(threads);
   train.seed = seed;
   Model model = build_resnet50(net);
-  keras_initialize(model, seed);
-  if (!init.empty()) {
-    if (weights != "none") throw UsageError("give --weights or --init, not both");
-    load_keras_weights(model, init, WeightScope::kFull, &std::cout);
-    std::cout << "initialised from the full model " << init << std::endl;
-  } else if (const std::string file = resolve_weights(weights, weights_dir); !file.empty()) {
-    load_keras_weights(model, file, WeightScope::kBase, &std::cout);
-    std::cout << "base weights loaded from " << file << std::endl;
-  } else {
+  if (prepare_model(model, weights, weights_dir, init, seed, std::cout))
     train.calibrate_bn_samples = 64;  // a random base needs sane BN statistics
-  }
   const InMemorySource train_set = make_synthetic_source(train_samples, net.image_size, net.classes, seed + 1);
   const InMemorySource val_set = make_synthetic_source(val_samples, net.image_size, net.classes, seed + 2);
   train.image_size = net.image_size;

@@ -7,12 +7,16 @@
 #include <iostream>
 #include <unistd.h>
 
+#include <thread>
+
 #include "parafine/cli.hpp"
 #include "parafine/compute.hpp"
 #include "parafine/h5_dataset.hpp"
 #include "parafine/layers/dense.hpp"
 #include "parafine/loss.hpp"
 #include "parafine/model_file.hpp"
+#include "parafine/folder_source.hpp"
+#include "parafine/trainer.hpp"
 
 namespace po = boost::program_options;
 
@@ -30,7 +34,7 @@ bool parse(int argc, char** argv, const char* command, const char* data_option, 
   po::options_description opts(std::string("parafine ") + command + " options");
   opts.add_options()("help,h", "show this help")
       ("model", po::value(&o.model)->required(), "full model file (written by --save, or Keras save_weights)")
-      (data_option, po::value(&o.data)->required(), "HDF5 dataset: images uint8 [N,H,W,3], labels")
+      (data_option, po::value(&o.data)->required(), "image folder or HDF5 dataset")
       ("batch-size", po::value(&o.batch_size)->default_value(32), "images per forward pass")
       ("image-size", po::value(&o.image_size)->default_value(0), "resize images to this size (0: the dataset's)")
       ("preprocess", po::value(&o.preprocess)->default_value("caffe"), "caffe | none")
@@ -51,16 +55,23 @@ bool parse(int argc, char** argv, const char* command, const char* data_option, 
   return true;
 }
 
-int image_size_for(const InferenceOptions& o, const H5ImageDataset& data) {
+// --image-size, else an HDF5 dataset's stored size, else 224.
+int image_size_for(const InferenceOptions& o, const SampleSource& data) {
   if (o.image_size > 0) return o.image_size;
-  if (data.height() != data.width() || data.height() < 32)
-    throw UsageError(data.path() + " holds " + std::to_string(data.height()) + "x" + std::to_string(data.width()) +
+  const auto* h5 = dynamic_cast<const H5Source*>(&data);
+  if (!h5) return 224;
+  const H5ImageDataset& d = h5->dataset();
+  if (d.height() != d.width() || d.height() < 32)
+    throw UsageError(d.path() + " holds " + std::to_string(d.height()) + "x" + std::to_string(d.width()) +
                      " images: give --image-size (square, >= 32)");
-  return data.height();
+  return d.height();
 }
 
-const Tensor& logits_of(const Model& model) {
-  return static_cast<const Dense&>(model.layer(model.size() - 1)).logits();
+std::unique_ptr<SampleSource> open_data(const std::string& path, const char* option) {
+  SourceOptions so;
+  so.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  so.log = &std::cerr;
+  return open_sample_source(path, option, so);
 }
 
 }  // namespace
@@ -68,11 +79,12 @@ const Tensor& logits_of(const Model& model) {
 int run_predict(int argc, char** argv) {
   InferenceOptions o;
   if (!parse(argc, argv, "predict", "input", o)) return 0;
-  const H5ImageDataset data(o.data);
+  const auto data = open_data(o.data, "--input");
+  const int image_size = image_size_for(o, *data);
   std::vector<std::string> names;
-  Model model = load_full_model(o.model, image_size_for(o, data), &names);
+  Model model = load_full_model(o.model, image_size, &names);
   const int classes = model.output_shape(model.size() - 1, 1)[1];
-  if (names.empty() && static_cast<int>(data.class_names().size()) == classes) names = data.class_names();
+  if (names.empty() && static_cast<int>(data->class_names().size()) == classes) names = data->class_names();
   for (int c = static_cast<int>(names.size()); c < classes; ++c) names.push_back("class" + std::to_string(c));
 
   const std::string tmp = o.output.empty() ? "" : o.output + ".tmp" + std::to_string(::getpid());
@@ -82,20 +94,22 @@ int run_predict(int argc, char** argv) {
     if (!file) throw std::runtime_error("cannot write " + o.output);
   }
   std::ostream& out = tmp.empty() ? std::cout : file;
-  out << "index";
+  out << (dynamic_cast<const H5Source*>(data.get()) ? "index" : "file");
   for (const auto& n : names) out << ",p_" << n;
   out << ",predicted\n" << std::setprecision(6);
-  Tensor images;
-  const Preprocess pre = parse_preprocess(o.preprocess);
-  for (int b = 0; b < data.size(); b += o.batch_size) {
-    const int e = std::min(data.size(), b + o.batch_size);
-    data.read_batch(b, e, image_size_for(o, data), pre, images);
-    const Tensor& probs = model.forward(images, false);
-    for (int i = 0; i < e - b; ++i) {
-      const float* p = probs.data() + static_cast<size_t>(i) * classes;
-      out << b + i;
-      for (int c = 0; c < classes; ++c) out << "," << p[c];
-      out << "," << names[static_cast<size_t>(std::max_element(p, p + classes) - p)] << "\n";
+  const ShardPlan plan(data->size(), o.batch_size, 1, 0, false, 0, "--input");
+  PrefetchConfig p;
+  p.image_size = image_size;
+  p.preprocess = parse_preprocess(o.preprocess);
+  BatchPrefetcher batches(*data, plan.local_batches(0), p);
+  Batch batch;
+  while (batches.next(batch)) {
+    const Tensor& probs = model.forward(batch.images, false);
+    for (int i = 0; i < batch.size(); ++i) {
+      const float* row = probs.data() + static_cast<size_t>(i) * classes;
+      out << data->sample_name(batch.indices[static_cast<size_t>(i)]);
+      for (int c = 0; c < classes; ++c) out << "," << row[c];
+      out << "," << names[static_cast<size_t>(std::max_element(row, row + classes) - row)] << "\n";
     }
   }
   if (!tmp.empty()) {
@@ -104,7 +118,7 @@ int run_predict(int argc, char** argv) {
       std::remove(tmp.c_str());
       throw std::runtime_error("cannot write " + o.output);
     }
-    std::cerr << "wrote " << data.size() << " predictions to " << o.output << "\n";
+    std::cerr << "wrote " << data->size() << " predictions to " << o.output << "\n";
   }
   return 0;
 }
@@ -112,26 +126,16 @@ int run_predict(int argc, char** argv) {
 int run_evaluate(int argc, char** argv) {
   InferenceOptions o;
   if (!parse(argc, argv, "evaluate", "data", o)) return 0;
-  const H5ImageDataset data(o.data);
-  if (!data.has_labels()) throw std::runtime_error(o.data + ": no 'labels' dataset, so there is nothing to evaluate against");
-  Model model = load_full_model(o.model, image_size_for(o, data));
+  const auto data = open_data(o.data, "--data");
+  if (data->classes() == 0 || data->label(0) < 0)
+    throw std::runtime_error(o.data + ": no labels, so there is nothing to evaluate against");
+  const int image_size = image_size_for(o, *data);
+  Model model = load_full_model(o.model, image_size);
   const int classes = model.output_shape(model.size() - 1, 1)[1];
-  if (data.classes() > classes)
-    throw std::runtime_error(o.data + " has " + std::to_string(data.classes()) + " classes, the model " +
+  if (data->classes() > classes)
+    throw std::runtime_error(o.data + " has " + std::to_string(data->classes()) + " classes, the model " +
                              std::to_string(classes));
-  Tensor images;
-  LossResult total;
-  const Preprocess pre = parse_preprocess(o.preprocess);
-  for (int b = 0; b < data.size(); b += o.batch_size) {
-    const int e = std::min(data.size(), b + o.batch_size);
-    data.read_batch(b, e, image_size_for(o, data), pre, images);
-    model.forward(images, false);
-    const std::vector<int> labels(data.labels().begin() + b, data.labels().begin() + e);
-    const LossResult r = softmax_cross_entropy(logits_of(model), labels, 1.0, nullptr);
-    total.loss_sum += r.loss_sum;
-    total.correct += r.correct;
-    total.count += r.count;
-  }
+  const LossResult total = evaluate(model, *data, o.batch_size, image_size, parse_preprocess(o.preprocess), 2);
   std::cout << std::fixed << std::setprecision(4) << "loss " << total.loss_sum / total.count << " - accuracy "
             << static_cast<double>(total.correct) / total.count << " (" << total.count << " samples)\n";
   return 0;

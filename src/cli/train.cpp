@@ -1,0 +1,111 @@
+// `parafine train`: the two-phase fine-tuning job on an image folder or HDF5 dataset, with
+// the options of DESIGN.md §3, read from the command line and from --config FILE (INI, same
+// keys; the command line wins). Runs in one process; the distributed version comes next.
+#include <boost/program_options.hpp>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "parafine/cli.hpp"
+#include "parafine/compute.hpp"
+#include "parafine/folder_source.hpp"
+#include "parafine/model_file.hpp"
+#include "parafine/trainer.hpp"
+
+namespace po = boost::program_options;
+
+namespace parafine {
+
+namespace {
+
+void require(bool ok, const std::string& message) {
+  if (!ok) throw UsageError(message);
+}
+
+}  // namespace
+
+int run_train(int argc, char** argv) {
+  std::string train_path, val_path, weights, weights_dir, init, preprocess, augment, save, config, on_bad_image,
+      unfreeze_from, shuffle;
+  ResNet50Config net;
+  TrainConfig c;
+  int threads = 0, classes = 0;
+  po::options_description opts("parafine train options");
+  opts.add_options()("help,h", "show this help")("config", po::value(&config), "INI file with any of these options")
+      ("train", po::value(&train_path), "training data: image folder or HDF5 dataset")
+      ("val", po::value(&val_path), "validation data: image folder or HDF5 dataset")
+      ("weights", po::value(&weights)->default_value("imagenet"), "base weights: imagenet | none | FILE.h5")
+      ("weights-dir", po::value(&weights_dir), "directory holding the imagenet notop file")
+      ("init", po::value(&init), "start from a full model (base + head), e.g. one written by --save")
+      ("classes", po::value(&classes)->default_value(0), "number of classes (0: from the training data)")
+      ("head-units", po::value(&net.head_units)->default_value(1024), "units of the dense head layer")
+      ("image-size", po::value(&c.image_size)->default_value(224), "input height and width")
+      ("batch-size", po::value(&c.batch_size)->default_value(32), "global batch size")
+      ("phase1-epochs", po::value(&c.phase1_epochs)->default_value(10), "epochs with the base frozen")
+      ("phase1-lr", po::value(&c.phase1_lr)->default_value(1e-3), "phase 1 Adam learning rate")
+      ("phase2-epochs", po::value(&c.phase2_epochs)->default_value(10), "epochs with the last layers unfrozen")
+      ("phase2-lr", po::value(&c.phase2_lr)->default_value(1e-5), "phase 2 Adam learning rate")
+      ("unfreeze-last", po::value(&c.unfreeze_last)->default_value(10), "base layers (Keras layers[-N:]) unfrozen")
+      ("unfreeze-from", po::value(&unfreeze_from), "unfreeze this base layer and all after it instead")
+      ("shuffle", po::value(&shuffle)->default_value("true"), "true | false")
+      ("seed", po::value(&c.seed)->default_value(0), "seed for initialisation, shuffling and augmentation")
+      ("preprocess", po::value(&preprocess)->default_value("caffe"), "caffe | none")
+      ("augment", po::value(&augment)->default_value("none"), "none | flip")
+      ("on-bad-image", po::value(&on_bad_image)->default_value("skip"), "skip | fail")
+      ("save", po::value(&save), "write the fine-tuned model here (Keras save_weights layout)")
+      ("threads", po::value(&threads)->default_value(0), "compute threads (0 = all cores)")
+      ("loader-threads", po::value(&c.loader_threads)->default_value(2), "image decoding threads");
+  po::variables_map vm;
+  po::store(po::parse_command_line(argc, argv, opts), vm);
+  if (vm.count("help")) {
+    std::cout << "usage: parafine train --train PATH [--val PATH] [options]\n" << opts;
+    return 0;
+  }
+  if (vm.count("config")) {
+    std::ifstream file(vm["config"].as<std::string>());
+    require(static_cast<bool>(file), "--config: cannot read " + vm["config"].as<std::string>());
+    po::store(po::parse_config_file(file, opts), vm);  // values already given on the command line win
+  }
+  po::notify(vm);
+  require(!train_path.empty(), "--train is required (an image folder or an HDF5 dataset)");
+  require(shuffle == "true" || shuffle == "false", "--shuffle must be true or false, got '" + shuffle + "'");
+  require(threads >= 0, "--threads must be >= 0");
+  require(classes >= 0, "--classes must be >= 0");
+  c.shuffle = shuffle == "true";
+  c.preprocess = parse_preprocess(preprocess);
+  c.augment = parse_augment(augment);
+  c.unfreeze_from = unfreeze_from;
+  if (vm["unfreeze-last"].defaulted() == false && !unfreeze_from.empty())
+    throw UsageError("give --unfreeze-last or --unfreeze-from, not both");
+  validate(c);
+  if (threads > 0) set_threads(threads);
+
+  SourceOptions so;
+  so.on_bad_image = parse_bad_image_policy(on_bad_image);
+  so.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  so.log = &std::cout;
+  const auto train = open_sample_source(train_path, "--train", so);
+  const auto val = val_path.empty() ? nullptr : open_sample_source(val_path, "--val", so);
+  if (val && val->class_names() != train->class_names() && !val->class_names().empty())
+    throw std::invalid_argument("--val's classes differ from --train's: the label indices would not mean the same thing");
+  require(classes == 0 || classes == train->classes(),
+          "--classes " + std::to_string(classes) + " but --train has " + std::to_string(train->classes()) + " classes");
+  net.classes = train->classes();
+  net.image_size = c.image_size;
+  Model model = build_resnet50(net);
+  if (prepare_model(model, weights, weights_dir, init, c.seed, std::cout)) c.calibrate_bn_samples = 64;
+  if (!unfreeze_from.empty()) unfreeze_base_from(model, unfreeze_from);  // an unknown layer fails before training
+  std::cout << "parafine train: " << train->size() << " training images, " << (val ? val->size() : 0)
+            << " validation images, " << net.classes << " classes, " << c.image_size << "x" << c.image_size
+            << ", batch " << c.batch_size << ", " << parafine::threads() << " threads" << std::endl;
+  const auto history = run_two_phase(model, *train, val.get(), c, std::cout);
+  if (!save.empty()) {
+    save_keras_model(model, save, train->class_names());
+    std::cout << "model saved to " << save << std::endl;
+  }
+  if (!history.empty() && val)
+    std::cout << "final validation accuracy " << history.back().val_accuracy << std::endl;
+  return 0;
+}
+
+}  // namespace parafine
