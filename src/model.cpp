@@ -140,6 +140,7 @@ void Model::plan(bool training) {
     for (int c : nodes_[static_cast<size_t>(i)].consumers) keep = keep || c >= cut_;
     keep_[static_cast<size_t>(i)] = keep;
   }
+  plan_fusions();
   if (!training) return;
   bind_gradients();
   // A conv whose only consumer is a batch-statistics BN has an exactly zero bias gradient.
@@ -153,6 +154,73 @@ void Model::plan(bool training) {
         zero = bn->uses_batch_statistics(true);
     conv->set_bias_gradient_is_zero(zero);
   }
+}
+
+void Model::plan_fusions() {
+  fusion_.assign(nodes_.size(), Fusion{});
+  auto only_consumer = [&](int i) {
+    const auto& c = nodes_[static_cast<size_t>(i)].consumers;
+    return c.size() == 1 && !user_keep_[static_cast<size_t>(i)] ? c[0] : -1;
+  };
+  for (int i = 0; i < size() && i < cut_; ++i) {
+    if (fusion_[static_cast<size_t>(i)].kind != Fused::kNone) continue;
+    Layer& l = layer(i);
+    const int next = only_consumer(i);
+    if (next < 0) continue;
+    if (dynamic_cast<Conv2D*>(&l)) {
+      auto* bn = dynamic_cast<BatchNormalization*>(&layer(next));
+      if (!bn || next >= cut_ || bn->calibrating() || bn->uses_batch_statistics(cut_ < size())) continue;
+      Fusion f{Fused::kConvChain, next, next, false};
+      const int after = only_consumer(next);
+      if (after >= 0 && dynamic_cast<ReLU*>(&layer(after))) {
+        f.end = after;
+        f.relu = true;
+        fusion_[static_cast<size_t>(after)].kind = Fused::kSkipped;
+      }
+      fusion_[static_cast<size_t>(next)].kind = Fused::kSkipped;
+      fusion_[static_cast<size_t>(i)] = f;
+    } else if (dynamic_cast<Add*>(&l) && dynamic_cast<ReLU*>(&layer(next))) {
+      fusion_[static_cast<size_t>(i)] = Fusion{Fused::kAddRelu, -1, next, true};
+      fusion_[static_cast<size_t>(next)].kind = Fused::kSkipped;
+    }
+  }
+}
+
+// Computes fusion head i, writing the output of its chain's last node.
+void Model::run_fused(int i, const std::vector<const Tensor*>& ins) {
+  const Fusion& f = fusion_[static_cast<size_t>(i)];
+  Tensor& out = outputs_[static_cast<size_t>(f.end)];
+  const Shape os = output_shape(f.end, ins[0]->shape()[0]);
+  out.give_storage(pool_.acquire(os.numel()), os);
+  if (f.kind == Fused::kAddRelu) {
+    const float* a = ins[0]->data();
+    const float* b = ins[1]->data();
+    float* y = out.data();
+    const long n = static_cast<long>(os.numel());
+#pragma omp parallel for if (parallel_worth(n))
+    for (long k = 0; k < n; ++k) {
+      const float v = a[k] + b[k];
+      y[k] = v > 0.0f ? v : 0.0f;
+    }
+    return;
+  }
+  // conv -> BN (inference) [-> ReLU]: W'[..,c] = W[..,c] * scale[c], b'[c] = b[c] * scale[c] + shift[c].
+  auto& conv = static_cast<Conv2D&>(layer(i));
+  const auto& bn = static_cast<const BatchNormalization&>(layer(f.bn));
+  const int cout = conv.filters();
+  bn_scale_.resize(static_cast<size_t>(cout));
+  bn_shift_.resize(static_cast<size_t>(cout));
+  bn.inference_affine(bn_scale_.data(), bn_shift_.data());
+  const float* kernel = conv.param(0);
+  const std::size_t rows = find_param(conv.name(), "kernel").shape.numel() / static_cast<std::size_t>(cout);
+  folded_kernel_.resize(rows * cout);
+  for (std::size_t r = 0; r < rows; ++r)
+    for (int c = 0; c < cout; ++c) folded_kernel_[r * cout + c] = kernel[r * cout + c] * bn_scale_[static_cast<size_t>(c)];
+  folded_bias_.resize(static_cast<size_t>(cout));
+  const bool has_bias = conv.param_specs().size() > 1;
+  for (int c = 0; c < cout; ++c)
+    folded_bias_[static_cast<size_t>(c)] = (has_bias ? conv.param(1)[c] : 0.0f) * bn_scale_[static_cast<size_t>(c)] + bn_shift_[static_cast<size_t>(c)];
+  conv.forward_with(*ins[0], out, folded_kernel_.data(), folded_bias_.data(), f.relu);
 }
 
 const Tensor& Model::forward(const Tensor& x, bool training) { return run(0, x, training); }
@@ -197,10 +265,16 @@ const Tensor& Model::run(int first, const Tensor& given, bool training) {
     in_shapes.clear();
     if (node.inputs.empty()) ins.push_back(&given);
     for (int k : node.inputs) ins.push_back(&outputs_[static_cast<size_t>(k)]);
-    for (const Tensor* t : ins) in_shapes.push_back(t->shape());
-    const Shape os = node.layer->infer_shape(in_shapes);
-    outputs_[static_cast<size_t>(i)].give_storage(pool_.acquire(os.numel()), os);
-    node.layer->forward(ins, outputs_[static_cast<size_t>(i)], training);
+    const Fused kind = fusion_[static_cast<size_t>(i)].kind;
+    if (kind == Fused::kSkipped) continue;  // computed by its fusion head
+    if (kind != Fused::kNone) {
+      run_fused(i, ins);
+    } else {
+      for (const Tensor* t : ins) in_shapes.push_back(t->shape());
+      const Shape os = node.layer->infer_shape(in_shapes);
+      outputs_[static_cast<size_t>(i)].give_storage(pool_.acquire(os.numel()), os);
+      node.layer->forward(ins, outputs_[static_cast<size_t>(i)], training);
+    }
     for (int k : node.inputs)
       if (--pending[static_cast<size_t>(k)] == 0 && !keep_[static_cast<size_t>(k)])
         release(outputs_[static_cast<size_t>(k)]);

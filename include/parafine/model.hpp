@@ -99,6 +99,18 @@ class Model {
     std::vector<int> consumers;
     Shape sample_shape;  // output shape with N=1
   };
+  // Frozen-prefix fusions, planned per forward: a conv whose only consumer is an inference-
+  // mode BN runs with the BN folded into its weights (and the ReLU after it fused), and an
+  // Add followed by its ReLU runs as one pass. Skipped nodes produce no output of their own.
+  enum class Fused { kNone, kConvChain, kAddRelu, kSkipped };
+  struct Fusion {
+    Fused kind = Fused::kNone;
+    int bn = -1;    // kConvChain: the folded BatchNormalization
+    int end = -1;   // the node whose output the fused computation writes
+    bool relu = false;
+  };
+  void plan_fusions();
+  void run_fused(int i, const std::vector<const Tensor*>& ins);
   void plan(bool training);
   const Tensor& run(int first, const Tensor& given, bool training);
   void bind_gradients();
@@ -112,6 +124,8 @@ class Model {
   std::vector<Tensor> outputs_, node_grads_;
   std::vector<bool> keep_, user_keep_;
   int cut_ = 0;  // backward visits nodes >= cut_
+  std::vector<Fusion> fusion_;
+  std::vector<float> folded_kernel_, folded_bias_, bn_scale_, bn_shift_;
   bool built_ = false;
   bool backward_ready_ = false;
   std::vector<bool> bound_trainable_;

@@ -113,6 +113,17 @@ void BatchNormalization::forward(const std::vector<const Tensor*>& in, Tensor& o
       y[r * c + k] = (x[r * c + k] - mean_[k]) * (inv_std_[k] * gamma[k]) + beta[k];
 }
 
+void BatchNormalization::inference_affine(float* scale, float* shift) const {
+  const float* gamma = param(0);
+  const float* beta = param(1);
+  const float* mean = param(2);
+  const float* var = param(3);
+  for (int k = 0; k < channels_; ++k) {
+    scale[k] = gamma[k] / std::sqrt(var[k] + eps_);
+    shift[k] = beta[k] - mean[k] * scale[k];
+  }
+}
+
 void BatchNormalization::backward(const std::vector<const Tensor*>& in, const Tensor&,
                                   const Tensor& dout, const std::vector<Tensor*>& din) {
   const Tensor& xt = *in[0];

@@ -81,6 +81,13 @@ void Conv2D::im2col(const float* x, const Geometry& g, int n0, int n1, float* co
         float* dst = col + ((static_cast<size_t>(i - n0) * g.ho + r) * g.wo + q) * kcols;
         for (int a = 0; a < k_; ++a) {
           const int y = r * stride_ - g.pad_top + a;
+          const int x0 = q * stride_ - g.pad_left;
+          if (y >= 0 && y < g.h && x0 >= 0 && x0 + k_ <= g.w) {
+            // The k taps of this kernel row are adjacent pixels: one contiguous copy.
+            std::memcpy(dst + a * k_ * cin_, x + ((static_cast<size_t>(i) * g.h + y) * g.w + x0) * cin_,
+                        sizeof(float) * k_ * cin_);
+            continue;
+          }
           for (int b = 0; b < k_; ++b) {
             const int xx = q * stride_ - g.pad_left + b;
             float* d = dst + (a * k_ + b) * cin_;
@@ -120,11 +127,14 @@ void Conv2D::col2im_add(const float* col, const Geometry& g, int n0, int n1, flo
 }
 
 void Conv2D::forward(const std::vector<const Tensor*>& in, Tensor& out, bool) {
-  const Shape os = infer_shape({in[0]->shape()});
+  forward_with(*in[0], out, param(0), use_bias_ ? param(1) : nullptr, false);
+}
+
+void Conv2D::forward_with(const Tensor& input, Tensor& out, const float* kernel, const float* bias, bool relu) {
+  const Shape os = infer_shape({input.shape()});
   out.resize(os);
-  const Geometry g = geometry(in[0]->shape());
-  const float* x = in[0]->data();
-  const float* kernel = param(0);
+  const Geometry g = geometry(input.shape());
+  const float* x = input.data();
   float* y = out.data();
   const int kcols = k_ * k_ * cin_;
   const size_t out_rows_per_image = static_cast<size_t>(g.ho) * g.wo;
@@ -142,12 +152,17 @@ void Conv2D::forward(const std::vector<const Tensor*>& in, Tensor& out, bool) {
             col, kcols, kernel, filters_, 0.0f, y + n0 * out_rows_per_image * filters_, filters_);
     }
   }
-  if (use_bias_) {
-    const float* bias = param(1);
+  if (bias || relu) {
+    // One pass for the bias and, when fused, the ReLU that follows a folded BatchNormalization.
     const long rows = static_cast<long>(os.rows());
 #pragma omp parallel for if (parallel_worth(rows * filters_))
-    for (long r = 0; r < rows; ++r)
-      for (int c = 0; c < filters_; ++c) y[r * filters_ + c] += bias[c];
+    for (long r = 0; r < rows; ++r) {
+      float* row = y + r * filters_;
+      if (bias)
+        for (int c = 0; c < filters_; ++c) row[c] += bias[c];
+      if (relu)
+        for (int c = 0; c < filters_; ++c) row[c] = row[c] > 0.0f ? row[c] : 0.0f;
+    }
   }
 }
 

@@ -34,6 +34,9 @@ class BatchNormalization : public Layer {
   // variance) as the moving statistics. Used to give a randomly initialised base sane scales.
   void set_calibrating(bool c) { calibrating_ = c; }
   void set_sum_reducer(SumReducer r) { reduce_ = std::move(r); }
+  bool calibrating() const { return calibrating_; }
+  // Inference mode as y = x * scale + shift per channel ([C] each), for folding into a conv.
+  void inference_affine(float* scale, float* shift) const;
 
  private:
   float eps_, momentum_;

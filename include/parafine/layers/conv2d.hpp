@@ -26,6 +26,10 @@ class Conv2D : public Layer {
   // batch mean and its gradient is exactly zero; the Model sets this so it stays exactly zero.
   void set_bias_gradient_is_zero(bool z) { bias_grad_zero_ = z; }
 
+  // Forward with substitute weights (kernel [KH,KW,Cin,Cout], bias [Cout] or null) and an
+  // optional fused ReLU: how the Model runs a frozen conv with its inference BN folded in.
+  void forward_with(const Tensor& input, Tensor& out, const float* kernel, const float* bias, bool relu);
+
   int filters() const { return filters_; }
   int kernel_size() const { return k_; }
   int stride() const { return stride_; }
