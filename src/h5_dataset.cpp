@@ -40,6 +40,11 @@ H5ImageDataset::H5ImageDataset(const std::string& path) : file_(path, H5File::Mo
       const std::vector<double> onehot = file_.read_doubles("/labels");
       for (int i = 0; i < n_; ++i) {
         const double* row = onehot.data() + static_cast<size_t>(i) * classes_;
+        double sum = 0;
+        for (int c = 0; c < classes_; ++c) sum += row[c];
+        const double top = *std::max_element(row, row + classes_);
+        if (std::abs(sum - 1.0) > 1e-6 || std::abs(top - 1.0) > 1e-6)
+          throw std::runtime_error(path + ": row " + std::to_string(i) + " of the [N,C] 'labels' is not one-hot");
         labels_.push_back(static_cast<int>(std::max_element(row, row + classes_) - row));
       }
     } else if (ld.size() == 1) {

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 
 #include "parafine/h5_tensors.hpp"
@@ -21,6 +22,7 @@ void save_keras_model(const Model& model, const std::string& path, const std::ve
     f.write_string_scalar_attribute("/", "backend", "tensorflow");
     f.write_string_scalar_attribute("/", "keras_version", "2.11.0");
     if (!class_names.empty()) f.write_string_list_attribute("/", "class_names", class_names);
+    f.write_string_scalar_attribute("/", "parafine_image_size", std::to_string(model.sample_input_shape()[0]));
     for (int i = 0; i < model.size(); ++i) {
       const std::string& name = model.layer(i).name();
       f.create_group("/" + name);
@@ -49,6 +51,13 @@ void save_keras_model(const Model& model, const std::string& path, const std::ve
 Model load_full_model(const std::string& path, int image_size, std::vector<std::string>* class_names) {
   H5File h5(path, H5File::Mode::kRead);
   const KerasWeightFile file = read_keras_weight_file(h5);
+  if (image_size <= 0) {
+    image_size = 224;
+    if (h5.has_attribute(file.root, "parafine_image_size")) {
+      const auto v = h5.read_string_attribute(file.root, "parafine_image_size");
+      if (!v.empty()) image_size = std::atoi(v[0].c_str());
+    }
+  }
   Model model = build_resnet50(resnet50_config_of(file, image_size));
   const WeightCheck check = check_and_load_keras_weights(model, h5, file, WeightScope::kFull, true);
   if (!check.problems.empty()) {

@@ -19,18 +19,15 @@
 #include <string>
 #include <vector>
 
-extern "C" {
-#include <jpeglib.h>
-#include <png.h>
-}
-
+#include "image_writers.hpp"
 #include "parafine/image_decode.hpp"
 
 namespace fs = std::filesystem;
-using Bytes = std::vector<unsigned char>;
 
 namespace parafine {
 namespace {
+
+using namespace test_images;  // encode_jpeg, encode_png, byte patching (image_writers.hpp)
 
 struct TempDir {
   fs::path path = fs::temp_directory_path() / ("parafine_img_" + std::to_string(::getpid()));
@@ -44,158 +41,6 @@ struct TempDir {
     return p.string();
   }
 };
-
-// ---- JPEG writer (libjpeg) ------------------------------------------------------------------
-
-struct JpegOptions {
-  int quality = 95;
-  bool progressive = false;
-  int jpeg_color_space = -1;  // J_COLOR_SPACE to store, or -1 for libjpeg's default for the input
-  bool adobe_marker = true;   // only consulted for CMYK/YCCK (libjpeg writes one by default)
-};
-
-// pixels: [h, w, comps] in `in_cs` (JCS_RGB, JCS_GRAYSCALE or JCS_CMYK).
-Bytes encode_jpeg(const Bytes& pixels, int w, int h, int comps, J_COLOR_SPACE in_cs,
-                  JpegOptions opt = {}) {
-  jpeg_compress_struct c;
-  jpeg_error_mgr err;
-  c.err = jpeg_std_error(&err);  // writer errors are test bugs: libjpeg's exit() fails the test
-  jpeg_create_compress(&c);
-  unsigned char* out = nullptr;
-  unsigned long out_size = 0;
-  jpeg_mem_dest(&c, &out, &out_size);
-  c.image_width = w;
-  c.image_height = h;
-  c.input_components = comps;
-  c.in_color_space = in_cs;
-  jpeg_set_defaults(&c);
-  if (opt.jpeg_color_space >= 0)
-    jpeg_set_colorspace(&c, static_cast<J_COLOR_SPACE>(opt.jpeg_color_space));
-  if (in_cs == JCS_CMYK) c.write_Adobe_marker = opt.adobe_marker ? TRUE : FALSE;
-  jpeg_set_quality(&c, opt.quality, TRUE);
-  if (opt.progressive) jpeg_simple_progression(&c);
-  jpeg_start_compress(&c, TRUE);
-  while (c.next_scanline < c.image_height) {
-    JSAMPROW row = const_cast<unsigned char*>(pixels.data()) +
-                   static_cast<size_t>(c.next_scanline) * w * comps;
-    jpeg_write_scanlines(&c, &row, 1);
-  }
-  jpeg_finish_compress(&c);
-  jpeg_destroy_compress(&c);
-  Bytes bytes(out, out + out_size);
-  std::free(out);
-  return bytes;
-}
-
-// ---- PNG writer (libpng) --------------------------------------------------------------------
-
-struct PngOptions {
-  std::vector<png_color> palette;
-  std::vector<unsigned char> trns_palette;  // tRNS alpha per palette entry
-  int trns_grey = -1;                       // tRNS grey value for colour type 0
-  bool interlace = false;
-  const char* text = nullptr;  // a tEXt chunk before the image data
-};
-
-void png_append(png_structp png, png_bytep data, png_size_t n) {
-  auto* out = static_cast<Bytes*>(png_get_io_ptr(png));
-  out->insert(out->end(), data, data + n);
-}
-void png_flush_nothing(png_structp) {}
-
-// rows: h rows of raw PNG samples (big-endian 16-bit, sub-byte depths packed MSB first).
-Bytes encode_png(const Bytes& rows, int w, int h, int color_type, int depth, PngOptions opt = {}) {
-  Bytes out;
-  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
-  png_infop info = png_create_info_struct(png);
-  if (setjmp(png_jmpbuf(png))) {
-    ADD_FAILURE() << "libpng could not write the fixture";
-    png_destroy_write_struct(&png, &info);
-    return {};
-  }
-  png_set_write_fn(png, &out, png_append, png_flush_nothing);
-  png_set_IHDR(png, info, w, h, depth, color_type,
-               opt.interlace ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE,
-               PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-  if (!opt.palette.empty())
-    png_set_PLTE(png, info, opt.palette.data(), static_cast<int>(opt.palette.size()));
-  if (!opt.trns_palette.empty())
-    png_set_tRNS(png, info, opt.trns_palette.data(), static_cast<int>(opt.trns_palette.size()),
-                 nullptr);
-  png_color_16 trans_grey{};
-  if (opt.trns_grey >= 0) {
-    trans_grey.gray = static_cast<png_uint_16>(opt.trns_grey);
-    png_set_tRNS(png, info, nullptr, 0, &trans_grey);
-  }
-  png_text text{};
-  if (opt.text) {
-    text.compression = PNG_TEXT_COMPRESSION_NONE;
-    text.key = const_cast<char*>("Comment");
-    text.text = const_cast<char*>(opt.text);
-    png_set_text(png, info, &text, 1);
-  }
-  const size_t row_bytes = rows.size() / h;
-  std::vector<png_bytep> ptrs(h);
-  for (int y = 0; y < h; ++y) ptrs[y] = const_cast<png_bytep>(rows.data()) + y * row_bytes;
-  png_set_rows(png, info, ptrs.data());
-  png_write_png(png, info, PNG_TRANSFORM_IDENTITY, nullptr);
-  png_destroy_write_struct(&png, &info);
-  return out;
-}
-
-// Rewrites the CRC of the chunk whose type starts at `type_at`, after patching its data.
-void fix_png_crc(Bytes& png, size_t type_at) {
-  const size_t len = (size_t{png[type_at - 4]} << 24) | (png[type_at - 3] << 16) |
-                     (png[type_at - 2] << 8) | png[type_at - 1];
-  const uLong crc = crc32(0L, png.data() + type_at, static_cast<uInt>(4 + len));
-  for (int i = 0; i < 4; ++i)
-    png[type_at + 4 + len + i] = static_cast<unsigned char>(crc >> (24 - 8 * i));
-}
-
-size_t find(const Bytes& b, const char* tag) {
-  const size_t n = std::strlen(tag);
-  auto it = std::search(b.begin(), b.end(), tag, tag + n);
-  EXPECT_NE(it, b.end()) << tag;
-  return static_cast<size_t>(it - b.begin());
-}
-
-void put_be16(Bytes& b, size_t at, int v) {
-  b[at] = static_cast<unsigned char>(v >> 8);
-  b[at + 1] = static_cast<unsigned char>(v & 255);
-}
-void put_be32(Bytes& b, size_t at, uint32_t v) {
-  for (int i = 0; i < 4; ++i) b[at + i] = static_cast<unsigned char>(v >> (24 - 8 * i));
-}
-
-// Offset of the SOFn marker (FF C0..C3) of a JPEG written by libjpeg.
-size_t find_sof(const Bytes& j) {
-  for (size_t i = 2; i + 1 < j.size(); ++i)
-    if (j[i] == 0xFF && j[i + 1] >= 0xC0 && j[i + 1] <= 0xC2) return i;
-  ADD_FAILURE() << "no SOF marker";
-  return 0;
-}
-
-// ---- test images ----------------------------------------------------------------------------
-
-// A smooth RGB test card [h,w,3] that JPEG at quality 95 reproduces closely.
-Bytes smooth_rgb(int w, int h) {
-  Bytes p(static_cast<size_t>(w) * h * 3);
-  for (int y = 0; y < h; ++y)
-    for (int x = 0; x < w; ++x) {
-      unsigned char* px = &p[(static_cast<size_t>(y) * w + x) * 3];
-      px[0] = static_cast<unsigned char>(128 + 100 * std::sin(x / 9.0));
-      px[1] = static_cast<unsigned char>(20 + 200.0 * y / h);
-      px[2] = static_cast<unsigned char>(128 + 90 * std::cos((x + y) / 13.0));
-    }
-  return p;
-}
-
-Bytes random_bytes(size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  Bytes b(n);
-  for (auto& v : b) v = static_cast<unsigned char>(rng() & 255);
-  return b;
-}
 
 // Mean absolute difference between decoded RGB and an expected [h,w,3].
 double mean_abs_error(const RgbImage& img, const Bytes& expected) {

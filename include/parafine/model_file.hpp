@@ -13,13 +13,14 @@
 
 namespace parafine {
 
-// class_names, when given, are stored as the root attribute class_names (Keras ignores it;
-// predict uses it to name classes).
+// class_names, when given, are stored as the root attribute class_names, and the input size
+// as parafine_image_size (Keras ignores both; predict and evaluate use them).
 void save_keras_model(const Model& model, const std::string& path,
                       const std::vector<std::string>& class_names = {});
 
 // Builds the ResNet50 + head that a full model file describes (width, head units and classes
-// from its weight shapes), for inputs of image_size, and loads every weight (head included).
+// from its weight shapes), for inputs of image_size (0: the size the file was saved at, its
+// parafine_image_size attribute, else 224), and loads every weight (head included).
 // class_names gets the file's class_names attribute, or is left empty.
 Model load_full_model(const std::string& path, int image_size, std::vector<std::string>* class_names = nullptr);
 

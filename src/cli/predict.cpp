@@ -55,11 +55,17 @@ bool parse(int argc, char** argv, const char* command, const char* data_option, 
   return true;
 }
 
-// --image-size, else an HDF5 dataset's stored size, else 224.
+std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+  return s;
+}
+
+// --image-size, else an HDF5 dataset's stored size, else 0 (the size the model was trained at).
 int image_size_for(const InferenceOptions& o, const SampleSource& data) {
   if (o.image_size > 0) return o.image_size;
   const auto* h5 = dynamic_cast<const H5Source*>(&data);
-  if (!h5) return 224;
+  if (!h5) return 0;
   const H5ImageDataset& d = h5->dataset();
   if (d.height() != d.width() || d.height() < 32)
     throw UsageError(d.path() + " holds " + std::to_string(d.height()) + "x" + std::to_string(d.width()) +
@@ -80,9 +86,9 @@ int run_predict(int argc, char** argv) {
   InferenceOptions o;
   if (!parse(argc, argv, "predict", "input", o)) return 0;
   const auto data = open_data(o.data, "--input");
-  const int image_size = image_size_for(o, *data);
   std::vector<std::string> names;
-  Model model = load_full_model(o.model, image_size, &names);
+  Model model = load_full_model(o.model, image_size_for(o, *data), &names);
+  const int image_size = model.sample_input_shape()[0];
   const int classes = model.output_shape(model.size() - 1, 1)[1];
   if (names.empty() && static_cast<int>(data->class_names().size()) == classes) names = data->class_names();
   for (int c = static_cast<int>(names.size()); c < classes; ++c) names.push_back("class" + std::to_string(c));
@@ -129,9 +135,13 @@ int run_evaluate(int argc, char** argv) {
   const auto data = open_data(o.data, "--data");
   if (data->classes() == 0 || data->label(0) < 0)
     throw std::runtime_error(o.data + ": no labels, so there is nothing to evaluate against");
-  const int image_size = image_size_for(o, *data);
-  Model model = load_full_model(o.model, image_size);
+  std::vector<std::string> names;
+  Model model = load_full_model(o.model, image_size_for(o, *data), &names);
+  const int image_size = model.sample_input_shape()[0];
   const int classes = model.output_shape(model.size() - 1, 1)[1];
+  if (!names.empty() && !data->class_names().empty() && names != data->class_names())
+    throw std::runtime_error(o.data + "'s classes (" + join(data->class_names()) + ") differ from the model's (" +
+                             join(names) + "): label k would be scored against another class");
   if (data->classes() > classes)
     throw std::runtime_error(o.data + " has " + std::to_string(data->classes()) + " classes, the model " +
                              std::to_string(classes));

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <iostream>
 #include <thread>
+#include <tuple>
 
 #include "parafine/cli.hpp"
 #include "parafine/compute.hpp"
@@ -86,6 +87,9 @@ int run_train(int argc, char** argv) {
   so.log = &std::cout;
   const auto train = open_sample_source(train_path, "--train", so);
   const auto val = val_path.empty() ? nullptr : open_sample_source(val_path, "--val", so);
+  for (const auto& [source, option, path] : {std::tuple{train.get(), "--train", train_path}, std::tuple{val.get(), "--val", val_path}})
+    if (source && (source->classes() == 0 || source->label(0) < 0))
+      throw std::runtime_error(std::string(option) + " " + path + " has no 'labels': training and validation need labels");
   if (val && val->class_names() != train->class_names() && !val->class_names().empty())
     throw std::invalid_argument("--val's classes differ from --train's: the label indices would not mean the same thing");
   require(classes == 0 || classes == train->classes(),

@@ -8,7 +8,8 @@ as controls, on the h5py-written fixtures). The layout asserted is that of tf.ke
 * root attributes: ``layer_names`` (a 1-D bytes array of the 178 layer names in tf.keras
   order: the 175 base layers, global_average_pooling2d, dense, dense_1), ``backend``
   ('tensorflow') and ``keras_version`` (bytes or str, 'X.Y...'); nothing else at the root
-  except an optional ``class_names`` attribute (required and compared with --class-names);
+  except an optional ``class_names`` attribute (required and compared with --class-names) and
+  an optional ``parafine_image_size`` (the input size parafine trained at; Keras ignores it);
 * exactly one group per layer at the root and nothing else;
 * each group has ONLY the attribute ``weight_names``: empty for unweighted layers, else the
   bytes ``<layer>/<var>:0`` in Keras variable order (conv/dense: kernel, bias; BN: gamma,
@@ -67,11 +68,11 @@ def check(path, args):
 
     with h5py.File(path, "r") as f:
         # Root attributes.
-        allowed = {"layer_names", "backend", "keras_version"} | ({"class_names"} if args.class_names else set())
+        allowed = {"layer_names", "backend", "keras_version", "parafine_image_size"} | ({"class_names"} if args.class_names else set())
         attrs = set(f.attrs.keys())
         for a in sorted(attrs - allowed):
             problems.append(f"unexpected root attribute '{a}'")
-        for a in sorted(allowed - attrs):
+        for a in sorted(allowed - attrs - {"parafine_image_size"}):  # optional
             problems.append(f"missing root attribute '{a}'")
         if "layer_names" in attrs:
             ln = f.attrs["layer_names"]
