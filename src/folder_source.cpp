@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "parafine/comm.hpp"
 #include "parafine/image_decode.hpp"
 
 namespace parafine {
@@ -24,14 +25,19 @@ FolderSource::FolderSource(const std::string& dir, BadImagePolicy policy, int th
   class_names_ = folder.class_names;
   ignored_ = folder.ignored;
   const int n = static_cast<int>(folder.files.size());
-  std::vector<std::string> reasons(static_cast<size_t>(n));  // "" = decodes
-  std::atomic<int> next{0};
+  // Under mpirun each rank checks every R-th file; the verdicts are combined, so every rank
+  // keeps the same list (labels never shift, ranks never disagree).
+  const int ranks = Comm::size(), rank = Comm::rank();
+  std::vector<std::string> reasons(static_cast<size_t>(n));  // "" = decodes (or not checked here)
+  std::vector<int> bad(static_cast<size_t>(n), 0);
+  std::atomic<int> next{rank};
   auto work = [&] {
-    for (int i = next++; i < n; i = next++) {
+    for (int i = next.fetch_add(ranks); i < n; i = next.fetch_add(ranks)) {
       try {
         decode_image_file(folder.files[static_cast<size_t>(i)]);
       } catch (const std::exception& e) {
         reasons[static_cast<size_t>(i)] = e.what();
+        bad[static_cast<size_t>(i)] = 1;
       }
     }
   };
@@ -39,21 +45,33 @@ FolderSource::FolderSource(const std::string& dir, BadImagePolicy policy, int th
   for (int t = 1; t < std::max(1, threads); ++t) pool.emplace_back(work);
   work();
   for (auto& t : pool) t.join();
+  Comm::allreduce_max(bad);
+  auto reason_of = [&](int i) {  // another rank's verdict: decode again here for the message
+    std::string& r = reasons[static_cast<size_t>(i)];
+    if (r.empty()) {
+      try {
+        decode_image_file(folder.files[static_cast<size_t>(i)]);
+        r = folder.files[static_cast<size_t>(i)] + ": could not be decoded on another rank";
+      } catch (const std::exception& e) {
+        r = e.what();
+      }
+    }
+    return r;
+  };
 
   std::vector<int> per_class(class_names_.size(), 0);
   for (int i = 0; i < n; ++i) {
-    const std::string& reason = reasons[static_cast<size_t>(i)];
-    if (!reason.empty()) {
+    if (bad[static_cast<size_t>(i)]) {
       if (policy == BadImagePolicy::kFail)
-        throw std::runtime_error(reason + " (--on-bad-image fail; use skip to leave such files out)");
-      skipped_.push_back({folder.files[static_cast<size_t>(i)], reason});
+        throw std::runtime_error(reason_of(i) + " (--on-bad-image fail; use skip to leave such files out)");
+      skipped_.push_back({folder.files[static_cast<size_t>(i)], skipped_.size() < 5 ? reason_of(i) : reasons[static_cast<size_t>(i)]});
       continue;
     }
     files_.push_back(folder.files[static_cast<size_t>(i)]);
     labels_.push_back(folder.labels[static_cast<size_t>(i)]);
     ++per_class[static_cast<size_t>(folder.labels[static_cast<size_t>(i)])];
   }
-  if (log && !skipped_.empty()) {
+  if (log && Comm::is_root() && !skipped_.empty()) {
     for (std::size_t k = 0; k < skipped_.size() && k < 5; ++k) *log << "skipping bad image: " << skipped_[k].reason << "\n";
     *log << dir << ": skipped " << skipped_.size() << " bad image(s) of " << n << std::endl;
   }

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "parafine/cli.hpp"
+#include "parafine/comm.hpp"
 
 namespace {
 
@@ -20,7 +21,20 @@ const char* kUsage =
 
 }  // namespace
 
+int run(int argc, char** argv);
+
+// Under mpirun an error on one rank must end every rank (MPI_Abort), never leave the others
+// waiting in a collective; alone, the exit code says what kind of error it was.
 int main(int argc, char** argv) {
+  parafine::MpiSession mpi(&argc, &argv);
+  const int code = run(argc, argv);
+  if (code != 0 && parafine::Comm::size() > 1) parafine::MpiSession::abort_all(code);
+  return code;
+}
+
+int run(int argc, char** argv) {
+  const std::string where =
+      parafine::Comm::size() > 1 ? " (rank " + std::to_string(parafine::Comm::rank()) + ")" : std::string();
   if (argc < 2) {
     std::cerr << kUsage;
     return 2;
@@ -40,13 +54,13 @@ int main(int argc, char** argv) {
     std::cerr << "parafine: unknown command '" << command << "'\n" << kUsage;
     return 2;
   } catch (const boost::program_options::error& e) {
-    std::cerr << "parafine " << command << ": " << e.what() << "\n";
+    std::cerr << "parafine " << command << where << ": " << e.what() << "\n";
     return 2;
   } catch (const std::invalid_argument& e) {  // UsageError and bad option values
-    std::cerr << "parafine " << command << ": " << e.what() << "\n";
+    std::cerr << "parafine " << command << where << ": " << e.what() << "\n";
     return 2;
   } catch (const std::exception& e) {
-    std::cerr << "parafine " << command << ": error: " << e.what() << "\n";
+    std::cerr << "parafine " << command << where << ": error: " << e.what() << "\n";
     return 1;
   }
 }

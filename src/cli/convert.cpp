@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "parafine/cli.hpp"
+#include "parafine/comm.hpp"
 #include "parafine/folder_source.hpp"
 #include "parafine/h5_dataset_writer.hpp"
 
@@ -32,10 +33,16 @@ int run_convert(int argc, char** argv) {
   if (image_size < 32) throw UsageError("--image-size must be at least 32, got " + std::to_string(image_size));
   if (threads < 0) throw UsageError("--threads must be >= 0");
   if (threads == 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  const FolderSource source(input, parse_bad_image_policy(on_bad_image), threads, &std::cout);
+  std::ostream* log = Comm::is_root() ? &std::cout : nullptr;  // one voice under mpirun
+  const FolderSource source(input, parse_bad_image_policy(on_bad_image), threads, log);
+  if (!log) {
+    write_image_dataset(source, output, image_size, threads, nullptr);
+    return 0;
+  }
   std::cout << input << ": " << source.size() << " images in " << source.classes() << " classes";
   for (int c = 0; c < source.classes(); ++c) std::cout << (c ? ", " : " (") << source.class_names()[static_cast<size_t>(c)];
   std::cout << ")" << std::endl;
+  if (Comm::size() > 1) std::cout << "decoding shared by " << Comm::size() << " ranks; rank 0 writes" << std::endl;
   write_image_dataset(source, output, image_size, threads, &std::cout);
   std::cout << "wrote " << output << ": " << source.size() << " images " << image_size << "x" << image_size << ", "
             << source.skipped().size() << " bad file(s) skipped, " << source.ignored().size()

@@ -1,0 +1,100 @@
+// MPI session and collectives (see comm.hpp).
+#include "parafine/comm.hpp"
+
+#include <mpi.h>
+
+#include <stdexcept>
+
+namespace parafine {
+
+MpiSession::MpiSession(int* argc, char*** argv) {
+  int provided = 0;
+  MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+  if (provided < MPI_THREAD_FUNNELED) {
+    MPI_Finalize();
+    throw std::runtime_error("the MPI library does not support MPI_THREAD_FUNNELED");
+  }
+}
+
+MpiSession::~MpiSession() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) MPI_Finalize();
+}
+
+void MpiSession::abort_all(int exit_code) {
+  MPI_Abort(MPI_COMM_WORLD, exit_code);
+  std::abort();  // not reached
+}
+
+int Comm::rank() {
+  int initialized = 0, r = 0;
+  MPI_Initialized(&initialized);
+  if (initialized) MPI_Comm_rank(MPI_COMM_WORLD, &r);
+  return r;
+}
+
+int Comm::size() {
+  int initialized = 0, n = 1;
+  MPI_Initialized(&initialized);
+  if (initialized) MPI_Comm_size(MPI_COMM_WORLD, &n);
+  return n;
+}
+
+void Comm::allreduce_max(std::vector<int>& values) {
+  if (size() == 1) return;
+  MPI_Allreduce(MPI_IN_PLACE, values.data(), static_cast<int>(values.size()), MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+}
+
+void Comm::allreduce_sum(std::vector<double>& values) {
+  if (size() == 1) return;
+  MPI_Allreduce(MPI_IN_PLACE, values.data(), static_cast<int>(values.size()), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+}
+
+std::vector<unsigned char> Comm::gather_to_root(const std::vector<unsigned char>& mine) {
+  if (size() == 1) return mine;
+  const int n = size();
+  int count = static_cast<int>(mine.size());
+  std::vector<int> counts(static_cast<size_t>(n)), displs(static_cast<size_t>(n));
+  MPI_Gather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, MPI_COMM_WORLD);
+  std::vector<unsigned char> all;
+  if (is_root()) {
+    int total = 0;
+    for (int r = 0; r < n; ++r) {
+      displs[static_cast<size_t>(r)] = total;
+      total += counts[static_cast<size_t>(r)];
+    }
+    all.resize(static_cast<size_t>(total));
+  }
+  MPI_Gatherv(mine.data(), count, MPI_UNSIGNED_CHAR, all.data(), counts.data(), displs.data(), MPI_UNSIGNED_CHAR, 0,
+              MPI_COMM_WORLD);
+  return all;
+}
+
+std::string Comm::broadcast(const std::string& from_root) {
+  if (size() == 1) return from_root;
+  int len = static_cast<int>(from_root.size());
+  MPI_Bcast(&len, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  std::string s = is_root() ? from_root : std::string(static_cast<size_t>(len), '\0');
+  MPI_Bcast(s.data(), len, MPI_CHAR, 0, MPI_COMM_WORLD);
+  return s;
+}
+
+void agree_on_failure(bool failed, const std::string& message) {
+  if (Comm::size() == 1) {
+    if (failed) throw std::runtime_error(message);
+    return;
+  }
+  // The lowest failing rank tells everyone its message.
+  std::vector<int> first{failed ? Comm::size() - Comm::rank() : 0};
+  Comm::allreduce_max(first);
+  if (first[0] == 0) return;
+  const int from = Comm::size() - first[0];
+  int len = Comm::rank() == from ? static_cast<int>(message.size()) : 0;
+  MPI_Bcast(&len, 1, MPI_INT, from, MPI_COMM_WORLD);
+  std::string s = Comm::rank() == from ? message : std::string(static_cast<size_t>(len), '\0');
+  MPI_Bcast(s.data(), len, MPI_CHAR, from, MPI_COMM_WORLD);
+  throw std::runtime_error(s + (from == Comm::rank() ? "" : " (reported by rank " + std::to_string(from) + ")"));
+}
+
+}  // namespace parafine
