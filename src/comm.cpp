@@ -3,6 +3,7 @@
 
 #include <mpi.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace parafine {
@@ -49,6 +50,40 @@ void Comm::allreduce_max(std::vector<int>& values) {
 void Comm::allreduce_sum(std::vector<double>& values) {
   if (size() == 1) return;
   MPI_Allreduce(MPI_IN_PLACE, values.data(), static_cast<int>(values.size()), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+}
+
+void Comm::allreduce_sum(float* values, std::size_t n) {
+  if (size() == 1) return;
+  for (std::size_t done = 0; done < n;) {  // MPI counts are int
+    const int count = static_cast<int>(std::min<std::size_t>(n - done, 1u << 30));
+    MPI_Allreduce(MPI_IN_PLACE, values + done, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    done += static_cast<std::size_t>(count);
+  }
+}
+
+void Comm::allreduce_min_max(double& min, double& max) {
+  if (size() == 1) return;
+  MPI_Allreduce(MPI_IN_PLACE, &min, 1, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD);
+  MPI_Allreduce(MPI_IN_PLACE, &max, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+}
+
+void Comm::broadcast(float* values, std::size_t n) {
+  if (size() == 1) return;
+  for (std::size_t done = 0; done < n;) {
+    const int count = static_cast<int>(std::min<std::size_t>(n - done, 1u << 30));
+    MPI_Bcast(values + done, count, MPI_FLOAT, 0, MPI_COMM_WORLD);
+    done += static_cast<std::size_t>(count);
+  }
+}
+
+int Comm::ranks_on_node() {
+  if (size() == 1) return 1;
+  MPI_Comm node;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank(), MPI_INFO_NULL, &node);
+  int n = 1;
+  MPI_Comm_size(node, &n);
+  MPI_Comm_free(&node);
+  return n;
 }
 
 std::vector<unsigned char> Comm::gather_to_root(const std::vector<unsigned char>& mine) {

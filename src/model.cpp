@@ -298,10 +298,12 @@ void Model::backward(const Tensor& dlogits) {
   std::vector<const Tensor*> ins;
   std::vector<Tensor*> din;
   std::vector<Tensor> scratch(2);
+  std::vector<bool> has_grad(nodes_.size(), false);  // (zero-sample batches have empty tensors)
+  has_grad[static_cast<size_t>(last)] = true;
   for (int j = last; j >= cut_; --j) {
     Node& node = nodes_[static_cast<size_t>(j)];
     Tensor& dout = node_grads_[static_cast<size_t>(j)];
-    if (dout.empty()) continue;  // no path from the loss (cannot happen in a single-output model)
+    if (!has_grad[static_cast<size_t>(j)]) continue;  // no path from the loss
     ins.clear();
     din.clear();
     for (size_t a = 0; a < node.inputs.size(); ++a) {
@@ -312,7 +314,8 @@ void Model::backward(const Tensor& dlogits) {
         continue;
       }
       Tensor& gk = node_grads_[static_cast<size_t>(k)];
-      Tensor& target = gk.empty() ? gk : scratch[a];
+      Tensor& target = has_grad[static_cast<size_t>(k)] ? scratch[a] : gk;
+      has_grad[static_cast<size_t>(k)] = true;
       target.give_storage(pool_.acquire(outputs_[static_cast<size_t>(k)].numel()),
                           outputs_[static_cast<size_t>(k)].shape());
       din.push_back(&target);

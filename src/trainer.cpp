@@ -9,6 +9,8 @@
 #include <stdexcept>
 
 #include "parafine/adam.hpp"
+#include "parafine/comm.hpp"
+#include "parafine/layers/batch_norm.hpp"
 #include "parafine/layers/dense.hpp"
 #include "parafine/resnet50.hpp"
 
@@ -45,28 +47,77 @@ void unfreeze(Model& model, const TrainConfig& c) {
     unfreeze_last_base_layers(model, c.unfreeze_last);
 }
 
+LossResult global_sum(const LossResult& local) {
+  std::vector<double> v{local.loss_sum, static_cast<double>(local.correct), static_cast<double>(local.count)};
+  Comm::allreduce_sum(v);
+  LossResult r;
+  r.loss_sum = v[0];
+  r.correct = static_cast<int>(v[1]);
+  r.count = static_cast<int>(v[2]);
+  return r;
+}
+
+std::vector<BatchNormalization*> batch_norms(Model& model) {
+  std::vector<BatchNormalization*> bns;
+  for (int i = 0; i < model.size(); ++i)
+    if (auto* bn = dynamic_cast<BatchNormalization*>(&model.layer(i))) bns.push_back(bn);
+  return bns;
+}
+
+// --bn-mode local: average the moving statistics of trainable BN layers over ranks (frozen
+// layers' statistics never change and are left bit-identical).
+void average_trainable_bn_state(Model& model) {
+  if (Comm::size() == 1) return;
+  for (const ParamRef& r : model.param_refs()) {
+    if (r.optimised || !model.layer(r.node).trainable) continue;
+    float* v = model.data(r);
+    Comm::allreduce_sum(v, r.shape.numel());
+    for (std::size_t k = 0; k < r.shape.numel(); ++k) v[k] /= static_cast<float>(Comm::size());
+  }
+}
+
+// Stops the job when the replicas no longer hold the same weights.
+void check_replicas(const Model& model, int phase, int epoch) {
+  if (Comm::size() == 1) return;
+  double sum = 0;
+  for (float v : model.params()) sum += v;
+  for (float v : model.state()) sum += v;
+  double lo = sum, hi = sum;
+  Comm::allreduce_min_max(lo, hi);
+  if (lo != hi)
+    throw std::runtime_error("replicas diverged after phase " + std::to_string(phase) + " epoch " +
+                             std::to_string(epoch) + " (weight checksums range " + std::to_string(lo) + " .. " +
+                             std::to_string(hi) + "); this is a bug or a hardware fault: stopping");
+}
+
 // One epoch of training steps; returns the exact loss/accuracy over every training sample.
 LossResult train_epoch(Model& model, Adam& adam, const SampleSource& train, const TrainConfig& c, int phase,
                        int global_epoch) {
-  const ShardPlan plan(train.size(), c.batch_size, 1, 0, c.shuffle, c.seed, "--train");
+  const ShardPlan plan(train.size(), c.batch_size, Comm::size(), Comm::rank(), c.shuffle, c.seed, "--train");
   BatchPrefetcher batches(train, plan.local_batches(global_epoch), prefetch_config(c, c.augment, global_epoch));
   Batch batch;
   Tensor dlogits;
   LossResult sum;
+  const std::size_t n = model.trainable_size();
   while (batches.next(batch)) {
     model.forward(batch.images, true);
-    const LossResult r = softmax_cross_entropy(logits_of(model), batch.labels, batch.size(), &dlogits);
-    if (!std::isfinite(r.loss_sum))
-      throw std::runtime_error("phase " + std::to_string(phase) + ": the loss became " + std::to_string(r.loss_sum) +
+    const Range global = plan.global_range(batch.step);
+    const LossResult r = softmax_cross_entropy(logits_of(model), batch.labels, global.end - global.begin, &dlogits);
+    model.backward(dlogits);
+    Comm::allreduce_sum(model.grads().data(), n);  // the global batch's mean gradient
+    std::vector<double> loss{r.loss_sum};
+    Comm::allreduce_sum(loss);
+    if (!std::isfinite(loss[0]))
+      throw std::runtime_error("phase " + std::to_string(phase) + ": the loss became " + std::to_string(loss[0]) +
                                " at step " + std::to_string(batch.step + 1) +
                                " (diverged: lower the learning rate, check the input data)");
-    model.backward(dlogits);
     adam.step(model.params().data(), model.grads().data());
+    if (c.bn_mode == BnMode::kLocal) average_trainable_bn_state(model);
     sum.loss_sum += r.loss_sum;
     sum.correct += r.correct;
     sum.count += r.count;
   }
-  return sum;
+  return global_sum(sum);
 }
 
 void log_epoch(std::ostream& log, const EpochStats& s, bool has_val) {
@@ -89,6 +140,13 @@ void check_classes(const Model& model, const SampleSource& data, const char* opt
 
 }  // namespace
 
+BnMode parse_bn_mode(const std::string& name) {
+  if (name == "sync") return BnMode::kSync;
+  if (name == "local") return BnMode::kLocal;
+  if (name == "frozen") return BnMode::kFrozen;
+  throw std::invalid_argument("--bn-mode must be sync, local or frozen, got '" + name + "'");
+}
+
 void validate(const TrainConfig& c) {
   require(c.batch_size >= 1, "--batch-size must be at least 1, got " + std::to_string(c.batch_size));
   require(c.phase1_epochs >= 0, "--phase1-epochs must be >= 0, got " + std::to_string(c.phase1_epochs));
@@ -104,7 +162,7 @@ void validate(const TrainConfig& c) {
 
 LossResult evaluate(Model& model, const SampleSource& data, int batch_size, int image_size, Preprocess preprocess,
                     int loader_threads) {
-  const ShardPlan plan(data.size(), batch_size, 1, 0, false, 0, "the evaluation data");
+  const ShardPlan plan(data.size(), batch_size, Comm::size(), Comm::rank(), false, 0, "the evaluation data");
   PrefetchConfig p;
   p.image_size = image_size;
   p.preprocess = preprocess;
@@ -119,7 +177,7 @@ LossResult evaluate(Model& model, const SampleSource& data, int batch_size, int 
     total.correct += r.correct;
     total.count += r.count;
   }
-  return total;
+  return global_sum(total);
 }
 
 std::vector<EpochStats> run_two_phase(Model& model, const SampleSource& train, const SampleSource* val,
@@ -128,6 +186,13 @@ std::vector<EpochStats> run_two_phase(Model& model, const SampleSource& train, c
   check_classes(model, train, "--train");
   if (val) check_classes(model, *val, "--val");
   std::vector<EpochStats> history;
+  for (BatchNormalization* bn : batch_norms(model)) {
+    bn->set_inference_only(c.bn_mode == BnMode::kFrozen);
+    if (c.bn_mode == BnMode::kSync && Comm::size() > 1)
+      bn->set_sum_reducer([](std::vector<double>& sums) { Comm::allreduce_sum(sums); });
+    else
+      bn->set_sum_reducer(nullptr);
+  }
   freeze_base(model);
   if (c.calibrate_bn_samples > 0) {
     const int n = std::min(train.size(), c.calibrate_bn_samples);
@@ -136,10 +201,17 @@ std::vector<EpochStats> run_two_phase(Model& model, const SampleSource& train, c
                         prefetch_config(c, Augment::kNone, -1));
     Batch batch;
     one.next(batch);
+    for (BatchNormalization* bn : batch_norms(model)) bn->set_sum_reducer(nullptr);  // same batch on every rank
     model.calibrate_batch_norm(batch.images);
     log << "randomly initialised base: frozen BatchNormalization statistics calibrated on " << n
         << " training images" << std::endl;
   }
+  if (c.calibrate_bn_samples > 0 && c.bn_mode == BnMode::kSync && Comm::size() > 1)
+    for (BatchNormalization* bn : batch_norms(model))
+      bn->set_sum_reducer([](std::vector<double>& sums) { Comm::allreduce_sum(sums); });
+  // Every replica starts from rank 0's state.
+  Comm::broadcast(model.params().data(), model.params().size());
+  Comm::broadcast(model.state().data(), model.state().size());
   int global_epoch = 0;
   auto run_phase = [&](int phase, int epochs, double lr) {
     Adam adam(model.trainable_size(), lr);
@@ -160,6 +232,7 @@ std::vector<EpochStats> run_two_phase(Model& model, const SampleSource& train, c
       }
       log_epoch(log, s, val != nullptr);
       history.push_back(s);
+      check_replicas(model, phase, e);
     }
   };
   log << "phase 1: base frozen, training the head (" << model.trainable_size() << " weights), Adam lr "

@@ -3,6 +3,7 @@
 // main thread calls MPI; loader threads never do. Without mpirun the process is a world of 1.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,12 @@ class Comm {
   // Element-wise max / sum over ranks, in place.
   static void allreduce_max(std::vector<int>& values);
   static void allreduce_sum(std::vector<double>& values);
+  static void allreduce_sum(float* values, std::size_t n);
+  static void allreduce_min_max(double& min, double& max);
+  // Rank 0's values on every rank.
+  static void broadcast(float* values, std::size_t n);
+  // Ranks sharing this node (MPI_Comm_split_type SHARED), for threads = cores / ranks.
+  static int ranks_on_node();
   // Every rank's bytes, concatenated in rank order at rank 0 (other ranks get nothing back).
   static std::vector<unsigned char> gather_to_root(const std::vector<unsigned char>& mine);
   // Rank 0's string on every rank.

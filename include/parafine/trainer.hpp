@@ -2,6 +2,11 @@
 // head with Adam(phase1_lr); phase 2 unfreezes the base's last N layers and continues with a
 // fresh Adam(phase2_lr). Validation after every epoch with BN in inference mode. Samples come
 // from a SampleSource through the deterministic prefetcher, in the order of DESIGN.md §2.
+//
+// Data-parallel over the MPI world (Comm): every rank holds a replica, takes its slice of each
+// global batch, and the weight gradients are summed over ranks and divided by the global batch
+// size, so N ranks take the same step as one. Rank 0's initial state is broadcast; losses and
+// accuracies are exact global sums; replicas are compared by checksum after every epoch.
 #pragma once
 
 #include <cstdint>
@@ -18,6 +23,14 @@
 
 namespace parafine {
 
+// --bn-mode: how a trainable BatchNormalization normalises when the batch is split over ranks.
+enum class BnMode {
+  kSync,    // statistics of the global batch (identical to one process)
+  kLocal,   // each rank's own statistics; moving averages averaged across ranks after each step
+  kFrozen,  // inference mode even when trainable (the Keras transfer-learning guide's advice)
+};
+BnMode parse_bn_mode(const std::string& name);  // "sync" | "local" | "frozen", else throws naming --bn-mode
+
 struct TrainConfig {
   int batch_size = 32;  // global batch
   int phase1_epochs = 10;
@@ -32,6 +45,7 @@ struct TrainConfig {
   Preprocess preprocess = Preprocess::kCaffe;
   Augment augment = Augment::kNone;
   int loader_threads = 2;  // background decoding threads
+  BnMode bn_mode = BnMode::kSync;
   // With a randomly initialised base: set frozen BN statistics from this many training
   // samples before phase 1 (0 = keep the loaded statistics, as Keras does).
   int calibrate_bn_samples = 0;
@@ -47,7 +61,8 @@ struct EpochStats {
 // Throws std::invalid_argument naming the option for a bad configuration.
 void validate(const TrainConfig& config);
 
-// Loss and accuracy of `model` on every sample of `data`, BN in inference mode.
+// Loss and accuracy of `model` on every sample of `data`, BN in inference mode; each rank
+// evaluates its share and the sums are global.
 LossResult evaluate(Model& model, const SampleSource& data, int batch_size, int image_size, Preprocess preprocess,
                     int loader_threads);
 

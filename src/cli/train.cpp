@@ -4,10 +4,12 @@
 #include <boost/program_options.hpp>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 #include <thread>
 #include <tuple>
 
 #include "parafine/cli.hpp"
+#include "parafine/comm.hpp"
 #include "parafine/compute.hpp"
 #include "parafine/folder_source.hpp"
 #include "parafine/model_file.hpp"
@@ -27,7 +29,7 @@ void require(bool ok, const std::string& message) {
 
 int run_train(int argc, char** argv) {
   std::string train_path, val_path, weights, weights_dir, init, preprocess, augment, save, config, on_bad_image,
-      unfreeze_from, shuffle;
+      unfreeze_from, shuffle, bn_mode;
   ResNet50Config net;
   TrainConfig c;
   int threads = 0, classes = 0;
@@ -49,12 +51,13 @@ int run_train(int argc, char** argv) {
       ("unfreeze-last", po::value(&c.unfreeze_last)->default_value(10), "base layers (Keras layers[-N:]) unfrozen")
       ("unfreeze-from", po::value(&unfreeze_from), "unfreeze this base layer and all after it instead")
       ("shuffle", po::value(&shuffle)->default_value("true"), "true | false")
+      ("bn-mode", po::value(&bn_mode)->default_value("sync"), "trainable BN across ranks: sync | local | frozen")
       ("seed", po::value(&c.seed)->default_value(0), "seed for initialisation, shuffling and augmentation")
       ("preprocess", po::value(&preprocess)->default_value("caffe"), "caffe | none")
       ("augment", po::value(&augment)->default_value("none"), "none | flip")
       ("on-bad-image", po::value(&on_bad_image)->default_value("skip"), "skip | fail")
       ("save", po::value(&save), "write the fine-tuned model here (Keras save_weights layout)")
-      ("threads", po::value(&threads)->default_value(0), "compute threads (0 = all cores)")
+      ("threads", po::value(&threads)->default_value(0), "compute threads per rank (0 = the node's cores / its ranks)")
       ("loader-threads", po::value(&c.loader_threads)->default_value(2), "image decoding threads");
   po::variables_map vm;
   po::store(po::parse_command_line(argc, argv, opts), vm);
@@ -75,16 +78,20 @@ int run_train(int argc, char** argv) {
   c.shuffle = shuffle == "true";
   c.preprocess = parse_preprocess(preprocess);
   c.augment = parse_augment(augment);
+  c.bn_mode = parse_bn_mode(bn_mode);
   c.unfreeze_from = unfreeze_from;
   if (vm["unfreeze-last"].defaulted() == false && !unfreeze_from.empty())
     throw UsageError("give --unfreeze-last or --unfreeze-from, not both");
   validate(c);
-  if (threads > 0) set_threads(threads);
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  set_threads(threads > 0 ? threads : std::max(1, cores / Comm::ranks_on_node()));
+  std::ostringstream quiet;  // only rank 0 speaks; the others report errors only
+  std::ostream& out = Comm::is_root() ? std::cout : quiet;
 
   SourceOptions so;
   so.on_bad_image = parse_bad_image_policy(on_bad_image);
-  so.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  so.log = &std::cout;
+  so.threads = parafine::threads();
+  so.log = &out;
   const auto train = open_sample_source(train_path, "--train", so);
   const auto val = val_path.empty() ? nullptr : open_sample_source(val_path, "--val", so);
   for (const auto& [source, option, path] : {std::tuple{train.get(), "--train", train_path}, std::tuple{val.get(), "--val", val_path}})
@@ -97,18 +104,18 @@ int run_train(int argc, char** argv) {
   net.classes = train->classes();
   net.image_size = c.image_size;
   Model model = build_resnet50(net);
-  if (prepare_model(model, weights, weights_dir, init, c.seed, std::cout)) c.calibrate_bn_samples = 64;
+  if (prepare_model(model, weights, weights_dir, init, c.seed, out)) c.calibrate_bn_samples = 64;
   if (!unfreeze_from.empty()) unfreeze_base_from(model, unfreeze_from);  // an unknown layer fails before training
-  std::cout << "parafine train: " << train->size() << " training images, " << (val ? val->size() : 0)
-            << " validation images, " << net.classes << " classes, " << c.image_size << "x" << c.image_size
-            << ", batch " << c.batch_size << ", " << parafine::threads() << " threads" << std::endl;
-  const auto history = run_two_phase(model, *train, val.get(), c, std::cout);
-  if (!save.empty()) {
+  out << "parafine train: " << train->size() << " training images, " << (val ? val->size() : 0)
+      << " validation images, " << net.classes << " classes, " << c.image_size << "x" << c.image_size
+      << ", global batch " << c.batch_size << ", " << Comm::size() << " rank(s) x " << parafine::threads()
+      << " threads" << std::endl;
+  const auto history = run_two_phase(model, *train, val.get(), c, out);
+  if (!save.empty() && Comm::is_root()) {
     save_keras_model(model, save, train->class_names());
-    std::cout << "model saved to " << save << std::endl;
+    out << "model saved to " << save << std::endl;
   }
-  if (!history.empty() && val)
-    std::cout << "final validation accuracy " << history.back().val_accuracy << std::endl;
+  if (!history.empty() && val) out << "final validation accuracy " << history.back().val_accuracy << std::endl;
   return 0;
 }
 

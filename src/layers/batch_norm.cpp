@@ -137,9 +137,8 @@ void BatchNormalization::backward(const std::vector<const Tensor*>& in, const Te
   sums_.assign(2 * static_cast<size_t>(c) + 1, 0.0);
   row_sums(dy, x, mean_.data(), rows, c, sums_.data());
   sums_[2 * c] = static_cast<double>(rows);
-  if (last_used_batch_stats_ && reduce_) reduce_(sums_);
-  const double n = sums_[2 * c];
-
+  // gamma/beta gradients from this rank's rows only: the trainer sums weight gradients over
+  // ranks, so writing the reduced sums here would count them once per rank.
   if (trainable && grad(0)) {
     float* dgamma = grad(0);
     float* dbeta = grad(1);
@@ -148,6 +147,8 @@ void BatchNormalization::backward(const std::vector<const Tensor*>& in, const Te
       dbeta[k] = static_cast<float>(sums_[k]);
     }
   }
+  if (last_used_batch_stats_ && reduce_) reduce_(sums_);  // dx needs the global batch's sums
+  const double n = sums_[2 * c];
   if (!din[0]) return;
   din[0]->resize(xt.shape());
   float* dx = din[0]->data();

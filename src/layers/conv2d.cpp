@@ -177,6 +177,15 @@ void Conv2D::backward(const std::vector<const Tensor*>& in, const Tensor& out, c
   const bool weight_grads = trainable && grad(0) != nullptr;
   Tensor* dx = din[0];
   if (dx) dx->resize(in[0]->shape());
+  if (g.n == 0) {  // a rank with no samples in this step still reports (zero) gradients
+    if (weight_grads)
+      for (const int i : {0, 1})
+        if (i < static_cast<int>(param_specs().size())) {
+          const std::size_t count = i == 0 ? static_cast<std::size_t>(kcols) * filters_ : filters_;
+          std::fill(grad(i), grad(i) + count, 0.0f);
+        }
+    return;
+  }
 
   if (weight_grads && use_bias_) {
     float* db = grad(1);

@@ -63,7 +63,10 @@ void Dense::backward(const std::vector<const Tensor*>& in, const Tensor& out, co
     for (size_t i = 0; i < out.numel(); ++i) dz_[i] = out[i] > 0.0f ? dout[i] : 0.0f;
     dz = dz_.data();
   }
-  if (trainable && grad(0)) {
+  if (trainable && grad(0) && n == 0) {  // a rank with no samples in this step
+    std::fill(grad(0), grad(0) + static_cast<std::size_t>(in_) * units_, 0.0f);
+    std::fill(grad(1), grad(1) + units_, 0.0f);
+  } else if (trainable && grad(0)) {
     // dW[in,units] = x^T dz ; db = column sums of dz
     sgemm(true, false, in_, units_, n, 1.0f, in[0]->data(), in_, dz, units_, 0.0f, grad(0), units_);
     float* db = grad(1);

@@ -163,6 +163,7 @@ void MaxPooling2D::backward(const std::vector<const Tensor*>& in, const Tensor& 
   float* dx = din[0]->data();
   const float* dy = dout.data();
   const int n = out.shape()[0];
+  if (n == 0) return;  // a rank with no samples in this step
   const size_t per_image = out.numel() / static_cast<size_t>(n);
   // Windows overlap, so two outputs may route to one input: parallel over images only.
 #pragma omp parallel for if (parallel_worth(out.numel()))

@@ -29,7 +29,9 @@ class BatchNormalization : public Layer {
                 const std::vector<Tensor*>& din) override;
 
   // True when forward(training) uses batch statistics: Keras runs a frozen BN in inference mode.
-  bool uses_batch_statistics(bool training) const { return training && trainable; }
+  bool uses_batch_statistics(bool training) const { return training && trainable && !inference_only_; }
+  // --bn-mode frozen: inference mode even when trainable (gamma/beta still train).
+  void set_inference_only(bool on) { inference_only_ = on; }
   // Calibration: forward normalises with the batch statistics and stores them (biased
   // variance) as the moving statistics. Used to give a randomly initialised base sane scales.
   void set_calibrating(bool c) { calibrating_ = c; }
@@ -42,6 +44,7 @@ class BatchNormalization : public Layer {
   float eps_, momentum_;
   int channels_ = 0;
   bool calibrating_ = false;
+  bool inference_only_ = false;
   bool last_used_batch_stats_ = false;
   SumReducer reduce_;
   std::vector<float> mean_, inv_std_;  // [C] statistics used by the last forward
