@@ -6,6 +6,8 @@
 // --on-bad-image fail, bad options) gives a message naming the problem and a non-zero exit
 // before any training starts.
 #include <gtest/gtest.h>
+
+#include "run_binary.hpp"
 #include <unistd.h>
 
 #include <cmath>
@@ -27,20 +29,7 @@ namespace {
 
 using namespace test_images;
 
-struct CommandResult {
-  int exit_code;
-  std::string output;  // stdout and stderr
-};
-
-CommandResult run(const std::string& args) {
-  const std::string cmd = std::string(PARAFINE_BINARY) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+CommandResult run(const std::string& args) { return run_parafine(args); }
 
 bool contains(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
 

@@ -2,6 +2,8 @@
 // the shell): CSV rows and class names, evaluate's loss against predict's probabilities, and
 // bad input giving a clear message and a non-zero exit.
 #include <gtest/gtest.h>
+
+#include "run_binary.hpp"
 #include <unistd.h>
 
 #include <cmath>
@@ -21,20 +23,7 @@ namespace fs = std::filesystem;
 namespace parafine {
 namespace {
 
-struct CommandResult {
-  int exit_code;
-  std::string output;  // stdout and stderr
-};
-
-CommandResult run(const std::string& args) {
-  const std::string cmd = std::string(PARAFINE_BINARY) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+CommandResult run(const std::string& args) { return run_parafine(args); }
 
 class CliInference : public ::testing::Test {
  protected:
