@@ -1,5 +1,5 @@
 // The real photos decode, resize and convert: write_image_dataset (what `parafine convert` runs)
-// packs the 400 validation JPEGs of /work/shared/data/cats_dogs (read in place) at 64x64 into a
+// packs the 400 validation JPEGs of ../shared/data/cats_dogs (read in place) at 64x64 into a
 // temporary HDF5 file; the file has class_names {cats, dogs}, 200/200 labels in folder order,
 // and every stored image equals decoding its file directly + resize_bilinear + rounding (within
 // 0.5 per pixel). The training split's 500/500 class counts are checked through FolderSource.
@@ -28,7 +28,7 @@ namespace fs = std::filesystem;
 namespace parafine {
 namespace {
 
-const fs::path kRoot = "/work/shared/data/cats_dogs";
+const fs::path kRoot = PARAFINE_CATS_DOGS_DIR;
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -478,7 +478,7 @@ TEST(ImageDecodeRobustness, EveryPrefixAndRandomCorruption) {
 // ---- the real photos ------------------------------------------------------------------------
 
 TEST(ImageDecodeRealPhotos, EveryCatsDogsImageDecodes) {
-  const fs::path root = "/work/shared/data/cats_dogs";
+  const fs::path root = PARAFINE_CATS_DOGS_DIR;
   if (!fs::exists(root)) GTEST_SKIP() << root << " not present";
   std::vector<std::string> paths;
   for (const char* split : {"train", "val"})

@@ -56,7 +56,7 @@ void expect_real_split(const std::string& dir, int per_class) {
 }
 
 TEST(ImageFolder, RealSeedData) {
-  const std::string root = "/work/shared/data/cats_dogs";
+  const std::string root = PARAFINE_CATS_DOGS_DIR;
   if (!fs::exists(root)) GTEST_SKIP() << root << " not present";
   expect_real_split(root + "/train", 500);
   expect_real_split(root + "/val", 200);
