@@ -283,11 +283,21 @@ const Tensor& Model::run(int first, const Tensor& given, bool training) {
   return outputs_.back();
 }
 
-void Model::backward(const Tensor& dlogits) {
+void Model::backward(const Tensor& dlogits, const std::function<void(std::size_t)>& grads_ready) {
   if (!backward_ready_) throw std::logic_error("Model::backward needs a preceding forward(x, true)");
   backward_ready_ = false;
   const int last = size() - 1;
   if (cut_ > last) return;
+  // ready_end[j]: grads()[0, ready_end[j]) belong to layers >= j.
+  std::vector<std::size_t> ready_end(nodes_.size() + 1, 0);
+  if (grads_ready) {
+    for (const ParamRef& r : refs_)
+      if (r.optimised && r.offset < grads_.size())
+        ready_end[static_cast<size_t>(r.node)] =
+            std::max(ready_end[static_cast<size_t>(r.node)], r.offset + r.shape.numel());
+    for (int j = last - 1; j >= 0; --j)
+      ready_end[static_cast<size_t>(j)] = std::max(ready_end[static_cast<size_t>(j)], ready_end[static_cast<size_t>(j + 1)]);
+  }
   if (dlogits.shape() != outputs_.back().shape())
     throw std::invalid_argument("backward: gradient shape " + dlogits.shape().str() +
                                 " does not match the output " + outputs_.back().shape().str());
@@ -334,7 +344,9 @@ void Model::backward(const Tensor& dlogits) {
       release(scratch[a]);
     }
     release(dout);
+    if (grads_ready && node.layer->has_params()) grads_ready(ready_end[static_cast<size_t>(j)]);
   }
+  if (grads_ready) grads_ready(grads_.size());
 }
 
 const Tensor& Model::output(int node) const {

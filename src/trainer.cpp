@@ -10,6 +10,7 @@
 
 #include "parafine/adam.hpp"
 #include "parafine/comm.hpp"
+#include "parafine/gradient_sync.hpp"
 #include "parafine/layers/batch_norm.hpp"
 #include "parafine/layers/dense.hpp"
 #include "parafine/resnet50.hpp"
@@ -99,12 +100,15 @@ LossResult train_epoch(Model& model, Adam& adam, const SampleSource& train, cons
   Tensor dlogits;
   LossResult sum;
   const std::size_t n = model.trainable_size();
+  const std::size_t bucket_floats = static_cast<std::size_t>(c.bucket_mb * 1024 * 1024 / sizeof(float));
   while (batches.next(batch)) {
     model.forward(batch.images, true);
     const Range global = plan.global_range(batch.step);
     const LossResult r = softmax_cross_entropy(logits_of(model), batch.labels, global.end - global.begin, &dlogits);
-    model.backward(dlogits);
-    Comm::allreduce_sum(model.grads().data(), n);  // the global batch's mean gradient
+    // The global batch's mean gradient: buckets are summed over ranks while backward goes on.
+    GradientSync sync(model.grads().data(), n, bucket_floats);
+    model.backward(dlogits, [&sync](std::size_t filled) { sync.ready(filled); });
+    sync.finish();
     std::vector<double> loss{r.loss_sum};
     Comm::allreduce_sum(loss);
     if (!std::isfinite(loss[0]))
@@ -157,6 +161,7 @@ void validate(const TrainConfig& c) {
           "--unfreeze-last must be between 0 and 175, got " + std::to_string(c.unfreeze_last));
   require(c.image_size >= 32, "--image-size must be at least 32, got " + std::to_string(c.image_size));
   require(c.loader_threads >= 1, "loader threads must be at least 1");
+  require(c.bucket_mb > 0 && std::isfinite(c.bucket_mb), "--bucket-mb must be a positive number of MiB");
   require(c.calibrate_bn_samples >= 0, "calibration sample count must be >= 0");
 }
 

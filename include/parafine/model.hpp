@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -79,7 +80,10 @@ class Model {
   // layer does, or when a trainable layer lies at or before `node` (training).
   const Tensor& forward_from(int node, const Tensor& activation, bool training);
   // dlogits: dLoss/d(last layer's pre-softmax output) [N,C]. Must follow forward(x, true).
-  void backward(const Tensor& dlogits);
+  // grads_ready(n), when given, is called as backward finishes layers: grads()[0, n) are then
+  // final (weights are laid out last layer first, so the finished range grows from 0). It is
+  // how gradient buckets start their allreduce while backward goes on.
+  void backward(const Tensor& dlogits, const std::function<void(std::size_t)>& grads_ready = {});
   // The output of node i from the last forward; throws if it was released (frozen prefix).
   const Tensor& output(int node) const;
   // Makes forward keep node i's output even in the frozen prefix (e.g. for feature caching).

@@ -46,6 +46,7 @@ struct TrainConfig {
   Augment augment = Augment::kNone;
   int loader_threads = 2;  // background decoding threads
   BnMode bn_mode = BnMode::kSync;
+  double bucket_mb = 25.0;  // gradient allreduce bucket size (MiB)
   // With a randomly initialised base: set frozen BN statistics from this many training
   // samples before phase 1 (0 = keep the loaded statistics, as Keras does).
   int calibrate_bn_samples = 0;

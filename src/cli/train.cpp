@@ -52,6 +52,7 @@ int run_train(int argc, char** argv) {
       ("unfreeze-from", po::value(&unfreeze_from), "unfreeze this base layer and all after it instead")
       ("shuffle", po::value(&shuffle)->default_value("true"), "true | false")
       ("bn-mode", po::value(&bn_mode)->default_value("sync"), "trainable BN across ranks: sync | local | frozen")
+      ("bucket-mb", po::value(&c.bucket_mb)->default_value(25.0), "gradient allreduce bucket size in MiB")
       ("seed", po::value(&c.seed)->default_value(0), "seed for initialisation, shuffling and augmentation")
       ("preprocess", po::value(&preprocess)->default_value("caffe"), "caffe | none")
       ("augment", po::value(&augment)->default_value("none"), "none | flip")
