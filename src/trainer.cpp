@@ -186,7 +186,8 @@ LossResult evaluate(Model& model, const SampleSource& data, int batch_size, int 
 }
 
 std::vector<EpochStats> run_two_phase(Model& model, const SampleSource& train, const SampleSource* val,
-                                      const TrainConfig& c, std::ostream& log) {
+                                      const TrainConfig& c, std::ostream& log,
+                                      const std::function<void(const EpochStats&)>& on_epoch) {
   validate(c);
   check_classes(model, train, "--train");
   if (val) check_classes(model, *val, "--val");
@@ -238,6 +239,7 @@ std::vector<EpochStats> run_two_phase(Model& model, const SampleSource& train, c
       log_epoch(log, s, val != nullptr);
       history.push_back(s);
       check_replicas(model, phase, e);
+      if (on_epoch) on_epoch(s);
     }
   };
   log << "phase 1: base frozen, training the head (" << model.trainable_size() << " weights), Adam lr "

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <string>
 #include <vector>
@@ -68,7 +69,9 @@ LossResult evaluate(Model& model, const SampleSource& data, int batch_size, int 
                     int loader_threads);
 
 // val may be null (no validation). Throws when the sources' classes do not match the model.
+// on_epoch (optional) is called on every rank after each epoch, e.g. to append --history rows.
 std::vector<EpochStats> run_two_phase(Model& model, const SampleSource& train, const SampleSource* val,
-                                      const TrainConfig& config, std::ostream& log);
+                                      const TrainConfig& config, std::ostream& log,
+                                      const std::function<void(const EpochStats&)>& on_epoch = {});
 
 }  // namespace parafine

@@ -29,7 +29,7 @@ void require(bool ok, const std::string& message) {
 
 int run_train(int argc, char** argv) {
   std::string train_path, val_path, weights, weights_dir, init, preprocess, augment, save, config, on_bad_image,
-      unfreeze_from, shuffle, bn_mode;
+      unfreeze_from, shuffle, bn_mode, history_path;
   ResNet50Config net;
   TrainConfig c;
   int threads = 0, classes = 0;
@@ -58,6 +58,7 @@ int run_train(int argc, char** argv) {
       ("augment", po::value(&augment)->default_value("none"), "none | flip")
       ("on-bad-image", po::value(&on_bad_image)->default_value("skip"), "skip | fail")
       ("save", po::value(&save), "write the fine-tuned model here (Keras save_weights layout)")
+      ("history", po::value(&history_path), "CSV with one row per epoch (phase, epoch, loss, acc, val_loss, val_acc, seconds, img/s)")
       ("threads", po::value(&threads)->default_value(0), "compute threads per rank (0 = the node's cores / its ranks)")
       ("loader-threads", po::value(&c.loader_threads)->default_value(2), "image decoding threads");
   po::variables_map vm;
@@ -111,7 +112,19 @@ int run_train(int argc, char** argv) {
       << " validation images, " << net.classes << " classes, " << c.image_size << "x" << c.image_size
       << ", global batch " << c.batch_size << ", " << Comm::size() << " rank(s) x " << parafine::threads()
       << " threads" << std::endl;
-  const auto history = run_two_phase(model, *train, val.get(), c, out);
+  std::ofstream history_csv;
+  if (!history_path.empty() && Comm::is_root()) {
+    history_csv.open(history_path);
+    if (!history_csv) throw std::runtime_error("--history: cannot write " + history_path);
+    history_csv << "phase,epoch,loss,acc,val_loss,val_acc,seconds,img_per_s\n" << std::flush;
+  }
+  const auto history = run_two_phase(model, *train, val.get(), c, out, [&](const EpochStats& s) {
+    if (!history_csv.is_open()) return;
+    history_csv << s.phase << "," << s.epoch << "," << s.loss << "," << s.accuracy << ","
+                << (val ? std::to_string(s.val_loss) : "") << "," << (val ? std::to_string(s.val_accuracy) : "") << ","
+                << s.seconds << "," << s.images_per_second << "\n"
+                << std::flush;  // a row per epoch survives a crash
+  });
   if (!save.empty() && Comm::is_root()) {
     save_keras_model(model, save, train->class_names());
     out << "model saved to " << save << std::endl;

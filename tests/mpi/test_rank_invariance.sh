@@ -33,7 +33,7 @@ for n in 12 13; do
     > "$work/n${n}_single.log" 2>&1 || { cat "$work/n${n}_single.log"; fail "single process"; }
   for np in 1 2 3; do
     mpirun -np $np "$parafine" train --train "$work/data$n.h5" --val "$work/data12.h5" $common \
-      --save "$work/n${n}_np$np.h5" > "$work/n${n}_np$np.log" 2>&1 || { cat "$work/n${n}_np$np.log"; fail "N=$n, $np ranks"; }
+      --save "$work/n${n}_np$np.h5" --history "$work/n${n}_np$np.csv" > "$work/n${n}_np$np.log" 2>&1 || { cat "$work/n${n}_np$np.log"; fail "N=$n, $np ranks"; }
   done
 done
 # Many small gradient buckets (each allreduced as soon as backward fills it) give the same result.
@@ -45,6 +45,10 @@ for mode in local frozen; do
   grep -q "phase 2 epoch 2" "$work/$mode.log" || fail "--bn-mode $mode did not finish"
 done
 grep -h "phase 2 epoch 2" "$work"/n12_np*.log
+# --history: a header and one row per epoch (2 + 2), written by rank 0 only.
+[ "$(wc -l < "$work/n12_np3.csv")" = 5 ] || { cat "$work/n12_np3.csv"; fail "--history rows"; }
+head -1 "$work/n12_np3.csv" | grep -q "^phase,epoch,loss,acc,val_loss,val_acc,seconds,img_per_s$" || fail "--history header"
+[ "$(cut -d, -f1,2 "$work/n12_np3.csv" | tr '\n' ' ')" = "phase,epoch 1,1 1,2 2,1 2,2 " ] || fail "--history phases"
 
 "$python" - "$work" <<'PY'
 import sys, h5py, numpy as np
