@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "parafine/adam.hpp"
+#include "parafine/checkpoint.hpp"
 #include "parafine/comm.hpp"
 #include "parafine/gradient_sync.hpp"
 #include "parafine/layers/batch_norm.hpp"
@@ -91,19 +92,27 @@ void check_replicas(const Model& model, int phase, int epoch) {
                              std::to_string(hi) + "); this is a bug or a hardware fault: stopping");
 }
 
-// One epoch of training steps; returns the exact loss/accuracy over every training sample.
+// Steps first_step.. of one epoch. `carry` (rank 0's share) holds the global sums of the steps
+// taken before a resume. after_step(steps_done, local_sums) returns true to stop early; then
+// `stopped` is set. Returns the exact global loss/accuracy sums of the epoch's steps taken.
 LossResult train_epoch(Model& model, Adam& adam, const SampleSource& train, const TrainConfig& c, int phase,
-                       int global_epoch) {
+                       int global_epoch, int first_step, const LossResult& carry,
+                       const std::function<bool(int, const LossResult&)>& after_step, bool& stopped) {
   const ShardPlan plan(train.size(), c.batch_size, Comm::size(), Comm::rank(), c.shuffle, c.seed, "--train");
-  BatchPrefetcher batches(train, plan.local_batches(global_epoch), prefetch_config(c, c.augment, global_epoch));
+  auto steps = plan.local_batches(global_epoch);
+  steps.erase(steps.begin(), steps.begin() + std::min<std::size_t>(steps.size(), static_cast<std::size_t>(first_step)));
+  BatchPrefetcher batches(train, std::move(steps), prefetch_config(c, c.augment, global_epoch));
   Batch batch;
   Tensor dlogits;
   LossResult sum;
+  if (Comm::is_root()) sum = carry;
+  stopped = false;
   const std::size_t n = model.trainable_size();
   const std::size_t bucket_floats = static_cast<std::size_t>(c.bucket_mb * 1024 * 1024 / sizeof(float));
   while (batches.next(batch)) {
+    const int step = first_step + batch.step;
     model.forward(batch.images, true);
-    const Range global = plan.global_range(batch.step);
+    const Range global = plan.global_range(step);
     const LossResult r = softmax_cross_entropy(logits_of(model), batch.labels, global.end - global.begin, &dlogits);
     // The global batch's mean gradient: buckets are summed over ranks while backward goes on.
     GradientSync sync(model.grads().data(), n, bucket_floats);
@@ -113,13 +122,18 @@ LossResult train_epoch(Model& model, Adam& adam, const SampleSource& train, cons
     Comm::allreduce_sum(loss);
     if (!std::isfinite(loss[0]))
       throw std::runtime_error("phase " + std::to_string(phase) + ": the loss became " + std::to_string(loss[0]) +
-                               " at step " + std::to_string(batch.step + 1) +
-                               " (diverged: lower the learning rate, check the input data)");
+                               " at step " + std::to_string(step + 1) +
+                               " (diverged: lower the learning rate, check the input data); the last checkpoint "
+                               "(if any) holds the last good state");
     adam.step(model.params().data(), model.grads().data());
     if (c.bn_mode == BnMode::kLocal) average_trainable_bn_state(model);
     sum.loss_sum += r.loss_sum;
     sum.correct += r.correct;
     sum.count += r.count;
+    if (after_step && after_step(step + 1, sum)) {
+      stopped = true;
+      break;
+    }
   }
   return global_sum(sum);
 }
@@ -200,7 +214,16 @@ std::vector<EpochStats> run_two_phase(Model& model, const SampleSource& train, c
       bn->set_sum_reducer(nullptr);
   }
   freeze_base(model);
-  if (c.calibrate_bn_samples > 0) {
+  Checkpoint resumed;
+  TrainPosition from;  // (phase 1, epoch 1, step 0) for a new run
+  if (c.resume) {
+    resumed = load_latest_checkpoint(c.checkpoint_dir, model, log);
+    from = resumed.position;
+    model.params() = resumed.params;
+    model.state() = resumed.state;
+    log << "resuming from " << resumed.path << " (phase " << from.phase << ", epoch " << from.epoch << ", step "
+        << from.step << ")" << std::endl;
+  } else if (c.calibrate_bn_samples > 0) {
     const int n = std::min(train.size(), c.calibrate_bn_samples);
     const std::vector<int> order = epoch_order(train.size(), true, c.seed, -1);
     BatchPrefetcher one(train, {std::vector<int>(order.begin(), order.begin() + n)},
@@ -211,26 +234,72 @@ std::vector<EpochStats> run_two_phase(Model& model, const SampleSource& train, c
     model.calibrate_batch_norm(batch.images);
     log << "randomly initialised base: frozen BatchNormalization statistics calibrated on " << n
         << " training images" << std::endl;
+    if (c.bn_mode == BnMode::kSync && Comm::size() > 1)
+      for (BatchNormalization* bn : batch_norms(model))
+        bn->set_sum_reducer([](std::vector<double>& sums) { Comm::allreduce_sum(sums); });
   }
-  if (c.calibrate_bn_samples > 0 && c.bn_mode == BnMode::kSync && Comm::size() > 1)
-    for (BatchNormalization* bn : batch_norms(model))
-      bn->set_sum_reducer([](std::vector<double>& sums) { Comm::allreduce_sum(sums); });
   // Every replica starts from rank 0's state.
   Comm::broadcast(model.params().data(), model.params().size());
   Comm::broadcast(model.state().data(), model.state().size());
-  int global_epoch = 0;
-  auto run_phase = [&](int phase, int epochs, double lr) {
+
+  const bool checkpoints = !c.checkpoint_dir.empty();
+  auto checkpoint = [&](const Adam* adam, const TrainPosition& at) {
+    if (checkpoints && Comm::is_root()) save_checkpoint(c.checkpoint_dir, model, adam, at, c.keep_checkpoints);
+  };
+  long steps_this_run = 0;
+  for (int phase = from.phase; phase <= 2; ++phase) {
+    const int epochs = phase == 1 ? c.phase1_epochs : c.phase2_epochs;
+    const double lr = phase == 1 ? c.phase1_lr : c.phase2_lr;
+    if (phase == 2 && epochs > 0) {
+      unfreeze(model, c);
+      log << "phase 2: " << (c.unfreeze_from.empty() ? "last " + std::to_string(c.unfreeze_last) + " base layers"
+                                                      : "base layers from " + c.unfreeze_from)
+          << " unfrozen (from " << model.layer(model.first_trainable_node()).name() << ", "
+          << model.trainable_size() << " weights), fresh Adam lr " << lr << std::endl;
+    } else if (phase == 1) {
+      log << "phase 1: base frozen, training the head (" << model.trainable_size() << " weights), Adam lr " << lr
+          << std::endl;
+    }
     Adam adam(model.trainable_size(), lr);
-    for (int e = 1; e <= epochs; ++e) {
+    const bool continuing = c.resume && phase == from.phase;
+    if (continuing && resumed.adam_t > 0) {
+      if (resumed.adam_m.size() != adam.size())
+        throw std::runtime_error(resumed.path + ": its optimizer state covers " + std::to_string(resumed.adam_m.size()) +
+                                 " weights, this run trains " + std::to_string(adam.size()) +
+                                 " (was --unfreeze-last/--unfreeze-from changed?)");
+      adam.m() = resumed.adam_m;
+      adam.v() = resumed.adam_v;
+      adam.set_iterations(resumed.adam_t);
+    }
+    for (int e = continuing ? from.epoch : 1; e <= epochs; ++e) {
+      const bool first = continuing && e == from.epoch;
+      const int first_step = first ? from.step : 0;
+      const int global_epoch = (phase == 1 ? 0 : c.phase1_epochs) + e - 1;
       const auto start = std::chrono::steady_clock::now();
-      const LossResult r = train_epoch(model, adam, train, c, phase, global_epoch++);
+      bool stopped = false;
+      auto after_step = [&](int steps_done, const LossResult& local) {
+        ++steps_this_run;
+        const bool stop = c.max_steps > 0 && steps_this_run >= c.max_steps;
+        if (checkpoints && (stop || (c.checkpoint_steps > 0 && steps_done % c.checkpoint_steps == 0))) {
+          TrainPosition at{phase, e, steps_done, global_sum(local)};
+          checkpoint(&adam, at);
+        }
+        return stop;
+      };
+      const LossResult r = train_epoch(model, adam, train, c, phase, global_epoch, first_step,
+                                       first ? from.partial : LossResult{}, after_step, stopped);
+      if (stopped) {
+        log << "stopped after " << steps_this_run << " step(s) (--max-steps) in phase " << phase << " epoch " << e
+            << (checkpoints ? "; continue with --resume" : "") << std::endl;
+        return history;
+      }
       EpochStats s;
       s.phase = phase;
       s.epoch = e;
       s.loss = r.loss_sum / r.count;
       s.accuracy = static_cast<double>(r.correct) / r.count;
       s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      s.images_per_second = r.count / s.seconds;
+      s.images_per_second = (r.count - (first ? from.partial.count : 0)) / s.seconds;
       if (val) {
         const LossResult v = evaluate(model, *val, c.batch_size, c.image_size, c.preprocess, c.loader_threads);
         s.val_loss = v.loss_sum / v.count;
@@ -240,18 +309,13 @@ std::vector<EpochStats> run_two_phase(Model& model, const SampleSource& train, c
       history.push_back(s);
       check_replicas(model, phase, e);
       if (on_epoch) on_epoch(s);
+      // The next position: the next epoch of this phase (same optimizer), or the next phase (a
+      // fresh one).
+      if (e < epochs)
+        checkpoint(&adam, TrainPosition{phase, e + 1, 0, {}});
+      else
+        checkpoint(nullptr, TrainPosition{phase + 1, 1, 0, {}});
     }
-  };
-  log << "phase 1: base frozen, training the head (" << model.trainable_size() << " weights), Adam lr "
-      << c.phase1_lr << std::endl;
-  run_phase(1, c.phase1_epochs, c.phase1_lr);
-  if (c.phase2_epochs > 0) {
-    unfreeze(model, c);
-    log << "phase 2: " << (c.unfreeze_from.empty() ? "last " + std::to_string(c.unfreeze_last) + " base layers"
-                                                    : "base layers from " + c.unfreeze_from)
-        << " unfrozen (from " << model.layer(model.first_trainable_node()).name() << ", " << model.trainable_size()
-        << " weights), fresh Adam lr " << c.phase2_lr << std::endl;
-    run_phase(2, c.phase2_epochs, c.phase2_lr);
   }
   return history;
 }

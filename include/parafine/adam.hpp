@@ -19,6 +19,8 @@ class Adam {
   long iterations() const { return t_; }
   double learning_rate() const { return lr_; }
   std::vector<float>& m() { return m_; }
+  const std::vector<float>& m_values() const { return m_; }
+  const std::vector<float>& v_values() const { return v_; }
   std::vector<float>& v() { return v_; }
   void set_iterations(long t) { t_ = t; }
 

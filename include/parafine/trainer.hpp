@@ -48,6 +48,11 @@ struct TrainConfig {
   int loader_threads = 2;  // background decoding threads
   BnMode bn_mode = BnMode::kSync;
   double bucket_mb = 25.0;  // gradient allreduce bucket size (MiB)
+  std::string checkpoint_dir;  // "" = no checkpoints
+  int checkpoint_steps = 0;    // also checkpoint every this many steps (0 = at epoch ends only)
+  int keep_checkpoints = 3;
+  bool resume = false;         // continue from the newest valid checkpoint in checkpoint_dir
+  long max_steps = 0;          // stop (with a checkpoint) after this many steps in this run; 0 = no limit
   // With a randomly initialised base: set frozen BN statistics from this many training
   // samples before phase 1 (0 = keep the loaded statistics, as Keras does).
   int calibrate_bn_samples = 0;

@@ -53,6 +53,11 @@ int run_train(int argc, char** argv) {
       ("shuffle", po::value(&shuffle)->default_value("true"), "true | false")
       ("bn-mode", po::value(&bn_mode)->default_value("sync"), "trainable BN across ranks: sync | local | frozen")
       ("bucket-mb", po::value(&c.bucket_mb)->default_value(25.0), "gradient allreduce bucket size in MiB")
+      ("checkpoint-dir", po::value(&c.checkpoint_dir), "write a checkpoint here after every epoch")
+      ("checkpoint-steps", po::value(&c.checkpoint_steps)->default_value(0), "also every this many steps (0: epochs only)")
+      ("keep-checkpoints", po::value(&c.keep_checkpoints)->default_value(3), "how many of the newest checkpoints to keep")
+      ("resume", po::bool_switch(&c.resume), "continue from the newest valid checkpoint in --checkpoint-dir")
+      ("max-steps", po::value(&c.max_steps)->default_value(0), "stop after this many steps, with a checkpoint (0: no limit)")
       ("seed", po::value(&c.seed)->default_value(0), "seed for initialisation, shuffling and augmentation")
       ("preprocess", po::value(&preprocess)->default_value("caffe"), "caffe | none")
       ("augment", po::value(&augment)->default_value("none"), "none | flip")
@@ -84,6 +89,10 @@ int run_train(int argc, char** argv) {
   c.unfreeze_from = unfreeze_from;
   if (vm["unfreeze-last"].defaulted() == false && !unfreeze_from.empty())
     throw UsageError("give --unfreeze-last or --unfreeze-from, not both");
+  require(!c.resume || !c.checkpoint_dir.empty(), "--resume needs --checkpoint-dir (where the checkpoints are)");
+  require(c.checkpoint_steps >= 0, "--checkpoint-steps must be >= 0");
+  require(c.keep_checkpoints >= 1, "--keep-checkpoints must be at least 1");
+  require(c.max_steps >= 0, "--max-steps must be >= 0");
   validate(c);
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   set_threads(threads > 0 ? threads : std::max(1, cores / Comm::ranks_on_node()));
@@ -114,9 +123,10 @@ int run_train(int argc, char** argv) {
       << " threads" << std::endl;
   std::ofstream history_csv;
   if (!history_path.empty() && Comm::is_root()) {
-    history_csv.open(history_path);
+    const bool append = c.resume && std::ifstream(history_path).good();  // a resumed run continues the file
+    history_csv.open(history_path, append ? std::ios::app : std::ios::trunc);
     if (!history_csv) throw std::runtime_error("--history: cannot write " + history_path);
-    history_csv << "phase,epoch,loss,acc,val_loss,val_acc,seconds,img_per_s\n" << std::flush;
+    if (!append) history_csv << "phase,epoch,loss,acc,val_loss,val_acc,seconds,img_per_s\n" << std::flush;
   }
   const auto history = run_two_phase(model, *train, val.get(), c, out, [&](const EpochStats& s) {
     if (!history_csv.is_open()) return;

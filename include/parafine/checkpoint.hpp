@@ -1,0 +1,46 @@
+// Training checkpoints: everything a run needs to continue bit for bit — all weights, the BN
+// statistics, Adam's m, v and t, and where the run is (phase, epoch, steps done, and the
+// epoch's partial global loss/accuracy sums). The data order needs no saved RNG state: it
+// depends only on (seed, epoch), and flips on (seed, epoch, sample). Rank 0 writes
+// <dir>/ckpt-p<phase>-e<epoch>-s<step>.h5 under a temporary name and renames it; the newest
+// few are kept.
+#pragma once
+
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "parafine/adam.hpp"
+#include "parafine/loss.hpp"
+#include "parafine/model.hpp"
+
+namespace parafine {
+
+// Where a run stands: the next step to take is `step` (0-based) of `epoch` (1-based) of
+// `phase`; `partial` holds the global sums of that epoch's steps already taken.
+struct TrainPosition {
+  int phase = 1, epoch = 1, step = 0;
+  LossResult partial;
+  bool operator<(const TrainPosition& o) const;
+};
+
+std::string checkpoint_name(const TrainPosition& p);
+
+// Writes a checkpoint (call on rank 0 only) and deletes all but the newest `keep`. `adam` may
+// be null at a phase boundary (the next phase starts a fresh optimizer).
+void save_checkpoint(const std::string& dir, const Model& model, const Adam* adam, const TrainPosition& position,
+                     int keep);
+
+struct Checkpoint {
+  std::string path;
+  TrainPosition position;
+  std::vector<float> params, state, adam_m, adam_v;
+  long adam_t = 0;
+};
+
+// The newest checkpoint in `dir` that reads back whole and fits `model` (params/state sizes);
+// newer ones that do not are reported to `log` and skipped. Throws std::runtime_error when
+// there is none (naming the directory).
+Checkpoint load_latest_checkpoint(const std::string& dir, const Model& model, std::ostream& log);
+
+}  // namespace parafine

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Checkpoints and --resume under real mpirun (2 ranks): a run stopped after 3 steps, resumed,
+# stopped again across the phase boundary, its newest checkpoint damaged, and resumed to the
+# end (falling back to the previous checkpoint) ends with bitwise the same weights as a run
+# that never stopped. --resume without checkpoints is a usage error (exit 2).
+# Usage: test_resume.sh PARAFINE_BINARY PYTHON
+set -euo pipefail
+parafine=$1 python=$2
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+"$python" - "$work" <<'PY'
+import sys, h5py, numpy as np
+rng = np.random.default_rng(1)
+labels = np.arange(13) % 3
+images = np.clip(np.array([[200, 60, 60], [60, 200, 60], [60, 60, 200]])[labels][:, None, None, :]
+                 + rng.normal(0, 20, (13, 32, 32, 3)), 0, 255).astype(np.uint8)
+with h5py.File(f"{sys.argv[1]}/data.h5", "w") as f:
+    f["images"] = images
+    f["labels"] = labels.astype(np.int64)
+PY
+# 13 samples, global batch 4: 4 steps per epoch, 2+2 epochs = 16 steps; shuffling and flips on.
+job="train --train $work/data.h5 --weights none --image-size 32 --batch-size 4 --head-units 16
+  --phase1-epochs 2 --phase2-epochs 2 --phase2-lr 1e-4 --augment flip --seed 7 --threads 1 --loader-threads 1"
+run() { mpirun -np 2 "$parafine" $job "$@" > "$work/last.log" 2>&1 || { cat "$work/last.log"; fail "$*"; }; }
+
+run --checkpoint-dir "$work/ck_full" --save "$work/full.h5"
+run --checkpoint-dir "$work/ck" --max-steps 3
+grep -q "stopped after 3 step" "$work/last.log" || fail "no stop message"
+run --checkpoint-dir "$work/ck" --resume --max-steps 7 --checkpoint-steps 2   # ends at phase 2, epoch 1, step 2
+grep -q "resuming from .*ckpt-p1-e0001-s0000003.h5" "$work/last.log" || { cat "$work/last.log"; fail "did not resume from step 3"; }
+ls "$work/ck"
+newest=$(ls "$work/ck" | sort | tail -1)
+head -c 1000 "$work/ck/$newest" > "$work/ck/$newest.cut" && mv "$work/ck/$newest.cut" "$work/ck/$newest"
+run --checkpoint-dir "$work/ck" --resume --save "$work/resumed.h5"
+grep -q "skipping checkpoint .*$newest" "$work/last.log" || { cat "$work/last.log"; fail "damaged checkpoint not skipped"; }
+grep "resuming from" "$work/last.log"
+
+"$python" - "$work" <<'PY'
+import sys, h5py, numpy as np
+w = sys.argv[1]
+a, b = h5py.File(f"{w}/full.h5", "r"), h5py.File(f"{w}/resumed.h5", "r")
+names = []
+a.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+differ = [n for n in names if not np.array_equal(a[n][()], b[n][()])]
+print(f"{len(names)} weight tensors compared bitwise, {len(differ)} differ")
+assert not differ, differ[:5]
+PY
+
+set +e
+mpirun -np 2 "$parafine" $job --checkpoint-dir "$work/empty" --resume > "$work/none.log" 2>&1
+code=$?
+set -e
+[ $code -ne 0 ] || fail "--resume without checkpoints succeeded"
+grep -q "no checkpoint" "$work/none.log" || { cat "$work/none.log"; fail "unclear message"; }
+"$parafine" $job --resume > "$work/none1.log" 2>&1 && fail "--resume without --checkpoint-dir succeeded" || code=$?
+[ $code -eq 2 ] || { cat "$work/none1.log"; fail "exit $code, expected 2"; }
+echo "1 passed, 0 failed"
