@@ -4,8 +4,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <iomanip>
 #include <ostream>
+#include <sstream>
+
+#include <unistd.h>
 #include <stdexcept>
 
 #include "parafine/adam.hpp"
@@ -92,24 +96,68 @@ void check_replicas(const Model& model, int phase, int epoch) {
                              std::to_string(hi) + "); this is a bug or a hardware fault: stopping");
 }
 
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+struct StepTimes {
+  double data = 0, comm = 0, total = 0;
+};
+
+// Rank 0's Keras-like progress: redrawn in place on a terminal, a plain line every tenth of
+// the epoch otherwise.
+class Progress {
+ public:
+  // mpirun hands ranks a pseudo-terminal even when its own output goes to a file, so under
+  // mpirun (OMPI_COMM_WORLD_SIZE set) plain lines are printed.
+  Progress(std::ostream* out, int steps)
+      : out_(out), steps_(steps), tty_(::isatty(STDOUT_FILENO) == 1 && !std::getenv("OMPI_COMM_WORLD_SIZE")) {}
+  void update(int done, const LossResult& global, int images, double seconds) {
+    if (!out_ || global.count == 0) return;
+    const bool plain_due = steps_ >= 10 ? done % (steps_ / 10) == 0 || done == steps_ : true;
+    if (!tty_ && !plain_due) return;
+    const double rate = images / std::max(seconds, 1e-9);
+    const double eta = (steps_ - done) * seconds / std::max(done, 1);
+    std::ostringstream line;
+    line << std::fixed << std::setprecision(4) << done << "/" << steps_ << " - loss " << global.loss_sum / global.count
+         << " - accuracy " << static_cast<double>(global.correct) / global.count << " - " << std::setprecision(1)
+         << rate << " img/s - ETA " << eta << "s";
+    if (tty_)
+      *out_ << "\r" << line.str() << "\033[K" << (done == steps_ ? "\r\033[K" : "") << std::flush;
+    else
+      *out_ << "  " << line.str() << "\n" << std::flush;
+  }
+
+ private:
+  std::ostream* out_;
+  int steps_;
+  bool tty_;
+};
+
 // Steps first_step.. of one epoch. `carry` (rank 0's share) holds the global sums of the steps
 // taken before a resume. after_step(steps_done, local_sums) returns true to stop early; then
 // `stopped` is set. Returns the exact global loss/accuracy sums of the epoch's steps taken.
 LossResult train_epoch(Model& model, Adam& adam, const SampleSource& train, const TrainConfig& c, int phase,
                        int global_epoch, int first_step, const LossResult& carry,
-                       const std::function<bool(int, const LossResult&)>& after_step, bool& stopped) {
+                       const std::function<bool(int, const LossResult&)>& after_step, bool& stopped,
+                       std::ostream* progress_out, StepTimes& times) {
+  const auto epoch_start = Clock::now();
   const ShardPlan plan(train.size(), c.batch_size, Comm::size(), Comm::rank(), c.shuffle, c.seed, "--train");
   auto steps = plan.local_batches(global_epoch);
   steps.erase(steps.begin(), steps.begin() + std::min<std::size_t>(steps.size(), static_cast<std::size_t>(first_step)));
   BatchPrefetcher batches(train, std::move(steps), prefetch_config(c, c.augment, global_epoch));
+  Progress progress(progress_out, plan.steps());
   Batch batch;
   Tensor dlogits;
-  LossResult sum;
+  LossResult sum, shown = carry;  // shown: global sums for the progress line
   if (Comm::is_root()) sum = carry;
   stopped = false;
   const std::size_t n = model.trainable_size();
   const std::size_t bucket_floats = static_cast<std::size_t>(c.bucket_mb * 1024 * 1024 / sizeof(float));
-  while (batches.next(batch)) {
+  int images = 0;
+  while (true) {
+    auto t = Clock::now();
+    if (!batches.next(batch)) break;
+    times.data += seconds_since(t);
     const int step = first_step + batch.step;
     model.forward(batch.images, true);
     const Range global = plan.global_range(step);
@@ -117,11 +165,13 @@ LossResult train_epoch(Model& model, Adam& adam, const SampleSource& train, cons
     // The global batch's mean gradient: buckets are summed over ranks while backward goes on.
     GradientSync sync(model.grads().data(), n, bucket_floats);
     model.backward(dlogits, [&sync](std::size_t filled) { sync.ready(filled); });
-    sync.finish();
-    std::vector<double> loss{r.loss_sum};
-    Comm::allreduce_sum(loss);
-    if (!std::isfinite(loss[0]))
-      throw std::runtime_error("phase " + std::to_string(phase) + ": the loss became " + std::to_string(loss[0]) +
+    times.comm += sync.finish();
+    t = Clock::now();
+    std::vector<double> step_sums{r.loss_sum, static_cast<double>(r.correct), static_cast<double>(r.count)};
+    Comm::allreduce_sum(step_sums);
+    times.comm += seconds_since(t);
+    if (!std::isfinite(step_sums[0]))
+      throw std::runtime_error("phase " + std::to_string(phase) + ": the loss became " + std::to_string(step_sums[0]) +
                                " at step " + std::to_string(step + 1) +
                                " (diverged: lower the learning rate, check the input data); the last checkpoint "
                                "(if any) holds the last good state");
@@ -130,11 +180,17 @@ LossResult train_epoch(Model& model, Adam& adam, const SampleSource& train, cons
     sum.loss_sum += r.loss_sum;
     sum.correct += r.correct;
     sum.count += r.count;
+    shown.loss_sum += step_sums[0];
+    shown.correct += static_cast<int>(step_sums[1]);
+    shown.count += static_cast<int>(step_sums[2]);
+    images += static_cast<int>(step_sums[2]);
+    progress.update(step + 1, shown, images, seconds_since(epoch_start));
     if (after_step && after_step(step + 1, sum)) {
       stopped = true;
       break;
     }
   }
+  times.total += seconds_since(epoch_start);
   return global_sum(sum);
 }
 
@@ -144,7 +200,9 @@ void log_epoch(std::ostream& log, const EpochStats& s, bool has_val) {
   log << "phase " << s.phase << " epoch " << s.epoch << ": loss " << std::fixed << std::setprecision(4) << s.loss
       << " - accuracy " << s.accuracy;
   if (has_val) log << " - val_loss " << s.val_loss << " - val_accuracy " << s.val_accuracy;
-  log << " - " << std::setprecision(1) << s.seconds << "s (" << s.images_per_second << " img/s)" << std::endl;
+  log << " - " << std::setprecision(1) << s.seconds << "s (" << s.images_per_second << " img/s; rank 0: compute "
+      << std::setprecision(2) << s.compute_seconds << "s, exposed communication " << s.comm_seconds << "s, data wait "
+      << s.data_wait_seconds << "s)" << std::endl;
   log.flags(flags);
   log.precision(precision);
 }
@@ -286,8 +344,10 @@ std::vector<EpochStats> run_two_phase(Model& model, const SampleSource& train, c
         }
         return stop;
       };
+      StepTimes times;
       const LossResult r = train_epoch(model, adam, train, c, phase, global_epoch, first_step,
-                                       first ? from.partial : LossResult{}, after_step, stopped);
+                                       first ? from.partial : LossResult{}, after_step, stopped,
+                                       Comm::is_root() ? &log : nullptr, times);
       if (stopped) {
         log << "stopped after " << steps_this_run << " step(s) (--max-steps) in phase " << phase << " epoch " << e
             << (checkpoints ? "; continue with --resume" : "") << std::endl;
@@ -300,6 +360,9 @@ std::vector<EpochStats> run_two_phase(Model& model, const SampleSource& train, c
       s.accuracy = static_cast<double>(r.correct) / r.count;
       s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       s.images_per_second = (r.count - (first ? from.partial.count : 0)) / s.seconds;
+      s.data_wait_seconds = times.data;
+      s.comm_seconds = times.comm;
+      s.compute_seconds = times.total - times.data - times.comm;
       if (val) {
         const LossResult v = evaluate(model, *val, c.batch_size, c.image_size, c.preprocess, c.loader_threads);
         s.val_loss = v.loss_sum / v.count;

@@ -63,6 +63,9 @@ struct EpochStats {
   int epoch = 0;  // 1-based within the phase
   double loss = 0, accuracy = 0, val_loss = 0, val_accuracy = 0;
   double seconds = 0, images_per_second = 0;
+  // Where this rank's training time went (validation excluded): waiting for the prefetcher,
+  // waiting for gradient/metric allreduces that backward did not hide, everything else.
+  double data_wait_seconds = 0, comm_seconds = 0, compute_seconds = 0;
 };
 
 // Throws std::invalid_argument naming the option for a bad configuration.
