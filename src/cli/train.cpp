@@ -2,6 +2,7 @@
 // the options of DESIGN.md §3, read from the command line and from --config FILE (INI, same
 // keys; the command line wins). Runs in one process; the distributed version comes next.
 #include <boost/program_options.hpp>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -94,6 +95,17 @@ int run_train(int argc, char** argv) {
   require(c.keep_checkpoints >= 1, "--keep-checkpoints must be at least 1");
   require(c.max_steps >= 0, "--max-steps must be >= 0");
   validate(c);
+  if (!unfreeze_from.empty()) {  // checked before any data or MPI work
+    Model names_only = build_resnet50(ResNet50Config{32, 1, 1, 1, 3});
+    unfreeze_base_from(names_only, unfreeze_from);
+  }
+  if (c.resume) {
+    bool any = false;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(c.checkpoint_dir, ec))
+      any = any || e.path().filename().string().rfind("ckpt-", 0) == 0;
+    require(any, "--resume: no checkpoint (ckpt-*.h5) in --checkpoint-dir " + c.checkpoint_dir);
+  }
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   set_threads(threads > 0 ? threads : std::max(1, cores / Comm::ranks_on_node()));
   std::ostringstream quiet;  // only rank 0 speaks; the others report errors only
@@ -116,7 +128,6 @@ int run_train(int argc, char** argv) {
   net.image_size = c.image_size;
   Model model = build_resnet50(net);
   if (prepare_model(model, weights, weights_dir, init, c.seed, out)) c.calibrate_bn_samples = 64;
-  if (!unfreeze_from.empty()) unfreeze_base_from(model, unfreeze_from);  // an unknown layer fails before training
   out << "parafine train: " << train->size() << " training images, " << (val ? val->size() : 0)
       << " validation images, " << net.classes << " classes, " << c.image_size << "x" << c.image_size
       << ", global batch " << c.batch_size << ", " << Comm::size() << " rank(s) x " << parafine::threads()
