@@ -5,12 +5,16 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <sstream>
+#include <algorithm>
 #include <unistd.h>
 
 #include <thread>
 
 #include "parafine/cli.hpp"
+#include "parafine/comm.hpp"
 #include "parafine/compute.hpp"
+#include "parafine/data_order.hpp"
 #include "parafine/h5_dataset.hpp"
 #include "parafine/layers/dense.hpp"
 #include "parafine/loss.hpp"
@@ -76,7 +80,7 @@ int image_size_for(const InferenceOptions& o, const SampleSource& data) {
 std::unique_ptr<SampleSource> open_data(const std::string& path, const char* option) {
   SourceOptions so;
   so.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  so.log = &std::cerr;
+  so.log = Comm::is_root() ? &std::cerr : nullptr;
   return open_sample_source(path, option, so);
 }
 
@@ -93,6 +97,37 @@ int run_predict(int argc, char** argv) {
   if (names.empty() && static_cast<int>(data->class_names().size()) == classes) names = data->class_names();
   for (int c = static_cast<int>(names.size()); c < classes; ++c) names.push_back("class" + std::to_string(c));
 
+  // Each rank predicts its share of every batch; rank 0 gathers the rows and writes them in
+  // sample order.
+  const ShardPlan plan(data->size(), o.batch_size, Comm::size(), Comm::rank(), false, 0, "--input");
+  PrefetchConfig p;
+  p.image_size = image_size;
+  p.preprocess = parse_preprocess(o.preprocess);
+  BatchPrefetcher batches(*data, plan.local_batches(0), p);
+  Batch batch;
+  std::ostringstream rows;  // "<index>\t<csv row>\n" per sample of this rank
+  rows << std::setprecision(6);
+  while (batches.next(batch)) {
+    const Tensor& probs = model.forward(batch.images, false);
+    for (int i = 0; i < batch.size(); ++i) {
+      const float* row = probs.data() + static_cast<size_t>(i) * classes;
+      const int index = batch.indices[static_cast<size_t>(i)];
+      rows << index << "\t" << data->sample_name(index);
+      for (int c = 0; c < classes; ++c) rows << "," << row[c];
+      rows << "," << names[static_cast<size_t>(std::max_element(row, row + classes) - row)] << "\n";
+    }
+  }
+  const std::string mine = rows.str();
+  const std::vector<unsigned char> gathered = Comm::gather_to_root(std::vector<unsigned char>(mine.begin(), mine.end()));
+  if (!Comm::is_root()) return 0;
+  std::vector<std::pair<int, std::string>> lines;
+  std::istringstream all(std::string(gathered.begin(), gathered.end()));
+  for (std::string line; std::getline(all, line);) {
+    const auto tab = line.find('\t');
+    lines.emplace_back(std::stoi(line.substr(0, tab)), line.substr(tab + 1));
+  }
+  std::sort(lines.begin(), lines.end());
+
   const std::string tmp = o.output.empty() ? "" : o.output + ".tmp" + std::to_string(::getpid());
   std::ofstream file;
   if (!tmp.empty()) {
@@ -102,29 +137,15 @@ int run_predict(int argc, char** argv) {
   std::ostream& out = tmp.empty() ? std::cout : file;
   out << (dynamic_cast<const H5Source*>(data.get()) ? "index" : "file");
   for (const auto& n : names) out << ",p_" << n;
-  out << ",predicted\n" << std::setprecision(6);
-  const ShardPlan plan(data->size(), o.batch_size, 1, 0, false, 0, "--input");
-  PrefetchConfig p;
-  p.image_size = image_size;
-  p.preprocess = parse_preprocess(o.preprocess);
-  BatchPrefetcher batches(*data, plan.local_batches(0), p);
-  Batch batch;
-  while (batches.next(batch)) {
-    const Tensor& probs = model.forward(batch.images, false);
-    for (int i = 0; i < batch.size(); ++i) {
-      const float* row = probs.data() + static_cast<size_t>(i) * classes;
-      out << data->sample_name(batch.indices[static_cast<size_t>(i)]);
-      for (int c = 0; c < classes; ++c) out << "," << row[c];
-      out << "," << names[static_cast<size_t>(std::max_element(row, row + classes) - row)] << "\n";
-    }
-  }
+  out << ",predicted\n";
+  for (const auto& [index, line] : lines) out << line << "\n";
   if (!tmp.empty()) {
     file.close();
     if (!file || std::rename(tmp.c_str(), o.output.c_str()) != 0) {
       std::remove(tmp.c_str());
       throw std::runtime_error("cannot write " + o.output);
     }
-    std::cerr << "wrote " << data->size() << " predictions to " << o.output << "\n";
+    std::cerr << "wrote " << lines.size() << " predictions to " << o.output << "\n";
   }
   return 0;
 }
@@ -146,6 +167,7 @@ int run_evaluate(int argc, char** argv) {
     throw std::runtime_error(o.data + " has " + std::to_string(data->classes()) + " classes, the model " +
                              std::to_string(classes));
   const LossResult total = evaluate(model, *data, o.batch_size, image_size, parse_preprocess(o.preprocess), 2);
+  if (!Comm::is_root()) return 0;  // the sums are global: rank 0 reports them
   std::cout << std::fixed << std::setprecision(4) << "loss " << total.loss_sum / total.count << " - accuracy "
             << static_cast<double>(total.correct) / total.count << " (" << total.count << " samples)\n";
   return 0;

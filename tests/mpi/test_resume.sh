@@ -57,4 +57,15 @@ set -e
 grep -q "no checkpoint" "$work/none.log" || { cat "$work/none.log"; fail "unclear message"; }
 "$parafine" $job --resume > "$work/none1.log" 2>&1 && fail "--resume without --checkpoint-dir succeeded" || code=$?
 [ $code -eq 2 ] || { cat "$work/none1.log"; fail "exit $code, expected 2"; }
+
+# A diverging run (absurd learning rate) stops with the step number and keeps the last good
+# checkpoint (step 1), writing none from the diverged state.
+set +e
+mpirun -np 2 "$parafine" $job --phase1-lr 1e30 --checkpoint-dir "$work/ck_nan" --checkpoint-steps 1 > "$work/nan.log" 2>&1
+code=$?
+set -e
+[ $code -ne 0 ] || fail "a diverged run exited 0"
+grep -q "the loss became .*nan at step 2" "$work/nan.log" || { cat "$work/nan.log"; fail "no NaN message with the step"; }
+[ "$(ls "$work/ck_nan")" = "ckpt-p1-e0001-s0000001.h5" ] || { ls "$work/ck_nan"; fail "checkpoints after divergence"; }
+echo "diverged run: exit $code, $(grep -o -m1 'the loss became .*step [0-9]*' "$work/nan.log"), kept $(ls "$work/ck_nan")"
 echo "1 passed, 0 failed"
