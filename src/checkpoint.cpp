@@ -80,7 +80,10 @@ void save_checkpoint(const std::string& dir, const Model& model, const Adam* ada
         {"adam_t", std::to_string(adam ? adam->iterations() : 0)},
         {"partial_loss_sum", std::to_string(p.partial.loss_sum)},
         {"partial_correct", std::to_string(p.partial.correct)},
-        {"partial_count", std::to_string(p.partial.count)}};
+        {"partial_count", std::to_string(p.partial.count)},
+        {"seed", std::to_string(p.seed)},
+        {"batch_size", std::to_string(p.batch_size)},
+        {"train_samples", std::to_string(p.samples)}};
     for (const auto& [k, v] : attrs) f.write_string_scalar_attribute("/", k, v);
   } catch (...) {
     std::remove(tmp.c_str());
@@ -111,6 +114,9 @@ Checkpoint load_latest_checkpoint(const std::string& dir, const Model& model, st
       c.position.partial.correct = std::stoi(attr("partial_correct"));
       c.position.partial.count = std::stoi(attr("partial_count"));
       c.adam_t = std::stol(attr("adam_t"));
+      c.position.seed = std::stoull(attr("seed"));
+      c.position.batch_size = std::stoi(attr("batch_size"));
+      c.position.samples = std::stoi(attr("train_samples"));
       c.params = read_floats(f, "/params", model.params().size());
       c.state = read_floats(f, "/state", model.state().size());
       const std::size_t moments = f.dataset_shape("/adam_m").empty() ? 0 : static_cast<std::size_t>(f.dataset_shape("/adam_m")[0]);

@@ -277,6 +277,14 @@ std::vector<EpochStats> run_two_phase(Model& model, const SampleSource& train, c
   if (c.resume) {
     resumed = load_latest_checkpoint(c.checkpoint_dir, model, log);
     from = resumed.position;
+    auto same = [&](bool ok, const std::string& what) {
+      if (!ok)
+        throw std::invalid_argument("--resume: " + resumed.path + " was written with " + what +
+                                    "; the data order would differ, so the run cannot continue bit for bit");
+    };
+    same(from.seed == c.seed, "--seed " + std::to_string(from.seed));
+    same(from.batch_size == c.batch_size, "--batch-size " + std::to_string(from.batch_size));
+    same(from.samples == train.size(), std::to_string(from.samples) + " training samples");
     model.params() = resumed.params;
     model.state() = resumed.state;
     log << "resuming from " << resumed.path << " (phase " << from.phase << ", epoch " << from.epoch << ", step "
@@ -301,7 +309,10 @@ std::vector<EpochStats> run_two_phase(Model& model, const SampleSource& train, c
   Comm::broadcast(model.state().data(), model.state().size());
 
   const bool checkpoints = !c.checkpoint_dir.empty();
-  auto checkpoint = [&](const Adam* adam, const TrainPosition& at) {
+  auto checkpoint = [&](const Adam* adam, TrainPosition at) {
+    at.seed = c.seed;
+    at.batch_size = c.batch_size;
+    at.samples = train.size();
     if (checkpoints && Comm::is_root()) save_checkpoint(c.checkpoint_dir, model, adam, at, c.keep_checkpoints);
   };
   long steps_this_run = 0;

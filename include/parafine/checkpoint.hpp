@@ -6,6 +6,7 @@
 // few are kept.
 #pragma once
 
+#include <cstdint>
 #include <iosfwd>
 #include <string>
 #include <vector>
@@ -21,6 +22,9 @@ namespace parafine {
 struct TrainPosition {
   int phase = 1, epoch = 1, step = 0;
   LossResult partial;
+  // What the position means: the data order is a function of these, so a resume must match.
+  std::uint64_t seed = 0;
+  int batch_size = 0, samples = 0;
   bool operator<(const TrainPosition& o) const;
 };
 

@@ -50,6 +50,8 @@ assert not differ, differ[:5]
 PY
 
 set +e
+mpirun -np 2 "$parafine" ${job/--seed 7/--seed 8} --checkpoint-dir "$work/ck" --resume > "$work/seed.log" 2>&1
+grep -q "written with --seed 7" "$work/seed.log" || { cat "$work/seed.log"; fail "a resume with another --seed was accepted"; }
 mpirun -np 2 "$parafine" $job --checkpoint-dir "$work/empty" --resume > "$work/none.log" 2>&1
 code=$?
 set -e

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# A failure on ONE rank ends every rank quickly with that rank's message: the training data is
+# an HDF5 file whose gzip chunk for one sample is damaged, so only the rank that reads that
+# sample fails (mid-epoch, while the other waits in a collective). No hang: bounded by timeout.
+# Usage: test_rank_failure.sh PARAFINE_BINARY PYTHON
+set -euo pipefail
+parafine=$1 python=$2
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+"$python" - "$work/data.h5" <<'PY'
+import sys, h5py, numpy as np
+rng = np.random.default_rng(0)
+n = 16
+with h5py.File(sys.argv[1], "w") as f:
+    d = f.create_dataset("images", data=rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8),
+                         chunks=(1, 32, 32, 3), compression="gzip")
+    f["labels"] = (np.arange(n) % 2).astype(np.int64)
+    info = d.id.get_chunk_info(13)  # sample 13: rank 1's share of step 4 (batch 4, no shuffle)
+offset, size = info.byte_offset, info.size
+with open(sys.argv[1], "r+b") as f:
+    f.seek(offset + size // 3)
+    f.write(bytes(64))
+print(f"damaged the gzip chunk of sample 13 ({size} bytes at {offset})")
+PY
+start=$(date +%s)
+set +e
+timeout 120 mpirun -np 2 "$parafine" train --train "$work/data.h5" --weights none --image-size 32 --batch-size 4 \
+  --shuffle false --head-units 8 --phase1-epochs 2 --phase2-epochs 0 --threads 1 > "$work/log" 2>&1
+code=$?
+set -e
+elapsed=$(( $(date +%s) - start ))
+echo "exit $code after ${elapsed}s: $(grep -m1 'error' "$work/log")"
+[ $code -ne 0 ] && [ $code -ne 124 ] || { cat "$work/log"; echo "FAIL: exit $code (124 = hung)"; exit 1; }
+grep -q "rank 1).*image 13" "$work/log" || grep -q "rank 1).*13" "$work/log" || { cat "$work/log"; echo "FAIL: rank 1's message missing"; exit 1; }
+[ $elapsed -lt 60 ] || { echo "FAIL: took ${elapsed}s"; exit 1; }
+echo "1 passed, 0 failed"
