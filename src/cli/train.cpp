@@ -80,6 +80,7 @@ int run_train(int argc, char** argv) {
   }
   po::notify(vm);
   require(!train_path.empty(), "--train is required (an image folder or an HDF5 dataset)");
+  if (!init.empty() && vm["weights"].defaulted()) weights = "none";  // --init brings its own base
   require(shuffle == "true" || shuffle == "false", "--shuffle must be true or false, got '" + shuffle + "'");
   require(threads >= 0, "--threads must be >= 0");
   require(classes >= 0, "--classes must be >= 0");
