@@ -247,6 +247,13 @@ const Tensor& Model::forward_from(int node, const Tensor& activation, bool train
 const Tensor& Model::run(int first, const Tensor& given, bool training) {
   if (!built_) throw std::logic_error("Model::forward before build()");
   plan(training);
+  // A fusion whose head lies at or before `first` never runs: its later members compute alone.
+  for (int i = 0; i <= first && first > 0; ++i) {
+    const Fusion f = fusion_[static_cast<size_t>(i)];
+    if (f.kind != Fused::kConvChain && f.kind != Fused::kAddRelu) continue;
+    for (int member : {f.bn, f.end})
+      if (member > first) fusion_[static_cast<size_t>(member)] = Fusion{};
+  }
   for (Tensor& t : outputs_) release(t);
   for (Tensor& t : node_grads_) release(t);
   std::vector<int> pending(nodes_.size());
