@@ -6,11 +6,13 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <mutex>
 #include <ostream>
 #include <stdexcept>
 #include <tuple>
 
 #include "parafine/h5_tensors.hpp"
+#include "parafine/sample_source.hpp"
 
 namespace fs = std::filesystem;
 
@@ -66,6 +68,9 @@ void save_checkpoint(const std::string& dir, const Model& model, const Adam* ada
   fs::create_directories(dir);
   const fs::path final_path = fs::path(dir) / checkpoint_name(p);
   const std::string tmp = final_path.string() + ".tmp" + std::to_string(::getpid());
+  // Loader threads may be reading an HDF5 dataset right now; the HDF5 library need not be
+  // thread-safe (see sample_source.hpp).
+  std::lock_guard<std::mutex> hdf5_lock(hdf5_mutex());
   try {
     H5File f(tmp, H5File::Mode::kTruncate);
     f.write_string_scalar_attribute("/", "parafine_checkpoint", "1");

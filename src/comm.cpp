@@ -4,6 +4,7 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <stdexcept>
 
 namespace parafine {
@@ -94,12 +95,14 @@ std::vector<unsigned char> Comm::gather_to_root(const std::vector<unsigned char>
   MPI_Gather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, MPI_COMM_WORLD);
   std::vector<unsigned char> all;
   if (is_root()) {
-    int total = 0;
+    std::size_t total = 0;
     for (int r = 0; r < n; ++r) {
-      displs[static_cast<size_t>(r)] = total;
-      total += counts[static_cast<size_t>(r)];
+      if (total > static_cast<std::size_t>(INT32_MAX))
+        throw std::runtime_error("gather_to_root: more than 2 GiB in one gather (use smaller rounds)");
+      displs[static_cast<size_t>(r)] = static_cast<int>(total);
+      total += static_cast<std::size_t>(counts[static_cast<size_t>(r)]);
     }
-    all.resize(static_cast<size_t>(total));
+    all.resize(total);
   }
   MPI_Gatherv(mine.data(), count, MPI_UNSIGNED_CHAR, all.data(), counts.data(), displs.data(), MPI_UNSIGNED_CHAR, 0,
               MPI_COMM_WORLD);

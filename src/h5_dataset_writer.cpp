@@ -102,7 +102,9 @@ void write_image_dataset(const SampleSource& source, const std::string& path, in
       if (images < 0) throw std::runtime_error(tmp + ": cannot create the images dataset");
     });
     const std::size_t per = static_cast<std::size_t>(image_size) * image_size * 3;
-    const int block = 64 * ranks;  // images per round; each rank decodes a contiguous share
+    // Images per round (each rank decodes a contiguous share); a round stays under 1 GiB so
+    // the gather to rank 0 fits MPI's int counts.
+    const int block = static_cast<int>(std::max<std::size_t>(1, std::min<std::size_t>(64 * ranks, (std::size_t(1) << 30) / per)));
     std::vector<unsigned char> pixels;
     for (int b = 0; b < n; b += block) {
       const int e = std::min(n, b + block);

@@ -172,14 +172,14 @@ void Model::plan_fusions() {
       if (!bn || next >= cut_ || bn->calibrating() || bn->uses_batch_statistics(cut_ < size())) continue;
       Fusion f{Fused::kConvChain, next, next, false};
       const int after = only_consumer(next);
-      if (after >= 0 && dynamic_cast<ReLU*>(&layer(after))) {
+      if (after >= 0 && after < cut_ && dynamic_cast<ReLU*>(&layer(after))) {
         f.end = after;
         f.relu = true;
         fusion_[static_cast<size_t>(after)].kind = Fused::kSkipped;
       }
       fusion_[static_cast<size_t>(next)].kind = Fused::kSkipped;
       fusion_[static_cast<size_t>(i)] = f;
-    } else if (dynamic_cast<Add*>(&l) && dynamic_cast<ReLU*>(&layer(next))) {
+    } else if (dynamic_cast<Add*>(&l) && next < cut_ && dynamic_cast<ReLU*>(&layer(next))) {
       fusion_[static_cast<size_t>(i)] = Fusion{Fused::kAddRelu, -1, next, true};
       fusion_[static_cast<size_t>(next)].kind = Fused::kSkipped;
     }

@@ -70,16 +70,54 @@ std::vector<BatchNormalization*> batch_norms(Model& model) {
   return bns;
 }
 
-// --bn-mode local: average the moving statistics of trainable BN layers over ranks (frozen
-// layers' statistics never change and are left bit-identical).
+// --bn-mode local: average the moving statistics of trainable BN layers over the ranks that
+// had samples in the step (frozen layers' statistics never change and stay bit-identical).
 void average_trainable_bn_state(Model& model) {
   if (Comm::size() == 1) return;
   for (const ParamRef& r : model.param_refs()) {
     if (r.optimised || !model.layer(r.node).trainable) continue;
+    const auto* bn = dynamic_cast<const BatchNormalization*>(&model.layer(r.node));
+    const float had = bn && bn->last_rows() > 0 ? 1.0f : 0.0f;
     float* v = model.data(r);
-    Comm::allreduce_sum(v, r.shape.numel());
-    for (std::size_t k = 0; k < r.shape.numel(); ++k) v[k] /= static_cast<float>(Comm::size());
+    std::vector<float> weighted(v, v + r.shape.numel());
+    for (float& x : weighted) x *= had;
+    weighted.push_back(had);
+    Comm::allreduce_sum(weighted.data(), weighted.size());
+    const float ranks_with_rows = weighted.back();
+    if (ranks_with_rows > 0)
+      for (std::size_t k = 0; k < r.shape.numel(); ++k) v[k] = weighted[k] / ranks_with_rows;
   }
+}
+
+// Rank 0's checkpoint (position, optimizer, weights) on every rank.
+void share_checkpoint(Checkpoint& ck, const Model& model) {
+  if (Comm::size() == 1) return;
+  const TrainPosition& p = ck.position;
+  std::vector<double> head{static_cast<double>(p.phase), static_cast<double>(p.epoch), static_cast<double>(p.step),
+                           p.partial.loss_sum, static_cast<double>(p.partial.correct),
+                           static_cast<double>(p.partial.count), static_cast<double>(p.seed),
+                           static_cast<double>(p.batch_size), static_cast<double>(p.samples),
+                           static_cast<double>(ck.adam_t), static_cast<double>(ck.adam_m.size())};
+  if (!Comm::is_root()) std::fill(head.begin(), head.end(), 0.0);
+  Comm::allreduce_sum(head);  // only rank 0 contributes: a broadcast
+  ck.position = TrainPosition{static_cast<int>(head[0]), static_cast<int>(head[1]), static_cast<int>(head[2]), {}};
+  ck.position.partial.loss_sum = head[3];
+  ck.position.partial.correct = static_cast<int>(head[4]);
+  ck.position.partial.count = static_cast<int>(head[5]);
+  ck.position.seed = static_cast<std::uint64_t>(head[6]);
+  ck.position.batch_size = static_cast<int>(head[7]);
+  ck.position.samples = static_cast<int>(head[8]);
+  ck.adam_t = static_cast<long>(head[9]);
+  const std::size_t moments = static_cast<std::size_t>(head[10]);
+  ck.adam_m.resize(moments);
+  ck.adam_v.resize(moments);
+  ck.params.resize(model.params().size());
+  ck.state.resize(model.state().size());
+  Comm::broadcast(ck.adam_m.data(), moments);
+  Comm::broadcast(ck.adam_v.data(), moments);
+  Comm::broadcast(ck.params.data(), ck.params.size());
+  Comm::broadcast(ck.state.data(), ck.state.size());
+  ck.path = Comm::broadcast(ck.path);
 }
 
 // Stops the job when the replicas no longer hold the same weights.
@@ -275,7 +313,9 @@ std::vector<EpochStats> run_two_phase(Model& model, const SampleSource& train, c
   Checkpoint resumed;
   TrainPosition from;  // (phase 1, epoch 1, step 0) for a new run
   if (c.resume) {
-    resumed = load_latest_checkpoint(c.checkpoint_dir, model, log);
+    // Rank 0 chooses and reads the checkpoint, so every rank continues from the same one.
+    if (Comm::is_root()) resumed = load_latest_checkpoint(c.checkpoint_dir, model, log);
+    share_checkpoint(resumed, model);
     from = resumed.position;
     auto same = [&](bool ok, const std::string& what) {
       if (!ok)

@@ -100,12 +100,17 @@ int run_train(int argc, char** argv) {
     Model names_only = build_resnet50(ResNet50Config{32, 1, 1, 1, 3});
     unfreeze_base_from(names_only, unfreeze_from);
   }
-  if (c.resume) {
+  if (!c.checkpoint_dir.empty()) {
     bool any = false;
     std::error_code ec;
     for (const auto& e : std::filesystem::directory_iterator(c.checkpoint_dir, ec))
       any = any || e.path().filename().string().rfind("ckpt-", 0) == 0;
-    require(any, "--resume: no checkpoint (ckpt-*.h5) in --checkpoint-dir " + c.checkpoint_dir);
+    require(!c.resume || any, "--resume: no checkpoint (ckpt-*.h5) in --checkpoint-dir " + c.checkpoint_dir);
+    // A new run must not mix its checkpoints with an earlier run's (a later --resume would
+    // pick whichever is furthest along).
+    require(c.resume || !any, "--checkpoint-dir " + c.checkpoint_dir +
+                                  " holds checkpoints of an earlier run: add --resume to continue it, or use an "
+                                  "empty directory");
   }
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   set_threads(threads > 0 ? threads : std::max(1, cores / Comm::ranks_on_node()));

@@ -75,6 +75,7 @@ void BatchNormalization::forward(const std::vector<const Tensor*>& in, Tensor& o
   inv_std_.resize(c);
 
   last_used_batch_stats_ = calibrating_ || uses_batch_statistics(training);
+  last_rows_ = static_cast<std::size_t>(rows);
   if (last_used_batch_stats_) {
     // Pass 1: mean. Pass 2: variance about the mean (two passes avoid cancellation).
     sums_.assign(2 * static_cast<size_t>(c) + 1, 0.0);
@@ -82,6 +83,11 @@ void BatchNormalization::forward(const std::vector<const Tensor*>& in, Tensor& o
     sums_[2 * c] = static_cast<double>(rows);
     if (reduce_) reduce_(sums_);
     const double n = sums_[2 * c];
+    if (n == 0) {  // a rank with no samples and no cross-rank sums (--bn-mode local): nothing to learn
+      std::fill(mean_.begin(), mean_.end(), 0.0f);
+      std::fill(inv_std_.begin(), inv_std_.end(), 1.0f);
+      return;
+    }
     for (int k = 0; k < c; ++k) mean_[k] = static_cast<float>(sums_[k] / n);
     sums_.assign(2 * static_cast<size_t>(c) + 1, 0.0);
     row_sums(x, nullptr, mean_.data(), rows, c, sums_.data());

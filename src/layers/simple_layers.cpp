@@ -139,14 +139,14 @@ void MaxPooling2D::forward(const std::vector<const Tensor*>& in, Tensor& out, bo
         const size_t o = ((static_cast<size_t>(i) * ho + r) * wo + q) * c;
         for (int ch = 0; ch < c; ++ch) {
           float best = 0.0f;
-          std::int32_t arg = -1;
+          std::int64_t arg = -1;
           for (int a = 0; a < pool_; ++a)
             for (int b = 0; b < pool_; ++b) {
               const size_t idx =
                   ((static_cast<size_t>(i) * h + r * stride_ + a) * w + q * stride_ + b) * c + ch;
               if (arg < 0 || x[idx] > best) {
                 best = x[idx];
-                arg = static_cast<std::int32_t>(idx);
+                arg = static_cast<std::int64_t>(idx);
               }
             }
           y[o + ch] = best;

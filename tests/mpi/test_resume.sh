@@ -57,6 +57,8 @@ code=$?
 set -e
 [ $code -ne 0 ] || fail "--resume without checkpoints succeeded"
 grep -q "no checkpoint" "$work/none.log" || { cat "$work/none.log"; fail "unclear message"; }
+"$parafine" $job --checkpoint-dir "$work/ck" > "$work/fresh.log" 2>&1 && fail "a new run into a used --checkpoint-dir started"
+grep -q "holds checkpoints of an earlier run" "$work/fresh.log" || { cat "$work/fresh.log"; fail "unclear message"; }
 "$parafine" $job --resume > "$work/none1.log" 2>&1 && fail "--resume without --checkpoint-dir succeeded" || code=$?
 [ $code -eq 2 ] || { cat "$work/none1.log"; fail "exit $code, expected 2"; }
 

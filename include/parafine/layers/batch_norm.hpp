@@ -37,6 +37,8 @@ class BatchNormalization : public Layer {
   void set_calibrating(bool c) { calibrating_ = c; }
   void set_sum_reducer(SumReducer r) { reduce_ = std::move(r); }
   bool calibrating() const { return calibrating_; }
+  // Rows of the last forward on this rank (0 for a rank with no samples in the step).
+  std::size_t last_rows() const { return last_rows_; }
   // Inference mode as y = x * scale + shift per channel ([C] each), for folding into a conv.
   void inference_affine(float* scale, float* shift) const;
 
@@ -45,6 +47,7 @@ class BatchNormalization : public Layer {
   int channels_ = 0;
   bool calibrating_ = false;
   bool inference_only_ = false;
+  std::size_t last_rows_ = 0;
   bool last_used_batch_stats_ = false;
   SumReducer reduce_;
   std::vector<float> mean_, inv_std_;  // [C] statistics used by the last forward

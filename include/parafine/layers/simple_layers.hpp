@@ -75,7 +75,7 @@ class MaxPooling2D : public Layer {
 
  private:
   int pool_, stride_;
-  std::vector<std::int32_t> argmax_;  // per output element: flat index into the input
+  std::vector<std::int64_t> argmax_;  // per output element: flat index into the input
 };
 
 // Mean over H and W: [N,H,W,C] -> [N,C].
