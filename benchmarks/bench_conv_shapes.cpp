@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_options.hpp"
 #include "parafine/compute.hpp"
 #include "parafine/initializers.hpp"
 #include "parafine/layers/conv2d.hpp"
@@ -44,53 +45,26 @@ struct Options {
   std::string csv;
 };
 
-[[noreturn]] void usage(const std::string& error) {
-  std::cerr
-      << "bench_conv_shapes: " << error << "\n"
-      << "usage: bench_conv_shapes [--batch 32] [--image-size 224] [--threads T] [--repeats 5]\n"
-         "                         [--gemm-size 4096] [--filter SUBSTRING] [--no-sgemm] [--csv "
-         "FILE]\n";
-  std::exit(2);
-}
-
-int parse_int(const std::string& option, const std::string& text, int min) {
-  try {
-    std::size_t used = 0;
-    const int v = std::stoi(text, &used);
-    if (used == text.size() && v >= min) return v;
-  } catch (const std::exception&) {
-  }
-  usage(option + " needs an integer >= " + std::to_string(min) + ", got '" + text + "'");
-}
-
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--no-sgemm") {
-      o.sgemm_equivalent = false;
-      continue;
-    }
-    if (a == "--help" || a == "-h") usage("help");
-    if (i + 1 >= argc) usage("option " + a + " needs a value");
-    const std::string v = argv[++i];
-    if (a == "--batch")
-      o.batch = parse_int(a, v, 1);
-    else if (a == "--image-size")
-      o.image_size = parse_int(a, v, 32);
-    else if (a == "--threads")
-      o.threads = parse_int(a, v, 1);
-    else if (a == "--repeats")
-      o.repeats = parse_int(a, v, 1);
-    else if (a == "--gemm-size")
-      o.gemm_size = parse_int(a, v, 0);
-    else if (a == "--filter")
-      o.filter = v;
-    else if (a == "--csv")
-      o.csv = v;
-    else
-      usage("unknown option " + a);
-  }
+  bool no_sgemm = false;
+  bench::po::options_description opts("bench_conv_shapes options");
+  opts.add_options()("help,h", "show this help")
+      ("batch", bench::po::value(&o.batch)->default_value(o.batch), "images per conv call")
+      ("image-size", bench::po::value(&o.image_size)->default_value(o.image_size), "network input size (>= 32)")
+      ("threads", bench::po::value(&o.threads)->default_value(o.threads), "compute threads")
+      ("repeats", bench::po::value(&o.repeats)->default_value(o.repeats), "timed runs per shape")
+      ("gemm-size", bench::po::value(&o.gemm_size)->default_value(o.gemm_size), "square sgemm ceiling size (0: skip)")
+      ("filter", bench::po::value(&o.filter), "only shapes whose name contains this")
+      ("no-sgemm", bench::po::bool_switch(&no_sgemm), "skip the bare-sgemm comparison")
+      ("csv", bench::po::value(&o.csv), "also write the results here");
+  bench::parse_or_exit(argc, argv, "bench_conv_shapes", opts);
+  bench::require_at_least("bench_conv_shapes", "batch", o.batch, 1);
+  bench::require_at_least("bench_conv_shapes", "image-size", o.image_size, 32);
+  bench::require_at_least("bench_conv_shapes", "threads", o.threads, 1);
+  bench::require_at_least("bench_conv_shapes", "repeats", o.repeats, 1);
+  bench::require_at_least("bench_conv_shapes", "gemm-size", o.gemm_size, 0);
+  o.sgemm_equivalent = !no_sgemm;
   return o;
 }
 

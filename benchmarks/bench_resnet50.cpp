@@ -31,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_options.hpp"
 #include "parafine/adam.hpp"
 #include "parafine/compute.hpp"
 #include "parafine/initializers.hpp"
@@ -74,59 +75,34 @@ struct Options {
   std::uint64_t seed = 1;
 };
 
-[[noreturn]] void usage(const std::string& error) {
-  std::cerr << "bench_resnet50: " << error << "\n"
-            << "usage: bench_resnet50 [--batch 32] [--image-size 224] [--threads T] [--repeats 5]\n"
-               "                      [--warmup 1] [--scenarios frozen,phase2,full] [--profile]\n"
-               "                      [--csv FILE] [--seed 1]\n";
-  std::exit(2);
-}
-
-int parse_int(const std::string& option, const std::string& text, int min) {
-  try {
-    std::size_t used = 0;
-    const int v = std::stoi(text, &used);
-    if (used == text.size() && v >= min) return v;
-  } catch (const std::exception&) {
-  }
-  usage(option + " needs an integer >= " + std::to_string(min) + ", got '" + text + "'");
-}
-
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--profile") {
-      o.profile = true;
-      continue;
+  std::string scenarios = "frozen,phase2,full";
+  bench::po::options_description opts("bench_resnet50 options");
+  opts.add_options()("help,h", "show this help")
+      ("batch", bench::po::value(&o.batch)->default_value(o.batch), "images per step")
+      ("image-size", bench::po::value(&o.image_size)->default_value(o.image_size), "input height and width (>= 32)")
+      ("threads", bench::po::value(&o.threads)->default_value(o.threads), "compute threads")
+      ("repeats", bench::po::value(&o.repeats)->default_value(o.repeats), "timed steps per scenario")
+      ("warmup", bench::po::value(&o.warmup)->default_value(o.warmup), "untimed steps first")
+      ("scenarios", bench::po::value(&scenarios)->default_value(scenarios), "frozen,phase2,full (any subset)")
+      ("profile", bench::po::bool_switch(&o.profile), "re-run layer by layer and sum time by layer kind")
+      ("csv", bench::po::value(&o.csv), "also write the results here")
+      ("seed", bench::po::value(&o.seed)->default_value(o.seed), "initialisation seed");
+  bench::parse_or_exit(argc, argv, "bench_resnet50", opts);
+  bench::require_at_least("bench_resnet50", "batch", o.batch, 1);
+  bench::require_at_least("bench_resnet50", "image-size", o.image_size, 32);
+  bench::require_at_least("bench_resnet50", "threads", o.threads, 1);
+  bench::require_at_least("bench_resnet50", "repeats", o.repeats, 1);
+  bench::require_at_least("bench_resnet50", "warmup", o.warmup, 0);
+  o.scenarios.clear();
+  std::stringstream ss(scenarios);
+  for (std::string s; std::getline(ss, s, ',');) {
+    if (s != "frozen" && s != "phase2" && s != "full") {
+      std::cerr << "bench_resnet50: --scenarios takes frozen, phase2 and/or full, got '" << s << "'\n";
+      std::exit(2);
     }
-    if (a == "--help" || a == "-h") usage("help");
-    if (i + 1 >= argc) usage("option " + a + " needs a value");
-    const std::string v = argv[++i];
-    if (a == "--batch")
-      o.batch = parse_int(a, v, 1);
-    else if (a == "--image-size")
-      o.image_size = parse_int(a, v, 32);
-    else if (a == "--threads")
-      o.threads = parse_int(a, v, 1);
-    else if (a == "--repeats")
-      o.repeats = parse_int(a, v, 1);
-    else if (a == "--warmup")
-      o.warmup = parse_int(a, v, 0);
-    else if (a == "--seed")
-      o.seed = static_cast<std::uint64_t>(parse_int(a, v, 0));
-    else if (a == "--csv")
-      o.csv = v;
-    else if (a == "--scenarios") {
-      o.scenarios.clear();
-      std::stringstream ss(v);
-      for (std::string s; std::getline(ss, s, ',');) {
-        if (s != "frozen" && s != "phase2" && s != "full")
-          usage("--scenarios takes frozen, phase2 and/or full, got '" + s + "'");
-        o.scenarios.push_back(s);
-      }
-    } else
-      usage("unknown option " + a);
+    o.scenarios.push_back(s);
   }
   return o;
 }

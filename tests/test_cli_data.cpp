@@ -33,18 +33,6 @@ CommandResult run(const std::string& args) { return run_parafine(args); }
 
 bool contains(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
 
-std::vector<std::vector<std::string>> read_csv(const std::string& file) {
-  std::ifstream in(file);
-  std::vector<std::vector<std::string>> rows;
-  for (std::string line; std::getline(in, line);) {
-    std::vector<std::string> cells;
-    std::stringstream ss(line);
-    for (std::string cell; std::getline(ss, cell, ',');) cells.push_back(cell);
-    rows.push_back(cells);
-  }
-  return rows;
-}
-
 const std::vector<std::string> kClasses = {"blue", "green", "red"};  // sorted: labels 0, 1, 2
 const unsigned char kColours[3][3] = {{30, 40, 210}, {40, 200, 50}, {215, 35, 30}};
 

@@ -58,18 +58,6 @@ class CliInference : public ::testing::Test {
 };
 fs::path CliInference::dir_;
 
-std::vector<std::vector<std::string>> read_csv(const std::string& file) {
-  std::ifstream in(file);
-  std::vector<std::vector<std::string>> rows;
-  for (std::string line; std::getline(in, line);) {
-    std::vector<std::string> cells;
-    std::stringstream ss(line);
-    for (std::string cell; std::getline(ss, cell, ',');) cells.push_back(cell);
-    rows.push_back(cells);
-  }
-  return rows;
-}
-
 TEST_F(CliInference, PredictWritesOneRowPerImageAndEvaluateAgrees) {
   const CommandResult p = run("predict --model " + path("model.h5") + " --input " + path("data.h5") + " --image-size 32 --output " +
                     path("preds.csv"));

@@ -5,10 +5,7 @@
 # Usage: test_convert_mpi.sh PARAFINE_BINARY DATA_DIR PYTHON
 set -euo pipefail
 parafine=$1 data=$2 python=$3
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "$0")/common.sh"
 
 # 2 classes x 9 real photos (linked, not copied) + 3 bad files in the cats folder.
 for cls in cats dogs; do

@@ -5,9 +5,7 @@
 # Usage: test_rank_failure.sh PARAFINE_BINARY PYTHON
 set -euo pipefail
 parafine=$1 python=$2
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+source "$(dirname "$0")/common.sh"
 "$python" - "$work/data.h5" <<'PY'
 import sys, h5py, numpy as np
 rng = np.random.default_rng(0)

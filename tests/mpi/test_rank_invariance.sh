@@ -8,23 +8,11 @@
 # Usage: test_rank_invariance.sh PARAFINE_BINARY PYTHON
 set -euo pipefail
 parafine=$1 python=$2
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "$0")/common.sh"
 
-"$python" - "$work" <<'PY'
-import sys, h5py, numpy as np
-rng = np.random.default_rng(0)
-for n in (12, 13):
-    labels = np.arange(n) % 3
-    base = np.array([[200, 60, 60], [60, 200, 60], [60, 60, 200]])[labels]
-    images = np.clip(base[:, None, None, :] + rng.normal(0, 20, (n, 32, 32, 3)), 0, 255).astype(np.uint8)
-    with h5py.File(f"{sys.argv[1]}/data{n}.h5", "w") as f:
-        f["images"] = images
-        f["labels"] = labels.astype(np.int64)
-        f.attrs["class_names"] = np.array([b"r", b"g", b"b"])
-PY
+rng_seed=0
+colour_h5 "$work/data12.h5" 12 $rng_seed
+colour_h5 "$work/data13.h5" 13 $((rng_seed + 1))
 
 common="--weights none --image-size 32 --batch-size 4 --shuffle false --head-units 16 --phase1-epochs 2
   --phase1-lr 1e-3 --phase2-epochs 2 --phase2-lr 1e-4 --unfreeze-last 10 --threads 1 --loader-threads 1"

@@ -6,21 +6,9 @@
 # Usage: test_resume.sh PARAFINE_BINARY PYTHON
 set -euo pipefail
 parafine=$1 python=$2
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "$0")/common.sh"
 
-"$python" - "$work" <<'PY'
-import sys, h5py, numpy as np
-rng = np.random.default_rng(1)
-labels = np.arange(13) % 3
-images = np.clip(np.array([[200, 60, 60], [60, 200, 60], [60, 60, 200]])[labels][:, None, None, :]
-                 + rng.normal(0, 20, (13, 32, 32, 3)), 0, 255).astype(np.uint8)
-with h5py.File(f"{sys.argv[1]}/data.h5", "w") as f:
-    f["images"] = images
-    f["labels"] = labels.astype(np.int64)
-PY
+colour_h5 "$work/data.h5" 13 1
 # 13 samples, global batch 4: 4 steps per epoch, 2+2 epochs = 16 steps; shuffling and flips on.
 job="train --train $work/data.h5 --weights none --image-size 32 --batch-size 4 --head-units 16
   --phase1-epochs 2 --phase2-epochs 2 --phase2-lr 1e-4 --augment flip --seed 7 --threads 1 --loader-threads 1"

@@ -18,17 +18,12 @@ struct ParamSpec {
   bool optimised;
 };
 
-// Scratch memory shared by all layers of a model (im2col columns and the like).
+// Scratch memory shared by all layers of a model (im2col columns).
 struct Workspace {
   std::vector<float> a;
-  std::vector<float> b;
   float* get_a(std::size_t n) {
     if (a.size() < n) a.resize(n);
     return a.data();
-  }
-  float* get_b(std::size_t n) {
-    if (b.size() < n) b.resize(n);
-    return b.data();
   }
 };
 
