@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <stdexcept>
+#include <string>
 
 namespace parafine {
 
@@ -116,6 +117,39 @@ std::string Comm::broadcast(const std::string& from_root) {
   std::string s = is_root() ? from_root : std::string(static_cast<size_t>(len), '\0');
   MPI_Bcast(s.data(), len, MPI_CHAR, 0, MPI_COMM_WORLD);
   return s;
+}
+
+void Comm::alltoall_records(const float* send, const std::vector<int>& send_records, float* recv,
+                            const std::vector<int>& recv_records, std::size_t record_floats) {
+  const int n = size();
+  if (static_cast<int>(send_records.size()) != n || static_cast<int>(recv_records.size()) != n)
+    throw std::logic_error("alltoall_records: one count per rank is needed");
+  if (record_floats > static_cast<std::size_t>(INT32_MAX))
+    throw std::runtime_error("alltoall_records: a record of " + std::to_string(record_floats) +
+                             " floats is larger than MPI's int count");
+  // Displacements are counted in records (the derived type), so only the per-rank record count
+  // has to fit in an int, not the floats moved.
+  auto displacements = [n](const std::vector<int>& counts) {
+    std::vector<int> d(static_cast<size_t>(n), 0);
+    long long total = 0;
+    for (int r = 0; r < n; ++r) {
+      if (total > INT32_MAX) throw std::runtime_error("alltoall_records: more than 2^31 records in one exchange");
+      d[static_cast<size_t>(r)] = static_cast<int>(total);
+      total += counts[static_cast<size_t>(r)];
+    }
+    return d;
+  };
+  const std::vector<int> sdispl = displacements(send_records), rdispl = displacements(recv_records);
+  if (n == 1) {
+    std::copy(send, send + static_cast<std::size_t>(send_records[0]) * record_floats, recv);
+    return;
+  }
+  MPI_Datatype record;
+  MPI_Type_contiguous(static_cast<int>(record_floats), MPI_FLOAT, &record);
+  MPI_Type_commit(&record);
+  MPI_Alltoallv(send, send_records.data(), sdispl.data(), record, recv, recv_records.data(), rdispl.data(), record,
+                MPI_COMM_WORLD);
+  MPI_Type_free(&record);
 }
 
 void agree_on_failure(bool failed, const std::string& message) {

@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
+#include <memory>
 #include <iomanip>
 #include <ostream>
 #include <sstream>
@@ -141,6 +143,25 @@ struct StepTimes {
   double data = 0, comm = 0, total = 0;
 };
 
+// Where one epoch's batches come from: decoded images, which the whole network runs on, or
+// cached features at a restart node, which the network runs from (feature_cache.hpp).
+class EpochFeed {
+ public:
+  EpochFeed(const SampleSource& data, std::vector<std::vector<int>> steps, const PrefetchConfig& p)
+      : images_(std::make_unique<BatchPrefetcher>(data, std::move(steps), p)) {}
+  EpochFeed(const DatasetCache& cache, int node, int batch, std::vector<int> order, int first_step)
+      : cached_(std::make_unique<CachedBatches>(cache, node, batch, std::move(order), first_step)), node_(node) {}
+  bool next(Batch& batch) { return images_ ? images_->next(batch) : cached_->next(batch); }
+  const Tensor& forward(Model& model, const Tensor& x, bool training) {
+    return node_ < 0 ? model.forward(x, training) : model.forward_from(node_, x, training);
+  }
+
+ private:
+  std::unique_ptr<BatchPrefetcher> images_;
+  std::unique_ptr<CachedBatches> cached_;
+  int node_ = -1;
+};
+
 // Rank 0's Keras-like progress: redrawn in place on a terminal, a plain line every tenth of
 // the epoch otherwise.
 class Progress {
@@ -174,15 +195,11 @@ class Progress {
 // Steps first_step.. of one epoch. `carry` (rank 0's share) holds the global sums of the steps
 // taken before a resume. after_step(steps_done, local_sums) returns true to stop early; then
 // `stopped` is set. Returns the exact global loss/accuracy sums of the epoch's steps taken.
-LossResult train_epoch(Model& model, Adam& adam, const SampleSource& train, const TrainConfig& c, int phase,
-                       int global_epoch, int first_step, const LossResult& carry,
+LossResult train_epoch(Model& model, Adam& adam, EpochFeed& batches, const ShardPlan& plan, const TrainConfig& c,
+                       int phase, int first_step, const LossResult& carry,
                        const std::function<bool(int, const LossResult&)>& after_step, bool& stopped,
                        std::ostream* progress_out, StepTimes& times) {
   const auto epoch_start = Clock::now();
-  const ShardPlan plan(train.size(), c.batch_size, Comm::size(), Comm::rank(), c.shuffle, c.seed, "--train");
-  auto steps = plan.local_batches(global_epoch);
-  steps.erase(steps.begin(), steps.begin() + std::min<std::size_t>(steps.size(), static_cast<std::size_t>(first_step)));
-  BatchPrefetcher batches(train, std::move(steps), prefetch_config(c, c.augment, global_epoch));
   Progress progress(progress_out, plan.steps());
   Batch batch;
   Tensor dlogits;
@@ -197,7 +214,7 @@ LossResult train_epoch(Model& model, Adam& adam, const SampleSource& train, cons
     if (!batches.next(batch)) break;
     times.data += seconds_since(t);
     const int step = first_step + batch.step;
-    model.forward(batch.images, true);
+    batches.forward(model, batch.images, true);
     const Range global = plan.global_range(step);
     const LossResult r = softmax_cross_entropy(logits_of(model), batch.labels, global.end - global.begin, &dlogits);
     // The global batch's mean gradient: buckets are summed over ranks while backward goes on.
@@ -275,6 +292,76 @@ void validate(const TrainConfig& c) {
   require(c.calibrate_bn_samples >= 0, "calibration sample count must be >= 0");
 }
 
+namespace {
+
+// Global loss/accuracy sums over every batch of `batches`, BN in inference mode.
+LossResult evaluate_feed(Model& model, EpochFeed& batches) {
+  Batch batch;
+  LossResult total;
+  while (batches.next(batch)) {
+    batches.forward(model, batch.images, false);
+    const LossResult r = softmax_cross_entropy(logits_of(model), batch.labels, 1.0, nullptr);
+    total.loss_sum += r.loss_sum;
+    total.correct += r.correct;
+    total.count += r.count;
+  }
+  return global_sum(total);
+}
+
+// The feature caches of one run (feature_cache.hpp): one storage (budget + spill file) per rank.
+struct RunCaches {
+  std::unique_ptr<CacheStorage> storage;
+  std::unique_ptr<DatasetCache> train, val;
+};
+
+// Plans the cache, logs the decision, and builds what the remaining phases train from.
+RunCaches build_feature_caches(Model& model, const SampleSource& train, const SampleSource* val,
+                               const TrainConfig& c, int from_phase, std::ostream& log, CachePlan& plan) {
+  unfreeze(model, c);
+  const int phase2_first = model.first_trainable_node();
+  freeze_base(model);
+  plan = plan_feature_cache(model, phase2_first, from_phase == 1 && c.phase1_epochs > 0, c.phase2_epochs > 0, c.cache,
+                            c.augment);
+  log << plan.summary << std::endl;
+  RunCaches caches;
+  if (!plan.any()) return caches;
+  const auto start = Clock::now();
+  const std::size_t budget = c.cache.memory_bytes >= 0 ? static_cast<std::size_t>(c.cache.memory_bytes)
+                                                      : default_cache_budget(Comm::ranks_on_node());
+  std::string dir = c.cache.dir;
+  if (dir.empty()) dir = std::filesystem::temp_directory_path().string();
+  caches.storage = std::make_unique<CacheStorage>(budget, dir);
+  const std::vector<int> nodes = plan.nodes();
+  caches.train = std::make_unique<DatasetCache>(model, train, c.batch_size, nodes);
+  if (val) caches.val = std::make_unique<DatasetCache>(model, *val, c.batch_size, nodes);
+  // The small pooled vectors claim memory first, then the phase-2 activations.
+  for (int node : nodes) {
+    caches.train->allocate(node, *caches.storage);
+    if (caches.val) caches.val->allocate(node, *caches.storage);
+  }
+  std::ostream* progress = Comm::is_root() ? &log : nullptr;
+  caches.train->build(model, prefetch_config(c, Augment::kNone, -1), progress, "--train");
+  if (caches.val) caches.val->build(model, prefetch_config(c, Augment::kNone, -1), progress, "--val");
+  std::vector<double> totals{static_cast<double>(caches.storage->memory_used()),
+                             static_cast<double>(caches.storage->spill_bytes())};
+  Comm::allreduce_sum(totals);
+  const CacheStorage& mine = *caches.storage;
+  std::ostringstream line;
+  line << "feature cache: " << train.size() << " --train" << (val ? " + " + std::to_string(val->size()) + " --val" : "")
+       << " samples x " << format_bytes(static_cast<double>(caches.train->bytes_per_sample())) << " = "
+       << format_bytes(totals[0] + totals[1]) << " over " << Comm::size() << " rank(s), built in " << std::fixed
+       << std::setprecision(1) << seconds_since(start) << "s; rank 0 keeps " << format_bytes(mine.memory_used())
+       << " in memory (--cache-mem " << format_bytes(static_cast<double>(mine.memory_budget())) << ")";
+  if (mine.spill_bytes() > 0)
+    line << " and " << format_bytes(static_cast<double>(mine.spill_bytes())) << " in " << mine.spill_path()
+         << " (unlinked: removed when the process ends)";
+  if (totals[1] > 0 && mine.spill_bytes() == 0) line << "; other ranks spill " << format_bytes(totals[1]);
+  log << line.str() << std::endl;
+  return caches;
+}
+
+}  // namespace
+
 LossResult evaluate(Model& model, const SampleSource& data, int batch_size, int image_size, Preprocess preprocess,
                     int loader_threads) {
   const ShardPlan plan(data.size(), batch_size, Comm::size(), Comm::rank(), false, 0, "the evaluation data");
@@ -282,17 +369,8 @@ LossResult evaluate(Model& model, const SampleSource& data, int batch_size, int 
   p.image_size = image_size;
   p.preprocess = preprocess;
   p.threads = loader_threads;
-  BatchPrefetcher batches(data, plan.local_batches(0), p);
-  Batch batch;
-  LossResult total;
-  while (batches.next(batch)) {
-    model.forward(batch.images, false);
-    const LossResult r = softmax_cross_entropy(logits_of(model), batch.labels, 1.0, nullptr);
-    total.loss_sum += r.loss_sum;
-    total.correct += r.correct;
-    total.count += r.count;
-  }
-  return global_sum(total);
+  EpochFeed batches(data, plan.local_batches(0), p);
+  return evaluate_feed(model, batches);
 }
 
 std::vector<EpochStats> run_two_phase(Model& model, const SampleSource& train, const SampleSource* val,
@@ -347,6 +425,9 @@ std::vector<EpochStats> run_two_phase(Model& model, const SampleSource& train, c
   // Every replica starts from rank 0's state.
   Comm::broadcast(model.params().data(), model.params().size());
   Comm::broadcast(model.state().data(), model.state().size());
+  CachePlan cache_plan;
+  const RunCaches caches = build_feature_caches(model, train, val, c, from.phase, log, cache_plan);
+  const ShardPlan train_plan(train.size(), c.batch_size, Comm::size(), Comm::rank(), c.shuffle, c.seed, "--train");
 
   const bool checkpoints = !c.checkpoint_dir.empty();
   auto checkpoint = [&](const Adam* adam, TrainPosition at) {
@@ -396,7 +477,17 @@ std::vector<EpochStats> run_two_phase(Model& model, const SampleSource& train, c
         return stop;
       };
       StepTimes times;
-      const LossResult r = train_epoch(model, adam, train, c, phase, global_epoch, first_step,
+      const int cached_node = phase == 1 ? cache_plan.phase1_node : cache_plan.phase2_node;
+      std::unique_ptr<EpochFeed> feed;
+      if (cached_node >= 0) {
+        feed = std::make_unique<EpochFeed>(*caches.train, cached_node, c.batch_size, train_plan.order(global_epoch),
+                                           first_step);
+      } else {
+        auto steps = train_plan.local_batches(global_epoch);
+        steps.erase(steps.begin(), steps.begin() + std::min<std::size_t>(steps.size(), static_cast<std::size_t>(first_step)));
+        feed = std::make_unique<EpochFeed>(train, std::move(steps), prefetch_config(c, c.augment, global_epoch));
+      }
+      const LossResult r = train_epoch(model, adam, *feed, train_plan, c, phase, first_step,
                                        first ? from.partial : LossResult{}, after_step, stopped,
                                        Comm::is_root() ? &log : nullptr, times);
       if (stopped) {
@@ -415,7 +506,13 @@ std::vector<EpochStats> run_two_phase(Model& model, const SampleSource& train, c
       s.comm_seconds = times.comm;
       s.compute_seconds = times.total - times.data - times.comm;
       if (val) {
-        const LossResult v = evaluate(model, *val, c.batch_size, c.image_size, c.preprocess, c.loader_threads);
+        LossResult v;
+        if (cached_node >= 0) {
+          EpochFeed cached_val(*caches.val, cached_node, c.batch_size, epoch_order(val->size(), false, 0, 0), 0);
+          v = evaluate_feed(model, cached_val);
+        } else {
+          v = evaluate(model, *val, c.batch_size, c.image_size, c.preprocess, c.loader_threads);
+        }
         s.val_loss = v.loss_sum / v.count;
         s.val_accuracy = static_cast<double>(v.correct) / v.count;
       }

@@ -37,6 +37,12 @@ class Comm {
   static std::vector<unsigned char> gather_to_root(const std::vector<unsigned char>& mine);
   // Rank 0's string on every rank.
   static std::string broadcast(const std::string& from_root);
+  // Personalised all-to-all of fixed-size records (MPI_Alltoallv): this rank sends
+  // send_records[q] records to rank q, taken in rank order from `send`, and receives
+  // recv_records[p] records from rank p, stored in rank order in `recv`. A record is
+  // record_floats floats. Every rank must call it with matching counts.
+  static void alltoall_records(const float* send, const std::vector<int>& send_records, float* recv,
+                               const std::vector<int>& recv_records, std::size_t record_floats);
 };
 
 // Collective error agreement: every rank passes whether it failed and its message; if any

@@ -17,6 +17,7 @@
 
 #include "parafine/data_order.hpp"
 #include "parafine/dataset.hpp"
+#include "parafine/feature_cache.hpp"
 #include "parafine/loss.hpp"
 #include "parafine/model.hpp"
 #include "parafine/prefetcher.hpp"
@@ -56,6 +57,7 @@ struct TrainConfig {
   // With a randomly initialised base: set frozen BN statistics from this many training
   // samples before phase 1 (0 = keep the loaded statistics, as Keras does).
   int calibrate_bn_samples = 0;
+  CacheOptions cache;  // --cache, --cache-mem, --cache-dir (feature_cache.hpp)
 };
 
 struct EpochStats {

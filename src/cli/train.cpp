@@ -30,7 +30,7 @@ void require(bool ok, const std::string& message) {
 
 int run_train(int argc, char** argv) {
   std::string train_path, val_path, weights, weights_dir, init, preprocess, augment, save, config, on_bad_image,
-      unfreeze_from, shuffle, bn_mode, history_path;
+      unfreeze_from, shuffle, bn_mode, history_path, cache_mode, cache_mem;
   ResNet50Config net;
   TrainConfig c;
   int threads = 0, classes = 0;
@@ -62,6 +62,11 @@ int run_train(int argc, char** argv) {
       ("seed", po::value(&c.seed)->default_value(0), "seed for initialisation, shuffling and augmentation")
       ("preprocess", po::value(&preprocess)->default_value("caffe"), "caffe | none")
       ("augment", po::value(&augment)->default_value("none"), "none | flip")
+      ("cache", po::value(&cache_mode)->default_value("auto"),
+       "auto: compute the frozen base once per sample and train from its output (off with --augment) | off")
+      ("cache-mem", po::value(&cache_mem)->default_value("auto"),
+       "memory per rank for the feature cache, e.g. 8G (auto: half the node's available memory / its ranks)")
+      ("cache-dir", po::value(&c.cache.dir), "where the feature cache spills beyond --cache-mem (default: the temp dir)")
       ("on-bad-image", po::value(&on_bad_image)->default_value("skip"), "skip | fail")
       ("save", po::value(&save), "write the fine-tuned model here (Keras save_weights layout)")
       ("history", po::value(&history_path), "CSV with one row per epoch (phase, epoch, loss, acc, val_loss, val_acc, seconds, img/s)")
@@ -88,6 +93,12 @@ int run_train(int argc, char** argv) {
   c.preprocess = parse_preprocess(preprocess);
   c.augment = parse_augment(augment);
   c.bn_mode = parse_bn_mode(bn_mode);
+  c.cache.mode = parse_cache_mode(cache_mode);
+  if (cache_mem != "auto") c.cache.memory_bytes = static_cast<long long>(parse_byte_size(cache_mem, "--cache-mem"));
+  if (!c.cache.dir.empty()) {
+    std::error_code ec;
+    require(std::filesystem::is_directory(c.cache.dir, ec), "--cache-dir " + c.cache.dir + " is not a directory");
+  }
   c.unfreeze_from = unfreeze_from;
   if (vm["unfreeze-last"].defaulted() == false && !unfreeze_from.empty())
     throw UsageError("give --unfreeze-last or --unfreeze-from, not both");

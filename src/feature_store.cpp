@@ -1,0 +1,180 @@
+// Cached feature records in memory and in an unlinked spill file (see feature_store.hpp).
+#include "parafine/feature_store.hpp"
+
+#include <fcntl.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <iomanip>
+#include <sstream>
+#include <stdexcept>
+
+namespace parafine {
+
+namespace {
+
+std::string errno_text(int e) { return std::strerror(e); }
+
+}  // namespace
+
+CacheStorage::CacheStorage(std::size_t memory_budget, std::string spill_dir)
+    : budget_(memory_budget), dir_(std::move(spill_dir)) {}
+
+CacheStorage::~CacheStorage() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+std::size_t CacheStorage::take_memory(std::size_t bytes) {
+  const std::size_t granted = std::min(bytes, budget_ - used_);
+  used_ += granted;
+  return granted;
+}
+
+std::uint64_t CacheStorage::reserve_spill(std::uint64_t bytes) {
+  const std::string advice = ": point --cache-dir at a disk with room, raise --cache-mem, or use --cache off";
+  if (fd_ < 0) {
+    std::string templ = dir_ + "/parafine-cache-XXXXXX";
+    fd_ = ::mkstemp(templ.data());
+    if (fd_ < 0)
+      throw std::runtime_error("--cache-dir " + dir_ + ": cannot create the feature-cache spill file (" +
+                               errno_text(errno) + ")" + advice);
+    path_ = templ;
+    ::unlink(templ.c_str());  // nameless from now on: freed when the process ends
+  }
+  struct statvfs fs {};
+  if (::fstatvfs(fd_, &fs) == 0) {
+    const double free_bytes = static_cast<double>(fs.f_bavail) * static_cast<double>(fs.f_frsize);
+    if (static_cast<double>(bytes) > free_bytes)
+      throw std::runtime_error("--cache-dir " + dir_ + " has " + format_bytes(free_bytes) +
+                               " free, the feature cache needs " + format_bytes(static_cast<double>(bytes)) +
+                               " more there" + advice);
+  }
+  const std::uint64_t offset = spill_size_;
+  if (bytes > 0) {
+    const int e = ::posix_fallocate(fd_, static_cast<off_t>(offset), static_cast<off_t>(bytes));
+    if (e != 0)
+      throw std::runtime_error("--cache-dir " + dir_ + ": cannot reserve " + format_bytes(static_cast<double>(bytes)) +
+                               " for the feature cache (" + errno_text(e) + ")" + advice);
+  }
+  spill_size_ += bytes;
+  return offset;
+}
+
+void CacheStorage::write(std::uint64_t offset, const float* data, std::size_t floats) {
+  const char* p = reinterpret_cast<const char*>(data);
+  std::size_t left = floats * sizeof(float);
+  while (left > 0) {
+    const ssize_t n = ::pwrite(fd_, p, left, static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0)
+      throw std::runtime_error("--cache-dir " + dir_ + ": writing the feature-cache spill file failed (" +
+                               errno_text(n < 0 ? errno : EIO) + ")");
+    p += n;
+    offset += static_cast<std::uint64_t>(n);
+    left -= static_cast<std::size_t>(n);
+  }
+}
+
+void CacheStorage::read(std::uint64_t offset, float* data, std::size_t floats) const {
+  char* p = reinterpret_cast<char*>(data);
+  std::size_t left = floats * sizeof(float);
+  while (left > 0) {
+    const ssize_t n = ::pread(fd_, p, left, static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0)
+      throw std::runtime_error("--cache-dir " + dir_ + ": reading the feature-cache spill file failed (" +
+                               (n < 0 ? errno_text(errno) : std::string("unexpected end of file")) + ")");
+    p += n;
+    offset += static_cast<std::uint64_t>(n);
+    left -= static_cast<std::size_t>(n);
+  }
+}
+
+FeatureStore::FeatureStore(CacheStorage& storage, int records, std::size_t record_floats)
+    : storage_(&storage), records_(records), record_floats_(record_floats) {
+  if (records < 0 || record_floats == 0) throw std::invalid_argument("FeatureStore: bad record layout");
+  const std::size_t record_bytes = record_floats * sizeof(float);
+  const std::size_t wanted = static_cast<std::size_t>(records) * record_bytes;
+  in_memory_ = static_cast<int>(storage.take_memory(wanted) / record_bytes);
+  // Memory granted for a partial record goes unused (at most one record per store).
+  memory_.resize(static_cast<std::size_t>(in_memory_) * record_floats);
+  const std::uint64_t spilled = static_cast<std::uint64_t>(records - in_memory_) * record_bytes;
+  if (spilled > 0) spill_offset_ = storage.reserve_spill(spilled);
+}
+
+void FeatureStore::put(int record, const float* src) {
+  if (record < 0 || record >= records_) throw std::out_of_range("FeatureStore::put: record " + std::to_string(record));
+  if (record < in_memory_) {
+    std::copy(src, src + record_floats_, memory_.data() + static_cast<std::size_t>(record) * record_floats_);
+    return;
+  }
+  storage_->write(spill_offset_ + static_cast<std::uint64_t>(record - in_memory_) * record_floats_ * sizeof(float),
+                  src, record_floats_);
+}
+
+void FeatureStore::get(int record, float* dst) const {
+  if (record < 0 || record >= records_) throw std::out_of_range("FeatureStore::get: record " + std::to_string(record));
+  if (record < in_memory_) {
+    const float* src = memory_.data() + static_cast<std::size_t>(record) * record_floats_;
+    std::copy(src, src + record_floats_, dst);
+    return;
+  }
+  storage_->read(spill_offset_ + static_cast<std::uint64_t>(record - in_memory_) * record_floats_ * sizeof(float),
+                 dst, record_floats_);
+}
+
+std::size_t default_cache_budget(int ranks_on_node) {
+  double available = 0;
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  double kib = 0;
+  std::string unit;
+  while (meminfo >> key >> kib >> unit)
+    if (key == "MemAvailable:") available = kib * 1024.0;
+  if (available <= 0) available = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGESIZE));
+  return static_cast<std::size_t>(available / 2 / std::max(1, ranks_on_node));
+}
+
+std::size_t parse_byte_size(const std::string& text, const std::string& option) {
+  const std::string bad = option + " must be a size like 8G, 512M or 0 (bytes; K/M/G/T = 1024^1..4), got '" + text + "'";
+  std::size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    throw std::invalid_argument(bad);
+  }
+  std::string unit = text.substr(used);
+  for (char& ch : unit) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  if (unit.size() > 1 && (unit.substr(1) == "B" || unit.substr(1) == "IB")) unit = unit.substr(0, 1);
+  const std::string units = "KMGT";
+  double scale = 1;
+  if (unit == "B" || unit.empty()) {
+    scale = 1;
+  } else if (unit.size() == 1 && units.find(unit[0]) != std::string::npos) {
+    scale = std::pow(1024.0, static_cast<double>(units.find(unit[0]) + 1));
+  } else {
+    throw std::invalid_argument(bad);
+  }
+  if (!std::isfinite(value) || value < 0 || value * scale > 1e19) throw std::invalid_argument(bad);
+  return static_cast<std::size_t>(value * scale);
+}
+
+std::string format_bytes(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (bytes >= 1024 && u < 4) {
+    bytes /= 1024;
+    ++u;
+  }
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(u == 0 ? 0 : 1) << bytes << " " << units[u];
+  return s.str();
+}
+
+}  // namespace parafine
