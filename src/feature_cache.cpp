@@ -74,13 +74,14 @@ CachePlan plan_feature_cache(const Model& model, int phase2_first_trainable, boo
     const double share = forward_flops_through(model, cut) / forward_flops_through(model, model.size() - 1);
     std::ostringstream why;
     why << std::fixed << std::setprecision(0) << 100 * share << "% of the forward's FLOPs";
-    if (cut > 0 && share >= 0.10) {
+    if (share <= 0) {
+      phase2_reason = "phase 2 trains every base layer with weights: there is no frozen computation to cache";
+    } else if (share >= 0.10) {
       p.phase2_node = cut;
       phase2_reason = " (its frozen prefix is " + why.str() + ")";
     } else {
-      phase2_reason = cut > 0 ? "phase 2's frozen prefix (up to " + model.layer(cut).name() + ") is only " + why.str() +
-                                    ", too little to be worth caching"
-                              : "phase 2 trains the whole base: there is no frozen prefix to cache";
+      phase2_reason = "phase 2's frozen prefix (up to " + model.layer(cut).name() + ") is only " + why.str() +
+                      ", too little to be worth caching";
     }
   }
   if (p.phase1_node >= 0 && p.phase2_node >= 0) {

@@ -3,7 +3,7 @@
 # colour-coded HDF5 datasets. Expects $python (the interpreter with h5py and numpy).
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+trap '[ -n "${KEEP_WORK:-}" ] || rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
 # colour_h5 PATH N SEED: N 32x32 images of 3 classes (red, green, blue under noise), labels i % 3.
@@ -19,5 +19,25 @@ with h5py.File(path, "w") as f:
     f["images"] = images
     f["labels"] = labels.astype(np.int64)
     f.attrs["class_names"] = np.array([b"r", b"g", b"b"])
+PY
+}
+
+# compare_weights A.h5 B.h5 TOL_MAX TOL_REL LABEL: every weight of two saved models; prints the
+# largest absolute difference and the relative L2 distance, fails when either exceeds its tolerance.
+compare_weights() {
+  "$python" - "$@" <<'PY'
+import sys, h5py, numpy as np
+a_path, b_path, tol_max, tol_rel, label = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+def weights(path):
+    out = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: out.__setitem__(name, obj[()].astype(np.float64)) if isinstance(obj, h5py.Dataset) else None)
+    return out
+a, b = weights(a_path), weights(b_path)
+assert a.keys() == b.keys(), f"{label}: different weight sets"
+diff = max(np.abs(a[k] - b[k]).max() for k in a)
+rel = (sum(((a[k] - b[k]) ** 2).sum() for k in a) / sum((a[k] ** 2).sum() for k in a)) ** 0.5
+print(f"{label}: max |dw| {diff:.3g}, relative L2 {rel:.3g} (tol {tol_max:g}, {tol_rel:g})")
+sys.exit(0 if diff <= tol_max and rel <= tol_rel else 1)
 PY
 }

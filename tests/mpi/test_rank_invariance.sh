@@ -27,6 +27,9 @@ done
 # Many small gradient buckets (each allreduced as soon as backward fills it) give the same result.
 mpirun -np 3 "$parafine" train --train "$work/data13.h5" --val "$work/data12.h5" $common --bucket-mb 0.002 \
   --save "$work/n13_buckets.h5" > "$work/n13_buckets.log" 2>&1 || { cat "$work/n13_buckets.log"; fail "small buckets"; }
+# The same without the feature cache (the frozen base recomputed every step; the default caches it).
+mpirun -np 3 "$parafine" train --train "$work/data13.h5" --val "$work/data12.h5" $common --cache off \
+  --save "$work/n13_nocache.h5" > "$work/n13_nocache.log" 2>&1 || { cat "$work/n13_nocache.log"; fail "--cache off"; }
 # 13 samples, batch 4, 3 ranks: two ranks have no sample in each epoch's last step.
 for mode in local frozen; do
   mpirun -np 3 "$parafine" train --train "$work/data13.h5" $common --bn-mode $mode --save "$work/$mode.h5" \
@@ -56,14 +59,15 @@ TOL_MAX, TOL_REL = 2e-3, 1e-4
 bad = []
 for n in (12, 13):
     ref = weights(f"{w}/n{n}_single.h5")
-    for np_ in (1, 2, 3) + (("buckets",) if n == 13 else ()):
-        got = weights(f"{w}/n{n}_np{np_}.h5" if np_ != "buckets" else f"{w}/n13_buckets.h5")
+    for np_ in (1, 2, 3) + (("buckets", "nocache") if n == 13 else ()):
+        got = weights(f"{w}/n{n}_np{np_}.h5" if isinstance(np_, int) else f"{w}/n13_{np_}.h5")
         assert got.keys() == ref.keys()
         diff = max(np.abs(got[k] - ref[k]).max() for k in ref)
         num = sum(((got[k] - ref[k]) ** 2).sum() for k in ref)
         den = sum((ref[k] ** 2).sum() for k in ref)
         rel = (num / den) ** 0.5
-        print(f"N={n}, {np_ if np_ != 'buckets' else '3 (2 KiB buckets)'} rank(s) vs one process: max |dw| {diff:.3g}, relative L2 {rel:.3g} (tol {TOL_MAX}, {TOL_REL})")
+        label = {"buckets": "3 (2 KiB buckets)", "nocache": "3 (--cache off)"}.get(np_, np_)
+        print(f"N={n}, {label} rank(s) vs one process: max |dw| {diff:.3g}, relative L2 {rel:.3g} (tol {TOL_MAX}, {TOL_REL})")
         if diff > TOL_MAX or rel > TOL_REL:
             bad.append((n, np_))
 assert not bad, f"rank-dependent results: {bad}"
