@@ -8,9 +8,9 @@
 
 namespace parafine {
 
-FeatureOwnership::FeatureOwnership(int samples, int batch, int world)
+FeatureOwnership::FeatureOwnership(int samples, int batch, int world, const std::string& data_name)
     : batch_(batch), world_(world), owned_count_(static_cast<std::size_t>(world > 0 ? world : 0), 0) {
-  const ShardPlan unshuffled(samples, batch, world, 0, false, 0, "the cached data");  // validates
+  const ShardPlan unshuffled(samples, batch, world, 0, false, 0, data_name);  // validates
   owner_.assign(static_cast<std::size_t>(samples), -1);
   slot_.assign(static_cast<std::size_t>(samples), -1);
   for (int step = 0; step < unshuffled.steps(); ++step) {

@@ -2,6 +2,8 @@
 #include "parafine/feature_store.hpp"
 
 #include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -9,6 +11,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <sstream>
@@ -29,22 +32,30 @@ CacheStorage::~CacheStorage() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-std::size_t CacheStorage::take_memory(std::size_t bytes) {
-  const std::size_t granted = std::min(bytes, budget_ - used_);
-  used_ += granted;
-  return granted;
+void CacheStorage::use_memory(std::size_t bytes) {
+  if (bytes > memory_left()) throw std::logic_error("CacheStorage::use_memory beyond the budget");
+  used_ += bytes;
 }
 
 std::uint64_t CacheStorage::reserve_spill(std::uint64_t bytes) {
   const std::string advice = ": point --cache-dir at a disk with room, raise --cache-mem, or use --cache off";
   if (fd_ < 0) {
+    if (dir_.empty()) {
+      std::error_code ec;
+      dir_ = std::filesystem::temp_directory_path(ec).string();
+      if (ec)
+        throw std::runtime_error("the feature cache must spill to disk beyond --cache-mem, but there is no usable "
+                                 "temporary directory (" + ec.message() + "): give --cache-dir");
+    }
     std::string templ = dir_ + "/parafine-cache-XXXXXX";
-    fd_ = ::mkstemp(templ.data());
+    fd_ = ::mkostemp(templ.data(), O_CLOEXEC);
     if (fd_ < 0)
       throw std::runtime_error("--cache-dir " + dir_ + ": cannot create the feature-cache spill file (" +
                                errno_text(errno) + ")" + advice);
     path_ = templ;
     ::unlink(templ.c_str());  // nameless from now on: freed when the process ends
+    struct statfs kind {};
+    tmpfs_ = ::fstatfs(fd_, &kind) == 0 && kind.f_type == TMPFS_MAGIC;
   }
   struct statvfs fs {};
   if (::fstatvfs(fd_, &fs) == 0) {
@@ -99,10 +110,14 @@ FeatureStore::FeatureStore(CacheStorage& storage, int records, std::size_t recor
     : storage_(&storage), records_(records), record_floats_(record_floats) {
   if (records < 0 || record_floats == 0) throw std::invalid_argument("FeatureStore: bad record layout");
   const std::size_t record_bytes = record_floats * sizeof(float);
-  const std::size_t wanted = static_cast<std::size_t>(records) * record_bytes;
-  in_memory_ = static_cast<int>(storage.take_memory(wanted) / record_bytes);
-  // Memory granted for a partial record goes unused (at most one record per store).
-  memory_.resize(static_cast<std::size_t>(in_memory_) * record_floats);
+  in_memory_ = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(records), storage.memory_left() / record_bytes));
+  try {
+    memory_.resize(static_cast<std::size_t>(in_memory_) * record_floats);
+  } catch (const std::bad_alloc&) {
+    throw std::runtime_error("cannot allocate " + format_bytes(static_cast<double>(in_memory_) * record_bytes) +
+                             " for the feature cache: lower --cache-mem (it is more than this machine can give)");
+  }
+  storage.use_memory(static_cast<std::size_t>(in_memory_) * record_bytes);
   const std::uint64_t spilled = static_cast<std::uint64_t>(records - in_memory_) * record_bytes;
   if (spilled > 0) spill_offset_ = storage.reserve_spill(spilled);
 }
@@ -151,17 +166,15 @@ std::size_t parse_byte_size(const std::string& text, const std::string& option) 
   }
   std::string unit = text.substr(used);
   for (char& ch : unit) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-  if (unit.size() > 1 && (unit.substr(1) == "B" || unit.substr(1) == "IB")) unit = unit.substr(0, 1);
-  const std::string units = "KMGT";
+  const std::string prefixes = "KMGT";
   double scale = 1;
-  if (unit == "B" || unit.empty()) {
-    scale = 1;
-  } else if (unit.size() == 1 && units.find(unit[0]) != std::string::npos) {
-    scale = std::pow(1024.0, static_cast<double>(units.find(unit[0]) + 1));
-  } else {
-    throw std::invalid_argument(bad);
+  if (!unit.empty() && unit != "B") {
+    const std::size_t p = prefixes.find(unit[0]);
+    const std::string suffix = unit.substr(1);
+    if (p == std::string::npos || !(suffix.empty() || suffix == "B" || suffix == "IB")) throw std::invalid_argument(bad);
+    scale = std::pow(1024.0, static_cast<double>(p + 1));
   }
-  if (!std::isfinite(value) || value < 0 || value * scale > 1e19) throw std::invalid_argument(bad);
+  if (!std::isfinite(value) || value < 0 || value * scale > 4.6e18) throw std::invalid_argument(bad);
   return static_cast<std::size_t>(value * scale);
 }
 

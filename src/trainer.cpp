@@ -5,7 +5,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
-#include <filesystem>
 #include <memory>
 #include <iomanip>
 #include <ostream>
@@ -21,6 +20,7 @@
 #include "parafine/layers/batch_norm.hpp"
 #include "parafine/layers/dense.hpp"
 #include "parafine/resnet50.hpp"
+#include "parafine/training_caches.hpp"
 
 namespace parafine {
 
@@ -152,6 +152,8 @@ class EpochFeed {
   EpochFeed(const DatasetCache& cache, int node, int batch, std::vector<int> order, int first_step)
       : cached_(std::make_unique<CachedBatches>(cache, node, batch, std::move(order), first_step)), node_(node) {}
   bool next(Batch& batch) { return images_ ? images_->next(batch) : cached_->next(batch); }
+  // Seconds of the data-routing exchange so far (part of next(); communication, not data wait).
+  double comm_seconds() const { return cached_ ? cached_->exchange_seconds() : 0.0; }
   const Tensor& forward(Model& model, const Tensor& x, bool training) {
     return node_ < 0 ? model.forward(x, training) : model.forward_from(node_, x, training);
   }
@@ -211,8 +213,11 @@ LossResult train_epoch(Model& model, Adam& adam, EpochFeed& batches, const Shard
   int images = 0;
   while (true) {
     auto t = Clock::now();
+    const double comm_before = batches.comm_seconds();
     if (!batches.next(batch)) break;
-    times.data += seconds_since(t);
+    const double routing = batches.comm_seconds() - comm_before;
+    times.data += seconds_since(t) - routing;
+    times.comm += routing;
     const int step = first_step + batch.step;
     batches.forward(model, batch.images, true);
     const Range global = plan.global_range(step);
@@ -308,58 +313,6 @@ LossResult evaluate_feed(Model& model, EpochFeed& batches) {
   return global_sum(total);
 }
 
-// The feature caches of one run (feature_cache.hpp): one storage (budget + spill file) per rank.
-struct RunCaches {
-  std::unique_ptr<CacheStorage> storage;
-  std::unique_ptr<DatasetCache> train, val;
-};
-
-// Plans the cache, logs the decision, and builds what the remaining phases train from.
-RunCaches build_feature_caches(Model& model, const SampleSource& train, const SampleSource* val,
-                               const TrainConfig& c, int from_phase, std::ostream& log, CachePlan& plan) {
-  unfreeze(model, c);
-  const int phase2_first = model.first_trainable_node();
-  freeze_base(model);
-  plan = plan_feature_cache(model, phase2_first, from_phase == 1 && c.phase1_epochs > 0, c.phase2_epochs > 0, c.cache,
-                            c.augment);
-  log << plan.summary << std::endl;
-  RunCaches caches;
-  if (!plan.any()) return caches;
-  const auto start = Clock::now();
-  const std::size_t budget = c.cache.memory_bytes >= 0 ? static_cast<std::size_t>(c.cache.memory_bytes)
-                                                      : default_cache_budget(Comm::ranks_on_node());
-  std::string dir = c.cache.dir;
-  if (dir.empty()) dir = std::filesystem::temp_directory_path().string();
-  caches.storage = std::make_unique<CacheStorage>(budget, dir);
-  const std::vector<int> nodes = plan.nodes();
-  caches.train = std::make_unique<DatasetCache>(model, train, c.batch_size, nodes);
-  if (val) caches.val = std::make_unique<DatasetCache>(model, *val, c.batch_size, nodes);
-  // The small pooled vectors claim memory first, then the phase-2 activations.
-  for (int node : nodes) {
-    caches.train->allocate(node, *caches.storage);
-    if (caches.val) caches.val->allocate(node, *caches.storage);
-  }
-  std::ostream* progress = Comm::is_root() ? &log : nullptr;
-  caches.train->build(model, prefetch_config(c, Augment::kNone, -1), progress, "--train");
-  if (caches.val) caches.val->build(model, prefetch_config(c, Augment::kNone, -1), progress, "--val");
-  std::vector<double> totals{static_cast<double>(caches.storage->memory_used()),
-                             static_cast<double>(caches.storage->spill_bytes())};
-  Comm::allreduce_sum(totals);
-  const CacheStorage& mine = *caches.storage;
-  std::ostringstream line;
-  line << "feature cache: " << train.size() << " --train" << (val ? " + " + std::to_string(val->size()) + " --val" : "")
-       << " samples x " << format_bytes(static_cast<double>(caches.train->bytes_per_sample())) << " = "
-       << format_bytes(totals[0] + totals[1]) << " over " << Comm::size() << " rank(s), built in " << std::fixed
-       << std::setprecision(1) << seconds_since(start) << "s; rank 0 keeps " << format_bytes(mine.memory_used())
-       << " in memory (--cache-mem " << format_bytes(static_cast<double>(mine.memory_budget())) << ")";
-  if (mine.spill_bytes() > 0)
-    line << " and " << format_bytes(static_cast<double>(mine.spill_bytes())) << " in " << mine.spill_path()
-         << " (unlinked: removed when the process ends)";
-  if (totals[1] > 0 && mine.spill_bytes() == 0) line << "; other ranks spill " << format_bytes(totals[1]);
-  log << line.str() << std::endl;
-  return caches;
-}
-
 }  // namespace
 
 LossResult evaluate(Model& model, const SampleSource& data, int batch_size, int image_size, Preprocess preprocess,
@@ -425,8 +378,11 @@ std::vector<EpochStats> run_two_phase(Model& model, const SampleSource& train, c
   // Every replica starts from rank 0's state.
   Comm::broadcast(model.params().data(), model.params().size());
   Comm::broadcast(model.state().data(), model.state().size());
-  CachePlan cache_plan;
-  const RunCaches caches = build_feature_caches(model, train, val, c, from.phase, log, cache_plan);
+  unfreeze(model, c);  // phase 2's trainable layers decide its cache cut
+  const int phase2_first = model.first_trainable_node();
+  freeze_base(model);
+  const TrainingCaches caches = build_training_caches(model, train, val, c, phase2_first, from.phase, log);
+  const CachePlan& cache_plan = caches.plan;
   const ShardPlan train_plan(train.size(), c.batch_size, Comm::size(), Comm::rank(), c.shuffle, c.seed, "--train");
 
   const bool checkpoints = !c.checkpoint_dir.empty();
@@ -461,6 +417,7 @@ std::vector<EpochStats> run_two_phase(Model& model, const SampleSource& train, c
       adam.v() = resumed.adam_v;
       adam.set_iterations(resumed.adam_t);
     }
+    double phase_seconds = 0;
     for (int e = continuing ? from.epoch : 1; e <= epochs; ++e) {
       const bool first = continuing && e == from.epoch;
       const int first_step = first ? from.step : 0;
@@ -500,8 +457,7 @@ std::vector<EpochStats> run_two_phase(Model& model, const SampleSource& train, c
       s.epoch = e;
       s.loss = r.loss_sum / r.count;
       s.accuracy = static_cast<double>(r.correct) / r.count;
-      s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      s.images_per_second = (r.count - (first ? from.partial.count : 0)) / s.seconds;
+      s.images_per_second = (r.count - (first ? from.partial.count : 0)) / times.total;
       s.data_wait_seconds = times.data;
       s.comm_seconds = times.comm;
       s.compute_seconds = times.total - times.data - times.comm;
@@ -516,6 +472,8 @@ std::vector<EpochStats> run_two_phase(Model& model, const SampleSource& train, c
         s.val_loss = v.loss_sum / v.count;
         s.val_accuracy = static_cast<double>(v.correct) / v.count;
       }
+      s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();  // with validation
+      phase_seconds += s.seconds;
       log_epoch(log, s, val != nullptr);
       history.push_back(s);
       check_replicas(model, phase, e);
@@ -526,6 +484,12 @@ std::vector<EpochStats> run_two_phase(Model& model, const SampleSource& train, c
         checkpoint(&adam, TrainPosition{phase, e + 1, 0, {}});
       else
         checkpoint(nullptr, TrainPosition{phase + 1, 1, 0, {}});
+    }
+    if (epochs > 0) {
+      std::ostringstream line;
+      line << "phase " << phase << " took " << std::fixed << std::setprecision(1) << phase_seconds
+           << "s (training and validation)";
+      log << line.str() << std::endl;
     }
   }
   return history;

@@ -24,6 +24,12 @@ TEST(TrainOptions, BadOptionsExitTwoNamingTheOption) {
       {"--bn-mode average", "--bn-mode"},
       {"--bucket-mb 0", "--bucket-mb"},
       {"--frobnicate 1", "frobnicate"},
+      {"--cache on", "--cache"},
+      {"--cache-mem lots", "--cache-mem"},
+      {"--cache-mem 5X", "--cache-mem"},
+      {"--cache-mem -1G", "--cache-mem"},
+      {"--cache-dir /nonexistent/spill", "--cache-dir"},
+      {"--cache-dir /etc/hostname", "--cache-dir"},
   };
   for (const auto& [args, option] : cases) {
     const CommandResult r = run_parafine(train + args);

@@ -1,8 +1,8 @@
 // The frozen-prefix feature cache: ownership and routing (every rank played in one process),
-// the cut each phase trains from, the store's memory/spill split, and end-to-end in one
-// process: the final weights with the cache equal those without it within float
-// reassociation, spilling equals keeping the cache in memory bit for bit, and --augment
-// turns the cache off while training still works.
+// the cut each phase trains from and the log lines, the store's memory/spill split, and
+// end-to-end in one process: with equal batch sizes the cached run is the uncached run bit for
+// bit; with a partial last batch the weights agree within float reassociation; spilling equals
+// keeping the cache in memory bit for bit; --augment turns the cache off and training works.
 #include <gtest/gtest.h>
 
 #include <dirent.h>
@@ -13,6 +13,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "parafine/cache_plan.hpp"
 #include "parafine/data_order.hpp"
 #include "parafine/feature_cache.hpp"
 #include "parafine/initializers.hpp"
@@ -91,7 +92,12 @@ TEST(FeatureCachePlan, CutsAtTheBlockBeforeTheFirstTrainableLayer) {
   unfreeze_last_base_layers(m, 1);  // conv5_block3_out has no weights: phase 2 trains the head only
   EXPECT_EQ(m.layer(restart_node(m, m.first_trainable_node())).name(), "global_average_pooling2d");
   freeze_base(m);
-  unfreeze_last_base_layers(m, 175);  // only input_1 and conv1_pad stay frozen
+  freeze_base(m);
+  unfreeze_last_base_layers(m, 9);  // the first trainable layer is conv5_block3_1_bn
+  EXPECT_EQ(m.layer(m.first_trainable_node()).name(), "conv5_block3_1_bn");
+  EXPECT_EQ(m.layer(restart_node(m, m.first_trainable_node())).name(), "conv5_block2_out");
+  freeze_base(m);
+  unfreeze_last_base_layers(m, 175);  // every base layer; the first with weights is conv1_conv
   EXPECT_EQ(m.layer(restart_node(m, m.first_trainable_node())).name(), "conv1_pad");
   EXPECT_EQ(forward_flops_through(m, restart_node(m, m.first_trainable_node())), 0.0);
 }
@@ -126,6 +132,10 @@ TEST(FeatureCachePlan, DecisionsAndTheirLogLines) {
   const double share = forward_flops_through(m, m.index_of("conv5_block2_out")) / forward_flops_through(m, m.size() - 1);
   std::cout << "conv5_block2_out: " << share << " of ResNet50's forward FLOPs\n";
   EXPECT_NEAR(share, 0.94, 0.02);
+  // --unfreeze-last 0: both phases train from the pooled vector, stored once.
+  p = plan_feature_cache(m, m.index_of("dense"), true, true, on, Augment::kNone);
+  EXPECT_EQ(p.phase1_node, p.phase2_node);
+  EXPECT_EQ(p.nodes().size(), 1u);
   EXPECT_THROW(parse_cache_mode("on"), std::invalid_argument);
 }
 
@@ -149,6 +159,7 @@ TEST(FeatureStore, SpillsBeyondTheBudgetAndLeavesNoFile) {
   FeatureStore a(storage, 4, 5), b(storage, 2, 5);
   EXPECT_EQ(a.records_in_memory(), 3);
   EXPECT_EQ(b.records_in_memory(), 0);
+  EXPECT_EQ(storage.memory_used(), 3u * 5 * sizeof(float)) << "only whole records count";
   EXPECT_EQ(storage.spill_bytes(), 3u * 5 * sizeof(float));
   EXPECT_EQ(entries(dir), 0) << "the spill file must be unlinked at creation";
   for (int r = 0; r < 4; ++r) {
@@ -189,7 +200,7 @@ TEST(FeatureStore, ByteSizes) {
   EXPECT_EQ(parse_byte_size("1.5GiB", "--cache-mem"), 3u << 29);
   EXPECT_EQ(parse_byte_size("2g", "--cache-mem"), 2ull << 30);
   EXPECT_EQ(parse_byte_size("100000", "--cache-mem"), 100000u);
-  for (const char* bad : {"", "lots", "-1G", "5X", "1e30"})
+  for (const char* bad : {"", "lots", "-1G", "5X", "1e30", "1BB", "2GX", "8E"})
     EXPECT_THROW(parse_byte_size(bad, "--cache-mem"), std::invalid_argument) << bad;
   EXPECT_EQ(format_bytes(1536), "1.5 KiB");
   EXPECT_GT(default_cache_budget(2), 0u);
@@ -203,13 +214,13 @@ TEST(FeatureCacheTraining, CachedRecordsMatchTheUncachedForward) {
   freeze_base(m);
   const InMemorySource data = make_synthetic_source(13, 64, 3, 30);
   const int pooled = m.index_of("global_average_pooling2d"), cut = m.index_of("conv5_block2_out");
-  DatasetCache cache(m, data, 8, {pooled, cut});
+  DatasetCache cache(m, data, 8, {pooled, cut}, "test");
   CacheStorage storage(1 << 20, testing::TempDir());
   cache.allocate(pooled, storage);
   cache.allocate(cut, storage);
   PrefetchConfig p;
   p.image_size = 64;
-  cache.build(m, p, nullptr, "test");
+  cache.build(m, p, nullptr);
   BatchPrefetcher one_by_one(data, {{0}, {5}, {12}}, p);
   Batch b;
   double worst = 0;
@@ -237,9 +248,9 @@ TEST(FeatureCacheTraining, CachedRecordsMatchTheUncachedForward) {
   EXPECT_LE(worst, 1e-5);
 }
 
-// One small two-phase run; returns the final weights and BN statistics.
+// One small two-phase run; the weights before and after, and the BN statistics after.
 struct RunResult {
-  std::vector<float> params, state;
+  std::vector<float> initial, params, state;
   std::string log;
   std::vector<EpochStats> history;
 };
@@ -250,6 +261,7 @@ RunResult train_small(const TrainConfig& c, int samples = 29) {
   const InMemorySource val = make_synthetic_source(11, c.image_size, 3, 22);
   std::ostringstream log;
   RunResult r;
+  r.initial = m.params();
   r.history = run_two_phase(m, train, &val, c, log);
   r.params = m.params();
   r.state = m.state();
@@ -271,32 +283,52 @@ TrainConfig small_config() {
   return c;
 }
 
-// Max |a-b| over weights and statistics and the relative L2 distance of the weights; prints
-// both with their tolerances.
-double compare(const RunResult& a, const RunResult& b, const std::string& what, double tol_max, double tol_rel) {
-  EXPECT_EQ(a.params.size(), b.params.size());
-  double worst = 0, sq = 0, ref = 0;
+// How far run b's training moved the weights away from run a's, relative to how far training
+// moved them at all: |(b - init) - (a - init)| / |a - init| over all weights (frozen weights
+// do not move and do not count), plus the largest difference in any weight or BN statistic.
+// Prints both with their tolerances.
+void compare(const RunResult& a, const RunResult& b, const std::string& what, double tol_update, double tol_max) {
+  ASSERT_EQ(a.params.size(), b.params.size());
+  ASSERT_EQ(a.initial, b.initial) << "the runs must start from the same weights";
+  double worst = 0, diff = 0, moved = 0;
   for (size_t k = 0; k < a.params.size(); ++k) {
     worst = std::max(worst, static_cast<double>(std::fabs(a.params[k] - b.params[k])));
-    sq += std::pow(a.params[k] - b.params[k], 2);
-    ref += std::pow(a.params[k], 2);
+    diff += std::pow(static_cast<double>(a.params[k]) - b.params[k], 2);
+    moved += std::pow(static_cast<double>(a.params[k]) - a.initial[k], 2);
   }
   for (size_t k = 0; k < a.state.size(); ++k)
     worst = std::max(worst, static_cast<double>(std::fabs(a.state[k] - b.state[k])));
-  const double rel = std::sqrt(sq / ref);
-  std::cout << what << ": max |dw| " << worst << ", relative L2 " << rel << " (tol " << tol_max << ", " << tol_rel
-            << ")\n";
+  const double rel = std::sqrt(diff / moved);
+  std::cout << what << ": |difference| / |training update| " << rel << " (tol " << tol_update << "), max |dw| "
+            << worst << " (tol " << tol_max << ")\n";
+  EXPECT_LE(rel, tol_update) << what;
   EXPECT_LE(worst, tol_max) << what;
-  EXPECT_LE(rel, tol_rel) << what;
-  return worst;
 }
 
-// The tolerance of float reassociation through training (as in test_rank_invariance): the
-// cached records differ from the uncached forward by ~5e-7 relative (the test above: BLAS sums
-// GEMMs of other batch sizes in another order). Adam divides by sqrt(v), so where a gradient
-// is near zero such rounding can move a weight by up to ~lr per step: max |dw| within a couple
-// of phase-1 steps (lr 1e-3), while the weights as a whole agree to 1e-4 relative.
-constexpr double kReassociationMax = 2e-3, kReassociationRel = 1e-4;
+// When every batch has the same size (32 samples, batch 8), the cache build and the uncached
+// steps run GEMMs of the same shapes, and the cached run is the uncached run bit for bit:
+// caching changes where the frozen output comes from, not what is computed.
+TEST(FeatureCacheTraining, BitwiseEqualWhenAllBatchesHaveOneSize) {
+  for (const char* unfreeze_from : {"", "conv4_block5_1_conv"}) {
+    TrainConfig c = small_config();
+    c.unfreeze_from = unfreeze_from;
+    c.cache.mode = CacheMode::kOff;
+    const RunResult off = train_small(c, 32);
+    c.cache.mode = CacheMode::kAuto;
+    const RunResult on = train_small(c, 32);
+    compare(off, on, std::string("32 samples in batches of 8, cache vs no cache, ") +
+                         (*unfreeze_from ? "--unfreeze-from conv4_block5_1_conv" : "--unfreeze-last 10"), 0.0, 0.0);
+  }
+}
+
+// With a partial last batch (29 samples), the 5 samples the build ran in a batch of 5 are
+// trained in batches of 8 and vice versa; BLAS sums GEMMs of other sizes in another order, so
+// their records differ from the uncached forward by ~5e-7 relative (the records test above).
+// Training amplifies that: Adam divides by sqrt(v), so where a gradient is near zero such
+// rounding can flip a step's sign and move a weight by up to ~2 lr differently (max |dw| tol
+// 2e-3), and batch-statistics BN over a few rows magnifies it further; measured: 0.3% of the
+// training update for the default cut, 1.7% for the conv4 cut (tol 5%).
+constexpr double kReassociationUpdate = 5e-2, kReassociationMax = 2e-3;
 
 TEST(FeatureCacheTraining, SameWeightsAsWithoutCacheDefaultUnfreeze) {
   TrainConfig c = small_config();
@@ -307,7 +339,7 @@ TEST(FeatureCacheTraining, SameWeightsAsWithoutCacheDefaultUnfreeze) {
   std::cout << on.log;
   EXPECT_NE(on.log.find("phase 2 from conv5_block2_out"), std::string::npos);
   EXPECT_NE(off.log.find("feature cache: off (--cache off)"), std::string::npos);
-  compare(off, on, "--unfreeze-last 10, cache vs no cache", kReassociationMax, kReassociationRel);
+  compare(off, on, "--unfreeze-last 10, cache vs no cache", kReassociationUpdate, kReassociationMax);
   ASSERT_EQ(on.history.size(), off.history.size());
   for (size_t e = 0; e < on.history.size(); ++e)
     EXPECT_NEAR(on.history[e].val_loss, off.history[e].val_loss, 1e-4) << "epoch " << e;
@@ -321,21 +353,21 @@ TEST(FeatureCacheTraining, SameWeightsAsWithoutCacheCutInsideConv4) {
   c.cache.mode = CacheMode::kAuto;
   const RunResult on = train_small(c);
   EXPECT_NE(on.log.find("phase 2 from conv4_block4_out"), std::string::npos) << on.log;
-  compare(off, on, "--unfreeze-from conv4_block5_1_conv, cache vs no cache", kReassociationMax,
-          kReassociationRel);
+  compare(off, on, "--unfreeze-from conv4_block5_1_conv, cache vs no cache", kReassociationUpdate,
+          kReassociationMax);
 }
 
 TEST(FeatureCacheTraining, SpillingEqualsMemoryBitForBit) {
   TrainConfig c = small_config();
   const RunResult memory = train_small(c);
   const std::string dir = make_temp_dir();
-  c.cache.memory_bytes = 20000;  // the pooled vectors and a few activations fit, the rest spills
+  c.cache.memory_bytes = 20000;  // some pooled vectors fit in memory, the rest and all activations spill
   c.cache.dir = dir;
   const RunResult spilled = train_small(c);
   std::cout << spilled.log.substr(0, spilled.log.find("phase 1:")) << "\n";
   EXPECT_NE(spilled.log.find("(unlinked: removed when the process ends)"), std::string::npos);
-  EXPECT_EQ(compare(memory, spilled, "spilled vs in-memory cache", 0.0, 0.0), 0.0);
-  EXPECT_EQ(entries(dir), 0) << "the spill directory must be left empty";
+  compare(memory, spilled, "spilled vs in-memory cache", 0.0, 0.0);
+  EXPECT_EQ(entries(dir), 0) << "the spill directory must be left empty (the file is unlinked at creation)";
 }
 
 TEST(FeatureCacheTraining, AugmentTurnsTheCacheOff) {

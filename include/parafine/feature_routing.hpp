@@ -13,14 +13,16 @@
 // run: caching never changes which samples form a batch or which rank computes them.
 #pragma once
 
+#include <string>
 #include <vector>
 
 namespace parafine {
 
 class FeatureOwnership {
  public:
-  // samples N, global batch B, world size R, with the ShardPlan preconditions (N >= R, B >= R).
-  FeatureOwnership(int samples, int batch, int world);
+  // samples N, global batch B, world size R, with the ShardPlan preconditions (N >= R, B >= R);
+  // a violation throws std::invalid_argument naming `data_name` ("--train", ...).
+  FeatureOwnership(int samples, int batch, int world, const std::string& data_name = "the cached data");
 
   int samples() const { return static_cast<int>(owner_.size()); }
   int world() const { return world_; }

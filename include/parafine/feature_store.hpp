@@ -20,14 +20,14 @@ namespace parafine {
 class CacheStorage {
  public:
   // memory_budget: bytes the stores may keep in memory; spill_dir: where the spill file goes
-  // (created only when the budget is exceeded).
+  // (created only when the budget is exceeded; "" = the system temporary directory).
   CacheStorage(std::size_t memory_budget, std::string spill_dir);
   ~CacheStorage();
   CacheStorage(const CacheStorage&) = delete;
   CacheStorage& operator=(const CacheStorage&) = delete;
 
-  // Takes up to `bytes` of the remaining memory budget; returns how many were granted.
-  std::size_t take_memory(std::size_t bytes);
+  std::size_t memory_left() const { return budget_ - used_; }
+  void use_memory(std::size_t bytes);  // at most memory_left()
   // Reserves `bytes` at the end of the spill file (creating it); returns their offset.
   // Throws, naming --cache-dir and what to do, when the file cannot be created or the disk
   // lacks the space.
@@ -38,19 +38,20 @@ class CacheStorage {
   std::size_t memory_budget() const { return budget_; }
   std::size_t memory_used() const { return used_; }
   std::uint64_t spill_bytes() const { return spill_size_; }
-  const std::string& spill_dir() const { return dir_; }
-  const std::string& spill_path() const { return path_; }  // "" until something spills
+  const std::string& spill_dir() const { return dir_; }     // resolved when something spills
+  const std::string& spill_path() const { return path_; }   // "" until something spills
+  bool spill_in_memory_fs() const { return tmpfs_; }         // tmpfs: the "disk" is RAM too
 
  private:
   std::size_t budget_, used_ = 0;
   std::string dir_, path_;
   int fd_ = -1;
+  bool tmpfs_ = false;
   std::uint64_t spill_size_ = 0;
 };
 
 // `records` records of `record_floats` floats: the first ones in memory as far as the budget
-// allows, the rest in the spill file. put/get copy one record; neither is thread-safe against
-// a put of the same record.
+// allows (whole records), the rest in the spill file. put/get copy one record; one thread.
 class FeatureStore {
  public:
   FeatureStore(CacheStorage& storage, int records, std::size_t record_floats);
@@ -74,8 +75,9 @@ class FeatureStore {
 // the physical memory) divided by the ranks sharing the node.
 std::size_t default_cache_budget(int ranks_on_node);
 
-// "8G", "512M", "1.5GiB", "100000" (bytes), "0" -> bytes; K/M/G/T are powers of 1024. Throws
-// std::invalid_argument naming `option` for anything else.
+// "8G", "512M", "1.5GiB", "100000" (bytes), "0" -> bytes; K/M/G/T are powers of 1024, an
+// optional B or iB may follow. Throws std::invalid_argument naming `option` for anything else
+// (and for more than 2^62 bytes).
 std::size_t parse_byte_size(const std::string& text, const std::string& option);
 
 // 1536 -> "1.5 KiB"

@@ -88,6 +88,7 @@ class Model {
   const Tensor& output(int node) const;
   // Makes forward keep node i's output even in the frozen prefix (e.g. for feature caching).
   void keep_output(int node, bool keep = true);
+  bool keeps_output(int node) const { return user_keep_.at(static_cast<size_t>(node)); }
 
   // Sets every BatchNormalization's moving statistics to the statistics of this batch, layer
   // by layer (each layer sees inputs normalised by the already calibrated ones before it).

@@ -17,7 +17,7 @@
 
 #include "parafine/data_order.hpp"
 #include "parafine/dataset.hpp"
-#include "parafine/feature_cache.hpp"
+#include "parafine/cache_plan.hpp"
 #include "parafine/loss.hpp"
 #include "parafine/model.hpp"
 #include "parafine/prefetcher.hpp"
@@ -57,14 +57,15 @@ struct TrainConfig {
   // With a randomly initialised base: set frozen BN statistics from this many training
   // samples before phase 1 (0 = keep the loaded statistics, as Keras does).
   int calibrate_bn_samples = 0;
-  CacheOptions cache;  // --cache, --cache-mem, --cache-dir (feature_cache.hpp)
+  CacheOptions cache;  // --cache, --cache-mem, --cache-dir (cache_plan.hpp)
 };
 
 struct EpochStats {
   int phase = 0;  // 1 or 2
   int epoch = 0;  // 1-based within the phase
   double loss = 0, accuracy = 0, val_loss = 0, val_accuracy = 0;
-  double seconds = 0, images_per_second = 0;
+  double seconds = 0;            // the epoch's wall time, validation included
+  double images_per_second = 0;  // training images / training time
   // Where this rank's training time went (validation excluded): waiting for the prefetcher,
   // waiting for gradient/metric allreduces that backward did not hide, everything else.
   double data_wait_seconds = 0, comm_seconds = 0, compute_seconds = 0;

@@ -1,6 +1,10 @@
 // `parafine train`: the two-phase fine-tuning job on an image folder or HDF5 dataset, with
 // the options of DESIGN.md §3, read from the command line and from --config FILE (INI, same
-// keys; the command line wins). Runs in one process; the distributed version comes next.
+// keys; the command line wins). Alone or under mpirun: each rank trains its share of every
+// global batch (trainer.hpp).
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <boost/program_options.hpp>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +16,7 @@
 #include "parafine/cli.hpp"
 #include "parafine/comm.hpp"
 #include "parafine/compute.hpp"
+#include "parafine/feature_store.hpp"  // parse_byte_size
 #include "parafine/folder_source.hpp"
 #include "parafine/model_file.hpp"
 #include "parafine/trainer.hpp"
@@ -95,9 +100,12 @@ int run_train(int argc, char** argv) {
   c.bn_mode = parse_bn_mode(bn_mode);
   c.cache.mode = parse_cache_mode(cache_mode);
   if (cache_mem != "auto") c.cache.memory_bytes = static_cast<long long>(parse_byte_size(cache_mem, "--cache-mem"));
-  if (!c.cache.dir.empty()) {
+  if (!c.cache.dir.empty() && c.cache.mode != CacheMode::kOff) {
     std::error_code ec;
+    require(std::filesystem::exists(c.cache.dir, ec), "--cache-dir " + c.cache.dir + " does not exist");
     require(std::filesystem::is_directory(c.cache.dir, ec), "--cache-dir " + c.cache.dir + " is not a directory");
+    require(::access(c.cache.dir.c_str(), W_OK | X_OK) == 0,
+            "--cache-dir " + c.cache.dir + " is not writable by this user (the cache spills there beyond --cache-mem)");
   }
   c.unfreeze_from = unfreeze_from;
   if (vm["unfreeze-last"].defaulted() == false && !unfreeze_from.empty())
@@ -163,6 +171,12 @@ int run_train(int argc, char** argv) {
                 << s.seconds << "," << s.images_per_second << "\n"
                 << std::flush;  // a row per epoch survives a crash
   });
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  std::vector<int> peak_mib{static_cast<int>(usage.ru_maxrss / 1024)};
+  const int mine = peak_mib[0];
+  Comm::allreduce_max(peak_mib);
+  out << "peak memory: " << mine << " MiB on rank 0, at most " << peak_mib[0] << " MiB per rank" << std::endl;
   if (!save.empty() && Comm::is_root()) {
     save_keras_model(model, save, train->class_names());
     out << "model saved to " << save << std::endl;

@@ -22,22 +22,31 @@ with h5py.File(path, "w") as f:
 PY
 }
 
-# compare_weights A.h5 B.h5 TOL_MAX TOL_REL LABEL: every weight of two saved models; prints the
-# largest absolute difference and the relative L2 distance, fails when either exceeds its tolerance.
+# compare_weights A.h5 B.h5 TOL_UPDATE TOL_MAX LABEL [INIT.h5]: every weight of two saved models.
+# Prints and checks the largest absolute difference (<= TOL_MAX) and the relative L2 distance
+# (<= TOL_UPDATE): |B - A| / |A - INIT| when INIT (the common starting point) is given, so the
+# difference is measured against how far training moved the weights; else |B - A| / |A|.
 compare_weights() {
   "$python" - "$@" <<'PY'
 import sys, h5py, numpy as np
-a_path, b_path, tol_max, tol_rel, label = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+a_path, b_path, tol_rel, tol_max, label = sys.argv[1:6]
+tol_rel, tol_max = float(tol_rel), float(tol_max)
 def weights(path):
     out = {}
     with h5py.File(path, "r") as f:
         f.visititems(lambda name, obj: out.__setitem__(name, obj[()].astype(np.float64)) if isinstance(obj, h5py.Dataset) else None)
     return out
 a, b = weights(a_path), weights(b_path)
-assert a.keys() == b.keys(), f"{label}: different weight sets"
+init = weights(sys.argv[6]) if len(sys.argv) > 6 else {k: np.zeros_like(v) for k, v in a.items()}
+assert a.keys() == b.keys() == init.keys(), f"{label}: different weight sets"
 diff = max(np.abs(a[k] - b[k]).max() for k in a)
-rel = (sum(((a[k] - b[k]) ** 2).sum() for k in a) / sum((a[k] ** 2).sum() for k in a)) ** 0.5
-print(f"{label}: max |dw| {diff:.3g}, relative L2 {rel:.3g} (tol {tol_max:g}, {tol_rel:g})")
+# BN moving statistics are not trained by the optimizer: they count in max |dw| only.
+trained = [k for k in a if "moving_" not in k]
+num = sum(((a[k] - b[k]) ** 2).sum() for k in trained)
+den = sum(((a[k] - init[k]) ** 2).sum() for k in trained)
+rel = (num / den) ** 0.5 if den > 0 else float(num > 0) * float("inf")
+what = "|difference| / |training update|" if len(sys.argv) > 6 else "relative L2"
+print(f"{label}: {what} {rel:.3g} (tol {tol_rel:g}), max |dw| {diff:.3g} (tol {tol_max:g})")
 sys.exit(0 if diff <= tol_max and rel <= tol_rel else 1)
 PY
 }

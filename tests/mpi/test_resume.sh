@@ -2,7 +2,8 @@
 # Checkpoints and --resume under real mpirun (2 ranks): a run stopped after 3 steps, resumed,
 # stopped again across the phase boundary, its newest checkpoint damaged, and resumed to the
 # end (falling back to the previous checkpoint) ends with bitwise the same weights as a run
-# that never stopped. --resume without checkpoints is a usage error (exit 2).
+# that never stopped; so does a run with the feature cache, which each resume rebuilds.
+# --resume without checkpoints is a usage error (exit 2).
 # Usage: test_resume.sh PARAFINE_BINARY PYTHON
 set -euo pipefail
 parafine=$1 python=$2
@@ -26,16 +27,23 @@ run --checkpoint-dir "$work/ck" --resume --save "$work/resumed.h5"
 grep -q "skipping checkpoint .*$newest" "$work/last.log" || { cat "$work/last.log"; fail "damaged checkpoint not skipped"; }
 grep "resuming from" "$work/last.log"
 
-"$python" - "$work" <<'PY'
-import sys, h5py, numpy as np
-w = sys.argv[1]
-a, b = h5py.File(f"{w}/full.h5", "r"), h5py.File(f"{w}/resumed.h5", "r")
-names = []
-a.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
-differ = [n for n in names if not np.array_equal(a[n][()], b[n][()])]
-print(f"{len(names)} weight tensors compared bitwise, {len(differ)} differ")
-assert not differ, differ[:5]
-PY
+compare_weights "$work/full.h5" "$work/resumed.h5" 0 0 "--augment flip (no cache): resumed vs uninterrupted"
+
+# The same without augmentation, so with the feature cache: every resumed run rebuilds it (the
+# cache never outlives its process), the one resumed in phase 2 only for phase 2, and the end
+# is bitwise the uninterrupted cached run.
+cached=${job/--augment flip/}
+runc() { mpirun -np 2 "$parafine" $cached "$@" > "$work/last.log" 2>&1 || { cat "$work/last.log"; fail "$*"; }; }
+runc --checkpoint-dir "$work/ckc_full" --save "$work/cached_full.h5"
+grep -q "feature cache: on: phase 1 trains from" "$work/last.log" || { cat "$work/last.log"; fail "cache not on"; }
+runc --checkpoint-dir "$work/ckc" --max-steps 3
+runc --checkpoint-dir "$work/ckc" --resume --max-steps 7   # 3 + 7 steps: phase 2, epoch 1, step 2
+grep -q "feature cache: on: phase 1 trains from" "$work/last.log" || { cat "$work/last.log"; fail "no cache on resume"; }
+runc --checkpoint-dir "$work/ckc" --resume --save "$work/cached_resumed.h5"
+grep -q "resuming from .*ckpt-p2-e0001-s0000002.h5" "$work/last.log" || { cat "$work/last.log"; fail "did not resume in phase 2"; }
+grep -q "feature cache: on: phase 2 trains from conv5_block2_out" "$work/last.log" \
+  || { cat "$work/last.log"; fail "the phase-2 resume did not rebuild the phase-2 cache"; }
+compare_weights "$work/cached_full.h5" "$work/cached_resumed.h5" 0 0 "feature cache: resumed vs uninterrupted"
 
 set +e
 mpirun -np 2 "$parafine" ${job/--seed 7/--seed 8} --checkpoint-dir "$work/ck" --resume > "$work/seed.log" 2>&1
