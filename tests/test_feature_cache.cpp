@@ -6,6 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <dirent.h>
+#include <sys/resource.h>
+
+#include <csignal>
 
 #include <algorithm>
 #include <cmath>
@@ -192,6 +195,29 @@ TEST(FeatureStore, BadSpillDirectoryIsNamed) {
     std::cout << e.what() << "\n";
     EXPECT_NE(std::string(e.what()).find("--cache-dir /nonexistent/parafine"), std::string::npos);
   }
+}
+
+// A disk without room for the spill is reported when the records are allocated (before any
+// training), naming --cache-dir and what to do. The file-size limit stands in for a full disk.
+TEST(FeatureStore, NoRoomForTheSpillIsReportedUpFront) {
+  rlimit before{};
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &before), 0);
+  const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  rlimit small = before;
+  small.rlim_cur = 1 << 16;
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+  std::string message;
+  try {
+    CacheStorage storage(0, make_temp_dir());
+    FeatureStore s(storage, 100, 1024);  // 400 KiB
+  } catch (const std::runtime_error& e) {
+    message = e.what();
+  }
+  setrlimit(RLIMIT_FSIZE, &before);
+  std::signal(SIGXFSZ, old_handler);
+  std::cout << message << "\n";
+  EXPECT_NE(message.find("--cache-dir"), std::string::npos) << message;
+  EXPECT_NE(message.find("cannot reserve 400.0 KiB"), std::string::npos) << message;
 }
 
 TEST(FeatureStore, ByteSizes) {
