@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <tuple>
 
+#include "parafine/comm.hpp"
 #include "parafine/h5_tensors.hpp"
 #include "parafine/sample_source.hpp"
 
@@ -134,6 +135,36 @@ Checkpoint load_latest_checkpoint(const std::string& dir, const Model& model, st
   }
   throw std::runtime_error("--resume: no readable checkpoint in " + dir + " (all " + std::to_string(all.size()) +
                            " are damaged or from another model)");
+}
+
+void broadcast_checkpoint(Checkpoint& ck, const Model& model) {
+  if (Comm::size() == 1) return;
+  const TrainPosition& p = ck.position;
+  std::vector<double> head{static_cast<double>(p.phase), static_cast<double>(p.epoch), static_cast<double>(p.step),
+                           p.partial.loss_sum, static_cast<double>(p.partial.correct),
+                           static_cast<double>(p.partial.count), static_cast<double>(p.seed),
+                           static_cast<double>(p.batch_size), static_cast<double>(p.samples),
+                           static_cast<double>(ck.adam_t), static_cast<double>(ck.adam_m.size())};
+  if (!Comm::is_root()) std::fill(head.begin(), head.end(), 0.0);
+  Comm::allreduce_sum(head);  // only rank 0 contributes: a broadcast
+  ck.position = TrainPosition{static_cast<int>(head[0]), static_cast<int>(head[1]), static_cast<int>(head[2]), {}};
+  ck.position.partial.loss_sum = head[3];
+  ck.position.partial.correct = static_cast<int>(head[4]);
+  ck.position.partial.count = static_cast<int>(head[5]);
+  ck.position.seed = static_cast<std::uint64_t>(head[6]);
+  ck.position.batch_size = static_cast<int>(head[7]);
+  ck.position.samples = static_cast<int>(head[8]);
+  ck.adam_t = static_cast<long>(head[9]);
+  const std::size_t moments = static_cast<std::size_t>(head[10]);
+  ck.adam_m.resize(moments);
+  ck.adam_v.resize(moments);
+  ck.params.resize(model.params().size());
+  ck.state.resize(model.state().size());
+  Comm::broadcast(ck.adam_m.data(), moments);
+  Comm::broadcast(ck.adam_v.data(), moments);
+  Comm::broadcast(ck.params.data(), ck.params.size());
+  Comm::broadcast(ck.state.data(), ck.state.size());
+  ck.path = Comm::broadcast(ck.path);
 }
 
 }  // namespace parafine

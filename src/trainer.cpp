@@ -4,21 +4,20 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstdlib>
-#include <memory>
 #include <iomanip>
+#include <memory>
 #include <ostream>
 #include <sstream>
-
-#include <unistd.h>
 #include <stdexcept>
 
 #include "parafine/adam.hpp"
 #include "parafine/checkpoint.hpp"
 #include "parafine/comm.hpp"
+#include "parafine/epoch_feed.hpp"
 #include "parafine/gradient_sync.hpp"
 #include "parafine/layers/batch_norm.hpp"
 #include "parafine/layers/dense.hpp"
+#include "parafine/progress.hpp"
 #include "parafine/resnet50.hpp"
 #include "parafine/training_caches.hpp"
 
@@ -91,37 +90,6 @@ void average_trainable_bn_state(Model& model) {
   }
 }
 
-// Rank 0's checkpoint (position, optimizer, weights) on every rank.
-void share_checkpoint(Checkpoint& ck, const Model& model) {
-  if (Comm::size() == 1) return;
-  const TrainPosition& p = ck.position;
-  std::vector<double> head{static_cast<double>(p.phase), static_cast<double>(p.epoch), static_cast<double>(p.step),
-                           p.partial.loss_sum, static_cast<double>(p.partial.correct),
-                           static_cast<double>(p.partial.count), static_cast<double>(p.seed),
-                           static_cast<double>(p.batch_size), static_cast<double>(p.samples),
-                           static_cast<double>(ck.adam_t), static_cast<double>(ck.adam_m.size())};
-  if (!Comm::is_root()) std::fill(head.begin(), head.end(), 0.0);
-  Comm::allreduce_sum(head);  // only rank 0 contributes: a broadcast
-  ck.position = TrainPosition{static_cast<int>(head[0]), static_cast<int>(head[1]), static_cast<int>(head[2]), {}};
-  ck.position.partial.loss_sum = head[3];
-  ck.position.partial.correct = static_cast<int>(head[4]);
-  ck.position.partial.count = static_cast<int>(head[5]);
-  ck.position.seed = static_cast<std::uint64_t>(head[6]);
-  ck.position.batch_size = static_cast<int>(head[7]);
-  ck.position.samples = static_cast<int>(head[8]);
-  ck.adam_t = static_cast<long>(head[9]);
-  const std::size_t moments = static_cast<std::size_t>(head[10]);
-  ck.adam_m.resize(moments);
-  ck.adam_v.resize(moments);
-  ck.params.resize(model.params().size());
-  ck.state.resize(model.state().size());
-  Comm::broadcast(ck.adam_m.data(), moments);
-  Comm::broadcast(ck.adam_v.data(), moments);
-  Comm::broadcast(ck.params.data(), ck.params.size());
-  Comm::broadcast(ck.state.data(), ck.state.size());
-  ck.path = Comm::broadcast(ck.path);
-}
-
 // Stops the job when the replicas no longer hold the same weights.
 void check_replicas(const Model& model, int phase, int epoch) {
   if (Comm::size() == 1) return;
@@ -141,57 +109,6 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 
 struct StepTimes {
   double data = 0, comm = 0, total = 0;
-};
-
-// Where one epoch's batches come from: decoded images, which the whole network runs on, or
-// cached features at a restart node, which the network runs from (feature_cache.hpp).
-class EpochFeed {
- public:
-  EpochFeed(const SampleSource& data, std::vector<std::vector<int>> steps, const PrefetchConfig& p)
-      : images_(std::make_unique<BatchPrefetcher>(data, std::move(steps), p)) {}
-  EpochFeed(const DatasetCache& cache, int node, int batch, std::vector<int> order, int first_step)
-      : cached_(std::make_unique<CachedBatches>(cache, node, batch, std::move(order), first_step)), node_(node) {}
-  bool next(Batch& batch) { return images_ ? images_->next(batch) : cached_->next(batch); }
-  // Seconds of the data-routing exchange so far (part of next(); communication, not data wait).
-  double comm_seconds() const { return cached_ ? cached_->exchange_seconds() : 0.0; }
-  const Tensor& forward(Model& model, const Tensor& x, bool training) {
-    return node_ < 0 ? model.forward(x, training) : model.forward_from(node_, x, training);
-  }
-
- private:
-  std::unique_ptr<BatchPrefetcher> images_;
-  std::unique_ptr<CachedBatches> cached_;
-  int node_ = -1;
-};
-
-// Rank 0's Keras-like progress: redrawn in place on a terminal, a plain line every tenth of
-// the epoch otherwise.
-class Progress {
- public:
-  // mpirun hands ranks a pseudo-terminal even when its own output goes to a file, so under
-  // mpirun (OMPI_COMM_WORLD_SIZE set) plain lines are printed.
-  Progress(std::ostream* out, int steps)
-      : out_(out), steps_(steps), tty_(::isatty(STDOUT_FILENO) == 1 && !std::getenv("OMPI_COMM_WORLD_SIZE")) {}
-  void update(int done, const LossResult& global, int images, double seconds) {
-    if (!out_ || global.count == 0) return;
-    const bool plain_due = steps_ >= 10 ? done % (steps_ / 10) == 0 || done == steps_ : true;
-    if (!tty_ && !plain_due) return;
-    const double rate = images / std::max(seconds, 1e-9);
-    const double eta = (steps_ - done) * seconds / std::max(done, 1);
-    std::ostringstream line;
-    line << std::fixed << std::setprecision(4) << done << "/" << steps_ << " - loss " << global.loss_sum / global.count
-         << " - accuracy " << static_cast<double>(global.correct) / global.count << " - " << std::setprecision(1)
-         << rate << " img/s - ETA " << eta << "s";
-    if (tty_)
-      *out_ << "\r" << line.str() << "\033[K" << (done == steps_ ? "\r\033[K" : "") << std::flush;
-    else
-      *out_ << "  " << line.str() << "\n" << std::flush;
-  }
-
- private:
-  std::ostream* out_;
-  int steps_;
-  bool tty_;
 };
 
 // Steps first_step.. of one epoch. `carry` (rank 0's share) holds the global sums of the steps
@@ -274,6 +191,50 @@ void check_classes(const Model& model, const SampleSource& data, const char* opt
                                 " classes, the model's dense_1 has " + std::to_string(classes));
 }
 
+// Where the run starts, with every replica holding rank 0's state: the newest checkpoint for
+// --resume (its optimizer state in `resumed`), else (phase 1, epoch 1, step 0) from the given
+// weights, after calibrating the frozen BN statistics when asked.
+TrainPosition starting_state(Model& model, const SampleSource& train, const TrainConfig& c, std::ostream& log,
+                             Checkpoint& resumed) {
+  TrainPosition from;
+  if (c.resume) {
+    // Rank 0 chooses and reads the checkpoint, so every rank continues from the same one.
+    if (Comm::is_root()) resumed = load_latest_checkpoint(c.checkpoint_dir, model, log);
+    broadcast_checkpoint(resumed, model);
+    from = resumed.position;
+    auto same = [&](bool ok, const std::string& what) {
+      if (!ok)
+        throw std::invalid_argument("--resume: " + resumed.path + " was written with " + what +
+                                    "; the data order would differ, so the run cannot continue bit for bit");
+    };
+    same(from.seed == c.seed, "--seed " + std::to_string(from.seed));
+    same(from.batch_size == c.batch_size, "--batch-size " + std::to_string(from.batch_size));
+    same(from.samples == train.size(), std::to_string(from.samples) + " training samples");
+    model.params() = resumed.params;
+    model.state() = resumed.state;
+    log << "resuming from " << resumed.path << " (phase " << from.phase << ", epoch " << from.epoch << ", step "
+        << from.step << ")" << std::endl;
+  } else if (c.calibrate_bn_samples > 0) {
+    const int n = std::min(train.size(), c.calibrate_bn_samples);
+    const std::vector<int> order = epoch_order(train.size(), true, c.seed, -1);
+    BatchPrefetcher one(train, {std::vector<int>(order.begin(), order.begin() + n)},
+                        prefetch_config(c, Augment::kNone, -1));
+    Batch batch;
+    one.next(batch);
+    for (BatchNormalization* bn : batch_norms(model)) bn->set_sum_reducer(nullptr);  // same batch on every rank
+    model.calibrate_batch_norm(batch.images);
+    log << "randomly initialised base: frozen BatchNormalization statistics calibrated on " << n
+        << " training images" << std::endl;
+    if (c.bn_mode == BnMode::kSync && Comm::size() > 1)
+      for (BatchNormalization* bn : batch_norms(model))
+        bn->set_sum_reducer([](std::vector<double>& sums) { Comm::allreduce_sum(sums); });
+  }
+  // Every replica starts from rank 0's state.
+  Comm::broadcast(model.params().data(), model.params().size());
+  Comm::broadcast(model.state().data(), model.state().size());
+  return from;
+}
+
 }  // namespace
 
 BnMode parse_bn_mode(const std::string& name) {
@@ -342,42 +303,7 @@ std::vector<EpochStats> run_two_phase(Model& model, const SampleSource& train, c
   }
   freeze_base(model);
   Checkpoint resumed;
-  TrainPosition from;  // (phase 1, epoch 1, step 0) for a new run
-  if (c.resume) {
-    // Rank 0 chooses and reads the checkpoint, so every rank continues from the same one.
-    if (Comm::is_root()) resumed = load_latest_checkpoint(c.checkpoint_dir, model, log);
-    share_checkpoint(resumed, model);
-    from = resumed.position;
-    auto same = [&](bool ok, const std::string& what) {
-      if (!ok)
-        throw std::invalid_argument("--resume: " + resumed.path + " was written with " + what +
-                                    "; the data order would differ, so the run cannot continue bit for bit");
-    };
-    same(from.seed == c.seed, "--seed " + std::to_string(from.seed));
-    same(from.batch_size == c.batch_size, "--batch-size " + std::to_string(from.batch_size));
-    same(from.samples == train.size(), std::to_string(from.samples) + " training samples");
-    model.params() = resumed.params;
-    model.state() = resumed.state;
-    log << "resuming from " << resumed.path << " (phase " << from.phase << ", epoch " << from.epoch << ", step "
-        << from.step << ")" << std::endl;
-  } else if (c.calibrate_bn_samples > 0) {
-    const int n = std::min(train.size(), c.calibrate_bn_samples);
-    const std::vector<int> order = epoch_order(train.size(), true, c.seed, -1);
-    BatchPrefetcher one(train, {std::vector<int>(order.begin(), order.begin() + n)},
-                        prefetch_config(c, Augment::kNone, -1));
-    Batch batch;
-    one.next(batch);
-    for (BatchNormalization* bn : batch_norms(model)) bn->set_sum_reducer(nullptr);  // same batch on every rank
-    model.calibrate_batch_norm(batch.images);
-    log << "randomly initialised base: frozen BatchNormalization statistics calibrated on " << n
-        << " training images" << std::endl;
-    if (c.bn_mode == BnMode::kSync && Comm::size() > 1)
-      for (BatchNormalization* bn : batch_norms(model))
-        bn->set_sum_reducer([](std::vector<double>& sums) { Comm::allreduce_sum(sums); });
-  }
-  // Every replica starts from rank 0's state.
-  Comm::broadcast(model.params().data(), model.params().size());
-  Comm::broadcast(model.state().data(), model.state().size());
+  const TrainPosition from = starting_state(model, train, c, log, resumed);
   unfreeze(model, c);  // phase 2's trainable layers decide its cache cut
   const int phase2_first = model.first_trainable_node();
   freeze_base(model);

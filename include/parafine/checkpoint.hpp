@@ -47,4 +47,8 @@ struct Checkpoint {
 // there is none (naming the directory).
 Checkpoint load_latest_checkpoint(const std::string& dir, const Model& model, std::ostream& log);
 
+// Collective: rank 0's checkpoint (position, optimizer state, weights, path) on every rank;
+// `model` sizes the weight blocks of the ranks that read nothing.
+void broadcast_checkpoint(Checkpoint& checkpoint, const Model& model);
+
 }  // namespace parafine
