@@ -89,7 +89,8 @@ bool BatchPrefetcher::next(Batch& out) {
   if (consumed_ >= steps()) return false;
   Slot& s = slot_of(consumed_);
   ready_cv_.wait(lock, [&] { return s.ready || error_; });
-  if (!s.ready) std::rethrow_exception(error_);
+  // Once a load failed, every call rethrows, even if a worker finished this slot meanwhile.
+  if (error_) std::rethrow_exception(error_);
   std::swap(out, s.batch);  // the caller's old buffers become this slot's next buffers
   s.ready = false;
   ++consumed_;

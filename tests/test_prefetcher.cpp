@@ -248,6 +248,39 @@ TEST(Prefetcher, LoadErrorSurfacesInNext) {
   }
 }
 
+// A batch that completes after a later sample failed is not delivered: once next() has thrown,
+// every call throws. Sample 4 (step 0) is slow, sample 5 (step 1) fails at once; by the second
+// call step 0 is complete, and next() must still rethrow rather than hand it out.
+class SlowThenBrokenSource : public SampleSource {
+ public:
+  explicit SlowThenBrokenSource(const SampleSource& inner) : inner_(inner) {}
+  int size() const override { return inner_.size(); }
+  int classes() const override { return inner_.classes(); }
+  const std::vector<std::string>& class_names() const override { return inner_.class_names(); }
+  int label(int i) const override { return inner_.label(i); }
+  void load(int i, int image_size, float* out) const override {
+    if (i == 4) std::this_thread::sleep_for(200ms);
+    if (i == 5) throw std::runtime_error("broken.h5: image 5 is damaged");
+    inner_.load(i, image_size, out);
+  }
+
+ private:
+  const SampleSource& inner_;
+};
+
+TEST(Prefetcher, NoBatchIsDeliveredAfterTheError) {
+  const InMemorySource inner = random_source(20, 4, 4, 2, 6);
+  const SlowThenBrokenSource src(inner);
+  PrefetchConfig c;
+  c.image_size = 4;
+  c.threads = 4;
+  BatchPrefetcher pf(src, ShardPlan(20, 5, 1, 0, false, 0).local_batches(0), c);
+  Batch b;
+  EXPECT_THROW(pf.next(b), std::runtime_error) << "sample 5 fails while step 0 waits for sample 4";
+  std::this_thread::sleep_for(400ms);  // sample 4 finishes: step 0 is now complete
+  EXPECT_THROW(pf.next(b), std::runtime_error) << "a batch was handed out after the error";
+}
+
 // Runs f on another thread; fails if it does not finish within the timeout.
 template <class F>
 bool finishes_within(F f, std::chrono::seconds timeout) {
