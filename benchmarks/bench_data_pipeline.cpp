@@ -16,7 +16,7 @@
 // decode/HDF5 rates, not disk rates. CPU/wall shows how many cores a run actually got (the
 // machine is shared; a figure well below the thread count means someone else was busy).
 //
-//   bench_data_pipeline [--data /work/shared/data/cats_dogs] [--image-size 224] [--batch 32]
+//   bench_data_pipeline [--data ../shared/data/cats_dogs] [--image-size 224] [--batch 32]
 //                       [--repeats 5] [--threads 2] [--h5 /tmp/parafine_bench_<pid>.h5]
 //                       [--keep-h5] [--no-forward]
 #include <time.h>
@@ -87,7 +87,7 @@ double median(std::vector<double> v) {
 }
 
 struct Options {
-  std::string data = "/work/shared/data/cats_dogs";
+  std::string data = PARAFINE_CATS_DOGS_DIR;  // ../shared/data/cats_dogs beside the repository
   int image_size = 224, batch = 32, repeats = 5, threads = 2;
   std::string h5;
   bool keep_h5 = false, forward = true;

@@ -449,8 +449,7 @@ int main(int argc, char** argv) {
     Result r;
     r.scenario = scenario;
     Model m = parafine::build_resnet50(resnet_config(o));
-    m.params() = params;
-    m.state() = state;
+    m.set_weights(params, state);
     configure(m, scenario);
     const bool training = is_training(scenario);
     r.flops = model_flops(m, o.batch, training);

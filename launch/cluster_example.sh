@@ -13,5 +13,6 @@ fi
 hostfile=$1 ranks=$2
 shift 2
 here=$(cd "$(dirname "$0")/.." && pwd)
+if [ "$(id -u)" = 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 exec mpirun --hostfile "$hostfile" -np "$ranks" --bind-to none --map-by node \
   -x OMP_WAIT_POLICY=passive "$here/build/parafine" train --config "$here/configs/cats_dogs.cfg" "$@"

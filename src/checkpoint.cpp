@@ -10,6 +10,7 @@
 #include <ostream>
 #include <stdexcept>
 #include <tuple>
+#include <type_traits>
 
 #include "parafine/comm.hpp"
 #include "parafine/h5_tensors.hpp"
@@ -30,6 +31,13 @@ std::string checkpoint_name(const TrainPosition& p) {
 }
 
 namespace {
+
+// A double as text that reads back to the same bits (std::to_string keeps 6 decimals).
+std::string exact_text(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
 
 Tensor as_tensor(const std::vector<float>& v) {
   Tensor t(Shape{static_cast<int>(std::max<std::size_t>(v.size(), 1))});
@@ -65,6 +73,8 @@ std::vector<std::pair<TrainPosition, fs::path>> list_checkpoints(const std::stri
 
 }  // namespace
 
+bool has_checkpoints(const std::string& dir) { return !list_checkpoints(dir).empty(); }
+
 void save_checkpoint(const std::string& dir, const Model& model, const Adam* adam, const TrainPosition& p, int keep) {
   fs::create_directories(dir);
   const fs::path final_path = fs::path(dir) / checkpoint_name(p);
@@ -84,7 +94,7 @@ void save_checkpoint(const std::string& dir, const Model& model, const Adam* ada
         {"epoch", std::to_string(p.epoch)},
         {"step", std::to_string(p.step)},
         {"adam_t", std::to_string(adam ? adam->iterations() : 0)},
-        {"partial_loss_sum", std::to_string(p.partial.loss_sum)},
+        {"partial_loss_sum", exact_text(p.partial.loss_sum)},
         {"partial_correct", std::to_string(p.partial.correct)},
         {"partial_count", std::to_string(p.partial.count)},
         {"seed", std::to_string(p.seed)},
@@ -137,33 +147,17 @@ Checkpoint load_latest_checkpoint(const std::string& dir, const Model& model, st
                            " are damaged or from another model)");
 }
 
-void broadcast_checkpoint(Checkpoint& ck, const Model& model) {
+void broadcast_checkpoint(Checkpoint& ck) {
   if (Comm::size() == 1) return;
-  const TrainPosition& p = ck.position;
-  std::vector<double> head{static_cast<double>(p.phase), static_cast<double>(p.epoch), static_cast<double>(p.step),
-                           p.partial.loss_sum, static_cast<double>(p.partial.correct),
-                           static_cast<double>(p.partial.count), static_cast<double>(p.seed),
-                           static_cast<double>(p.batch_size), static_cast<double>(p.samples),
-                           static_cast<double>(ck.adam_t), static_cast<double>(ck.adam_m.size())};
-  if (!Comm::is_root()) std::fill(head.begin(), head.end(), 0.0);
-  Comm::allreduce_sum(head);  // only rank 0 contributes: a broadcast
-  ck.position = TrainPosition{static_cast<int>(head[0]), static_cast<int>(head[1]), static_cast<int>(head[2]), {}};
-  ck.position.partial.loss_sum = head[3];
-  ck.position.partial.correct = static_cast<int>(head[4]);
-  ck.position.partial.count = static_cast<int>(head[5]);
-  ck.position.seed = static_cast<std::uint64_t>(head[6]);
-  ck.position.batch_size = static_cast<int>(head[7]);
-  ck.position.samples = static_cast<int>(head[8]);
-  ck.adam_t = static_cast<long>(head[9]);
-  const std::size_t moments = static_cast<std::size_t>(head[10]);
-  ck.adam_m.resize(moments);
-  ck.adam_v.resize(moments);
-  ck.params.resize(model.params().size());
-  ck.state.resize(model.state().size());
-  Comm::broadcast(ck.adam_m.data(), moments);
-  Comm::broadcast(ck.adam_v.data(), moments);
-  Comm::broadcast(ck.params.data(), ck.params.size());
-  Comm::broadcast(ck.state.data(), ck.state.size());
+  static_assert(std::is_trivially_copyable_v<TrainPosition>, "TrainPosition is broadcast as bytes");
+  Comm::broadcast_bytes(&ck.position, sizeof ck.position);  // the 64-bit seed exactly
+  std::uint64_t sizes[2] = {static_cast<std::uint64_t>(ck.adam_t), ck.adam_m.size()};
+  Comm::broadcast_bytes(sizes, sizeof sizes);
+  ck.adam_t = static_cast<long>(sizes[0]);
+  ck.adam_m.resize(sizes[1]);
+  ck.adam_v.resize(sizes[1]);
+  Comm::broadcast(ck.adam_m.data(), ck.adam_m.size());
+  Comm::broadcast(ck.adam_v.data(), ck.adam_v.size());
   ck.path = Comm::broadcast(ck.path);
 }
 

@@ -78,6 +78,15 @@ void Comm::broadcast(float* values, std::size_t n) {
   }
 }
 
+void Comm::broadcast_bytes(void* data, std::size_t bytes) {
+  if (size() == 1) return;
+  for (std::size_t done = 0; done < bytes;) {
+    const int count = static_cast<int>(std::min<std::size_t>(bytes - done, 1u << 30));
+    MPI_Bcast(static_cast<char*>(data) + done, count, MPI_BYTE, 0, MPI_COMM_WORLD);
+    done += static_cast<std::size_t>(count);
+  }
+}
+
 int Comm::ranks_on_node() {
   if (size() == 1) return 1;
   MPI_Comm node;

@@ -85,7 +85,7 @@ void DatasetCache::build(Model& model, const PrefetchConfig& prefetch, std::ostr
   while (loader.next(batch)) {
     model.forward(batch.images, false);
     for (std::size_t k = 0; k < nodes_.size(); ++k) {
-      if (!stores_[k]) continue;
+      if (!stores_[k]) throw std::logic_error("DatasetCache::build before allocate");
       const Tensor& out = model.output(nodes_[k]);  // [b, ...]
       const std::size_t per = shapes_[k].numel();
       for (int j = 0; j < batch.size(); ++j)

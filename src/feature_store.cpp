@@ -76,34 +76,37 @@ std::uint64_t CacheStorage::reserve_spill(std::uint64_t bytes) {
   return offset;
 }
 
-void CacheStorage::write(std::uint64_t offset, const float* data, std::size_t floats) {
-  const char* p = reinterpret_cast<const char*>(data);
-  std::size_t left = floats * sizeof(float);
-  while (left > 0) {
-    const ssize_t n = ::pwrite(fd_, p, left, static_cast<off_t>(offset));
+namespace {
+
+// Repeats io(done, count, file_offset) -- a pread or pwrite of `count` bytes at byte `done` of
+// the caller's buffer -- until all `bytes` moved (both may move fewer bytes than asked).
+// at_zero: what a call that moved nothing means.
+template <class Io>
+void transfer_all(Io io, std::size_t bytes, std::uint64_t offset, const char* doing, const char* at_zero,
+                  const std::string& dir) {
+  std::size_t done = 0;
+  while (done < bytes) {
+    const ssize_t n = io(done, bytes - done, static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0)
-      throw std::runtime_error("--cache-dir " + dir_ + ": writing the feature-cache spill file failed (" +
-                               errno_text(n < 0 ? errno : EIO) + ")");
-    p += n;
-    offset += static_cast<std::uint64_t>(n);
-    left -= static_cast<std::size_t>(n);
+      throw std::runtime_error("--cache-dir " + dir + ": " + doing + " the feature-cache spill file failed (" +
+                               (n < 0 ? errno_text(errno) : std::string(at_zero)) + ")");
+    done += static_cast<std::size_t>(n);
   }
 }
 
+}  // namespace
+
+void CacheStorage::write(std::uint64_t offset, const float* data, std::size_t floats) {
+  const char* src = reinterpret_cast<const char*>(data);
+  transfer_all([&](std::size_t at, std::size_t count, off_t where) { return ::pwrite(fd_, src + at, count, where); },
+               floats * sizeof(float), offset, "writing", "no byte written", dir_);
+}
+
 void CacheStorage::read(std::uint64_t offset, float* data, std::size_t floats) const {
-  char* p = reinterpret_cast<char*>(data);
-  std::size_t left = floats * sizeof(float);
-  while (left > 0) {
-    const ssize_t n = ::pread(fd_, p, left, static_cast<off_t>(offset));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0)
-      throw std::runtime_error("--cache-dir " + dir_ + ": reading the feature-cache spill file failed (" +
-                               (n < 0 ? errno_text(errno) : std::string("unexpected end of file")) + ")");
-    p += n;
-    offset += static_cast<std::uint64_t>(n);
-    left -= static_cast<std::size_t>(n);
-  }
+  char* dst = reinterpret_cast<char*>(data);
+  transfer_all([&](std::size_t at, std::size_t count, off_t where) { return ::pread(fd_, dst + at, count, where); },
+               floats * sizeof(float), offset, "reading", "unexpected end of file", dir_);
 }
 
 FeatureStore::FeatureStore(CacheStorage& storage, int records, std::size_t record_floats)
@@ -143,6 +146,10 @@ void FeatureStore::get(int record, float* dst) const {
                  dst, record_floats_);
 }
 
+double physical_memory_bytes() {
+  return static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGESIZE));
+}
+
 std::size_t default_cache_budget(int ranks_on_node) {
   double available = 0;
   std::ifstream meminfo("/proc/meminfo");
@@ -151,7 +158,7 @@ std::size_t default_cache_budget(int ranks_on_node) {
   std::string unit;
   while (meminfo >> key >> kib >> unit)
     if (key == "MemAvailable:") available = kib * 1024.0;
-  if (available <= 0) available = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGESIZE));
+  if (available <= 0) available = physical_memory_bytes();
   return static_cast<std::size_t>(available / 2 / std::max(1, ranks_on_node));
 }
 

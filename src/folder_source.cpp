@@ -64,7 +64,13 @@ FolderSource::FolderSource(const std::string& dir, BadImagePolicy policy, int th
     if (bad[static_cast<size_t>(i)]) {
       if (policy == BadImagePolicy::kFail)
         throw std::runtime_error(reason_of(i) + " (--on-bad-image fail; use skip to leave such files out)");
-      skipped_.push_back({folder.files[static_cast<size_t>(i)], skipped_.size() < 5 ? reason_of(i) : reasons[static_cast<size_t>(i)]});
+      // The first few reasons are shown, so they are made exact on every rank; later ones may
+      // have been found by another rank.
+      const std::string& found_here = reasons[static_cast<size_t>(i)];
+      skipped_.push_back({folder.files[static_cast<size_t>(i)],
+                          skipped_.size() < 5    ? reason_of(i)
+                          : found_here.empty() ? folder.files[static_cast<size_t>(i)] + ": found bad by another rank"
+                                               : found_here});
       continue;
     }
     files_.push_back(folder.files[static_cast<size_t>(i)]);

@@ -93,6 +93,15 @@ Shape Model::output_shape(int node, int batch) const {
   return s;
 }
 
+void Model::set_weights(const std::vector<float>& params, const std::vector<float>& state) {
+  if (params.size() != params_.size() || state.size() != state_.size())
+    throw std::invalid_argument("set_weights: blocks of " + std::to_string(params.size()) + " + " +
+                                std::to_string(state.size()) + " values for a model of " +
+                                std::to_string(params_.size()) + " + " + std::to_string(state_.size()));
+  std::copy(params.begin(), params.end(), params_.begin());
+  std::copy(state.begin(), state.end(), state_.begin());
+}
+
 const ParamRef& Model::find_param(const std::string& layer_name, const std::string& var) const {
   const int i = index_of(layer_name);
   if (i < 0) throw std::invalid_argument("the model has no layer named '" + layer_name + "'");

@@ -36,16 +36,6 @@ void require(bool ok, const std::string& msg) {
   if (!ok) throw std::invalid_argument(msg);
 }
 
-PrefetchConfig prefetch_config(const TrainConfig& c, Augment augment, int epoch) {
-  PrefetchConfig p;
-  p.image_size = c.image_size;
-  p.preprocess = c.preprocess;
-  p.augment = augment;
-  p.seed = c.seed;
-  p.epoch = epoch;
-  p.threads = c.loader_threads;
-  return p;
-}
 
 void unfreeze(Model& model, const TrainConfig& c) {
   if (!c.unfreeze_from.empty())
@@ -111,9 +101,9 @@ struct StepTimes {
   double data = 0, comm = 0, total = 0;
 };
 
-// Steps first_step.. of one epoch. `carry` (rank 0's share) holds the global sums of the steps
-// taken before a resume. after_step(steps_done, local_sums) returns true to stop early; then
-// `stopped` is set. Returns the exact global loss/accuracy sums of the epoch's steps taken.
+// Steps first_step.. of one epoch. `carry` holds the global sums of the steps taken before a
+// resume. after_step(steps_done, global_sums) returns true to stop early; then `stopped` is set.
+// Returns the exact global loss/accuracy sums of the epoch's steps (carry included).
 LossResult train_epoch(Model& model, Adam& adam, EpochFeed& batches, const ShardPlan& plan, const TrainConfig& c,
                        int phase, int first_step, const LossResult& carry,
                        const std::function<bool(int, const LossResult&)>& after_step, bool& stopped,
@@ -122,8 +112,7 @@ LossResult train_epoch(Model& model, Adam& adam, EpochFeed& batches, const Shard
   Progress progress(progress_out, plan.steps());
   Batch batch;
   Tensor dlogits;
-  LossResult sum, shown = carry;  // shown: global sums for the progress line
-  if (Comm::is_root()) sum = carry;
+  LossResult sum = carry;  // global sums, the same on every rank
   stopped = false;
   const std::size_t n = model.trainable_size();
   const std::size_t bucket_floats = static_cast<std::size_t>(c.bucket_mb * 1024 * 1024 / sizeof(float));
@@ -144,31 +133,25 @@ LossResult train_epoch(Model& model, Adam& adam, EpochFeed& batches, const Shard
     model.backward(dlogits, [&sync](std::size_t filled) { sync.ready(filled); });
     times.comm += sync.finish();
     t = Clock::now();
-    std::vector<double> step_sums{r.loss_sum, static_cast<double>(r.correct), static_cast<double>(r.count)};
-    Comm::allreduce_sum(step_sums);
+    const LossResult step_sums = global_sum(r);
     times.comm += seconds_since(t);
-    if (!std::isfinite(step_sums[0]))
-      throw std::runtime_error("phase " + std::to_string(phase) + ": the loss became " + std::to_string(step_sums[0]) +
+    if (!std::isfinite(step_sums.loss_sum))
+      throw std::runtime_error("phase " + std::to_string(phase) + ": the loss became " + std::to_string(step_sums.loss_sum) +
                                " at step " + std::to_string(step + 1) +
                                " (diverged: lower the learning rate, check the input data); the last checkpoint "
                                "(if any) holds the last good state");
     adam.step(model.params().data(), model.grads().data());
     if (c.bn_mode == BnMode::kLocal) average_trainable_bn_state(model);
-    sum.loss_sum += r.loss_sum;
-    sum.correct += r.correct;
-    sum.count += r.count;
-    shown.loss_sum += step_sums[0];
-    shown.correct += static_cast<int>(step_sums[1]);
-    shown.count += static_cast<int>(step_sums[2]);
-    images += static_cast<int>(step_sums[2]);
-    progress.update(step + 1, shown, images, seconds_since(epoch_start));
+    sum += step_sums;
+    images += step_sums.count;
+    progress.update(step + 1, sum, images, seconds_since(epoch_start));
     if (after_step && after_step(step + 1, sum)) {
       stopped = true;
       break;
     }
   }
   times.total += seconds_since(epoch_start);
-  return global_sum(sum);
+  return sum;
 }
 
 void log_epoch(std::ostream& log, const EpochStats& s, bool has_val) {
@@ -200,7 +183,7 @@ TrainPosition starting_state(Model& model, const SampleSource& train, const Trai
   if (c.resume) {
     // Rank 0 chooses and reads the checkpoint, so every rank continues from the same one.
     if (Comm::is_root()) resumed = load_latest_checkpoint(c.checkpoint_dir, model, log);
-    broadcast_checkpoint(resumed, model);
+    broadcast_checkpoint(resumed);
     from = resumed.position;
     auto same = [&](bool ok, const std::string& what) {
       if (!ok)
@@ -210,8 +193,9 @@ TrainPosition starting_state(Model& model, const SampleSource& train, const Trai
     same(from.seed == c.seed, "--seed " + std::to_string(from.seed));
     same(from.batch_size == c.batch_size, "--batch-size " + std::to_string(from.batch_size));
     same(from.samples == train.size(), std::to_string(from.samples) + " training samples");
-    model.params() = resumed.params;
-    model.state() = resumed.state;
+    if (Comm::is_root()) {  // the other replicas get them with the broadcast below
+      model.set_weights(resumed.params, resumed.state);
+    }
     log << "resuming from " << resumed.path << " (phase " << from.phase << ", epoch " << from.epoch << ", step "
         << from.step << ")" << std::endl;
   } else if (c.calibrate_bn_samples > 0) {
@@ -221,13 +205,9 @@ TrainPosition starting_state(Model& model, const SampleSource& train, const Trai
                         prefetch_config(c, Augment::kNone, -1));
     Batch batch;
     one.next(batch);
-    for (BatchNormalization* bn : batch_norms(model)) bn->set_sum_reducer(nullptr);  // same batch on every rank
-    model.calibrate_batch_norm(batch.images);
+    model.calibrate_batch_norm(batch.images);  // the same batch on every rank: no reducer yet
     log << "randomly initialised base: frozen BatchNormalization statistics calibrated on " << n
         << " training images" << std::endl;
-    if (c.bn_mode == BnMode::kSync && Comm::size() > 1)
-      for (BatchNormalization* bn : batch_norms(model))
-        bn->set_sum_reducer([](std::vector<double>& sums) { Comm::allreduce_sum(sums); });
   }
   // Every replica starts from rank 0's state.
   Comm::broadcast(model.params().data(), model.params().size());
@@ -236,6 +216,17 @@ TrainPosition starting_state(Model& model, const SampleSource& train, const Trai
 }
 
 }  // namespace
+
+PrefetchConfig prefetch_config(const TrainConfig& c, Augment augment, int epoch) {
+  PrefetchConfig p;
+  p.image_size = c.image_size;
+  p.preprocess = c.preprocess;
+  p.augment = augment;
+  p.seed = c.seed;
+  p.epoch = epoch;
+  p.threads = c.loader_threads;
+  return p;
+}
 
 BnMode parse_bn_mode(const std::string& name) {
   if (name == "sync") return BnMode::kSync;
@@ -267,9 +258,7 @@ LossResult evaluate_feed(Model& model, EpochFeed& batches) {
   while (batches.next(batch)) {
     batches.forward(model, batch.images, false);
     const LossResult r = softmax_cross_entropy(logits_of(model), batch.labels, 1.0, nullptr);
-    total.loss_sum += r.loss_sum;
-    total.correct += r.correct;
-    total.count += r.count;
+    total += r;
   }
   return global_sum(total);
 }
@@ -296,14 +285,15 @@ std::vector<EpochStats> run_two_phase(Model& model, const SampleSource& train, c
   std::vector<EpochStats> history;
   for (BatchNormalization* bn : batch_norms(model)) {
     bn->set_inference_only(c.bn_mode == BnMode::kFrozen);
-    if (c.bn_mode == BnMode::kSync && Comm::size() > 1)
-      bn->set_sum_reducer([](std::vector<double>& sums) { Comm::allreduce_sum(sums); });
-    else
-      bn->set_sum_reducer(nullptr);
+    bn->set_sum_reducer(nullptr);
   }
   freeze_base(model);
   Checkpoint resumed;
   const TrainPosition from = starting_state(model, train, c, log, resumed);
+  // --bn-mode sync: trainable BN layers normalise with the global batch's statistics.
+  if (c.bn_mode == BnMode::kSync && Comm::size() > 1)
+    for (BatchNormalization* bn : batch_norms(model))
+      bn->set_sum_reducer([](std::vector<double>& sums) { Comm::allreduce_sum(sums); });
   unfreeze(model, c);  // phase 2's trainable layers decide its cache cut
   const int phase2_first = model.first_trainable_node();
   freeze_base(model);
@@ -350,11 +340,11 @@ std::vector<EpochStats> run_two_phase(Model& model, const SampleSource& train, c
       const int global_epoch = (phase == 1 ? 0 : c.phase1_epochs) + e - 1;
       const auto start = std::chrono::steady_clock::now();
       bool stopped = false;
-      auto after_step = [&](int steps_done, const LossResult& local) {
+      auto after_step = [&](int steps_done, const LossResult& sums) {
         ++steps_this_run;
         const bool stop = c.max_steps > 0 && steps_this_run >= c.max_steps;
         if (checkpoints && (stop || (c.checkpoint_steps > 0 && steps_done % c.checkpoint_steps == 0))) {
-          TrainPosition at{phase, e, steps_done, global_sum(local)};
+          TrainPosition at{phase, e, steps_done, sums};
           checkpoint(&adam, at);
         }
         return stop;

@@ -1,8 +1,6 @@
 // Planning, building and reporting a training run's feature caches (see training_caches.hpp).
 #include "parafine/training_caches.hpp"
 
-#include <unistd.h>
-
 #include <chrono>
 #include <iomanip>
 #include <ostream>
@@ -22,11 +20,12 @@ TrainingCaches build_training_caches(Model& model, const SampleSource& train, co
   if (!caches.plan.any()) return caches;
   const auto start = std::chrono::steady_clock::now();
   const int ranks_here = Comm::ranks_on_node();
-  std::size_t budget = default_cache_budget(ranks_here);
-  if (c.cache.memory_bytes >= 0) {
+  std::size_t budget = 0;
+  if (c.cache.memory_bytes < 0) {
+    budget = default_cache_budget(ranks_here);
+  } else {
     budget = static_cast<std::size_t>(c.cache.memory_bytes);
-    const double ram_per_rank =
-        static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGESIZE)) / ranks_here;
+    const double ram_per_rank = physical_memory_bytes() / ranks_here;
     if (static_cast<double>(budget) > ram_per_rank)
       log << "warning: --cache-mem " << format_bytes(static_cast<double>(budget)) << " is more than this node's memory per rank ("
           << format_bytes(ram_per_rank) << "): the cache may be swapped out or the job killed; lower --cache-mem"
@@ -41,10 +40,7 @@ TrainingCaches build_training_caches(Model& model, const SampleSource& train, co
     caches.train->allocate(node, *caches.storage);
     if (caches.val) caches.val->allocate(node, *caches.storage);
   }
-  PrefetchConfig p;
-  p.image_size = c.image_size;
-  p.preprocess = c.preprocess;
-  p.threads = c.loader_threads;
+  const PrefetchConfig p = prefetch_config(c, Augment::kNone, -1);
   std::ostream* progress = Comm::is_root() ? &log : nullptr;
   caches.train->build(model, p, progress);
   if (caches.val) caches.val->build(model, p, progress);

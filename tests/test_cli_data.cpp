@@ -17,6 +17,7 @@
 #include <iostream>
 #include <sstream>
 #include <string>
+#include <algorithm>
 #include <vector>
 
 #include "image_writers.hpp"
@@ -235,6 +236,30 @@ TEST_F(CliData, BadFilesAreSkippedAndNamedOrFailTheRun) {
   std::cout << "predict on the folder with 2 bad files: " << rows.size() - 1 << " rows\n";
   EXPECT_EQ(rows.size(), 19u);
   EXPECT_TRUE(contains(pred.output, zero)) << pred.output;
+}
+
+// File names with a comma or a quote are CSV-quoted in predict's output, so the columns stay
+// where the header says (an unquoted "a,b.png" would shift every probability one column right).
+TEST_F(CliData, PredictQuotesFileNamesThatNeedIt) {
+  const unsigned char* rgb = kColours[2];
+  for (int c = 0; c < 3; ++c) {
+    const std::string name = c == 2 ? "odd/red/a,b \"c\".png" : "odd/" + kClasses[c] + "/x.png";
+    write(name, encode_png(flat_rgb(32, 32, rgb[0], rgb[1], rgb[2], 40, 7), 32, 32, PNG_COLOR_TYPE_RGB, 8));
+  }
+  const CommandResult pred = run("predict --model " + path("model_folder.h5") + " --input " + path("odd") +
+                                 " --image-size 32 --output " + path("pred_odd.csv"));
+  ASSERT_EQ(pred.exit_code, 0) << pred.output;
+  std::ifstream in(path("pred_odd.csv"));
+  std::string header, line, odd;
+  std::getline(in, header);
+  while (std::getline(in, line))
+    if (contains(line, "a,b")) odd = line;
+  std::cout << "row of the odd name: " << odd << "\n";
+  // RFC 4180: the field is quoted and its quotes doubled; what follows is p_blue,p_green,p_red,predicted.
+  const std::string field = "\"" + path("odd/red/a,b \"\"c\"\".png") + "\"";
+  ASSERT_EQ(odd.rfind(field, 0), 0u) << odd;
+  const std::string rest = odd.substr(field.size());
+  EXPECT_EQ(std::count(rest.begin(), rest.end(), ','), 4) << rest;
 }
 
 TEST_F(CliData, BadInputFailsBeforeTrainingWithAClearMessage) {

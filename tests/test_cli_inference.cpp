@@ -114,7 +114,8 @@ TEST_F(CliInference, BadInputGivesAClearMessageAndNonZeroExit) {
       {"evaluate --model " + path("model.h5") + " --data " + path("no_images.h5"), 1, "no 'images'"},
       {"evaluate --model " + path("model.h5") + " --data " + path("bad_labels.h5") + " --image-size 32", 1,
        "label -2 of sample 5"},
-      {"predict --model " + path("model.h5") + " --input " + path("missing.h5"), 1, "no such file"},
+      {"predict --model " + path("model.h5") + " --input " + path("missing.h5") + " --output " + path("failed.csv"), 1,
+       "no such file"},
       {"predict --model " + path("model.h5") + " --input " + path("data.h5") + " --preprocess torch", 2, "--preprocess"},
       {"frobnicate", 2, "unknown command"},
       {"inspect", 2, "usage"},
@@ -124,7 +125,10 @@ TEST_F(CliInference, BadInputGivesAClearMessageAndNonZeroExit) {
     EXPECT_EQ(r.exit_code, c.code) << c.args << "\n" << r.output;
     EXPECT_NE(r.output.find(c.says), std::string::npos) << c.args << "\n" << r.output;
   }
-  EXPECT_FALSE(fs::exists(path("preds.csv.tmp")));
+  // A failed predict leaves neither its output nor a temporary file behind.
+  EXPECT_FALSE(fs::exists(path("failed.csv")));
+  for (const auto& e : fs::directory_iterator(path("")))
+    EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << "left behind: " << e.path();
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <sstream>
 
@@ -94,7 +95,6 @@ TEST(FeatureCachePlan, CutsAtTheBlockBeforeTheFirstTrainableLayer) {
   freeze_base(m);
   unfreeze_last_base_layers(m, 1);  // conv5_block3_out has no weights: phase 2 trains the head only
   EXPECT_EQ(m.layer(restart_node(m, m.first_trainable_node())).name(), "global_average_pooling2d");
-  freeze_base(m);
   freeze_base(m);
   unfreeze_last_base_layers(m, 9);  // the first trainable layer is conv5_block3_1_bn
   EXPECT_EQ(m.layer(m.first_trainable_node()).name(), "conv5_block3_1_bn");
@@ -229,7 +229,15 @@ TEST(FeatureStore, ByteSizes) {
   for (const char* bad : {"", "lots", "-1G", "5X", "1e30", "1BB", "2GX", "8E"})
     EXPECT_THROW(parse_byte_size(bad, "--cache-mem"), std::invalid_argument) << bad;
   EXPECT_EQ(format_bytes(1536), "1.5 KiB");
-  EXPECT_GT(default_cache_budget(2), 0u);
+  // Half of MemAvailable (read here independently) per rank, for 2 ranks; memory moves a little
+  // between the two reads.
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key, unit;
+  double kib = 0, available = 0;
+  while (meminfo >> key >> kib >> unit)
+    if (key == "MemAvailable:") available = kib * 1024;
+  ASSERT_GT(available, 0);
+  EXPECT_NEAR(static_cast<double>(default_cache_budget(2)), available / 4, 0.05 * available / 4);
 }
 
 // The records the cache stores are what the uncached network computes for each sample
@@ -353,8 +361,8 @@ TEST(FeatureCacheTraining, BitwiseEqualWhenAllBatchesHaveOneSize) {
 // Training amplifies that: Adam divides by sqrt(v), so where a gradient is near zero such
 // rounding can flip a step's sign and move a weight by up to ~2 lr differently (max |dw| tol
 // 2e-3), and batch-statistics BN over a few rows magnifies it further; measured: 0.3% of the
-// training update for the default cut, 1.7% for the conv4 cut (tol 5%).
-constexpr double kReassociationUpdate = 5e-2, kReassociationMax = 2e-3;
+// training update for the default cut (tol 1%), 1.7% for the conv4 cut (tol 5%).
+constexpr double kReassociationMax = 2e-3;
 
 TEST(FeatureCacheTraining, SameWeightsAsWithoutCacheDefaultUnfreeze) {
   TrainConfig c = small_config();
@@ -365,7 +373,7 @@ TEST(FeatureCacheTraining, SameWeightsAsWithoutCacheDefaultUnfreeze) {
   std::cout << on.log;
   EXPECT_NE(on.log.find("phase 2 from conv5_block2_out"), std::string::npos);
   EXPECT_NE(off.log.find("feature cache: off (--cache off)"), std::string::npos);
-  compare(off, on, "--unfreeze-last 10, cache vs no cache", kReassociationUpdate, kReassociationMax);
+  compare(off, on, "--unfreeze-last 10, cache vs no cache", 1e-2, kReassociationMax);
   ASSERT_EQ(on.history.size(), off.history.size());
   for (size_t e = 0; e < on.history.size(); ++e)
     EXPECT_NEAR(on.history[e].val_loss, off.history[e].val_loss, 1e-4) << "epoch " << e;
@@ -379,7 +387,7 @@ TEST(FeatureCacheTraining, SameWeightsAsWithoutCacheCutInsideConv4) {
   c.cache.mode = CacheMode::kAuto;
   const RunResult on = train_small(c);
   EXPECT_NE(on.log.find("phase 2 from conv4_block4_out"), std::string::npos) << on.log;
-  compare(off, on, "--unfreeze-from conv4_block5_1_conv, cache vs no cache", kReassociationUpdate,
+  compare(off, on, "--unfreeze-from conv4_block5_1_conv, cache vs no cache", 5e-2,
           kReassociationMax);
 }
 

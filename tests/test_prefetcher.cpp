@@ -3,6 +3,10 @@
 // load() exception surfaces in next(); destruction mid-epoch does not hang; at most `depth`
 // batches are decoded ahead; H5Source reads the pixels H5ImageDataset::read_batch does.
 #include <gtest/gtest.h>
+
+#include <mutex>
+
+#include <condition_variable>
 #include <unistd.h>
 
 #include <atomic>
@@ -249,35 +253,59 @@ TEST(Prefetcher, LoadErrorSurfacesInNext) {
 }
 
 // A batch that completes after a later sample failed is not delivered: once next() has thrown,
-// every call throws. Sample 4 (step 0) is slow, sample 5 (step 1) fails at once; by the second
-// call step 0 is complete, and next() must still rethrow rather than hand it out.
-class SlowThenBrokenSource : public SampleSource {
+// every call throws. Sample 4 (step 0) waits until the test releases it; sample 5 (step 1)
+// fails at once. The test releases sample 4 only after the first next() has thrown and waits
+// until step 0 is complete; next() must still rethrow rather than hand step 0 out.
+class HeldThenBrokenSource : public SampleSource {
  public:
-  explicit SlowThenBrokenSource(const SampleSource& inner) : inner_(inner) {}
+  explicit HeldThenBrokenSource(const SampleSource& inner) : inner_(inner) {}
   int size() const override { return inner_.size(); }
   int classes() const override { return inner_.classes(); }
   const std::vector<std::string>& class_names() const override { return inner_.class_names(); }
   int label(int i) const override { return inner_.label(i); }
   void load(int i, int image_size, float* out) const override {
-    if (i == 4) std::this_thread::sleep_for(200ms);
     if (i == 5) throw std::runtime_error("broken.h5: image 5 is damaged");
+    if (i == 4) {
+      std::unique_lock<std::mutex> lock(m_);
+      cv_.wait(lock, [this] { return released_; });
+    }
     inner_.load(i, image_size, out);
+    if (i == 4) {
+      std::lock_guard<std::mutex> lock(m_);
+      held_done_ = true;
+      cv_.notify_all();
+    }
+  }
+  void release() {
+    std::lock_guard<std::mutex> lock(m_);
+    released_ = true;
+    cv_.notify_all();
+  }
+  void wait_held_done() {
+    std::unique_lock<std::mutex> lock(m_);
+    cv_.wait(lock, [this] { return held_done_; });
   }
 
  private:
   const SampleSource& inner_;
+  mutable std::mutex m_;
+  mutable std::condition_variable cv_;
+  bool released_ = false;
+  mutable bool held_done_ = false;
 };
 
 TEST(Prefetcher, NoBatchIsDeliveredAfterTheError) {
   const InMemorySource inner = random_source(20, 4, 4, 2, 6);
-  const SlowThenBrokenSource src(inner);
+  HeldThenBrokenSource src(inner);
   PrefetchConfig c;
   c.image_size = 4;
   c.threads = 4;
   BatchPrefetcher pf(src, ShardPlan(20, 5, 1, 0, false, 0).local_batches(0), c);
   Batch b;
   EXPECT_THROW(pf.next(b), std::runtime_error) << "sample 5 fails while step 0 waits for sample 4";
-  std::this_thread::sleep_for(400ms);  // sample 4 finishes: step 0 is now complete
+  src.release();
+  src.wait_held_done();
+  std::this_thread::sleep_for(50ms);  // the worker records sample 4 (step 0 complete) under the prefetcher's lock
   EXPECT_THROW(pf.next(b), std::runtime_error) << "a batch was handed out after the error";
 }
 

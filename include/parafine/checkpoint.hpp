@@ -35,6 +35,9 @@ std::string checkpoint_name(const TrainPosition& p);
 void save_checkpoint(const std::string& dir, const Model& model, const Adam* adam, const TrainPosition& position,
                      int keep);
 
+// Whether `dir` holds files named like checkpoints (ckpt-p*-e*-s*.h5; not temporary files).
+bool has_checkpoints(const std::string& dir);
+
 struct Checkpoint {
   std::string path;
   TrainPosition position;
@@ -47,8 +50,8 @@ struct Checkpoint {
 // there is none (naming the directory).
 Checkpoint load_latest_checkpoint(const std::string& dir, const Model& model, std::ostream& log);
 
-// Collective: rank 0's checkpoint (position, optimizer state, weights, path) on every rank;
-// `model` sizes the weight blocks of the ranks that read nothing.
-void broadcast_checkpoint(Checkpoint& checkpoint, const Model& model);
+// Collective: rank 0's position, optimizer state and path on every rank. Not the weights:
+// rank 0 loads them into its model, and the trainer broadcasts the model to every replica.
+void broadcast_checkpoint(Checkpoint& checkpoint);
 
 }  // namespace parafine

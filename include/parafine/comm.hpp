@@ -31,6 +31,7 @@ class Comm {
   static void allreduce_min_max(double& min, double& max);
   // Rank 0's values on every rank.
   static void broadcast(float* values, std::size_t n);
+  static void broadcast_bytes(void* data, std::size_t bytes);  // e.g. a trivially copyable struct
   // Ranks sharing this node (MPI_Comm_split_type SHARED), for threads = cores / ranks.
   static int ranks_on_node();
   // Every rank's bytes, concatenated in rank order at rank 0 (other ranks get nothing back).

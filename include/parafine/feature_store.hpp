@@ -38,7 +38,6 @@ class CacheStorage {
   std::size_t memory_budget() const { return budget_; }
   std::size_t memory_used() const { return used_; }
   std::uint64_t spill_bytes() const { return spill_size_; }
-  const std::string& spill_dir() const { return dir_; }     // resolved when something spills
   const std::string& spill_path() const { return path_; }   // "" until something spills
   bool spill_in_memory_fs() const { return tmpfs_; }         // tmpfs: the "disk" is RAM too
 
@@ -70,6 +69,8 @@ class FeatureStore {
   std::vector<float> memory_;     // [in_memory, record_floats]
   std::uint64_t spill_offset_ = 0;
 };
+
+double physical_memory_bytes();  // this node's RAM
 
 // The default --cache-mem: half of the memory available on this node now (MemAvailable, else
 // the physical memory) divided by the ranks sharing the node.

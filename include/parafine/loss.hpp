@@ -11,6 +11,12 @@ struct LossResult {
   double loss_sum = 0.0;  // sum over the batch of -log p[label]
   int correct = 0;        // argmax(logits) == label
   int count = 0;
+  LossResult& operator+=(const LossResult& o) {
+    loss_sum += o.loss_sum;
+    correct += o.correct;
+    count += o.count;
+    return *this;
+  }
 };
 
 // logits [N,C], labels[i] in [0,C). When dlogits is given it is set to

@@ -52,12 +52,15 @@ class Model {
   Shape sample_input_shape() const;             // [H,W,C]
   Shape output_shape(int node, int batch) const;
 
-  // Weights.
+  // Weights. Layers hold pointers into these blocks: change values, never sizes (set_weights
+  // copies a whole saved block in after checking its size).
   std::vector<float>& params() { return params_; }
   const std::vector<float>& params() const { return params_; }
   std::vector<float>& state() { return state_; }
   const std::vector<float>& state() const { return state_; }
   const std::vector<ParamRef>& param_refs() const { return refs_; }
+  // Throws std::invalid_argument when a block has another size than the model's.
+  void set_weights(const std::vector<float>& params, const std::vector<float>& state);
   // The variable `var` of layer `layer_name`; throws naming both when absent.
   const ParamRef& find_param(const std::string& layer_name, const std::string& var) const;
   float* data(const ParamRef& r) { return (r.optimised ? params_.data() : state_.data()) + r.offset; }

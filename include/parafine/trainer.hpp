@@ -71,6 +71,10 @@ struct EpochStats {
   double data_wait_seconds = 0, comm_seconds = 0, compute_seconds = 0;
 };
 
+// What the prefetcher needs from a TrainConfig (image size, preprocessing, loader threads, seed),
+// with this augmentation for this (global, 0-based) epoch.
+PrefetchConfig prefetch_config(const TrainConfig& config, Augment augment, int epoch);
+
 // Throws std::invalid_argument naming the option for a bad configuration.
 void validate(const TrainConfig& config);
 

@@ -28,6 +28,15 @@ namespace parafine {
 
 namespace {
 
+// A CSV field as RFC 4180 has it: quoted (with doubled quotes) when it holds a comma, a quote
+// or a line break, so a file name like "a,b.jpg" cannot shift the columns.
+std::string csv_field(const std::string& text) {
+  if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
+  std::string quoted = "\"";
+  for (char ch : text) quoted += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+  return quoted + "\"";
+}
+
 struct InferenceOptions {
   std::string model, data, output, preprocess = "caffe";
   int batch_size = 32, image_size = 0, threads = 0;
@@ -105,16 +114,16 @@ int run_predict(int argc, char** argv) {
   p.preprocess = parse_preprocess(o.preprocess);
   BatchPrefetcher batches(*data, plan.local_batches(0), p);
   Batch batch;
-  std::ostringstream rows;  // "<index>\t<csv row>\n" per sample of this rank
+  std::ostringstream rows;  // "<index>\t<csv row>\0" per sample of this rank
   rows << std::setprecision(6);
   while (batches.next(batch)) {
     const Tensor& probs = model.forward(batch.images, false);
     for (int i = 0; i < batch.size(); ++i) {
       const float* row = probs.data() + static_cast<size_t>(i) * classes;
       const int index = batch.indices[static_cast<size_t>(i)];
-      rows << index << "\t" << data->sample_name(index);
+      rows << index << "\t" << csv_field(data->sample_name(index));
       for (int c = 0; c < classes; ++c) rows << "," << row[c];
-      rows << "," << names[static_cast<size_t>(std::max_element(row, row + classes) - row)] << "\n";
+      rows << "," << names[static_cast<size_t>(std::max_element(row, row + classes) - row)] << '\0';
     }
   }
   const std::string mine = rows.str();
@@ -122,7 +131,7 @@ int run_predict(int argc, char** argv) {
   if (!Comm::is_root()) return 0;
   std::vector<std::pair<int, std::string>> lines;
   std::istringstream all(std::string(gathered.begin(), gathered.end()));
-  for (std::string line; std::getline(all, line);) {
+  for (std::string line; std::getline(all, line, '\0');) {  // NUL ends a record: no file name holds one
     const auto tab = line.find('\t');
     lines.emplace_back(std::stoi(line.substr(0, tab)), line.substr(tab + 1));
   }

@@ -14,6 +14,7 @@
 #include <tuple>
 
 #include "parafine/cli.hpp"
+#include "parafine/checkpoint.hpp"
 #include "parafine/comm.hpp"
 #include "parafine/compute.hpp"
 #include "parafine/feature_store.hpp"  // parse_byte_size
@@ -120,10 +121,7 @@ int run_train(int argc, char** argv) {
     unfreeze_base_from(names_only, unfreeze_from);
   }
   if (!c.checkpoint_dir.empty()) {
-    bool any = false;
-    std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(c.checkpoint_dir, ec))
-      any = any || e.path().filename().string().rfind("ckpt-", 0) == 0;
+    const bool any = has_checkpoints(c.checkpoint_dir);
     require(!c.resume || any, "--resume: no checkpoint (ckpt-*.h5) in --checkpoint-dir " + c.checkpoint_dir);
     // A new run must not mix its checkpoints with an earlier run's (a later --resume would
     // pick whichever is furthest along).

@@ -153,9 +153,10 @@ void BatchNormalization::backward(const std::vector<const Tensor*>& in, const Te
       dbeta[k] = static_cast<float>(sums_[k]);
     }
   }
+  // No input gradient wanted (the earliest trainable layer): every rank returns here alike.
+  if (!din[0]) return;
   if (last_used_batch_stats_ && reduce_) reduce_(sums_);  // dx needs the global batch's sums
   const double n = sums_[2 * c];
-  if (!din[0]) return;
   din[0]->resize(xt.shape());
   float* dx = din[0]->data();
   if (!last_used_batch_stats_) {

@@ -16,8 +16,16 @@ rng_seed=0
 colour_h5 "$work/data12.h5" 12 $rng_seed
 colour_h5 "$work/data13.h5" 13 $((rng_seed + 1))
 
-common="--weights none --image-size 32 --batch-size 4 --shuffle false --head-units 16 --phase1-epochs 2
-  --phase1-lr 1e-3 --phase2-epochs 2 --phase2-lr 1e-4 --unfreeze-last 10 --threads 1 --loader-threads 1"
+# 64x64 (resized from 32): conv5 is 2x2, so sync BN over a global batch of 4 is well conditioned.
+setup="--weights none --image-size 64 --batch-size 4 --shuffle false --head-units 16 --phase1-lr 1e-3
+  --phase2-lr 1e-4 --unfreeze-last 10 --threads 1 --loader-threads 1"
+common="$setup --phase1-epochs 2 --phase2-epochs 2"
+# Where every run starts (seeded init, BN calibrated on the first samples of data12 and data13
+# alike): differences are measured against how far training moved the weights.
+for n in 12 13; do
+  "$parafine" train --train "$work/data$n.h5" $setup --phase1-epochs 0 --phase2-epochs 0 --save "$work/init$n.h5" \
+    > "$work/init$n.log" 2>&1 || { cat "$work/init$n.log"; fail "init $n"; }
+done
 for n in 12 13; do
   cache=$([ $n = 12 ] && echo "--cache off" || echo "--cache auto")
   "$parafine" train --train "$work/data$n.h5" --val "$work/data12.h5" $common $cache --save "$work/n${n}_single.h5" \
@@ -45,8 +53,11 @@ grep -h "phase 2 epoch 2" "$work"/n12_np*.log
 head -1 "$work/n12_np3.csv" | grep -q "^phase,epoch,loss,acc,val_loss,val_acc,seconds,img_per_s$" || fail "--history header"
 [ "$(cut -d, -f1,2 "$work/n12_np3.csv" | tr '\n' ' ')" = "phase,epoch 1,1 1,2 2,1 2,2 " ] || fail "--history phases"
 
-# Tolerance: float reassociation (sums over ranks in another order) through 8 Adam steps.
-# Adam divides by sqrt(v), so a tiny gradient's rounding can move its weight by up to ~lr.
+# Tolerance: float reassociation (sums over ranks in another order) through 8 Adam steps, as a
+# fraction of the training update. Adam divides by sqrt(v), so a tiny gradient's rounding can
+# move its weight by up to ~lr (max |dw| 2e-3). Measured: <= 1.7e-6 of the update at 64x64
+# (tol 1e-4). At 32x32 conv5 is 1x1, batch-statistics BN over 4 rows amplifies rounding, and
+# 3 ranks differed by 2% of the update: a test there could not tell reassociation from a bug.
 for n in 12 13; do
   runs="np1 np2 np3"
   [ $n = 13 ] && runs="$runs buckets nocache"
@@ -54,7 +65,7 @@ for n in 12 13; do
     label="N=$n, ${r#np} rank(s) vs one process"
     [ $r = buckets ] && label="N=13, 3 ranks (2 KiB buckets) vs one process"
     [ $r = nocache ] && label="N=13, 3 ranks (--cache off) vs one process"
-    compare_weights "$work/n${n}_single.h5" "$work/n${n}_$r.h5" 1e-4 2e-3 "$label" || fail "$label"
+    compare_weights "$work/n${n}_single.h5" "$work/n${n}_$r.h5" 1e-4 2e-3 "$label" "$work/init$n.h5" || fail "$label"
   done
 done
 
