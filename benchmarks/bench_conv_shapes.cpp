@@ -22,10 +22,10 @@
 #include <vector>
 
 #include "bench_options.hpp"
-#include "parafine/compute.hpp"
-#include "parafine/initializers.hpp"
+#include "parafine/core/compute.hpp"
+#include "parafine/model/initializers.hpp"
 #include "parafine/layers/conv2d.hpp"
-#include "parafine/resnet50.hpp"
+#include "parafine/model/resnet50.hpp"
 
 namespace {
 

@@ -37,17 +37,17 @@
 #include <thread>
 #include <vector>
 
-#include "parafine/compute.hpp"
-#include "parafine/data_order.hpp"
-#include "parafine/folder_source.hpp"
-#include "parafine/h5_dataset.hpp"
-#include "parafine/h5_dataset_writer.hpp"
-#include "parafine/image_decode.hpp"
-#include "parafine/image_folder.hpp"
-#include "parafine/initializers.hpp"
-#include "parafine/prefetcher.hpp"
-#include "parafine/resnet50.hpp"
-#include "parafine/sample_source.hpp"
+#include "parafine/core/compute.hpp"
+#include "parafine/data/data_order.hpp"
+#include "parafine/data/folder_source.hpp"
+#include "parafine/data/h5_dataset.hpp"
+#include "parafine/data/h5_dataset_writer.hpp"
+#include "parafine/data/image_decode.hpp"
+#include "parafine/data/image_folder.hpp"
+#include "parafine/model/initializers.hpp"
+#include "parafine/data/prefetcher.hpp"
+#include "parafine/model/resnet50.hpp"
+#include "parafine/data/sample_source.hpp"
 
 namespace {
 

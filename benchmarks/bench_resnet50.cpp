@@ -32,14 +32,14 @@
 #include <vector>
 
 #include "bench_options.hpp"
-#include "parafine/adam.hpp"
-#include "parafine/compute.hpp"
-#include "parafine/initializers.hpp"
+#include "parafine/core/adam.hpp"
+#include "parafine/core/compute.hpp"
+#include "parafine/model/initializers.hpp"
 #include "parafine/layers/conv2d.hpp"
 #include "parafine/layers/dense.hpp"
-#include "parafine/loss.hpp"
-#include "parafine/model.hpp"
-#include "parafine/resnet50.hpp"
+#include "parafine/core/loss.hpp"
+#include "parafine/model/model.hpp"
+#include "parafine/model/resnet50.hpp"
 
 namespace {
 

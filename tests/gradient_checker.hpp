@@ -33,7 +33,7 @@
 #include <vector>
 
 #include "parafine/layers/layer.hpp"
-#include "parafine/tensor.hpp"
+#include "parafine/core/tensor.hpp"
 
 namespace parafine::gradcheck {
 

@@ -6,8 +6,8 @@
 #include <cmath>
 #include <iostream>
 
-#include "parafine/adam.hpp"
-#include "parafine/initializers.hpp"
+#include "parafine/core/adam.hpp"
+#include "parafine/model/initializers.hpp"
 
 namespace parafine {
 namespace {

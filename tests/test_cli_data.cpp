@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "image_writers.hpp"
-#include "parafine/h5_tensors.hpp"
+#include "parafine/io/h5_tensors.hpp"
 
 namespace fs = std::filesystem;
 

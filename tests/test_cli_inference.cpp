@@ -12,11 +12,11 @@
 #include <fstream>
 #include <sstream>
 
-#include "parafine/h5_dataset.hpp"
-#include "parafine/h5_tensors.hpp"
-#include "parafine/initializers.hpp"
-#include "parafine/model_file.hpp"
-#include "parafine/resnet50.hpp"
+#include "parafine/data/h5_dataset.hpp"
+#include "parafine/io/h5_tensors.hpp"
+#include "parafine/model/initializers.hpp"
+#include "parafine/io/model_file.hpp"
+#include "parafine/model/resnet50.hpp"
 
 namespace fs = std::filesystem;
 

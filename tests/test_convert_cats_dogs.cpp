@@ -16,12 +16,12 @@
 #include <string>
 #include <vector>
 
-#include "parafine/folder_source.hpp"
-#include "parafine/h5_dataset.hpp"
-#include "parafine/h5_dataset_writer.hpp"
-#include "parafine/h5_tensors.hpp"
-#include "parafine/image_decode.hpp"
-#include "parafine/sample_source.hpp"
+#include "parafine/data/folder_source.hpp"
+#include "parafine/data/h5_dataset.hpp"
+#include "parafine/data/h5_dataset_writer.hpp"
+#include "parafine/io/h5_tensors.hpp"
+#include "parafine/data/image_decode.hpp"
+#include "parafine/data/sample_source.hpp"
 
 namespace fs = std::filesystem;
 

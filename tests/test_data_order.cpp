@@ -10,7 +10,7 @@
 #include <set>
 #include <stdexcept>
 
-#include "parafine/data_order.hpp"
+#include "parafine/data/data_order.hpp"
 
 namespace parafine {
 namespace {

@@ -17,12 +17,12 @@
 #include <iostream>
 #include <sstream>
 
-#include "parafine/cache_plan.hpp"
-#include "parafine/data_order.hpp"
-#include "parafine/feature_cache.hpp"
-#include "parafine/initializers.hpp"
-#include "parafine/resnet50.hpp"
-#include "parafine/trainer.hpp"
+#include "parafine/cache/cache_plan.hpp"
+#include "parafine/data/data_order.hpp"
+#include "parafine/cache/feature_cache.hpp"
+#include "parafine/model/initializers.hpp"
+#include "parafine/model/resnet50.hpp"
+#include "parafine/train/trainer.hpp"
 
 namespace parafine {
 namespace {

@@ -20,11 +20,11 @@
 #include <vector>
 
 #include "image_writers.hpp"
-#include "parafine/data_order.hpp"
-#include "parafine/folder_source.hpp"
-#include "parafine/h5_dataset_writer.hpp"
-#include "parafine/h5_tensors.hpp"
-#include "parafine/image_decode.hpp"
+#include "parafine/data/data_order.hpp"
+#include "parafine/data/folder_source.hpp"
+#include "parafine/data/h5_dataset_writer.hpp"
+#include "parafine/io/h5_tensors.hpp"
+#include "parafine/data/image_decode.hpp"
 
 namespace fs = std::filesystem;
 

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "gradient_checker.hpp"
-#include "parafine/loss.hpp"
+#include "parafine/core/loss.hpp"
 
 namespace parafine {
 namespace {

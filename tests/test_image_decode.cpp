@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "image_writers.hpp"
-#include "parafine/image_decode.hpp"
+#include "parafine/data/image_decode.hpp"
 
 namespace fs = std::filesystem;
 

@@ -10,7 +10,7 @@
 #include <iostream>
 #include <map>
 
-#include "parafine/image_folder.hpp"
+#include "parafine/data/image_folder.hpp"
 
 namespace fs = std::filesystem;
 

@@ -32,12 +32,12 @@
 #include <string>
 #include <vector>
 
-#include "parafine/h5_tensors.hpp"
-#include "parafine/initializers.hpp"
-#include "parafine/keras_file.hpp"
-#include "parafine/keras_weights.hpp"
-#include "parafine/model_file.hpp"
-#include "parafine/resnet50.hpp"
+#include "parafine/io/h5_tensors.hpp"
+#include "parafine/model/initializers.hpp"
+#include "parafine/io/keras_file.hpp"
+#include "parafine/io/keras_weights.hpp"
+#include "parafine/io/model_file.hpp"
+#include "parafine/model/resnet50.hpp"
 
 namespace parafine {
 namespace {

@@ -6,14 +6,14 @@
 #include <cstring>
 #include <iostream>
 
-#include "parafine/adam.hpp"
-#include "parafine/initializers.hpp"
+#include "parafine/core/adam.hpp"
+#include "parafine/model/initializers.hpp"
 #include "parafine/layers/conv2d.hpp"
 #include "parafine/layers/simple_layers.hpp"
 #include "parafine/layers/dense.hpp"
-#include "parafine/loss.hpp"
-#include "parafine/resnet50.hpp"
-#include "parafine/trainer.hpp"
+#include "parafine/core/loss.hpp"
+#include "parafine/model/resnet50.hpp"
+#include "parafine/train/trainer.hpp"
 
 namespace parafine {
 namespace {

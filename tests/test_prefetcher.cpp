@@ -20,10 +20,10 @@
 #include <stdexcept>
 #include <thread>
 
-#include "parafine/data_order.hpp"
-#include "parafine/initializers.hpp"
-#include "parafine/prefetcher.hpp"
-#include "parafine/sample_source.hpp"
+#include "parafine/data/data_order.hpp"
+#include "parafine/model/initializers.hpp"
+#include "parafine/data/prefetcher.hpp"
+#include "parafine/data/sample_source.hpp"
 
 namespace parafine {
 namespace {

@@ -19,11 +19,11 @@
 #include <iostream>
 #include <string>
 
-#include "parafine/h5_tensors.hpp"
-#include "parafine/keras_weights.hpp"
+#include "parafine/io/h5_tensors.hpp"
+#include "parafine/io/keras_weights.hpp"
 #include "parafine/layers/dense.hpp"
-#include "parafine/loss.hpp"
-#include "parafine/resnet50.hpp"
+#include "parafine/core/loss.hpp"
+#include "parafine/model/resnet50.hpp"
 
 namespace parafine {
 namespace {

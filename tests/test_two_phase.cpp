@@ -5,9 +5,9 @@
 #include <iostream>
 #include <sstream>
 
-#include "parafine/initializers.hpp"
-#include "parafine/resnet50.hpp"
-#include "parafine/trainer.hpp"
+#include "parafine/model/initializers.hpp"
+#include "parafine/model/resnet50.hpp"
+#include "parafine/train/trainer.hpp"
 
 namespace parafine {
 namespace {

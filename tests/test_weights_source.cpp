@@ -7,7 +7,7 @@
 #include <fstream>
 #include <unistd.h>
 
-#include "parafine/weights_source.hpp"
+#include "parafine/io/weights_source.hpp"
 
 namespace fs = std::filesystem;
 

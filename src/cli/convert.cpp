@@ -4,10 +4,10 @@
 #include <iostream>
 #include <thread>
 
-#include "parafine/cli.hpp"
-#include "parafine/comm.hpp"
-#include "parafine/folder_source.hpp"
-#include "parafine/h5_dataset_writer.hpp"
+#include "cli/cli.hpp"
+#include "parafine/dist/comm.hpp"
+#include "parafine/data/folder_source.hpp"
+#include "parafine/data/h5_dataset_writer.hpp"
 
 namespace po = boost::program_options;
 

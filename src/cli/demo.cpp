@@ -4,14 +4,14 @@
 #include <iostream>
 #include <string>
 
-#include "parafine/cli.hpp"
-#include "parafine/compute.hpp"
-#include "parafine/initializers.hpp"
-#include "parafine/keras_weights.hpp"
-#include "parafine/weights_source.hpp"
-#include "parafine/model_file.hpp"
-#include "parafine/resnet50.hpp"
-#include "parafine/trainer.hpp"
+#include "cli/cli.hpp"
+#include "parafine/core/compute.hpp"
+#include "parafine/model/initializers.hpp"
+#include "parafine/io/keras_weights.hpp"
+#include "parafine/io/weights_source.hpp"
+#include "parafine/io/model_file.hpp"
+#include "parafine/model/resnet50.hpp"
+#include "parafine/train/trainer.hpp"
 
 namespace po = boost::program_options;
 

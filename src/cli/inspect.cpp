@@ -4,8 +4,8 @@
 #include <iostream>
 #include <sstream>
 
-#include "parafine/cli.hpp"
-#include "parafine/keras_weights.hpp"
+#include "cli/cli.hpp"
+#include "parafine/io/keras_weights.hpp"
 
 namespace parafine {
 

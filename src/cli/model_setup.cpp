@@ -1,10 +1,10 @@
 // Building the starting model of a training run from --init / --weights (see cli.hpp).
 #include <ostream>
 
-#include "parafine/cli.hpp"
-#include "parafine/initializers.hpp"
-#include "parafine/keras_weights.hpp"
-#include "parafine/weights_source.hpp"
+#include "cli/cli.hpp"
+#include "parafine/model/initializers.hpp"
+#include "parafine/io/keras_weights.hpp"
+#include "parafine/io/weights_source.hpp"
 
 namespace parafine {
 

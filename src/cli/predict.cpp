@@ -11,16 +11,16 @@
 
 #include <thread>
 
-#include "parafine/cli.hpp"
-#include "parafine/comm.hpp"
-#include "parafine/compute.hpp"
-#include "parafine/data_order.hpp"
-#include "parafine/h5_dataset.hpp"
+#include "cli/cli.hpp"
+#include "parafine/dist/comm.hpp"
+#include "parafine/core/compute.hpp"
+#include "parafine/data/data_order.hpp"
+#include "parafine/data/h5_dataset.hpp"
 #include "parafine/layers/dense.hpp"
-#include "parafine/loss.hpp"
-#include "parafine/model_file.hpp"
-#include "parafine/folder_source.hpp"
-#include "parafine/trainer.hpp"
+#include "parafine/core/loss.hpp"
+#include "parafine/io/model_file.hpp"
+#include "parafine/data/folder_source.hpp"
+#include "parafine/train/trainer.hpp"
 
 namespace po = boost::program_options;
 

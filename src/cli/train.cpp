@@ -13,14 +13,14 @@
 #include <thread>
 #include <tuple>
 
-#include "parafine/cli.hpp"
-#include "parafine/checkpoint.hpp"
-#include "parafine/comm.hpp"
-#include "parafine/compute.hpp"
-#include "parafine/feature_store.hpp"  // parse_byte_size
-#include "parafine/folder_source.hpp"
-#include "parafine/model_file.hpp"
-#include "parafine/trainer.hpp"
+#include "cli/cli.hpp"
+#include "parafine/train/checkpoint.hpp"
+#include "parafine/dist/comm.hpp"
+#include "parafine/core/compute.hpp"
+#include "parafine/cache/feature_store.hpp"  // parse_byte_size
+#include "parafine/data/folder_source.hpp"
+#include "parafine/io/model_file.hpp"
+#include "parafine/train/trainer.hpp"
 
 namespace po = boost::program_options;
 

@@ -1,7 +1,7 @@
 // BatchNormalization forward/backward (see batch_norm.hpp). Reductions over rows accumulate
 // in double, per thread, then combine.
 #include "parafine/layers/batch_norm.hpp"
-#include "parafine/compute.hpp"
+#include "parafine/core/compute.hpp"
 
 #include <cmath>
 

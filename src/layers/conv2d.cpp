@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "parafine/compute.hpp"
+#include "parafine/core/compute.hpp"
 
 namespace parafine {
 

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "parafine/compute.hpp"
+#include "parafine/core/compute.hpp"
 
 namespace parafine {
 

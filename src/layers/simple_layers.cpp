@@ -1,6 +1,6 @@
 // Forward and backward of the weightless layers (see simple_layers.hpp).
 #include "parafine/layers/simple_layers.hpp"
-#include "parafine/compute.hpp"
+#include "parafine/core/compute.hpp"
 
 #include <algorithm>
 #include <cstring>

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "parafine/tensor.hpp"
+#include "parafine/core/tensor.hpp"
 
 namespace parafine {
 

@@ -1,0 +1,47 @@
+// An HDF5 image dataset (DESIGN.md §4): `images` uint8 [N,H,W,3] RGB, `labels` integer [N]
+// or float one-hot [N,C] (optional for prediction), optional attribute `class_names`.
+// Batches are read with hyperslab selections, so only the requested samples leave the disk.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "parafine/io/h5_tensors.hpp"
+
+namespace parafine {
+
+enum class Preprocess { kCaffe, kNone };
+Preprocess parse_preprocess(const std::string& name);  // "caffe" | "none", else throws naming --preprocess
+
+class H5ImageDataset {
+ public:
+  // Throws std::runtime_error naming the file for a missing/ill-shaped `images`, labels that
+  // do not match it, or labels outside [0, classes) when classes is known.
+  explicit H5ImageDataset(const std::string& path);
+
+  const std::string& path() const { return file_.path(); }
+  int size() const { return n_; }
+  int height() const { return h_; }
+  int width() const { return w_; }
+  bool has_labels() const { return !labels_.empty(); }
+  const std::vector<int>& labels() const { return labels_; }  // [N] class indices
+  int classes() const { return classes_; }                     // from one-hot width, class_names or max label + 1
+  const std::vector<std::string>& class_names() const { return class_names_; }
+
+  // Samples [begin, end) as preprocessed floats [end-begin, size, size, 3], bilinearly resized
+  // when the stored size differs.
+  void read_batch(int begin, int end, int image_size, Preprocess preprocess, Tensor& images) const;
+
+ private:
+  H5File file_;
+  int n_ = 0, h_ = 0, w_ = 0, classes_ = 0;
+  std::vector<int> labels_;
+  std::vector<std::string> class_names_;
+  mutable std::vector<unsigned char> raw_;
+};
+
+// Bilinear resize of one RGB uint8 image [h,w,3] to floats [oh,ow,3] with TensorFlow's
+// half-pixel centres (tf.image.resize, antialias off).
+void resize_bilinear(const unsigned char* src, int h, int w, float* dst, int oh, int ow);
+
+}  // namespace parafine

@@ -1,0 +1,66 @@
+// Small RAII helpers for reading and writing HDF5 datasets and attributes as tensors.
+// Errors name the file and the object path.
+#pragma once
+
+#include <hdf5.h>
+
+#include <string>
+#include <vector>
+
+#include "parafine/core/tensor.hpp"
+
+namespace parafine {
+
+// An open HDF5 file; closes on destruction. Errors from the HDF5 library are silenced and
+// turned into exceptions that name the file.
+class H5File {
+ public:
+  enum class Mode { kRead, kTruncate };
+  H5File(const std::string& path, Mode mode);
+  ~H5File();
+  H5File(const H5File&) = delete;
+  H5File& operator=(const H5File&) = delete;
+
+  hid_t id() const { return id_; }
+  const std::string& path() const { return path_; }
+
+  bool exists(const std::string& object_path) const;
+  // Shape of a dataset (a scalar has rank 0).
+  std::vector<hsize_t> dataset_shape(const std::string& dataset) const;
+  // Reads a numeric dataset converted to float / double / int (HDF5 converts the type).
+  Tensor read_tensor(const std::string& dataset) const;
+  std::vector<double> read_doubles(const std::string& dataset) const;
+  std::vector<int> read_ints(const std::string& dataset) const;
+  // Writes a float32 dataset, creating parent groups.
+  void write_tensor(const std::string& dataset, const Tensor& t);
+  // Writes a uint8 or int64 dataset of the given shape, creating parent groups.
+  void write_uint8(const std::string& dataset, const std::vector<hsize_t>& dims, const unsigned char* data);
+  void write_int64(const std::string& dataset, const std::vector<long long>& values);
+  // A string-array attribute (fixed or variable length) of a group or dataset. An empty
+  // attribute of any type (Keras writes [] as an empty float array) reads as no strings.
+  std::vector<std::string> read_string_attribute(const std::string& object_path,
+                                                 const std::string& attr) const;
+  bool has_attribute(const std::string& object_path, const std::string& attr) const;
+  // Keras's split attributes: `attr` itself, or else attr0, attr1, ... concatenated (Keras
+  // splits lists longer than the 64 KiB attribute limit). Throws when none exists.
+  std::vector<std::string> read_string_list_attribute(const std::string& object_path,
+                                                      const std::string& attr) const;
+  // HDF5 type class of a dataset (H5T_FLOAT, H5T_INTEGER, ...) and its size in bytes.
+  H5T_class_t dataset_type_class(const std::string& dataset) const;
+  std::string dataset_type_name(const std::string& dataset) const;  // "float32", "int64", ...
+  bool is_group(const std::string& object_path) const;
+  // Fixed-length, NUL-padded string attributes as h5py writes numpy bytes: a 1-D array
+  // (possibly empty), or a scalar.
+  void write_string_list_attribute(const std::string& object_path, const std::string& attr,
+                                   const std::vector<std::string>& values);
+  void write_string_scalar_attribute(const std::string& object_path, const std::string& attr,
+                                     const std::string& value);
+  void create_group(const std::string& group_path);
+
+ private:
+  hid_t open_dataset(const std::string& dataset) const;
+  std::string path_;
+  hid_t id_ = -1;
+};
+
+}  // namespace parafine

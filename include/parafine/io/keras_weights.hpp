@@ -1,0 +1,41 @@
+// Loading Keras HDF5 weight files (either layout, see keras_file.hpp) into a Model, matched
+// by layer name, never by position: in conv2 the shortcut conv and the last 1x1 conv have the
+// same shape, and a positional loader swaps them silently. All-or-nothing: every variable is
+// read and checked before any is copied in.
+#pragma once
+
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "parafine/io/keras_file.hpp"
+#include "parafine/model/model.hpp"
+#include "parafine/model/resnet50.hpp"
+
+namespace parafine {
+
+enum class WeightScope {
+  kBase,  // the 175 ResNet50 base layers (--weights); head layers in the file are ignored
+  kFull,  // every layer of the model, head included (--init, predict, evaluate)
+};
+
+struct WeightCheck {
+  std::vector<std::string> problems;  // one line per offending layer/variable; empty = loadable
+  std::vector<std::string> notes;     // things ignored on purpose (a top classifier, ...)
+};
+
+// Reads and checks every variable of `model` in `scope` against `file` (names, shapes,
+// dtypes, NaN/Inf, unexpected layers). When `load` is true and there is no problem, copies
+// the values into the model; otherwise the model is untouched.
+WeightCheck check_and_load_keras_weights(Model& model, const H5File& h5, const KerasWeightFile& file,
+                                         WeightScope scope, bool load);
+
+// Opens `path` and loads it; throws std::runtime_error with ONE message listing every
+// problem. Notes are written to `log` when given.
+void load_keras_weights(Model& model, const std::string& path, WeightScope scope, std::ostream* log = nullptr);
+
+// The ResNet50 configuration a full-model file was saved from (width from conv1_conv's
+// kernel, head units from dense, classes from dense_1). Throws when those layers are absent.
+ResNet50Config resnet50_config_of(const KerasWeightFile& file, int image_size);
+
+}  // namespace parafine

@@ -1,0 +1,142 @@
+// A Keras functional model as a list of layers in Keras's layer order (a topological order),
+// each fed by earlier nodes. The Model owns:
+//  - one block of optimised weights (kernels, biases, gamma, beta), laid out from the LAST layer
+//    to the first, so the trainable suffix of the network is a leading range of the block and
+//    its gradients / Adam moments are contiguous;
+//  - one block of state (BatchNormalization moving statistics);
+//  - the activations, recycled through a buffer pool.
+// Forward keeps only what backward needs: nodes below the earliest trainable layer (the
+// frozen prefix) release their outputs as soon as their consumers have run, and backward
+// stops at the earliest trainable layer.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "parafine/layers/layer.hpp"
+#include "parafine/core/tensor.hpp"
+
+namespace parafine {
+
+// Where one weight variable lives.
+struct ParamRef {
+  int node;            // layer index
+  int index;           // position in the layer's param_specs()
+  std::string name;    // Keras variable name, e.g. "kernel"
+  Shape shape;
+  bool optimised;      // true: in params(); false: in state()
+  std::size_t offset;  // into params() or state()
+};
+
+class Model {
+ public:
+  Model();
+  ~Model();
+  Model(Model&&) noexcept;
+  Model& operator=(Model&&) noexcept;
+
+  // Adds a layer fed by the outputs of earlier nodes; returns its node index. The first layer
+  // must be an InputLayer.
+  int add(std::unique_ptr<Layer> layer, std::vector<int> inputs = {});
+  // Infers every shape (naming the layer on a mismatch) and allocates the weight blocks.
+  void build();
+
+  int size() const { return static_cast<int>(nodes_.size()); }
+  Layer& layer(int i) { return *nodes_.at(static_cast<size_t>(i)).layer; }
+  const Layer& layer(int i) const { return *nodes_.at(static_cast<size_t>(i)).layer; }
+  const std::vector<int>& inputs_of(int i) const { return nodes_.at(static_cast<size_t>(i)).inputs; }
+  int index_of(const std::string& name) const;  // -1 when absent
+  Shape sample_input_shape() const;             // [H,W,C]
+  Shape output_shape(int node, int batch) const;
+
+  // Weights. Layers hold pointers into these blocks: change values, never sizes (set_weights
+  // copies a whole saved block in after checking its size).
+  std::vector<float>& params() { return params_; }
+  const std::vector<float>& params() const { return params_; }
+  std::vector<float>& state() { return state_; }
+  const std::vector<float>& state() const { return state_; }
+  const std::vector<ParamRef>& param_refs() const { return refs_; }
+  // Throws std::invalid_argument when a block has another size than the model's.
+  void set_weights(const std::vector<float>& params, const std::vector<float>& state);
+  // The variable `var` of layer `layer_name`; throws naming both when absent.
+  const ParamRef& find_param(const std::string& layer_name, const std::string& var) const;
+  float* data(const ParamRef& r) { return (r.optimised ? params_.data() : state_.data()) + r.offset; }
+  const float* data(const ParamRef& r) const {
+    return (r.optimised ? params_.data() : state_.data()) + r.offset;
+  }
+
+  // Training. The trainable range is params()[0, trainable_size()): every optimised weight of
+  // the earliest trainable layer with weights and of all layers after it. Frozen layers inside
+  // that range get zero gradients.
+  int first_trainable_node() const;  // size() when nothing is trainable
+  std::size_t trainable_size() const;
+  std::vector<float>& grads() { return grads_; }  // [trainable_size()], filled by backward
+
+  // x [N,H,W,C] -> output of the last layer. training: trainable BN layers use batch
+  // statistics and activations needed by backward are kept.
+  const Tensor& forward(const Tensor& x, bool training);
+  // Runs only the layers after `node`, with `activation` as node's output: a block boundary
+  // (e.g. conv5_block2_out) where no later layer reads anything earlier. Throws when a later
+  // layer does, or when a trainable layer lies at or before `node` (training).
+  const Tensor& forward_from(int node, const Tensor& activation, bool training);
+  // dlogits: dLoss/d(last layer's pre-softmax output) [N,C]. Must follow forward(x, true).
+  // grads_ready(n), when given, is called as backward finishes layers: grads()[0, n) are then
+  // final (weights are laid out last layer first, so the finished range grows from 0). It is
+  // how gradient buckets start their allreduce while backward goes on.
+  void backward(const Tensor& dlogits, const std::function<void(std::size_t)>& grads_ready = {});
+  // The output of node i from the last forward; throws if it was released (frozen prefix).
+  const Tensor& output(int node) const;
+  // Makes forward keep node i's output even in the frozen prefix (e.g. for feature caching).
+  void keep_output(int node, bool keep = true);
+  bool keeps_output(int node) const { return user_keep_.at(static_cast<size_t>(node)); }
+
+  // Sets every BatchNormalization's moving statistics to the statistics of this batch, layer
+  // by layer (each layer sees inputs normalised by the already calibrated ones before it).
+  void calibrate_batch_norm(const Tensor& x);
+
+  // Floats currently held by activations and the pool (for memory reports and tests).
+  std::size_t activation_floats() const;
+
+ private:
+  struct Node {
+    std::unique_ptr<Layer> layer;
+    std::vector<int> inputs;
+    std::vector<int> consumers;
+    Shape sample_shape;  // output shape with N=1
+  };
+  // Frozen-prefix fusions, planned per forward: a conv whose only consumer is an inference-
+  // mode BN runs with the BN folded into its weights (and the ReLU after it fused), and an
+  // Add followed by its ReLU runs as one pass. Skipped nodes produce no output of their own.
+  enum class Fused { kNone, kConvChain, kAddRelu, kSkipped };
+  struct Fusion {
+    Fused kind = Fused::kNone;
+    int bn = -1;    // kConvChain: the folded BatchNormalization
+    int end = -1;   // the node whose output the fused computation writes
+    bool relu = false;
+  };
+  void plan_fusions();
+  void run_fused(int i, const std::vector<const Tensor*>& ins);
+  void plan(bool training);
+  const Tensor& run(int first, const Tensor& given, bool training);
+  void bind_gradients();
+  void release(Tensor& t) { pool_.release(t.take_storage()); }
+
+  std::vector<Node> nodes_;
+  std::vector<ParamRef> refs_;
+  std::vector<float> params_, state_, grads_;
+  std::unique_ptr<Workspace> workspace_;
+  BufferPool pool_;
+  std::vector<Tensor> outputs_, node_grads_;
+  std::vector<bool> keep_, user_keep_;
+  int cut_ = 0;  // backward visits nodes >= cut_
+  std::vector<Fusion> fusion_;
+  std::vector<float> folded_kernel_, folded_bias_, bn_scale_, bn_shift_;
+  bool built_ = false;
+  bool backward_ready_ = false;
+  std::vector<bool> bound_trainable_;
+};
+
+}  // namespace parafine

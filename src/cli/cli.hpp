@@ -1,0 +1,38 @@
+// The parafine subcommands. Each takes argv after the command name (argv[0] is the command)
+// and returns the process exit code: 0 success, 1 runtime failure, 2 bad usage. Usage errors
+// are thrown as UsageError and mapped to exit code 2 by main.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace parafine {
+
+struct UsageError : std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
+};
+
+int run_demo(int argc, char** argv);
+int run_inspect(int argc, char** argv);
+int run_predict(int argc, char** argv);
+int run_evaluate(int argc, char** argv);
+int run_convert(int argc, char** argv);
+int run_train(int argc, char** argv);
+
+}  // namespace parafine
+
+#include <cstdint>
+#include <iosfwd>
+
+#include "parafine/model/model.hpp"
+#include "parafine/model/resnet50.hpp"
+
+namespace parafine {
+
+// The starting model of a training run: `init` (a full model) when given, else the base from
+// `weights` (imagenet | none | FILE) with a Keras-initialised head. Returns true when the base
+// is random, so its frozen BN statistics need calibrating.
+bool prepare_model(Model& model, const std::string& weights, const std::string& weights_dir, const std::string& init,
+                   std::uint64_t seed, std::ostream& log);
+
+}  // namespace parafine

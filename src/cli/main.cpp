@@ -1,0 +1,66 @@
+// parafine command-line entry point: dispatches to the subcommands in src/cli/.
+#include <boost/program_options/errors.hpp>
+#include <iostream>
+#include <string>
+
+#include "cli/cli.hpp"
+#include "parafine/dist/comm.hpp"
+
+namespace {
+
+const char* kUsage =
+    "usage: parafine COMMAND [options]   (parafine COMMAND --help for its options)\n"
+    "commands:\n"
+    "  train      --train PATH [--val PATH] [--weights imagenet|none|FILE] ... two-phase fine-tuning\n"
+    "  demo       two-phase fine-tuning on a built-in synthetic dataset\n"
+    "  convert    --input DIR --output DATA.h5: pack an image folder into an HDF5 dataset\n"
+    "  inspect    FILE.h5: the layout and weights of a Keras weight file, and whether it loads\n"
+    "  predict    --model M.h5 --input PATH [--output preds.csv]\n"
+    "  evaluate   --model M.h5 --data PATH\n"
+    "PATH is an image folder (one sub-folder per class) or an HDF5 dataset.\n";
+
+}  // namespace
+
+int run(int argc, char** argv);
+
+// Under mpirun an error on one rank must end every rank (MPI_Abort), never leave the others
+// waiting in a collective; alone, the exit code says what kind of error it was.
+int main(int argc, char** argv) {
+  parafine::MpiSession mpi(&argc, &argv);
+  const int code = run(argc, argv);
+  if (code != 0 && parafine::Comm::size() > 1) parafine::MpiSession::abort_all(code);
+  return code;
+}
+
+int run(int argc, char** argv) {
+  const std::string where =
+      parafine::Comm::size() > 1 ? " (rank " + std::to_string(parafine::Comm::rank()) + ")" : std::string();
+  if (argc < 2) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  const std::string command = argv[1];
+  try {
+    if (command == "demo") return parafine::run_demo(argc - 1, argv + 1);
+    if (command == "inspect") return parafine::run_inspect(argc - 1, argv + 1);
+    if (command == "predict") return parafine::run_predict(argc - 1, argv + 1);
+    if (command == "evaluate") return parafine::run_evaluate(argc - 1, argv + 1);
+    if (command == "convert") return parafine::run_convert(argc - 1, argv + 1);
+    if (command == "train") return parafine::run_train(argc - 1, argv + 1);
+    if (command == "--help" || command == "-h" || command == "help") {
+      std::cout << kUsage;
+      return 0;
+    }
+    std::cerr << "parafine: unknown command '" << command << "'\n" << kUsage;
+    return 2;
+  } catch (const boost::program_options::error& e) {
+    std::cerr << "parafine " << command << where << ": " << e.what() << "\n";
+    return 2;
+  } catch (const std::invalid_argument& e) {  // UsageError and bad option values
+    std::cerr << "parafine " << command << where << ": " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "parafine " << command << where << ": error: " << e.what() << "\n";
+    return 1;
+  }
+}

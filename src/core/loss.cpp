@@ -1,0 +1,44 @@
+// Softmax cross-entropy from logits (see loss.hpp).
+#include "parafine/core/loss.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+namespace parafine {
+
+LossResult softmax_cross_entropy(const Tensor& logits, const std::vector<int>& labels,
+                                 double divisor, Tensor* dlogits) {
+  const Shape& s = logits.shape();
+  if (s.rank() != 2) throw std::invalid_argument("loss: logits must be [N,C], got " + s.str());
+  const int n = s[0], c = s[1];
+  if (static_cast<int>(labels.size()) != n)
+    throw std::invalid_argument("loss: " + std::to_string(labels.size()) + " labels for " +
+                                std::to_string(n) + " logits rows");
+  if (dlogits) dlogits->resize(s);
+  LossResult r;
+  r.count = n;
+  for (int i = 0; i < n; ++i) {
+    const int y = labels[static_cast<size_t>(i)];
+    if (y < 0 || y >= c)
+      throw std::invalid_argument("loss: label " + std::to_string(y) + " of sample " +
+                                  std::to_string(i) + " is outside [0," + std::to_string(c) + ")");
+    const float* z = logits.data() + static_cast<size_t>(i) * c;
+    const int arg = static_cast<int>(std::max_element(z, z + c) - z);
+    const double m = z[arg];
+    double sum = 0.0;
+    for (int k = 0; k < c; ++k) sum += std::exp(z[k] - m);
+    const double log_sum = std::log(sum) + m;
+    r.loss_sum += log_sum - z[y];
+    r.correct += arg == y;
+    if (dlogits) {
+      float* d = dlogits->data() + static_cast<size_t>(i) * c;
+      for (int k = 0; k < c; ++k)
+        d[k] = static_cast<float>((std::exp(z[k] - log_sum) - (k == y ? 1.0 : 0.0)) / divisor);
+    }
+  }
+  return r;
+}
+
+}  // namespace parafine

@@ -1,0 +1,63 @@
+// Synthetic learnable images and caffe preprocessing (see dataset.hpp).
+#include "parafine/data/dataset.hpp"
+
+#include <cmath>
+#include <stdexcept>
+
+#include "parafine/model/initializers.hpp"
+
+namespace parafine {
+
+void caffe_preprocess(const float* rgb, float* out) {
+  // keras.applications.imagenet_utils.preprocess_input(mode="caffe")
+  out[0] = rgb[2] - 103.939f;
+  out[1] = rgb[1] - 116.779f;
+  out[2] = rgb[0] - 123.68f;
+}
+
+InMemorySource make_synthetic_source(int samples, int image_size, int classes, std::uint64_t seed) {
+  if (samples < 1 || classes < 1 || image_size < 1)
+    throw std::invalid_argument("synthetic dataset: samples, classes and image size must be positive");
+  std::vector<std::string> names;
+  for (int c = 0; c < classes; ++c) names.push_back("class" + std::to_string(c));
+  std::vector<unsigned char> pixels(static_cast<size_t>(samples) * image_size * image_size * 3);
+  std::vector<int> labels(static_cast<size_t>(samples));
+  SplitMix64 rng(seed);
+  for (int i = 0; i < samples; ++i) {
+    const int label = i % classes;  // balanced; the trainer shuffles
+    labels[static_cast<size_t>(i)] = label;
+    const double hue = 2.0 * M_PI * label / classes;
+    const double base[3] = {128 + 90 * std::cos(hue), 128 + 90 * std::cos(hue + 2.094), 128 + 90 * std::cos(hue + 4.189)};
+    const double angle = M_PI * label / classes, period = 8.0;
+    const double phase = 2.0 * M_PI * rng.uniform();
+    const double brightness = 0.9 + 0.2 * rng.uniform();
+    for (int y = 0; y < image_size; ++y)
+      for (int x = 0; x < image_size; ++x) {
+        const double stripe = 10.0 * std::sin((x * std::cos(angle) + y * std::sin(angle)) * 2.0 * M_PI / period + phase);
+        unsigned char* px = pixels.data() + ((static_cast<size_t>(i) * image_size + y) * image_size + x) * 3;
+        for (int ch = 0; ch < 3; ++ch) {
+          const double noise = 8.0 * (rng.uniform() - 0.5);
+          px[ch] = static_cast<unsigned char>(std::lround(std::fmin(255.0, std::fmax(0.0, base[ch] * brightness + stripe + noise))));
+        }
+      }
+  }
+  return InMemorySource(samples, image_size, image_size, std::move(pixels), std::move(labels), classes, names);
+}
+
+Dataset make_synthetic_dataset(int samples, int image_size, int classes, std::uint64_t seed) {
+  const InMemorySource source = make_synthetic_source(samples, image_size, classes, seed);
+  Dataset d;
+  d.classes = classes;
+  d.class_names = source.class_names();
+  d.images.resize(Shape{samples, image_size, image_size, 3});
+  const std::size_t per = static_cast<std::size_t>(image_size) * image_size * 3;
+  std::vector<float> rgb(per);
+  for (int i = 0; i < samples; ++i) {
+    source.load(i, image_size, rgb.data());
+    for (std::size_t p = 0; p < per; p += 3) caffe_preprocess(rgb.data() + p, d.images.data() + i * per + p);
+    d.labels.push_back(source.label(i));
+  }
+  return d;
+}
+
+}  // namespace parafine

@@ -1,0 +1,75 @@
+// Keras-layout model saving (see model_file.hpp).
+#include "parafine/io/model_file.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <stdexcept>
+
+#include "parafine/io/h5_tensors.hpp"
+#include "parafine/io/keras_weights.hpp"
+
+namespace parafine {
+
+void save_keras_model(const Model& model, const std::string& path, const std::vector<std::string>& class_names) {
+  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
+  try {
+    H5File f(tmp, H5File::Mode::kTruncate);
+    std::vector<std::string> layer_names;
+    for (int i = 0; i < model.size(); ++i) layer_names.push_back(model.layer(i).name());
+    f.write_string_list_attribute("/", "layer_names", layer_names);
+    f.write_string_scalar_attribute("/", "backend", "tensorflow");
+    f.write_string_scalar_attribute("/", "keras_version", "2.11.0");
+    if (!class_names.empty()) f.write_string_list_attribute("/", "class_names", class_names);
+    f.write_string_scalar_attribute("/", "parafine_image_size", std::to_string(model.sample_input_shape()[0]));
+    for (int i = 0; i < model.size(); ++i) {
+      const std::string& name = model.layer(i).name();
+      f.create_group("/" + name);
+      std::vector<std::string> weight_names;
+      for (const auto& spec : model.layer(i).param_specs()) {
+        const std::string var = name + "/" + spec.name + ":0";
+        weight_names.push_back(var);
+        const ParamRef& r = model.find_param(name, spec.name);
+        Tensor t(r.shape);
+        std::copy(model.data(r), model.data(r) + r.shape.numel(), t.data());
+        f.write_tensor("/" + name + "/" + var, t);
+      }
+      f.write_string_list_attribute("/" + name, "weight_names", weight_names);
+    }
+  } catch (...) {
+    std::remove(tmp.c_str());
+    throw;
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw std::runtime_error("cannot move the saved model into place at " + path +
+                             " (is the directory writable and on the same filesystem?)");
+  }
+}
+
+Model load_full_model(const std::string& path, int image_size, std::vector<std::string>* class_names) {
+  H5File h5(path, H5File::Mode::kRead);
+  const KerasWeightFile file = read_keras_weight_file(h5);
+  if (image_size <= 0) {
+    image_size = 224;
+    if (h5.has_attribute(file.root, "parafine_image_size")) {
+      const auto v = h5.read_string_attribute(file.root, "parafine_image_size");
+      if (!v.empty()) image_size = std::atoi(v[0].c_str());
+    }
+  }
+  Model model = build_resnet50(resnet50_config_of(file, image_size));
+  const WeightCheck check = check_and_load_keras_weights(model, h5, file, WeightScope::kFull, true);
+  if (!check.problems.empty()) {
+    std::string msg = path + ": cannot load the model, " + std::to_string(check.problems.size()) + " problem(s):";
+    for (const auto& p : check.problems) msg += "\n  " + p;
+    throw std::runtime_error(msg);
+  }
+  if (class_names) {
+    class_names->clear();
+    if (h5.has_attribute(file.root, "class_names")) *class_names = h5.read_string_list_attribute(file.root, "class_names");
+  }
+  return model;
+}
+
+}  // namespace parafine

@@ -1,0 +1,399 @@
+// Model: graph bookkeeping, weight layout, forward with a released frozen prefix, backward
+// down to the earliest trainable layer (see model.hpp).
+#include "parafine/model/model.hpp"
+#include "parafine/core/compute.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+
+#include "parafine/layers/batch_norm.hpp"
+#include "parafine/layers/conv2d.hpp"
+#include "parafine/layers/simple_layers.hpp"
+
+namespace parafine {
+
+Model::Model() : workspace_(std::make_unique<Workspace>()) {}
+Model::~Model() = default;
+Model::Model(Model&&) noexcept = default;
+Model& Model::operator=(Model&&) noexcept = default;
+
+int Model::add(std::unique_ptr<Layer> layer, std::vector<int> inputs) {
+  if (built_) throw std::logic_error("Model::add after build()");
+  const int id = size();
+  if (id == 0 && !dynamic_cast<InputLayer*>(layer.get()))
+    throw std::invalid_argument("the first layer of a model must be an InputLayer");
+  if (index_of(layer->name()) >= 0)
+    throw std::invalid_argument("duplicate layer name '" + layer->name() + "'");
+  if (static_cast<int>(inputs.size()) != layer->num_inputs())
+    throw std::invalid_argument("layer '" + layer->name() + "' needs " +
+                                std::to_string(layer->num_inputs()) + " input(s), given " +
+                                std::to_string(inputs.size()));
+  for (int k : inputs) {
+    if (k < 0 || k >= id)
+      throw std::invalid_argument("layer '" + layer->name() + "' is fed by unknown node " + std::to_string(k));
+    nodes_[static_cast<size_t>(k)].consumers.push_back(id);
+  }
+  layer->set_workspace(workspace_.get());
+  nodes_.push_back(Node{std::move(layer), std::move(inputs), {}, {}});
+  return id;
+}
+
+int Model::index_of(const std::string& name) const {
+  for (int i = 0; i < size(); ++i)
+    if (nodes_[static_cast<size_t>(i)].layer->name() == name) return i;
+  return -1;
+}
+
+Shape Model::sample_input_shape() const {
+  return static_cast<const InputLayer&>(layer(0)).sample_shape();
+}
+
+void Model::build() {
+  if (nodes_.empty()) throw std::logic_error("Model::build on an empty model");
+  const Shape s = sample_input_shape();
+  for (auto& node : nodes_) {
+    std::vector<Shape> in;
+    if (node.inputs.empty()) in.push_back(Shape{1, s[0], s[1], s[2]});
+    for (int k : node.inputs) in.push_back(nodes_[static_cast<size_t>(k)].sample_shape);
+    node.sample_shape = node.layer->infer_shape(in);
+  }
+  // Optimised weights from the last layer to the first; state in layer order.
+  refs_.clear();
+  std::size_t p = 0, st = 0;
+  for (int i = size() - 1; i >= 0; --i) {
+    const auto specs = layer(i).param_specs();
+    for (int j = 0; j < static_cast<int>(specs.size()); ++j)
+      if (specs[j].optimised) {
+        refs_.push_back({i, j, specs[j].name, specs[j].shape, true, p});
+        p += specs[j].shape.numel();
+      }
+  }
+  for (int i = 0; i < size(); ++i) {
+    const auto specs = layer(i).param_specs();
+    for (int j = 0; j < static_cast<int>(specs.size()); ++j)
+      if (!specs[j].optimised) {
+        refs_.push_back({i, j, specs[j].name, specs[j].shape, false, st});
+        st += specs[j].shape.numel();
+      }
+  }
+  params_.assign(p, 0.0f);
+  state_.assign(st, 0.0f);
+  for (const ParamRef& r : refs_) layer(r.node).bind_param(r.index, data(r), nullptr);
+  outputs_.resize(nodes_.size());
+  node_grads_.resize(nodes_.size());
+  keep_.assign(nodes_.size(), false);
+  user_keep_.assign(nodes_.size(), false);
+  built_ = true;
+}
+
+Shape Model::output_shape(int node, int batch) const {
+  Shape s = nodes_.at(static_cast<size_t>(node)).sample_shape;
+  s.dims[0] = batch;
+  return s;
+}
+
+void Model::set_weights(const std::vector<float>& params, const std::vector<float>& state) {
+  if (params.size() != params_.size() || state.size() != state_.size())
+    throw std::invalid_argument("set_weights: blocks of " + std::to_string(params.size()) + " + " +
+                                std::to_string(state.size()) + " values for a model of " +
+                                std::to_string(params_.size()) + " + " + std::to_string(state_.size()));
+  std::copy(params.begin(), params.end(), params_.begin());
+  std::copy(state.begin(), state.end(), state_.begin());
+}
+
+const ParamRef& Model::find_param(const std::string& layer_name, const std::string& var) const {
+  const int i = index_of(layer_name);
+  if (i < 0) throw std::invalid_argument("the model has no layer named '" + layer_name + "'");
+  for (const ParamRef& r : refs_)
+    if (r.node == i && r.name == var) return r;
+  throw std::invalid_argument("layer '" + layer_name + "' has no weight '" + var + "'");
+}
+
+int Model::first_trainable_node() const {
+  for (int i = 0; i < size(); ++i) {
+    const Layer& l = layer(i);
+    if (!l.trainable) continue;
+    for (const auto& s : l.param_specs())
+      if (s.optimised) return i;
+  }
+  return size();
+}
+
+std::size_t Model::trainable_size() const {
+  const int first = first_trainable_node();
+  std::size_t end = 0;
+  for (const ParamRef& r : refs_)
+    if (r.optimised && r.node >= first) end = std::max(end, r.offset + r.shape.numel());
+  return end;
+}
+
+void Model::bind_gradients() {
+  std::vector<bool> flags(nodes_.size());
+  for (int i = 0; i < size(); ++i) flags[static_cast<size_t>(i)] = layer(i).trainable;
+  if (flags == bound_trainable_ && grads_.size() == trainable_size()) return;
+  grads_.assign(trainable_size(), 0.0f);  // frozen layers inside the range keep zeros
+  for (const ParamRef& r : refs_) {
+    float* g = nullptr;
+    if (r.optimised && layer(r.node).trainable && r.offset < grads_.size()) g = grads_.data() + r.offset;
+    layer(r.node).bind_param(r.index, data(r), g);
+  }
+  bound_trainable_ = flags;
+}
+
+void Model::plan(bool training) {
+  cut_ = training ? first_trainable_node() : size();
+  const int last = size() - 1;
+  for (int i = 0; i < size(); ++i) {
+    bool keep = i == last || user_keep_[static_cast<size_t>(i)] || i >= cut_;
+    for (int c : nodes_[static_cast<size_t>(i)].consumers) keep = keep || c >= cut_;
+    keep_[static_cast<size_t>(i)] = keep;
+  }
+  plan_fusions();
+  if (!training) return;
+  bind_gradients();
+  // A conv whose only consumer is a batch-statistics BN has an exactly zero bias gradient.
+  for (int i = 0; i < size(); ++i) {
+    auto* conv = dynamic_cast<Conv2D*>(nodes_[static_cast<size_t>(i)].layer.get());
+    if (!conv) continue;
+    const auto& cons = nodes_[static_cast<size_t>(i)].consumers;
+    bool zero = false;
+    if (cons.size() == 1)
+      if (auto* bn = dynamic_cast<BatchNormalization*>(&layer(cons[0])))
+        zero = bn->uses_batch_statistics(true);
+    conv->set_bias_gradient_is_zero(zero);
+  }
+}
+
+void Model::plan_fusions() {
+  fusion_.assign(nodes_.size(), Fusion{});
+  auto only_consumer = [&](int i) {
+    const auto& c = nodes_[static_cast<size_t>(i)].consumers;
+    return c.size() == 1 && !user_keep_[static_cast<size_t>(i)] ? c[0] : -1;
+  };
+  for (int i = 0; i < size() && i < cut_; ++i) {
+    if (fusion_[static_cast<size_t>(i)].kind != Fused::kNone) continue;
+    Layer& l = layer(i);
+    const int next = only_consumer(i);
+    if (next < 0) continue;
+    if (dynamic_cast<Conv2D*>(&l)) {
+      auto* bn = dynamic_cast<BatchNormalization*>(&layer(next));
+      if (!bn || next >= cut_ || bn->calibrating() || bn->uses_batch_statistics(cut_ < size())) continue;
+      Fusion f{Fused::kConvChain, next, next, false};
+      const int after = only_consumer(next);
+      if (after >= 0 && after < cut_ && dynamic_cast<ReLU*>(&layer(after))) {
+        f.end = after;
+        f.relu = true;
+        fusion_[static_cast<size_t>(after)].kind = Fused::kSkipped;
+      }
+      fusion_[static_cast<size_t>(next)].kind = Fused::kSkipped;
+      fusion_[static_cast<size_t>(i)] = f;
+    } else if (dynamic_cast<Add*>(&l) && next < cut_ && dynamic_cast<ReLU*>(&layer(next))) {
+      fusion_[static_cast<size_t>(i)] = Fusion{Fused::kAddRelu, -1, next, true};
+      fusion_[static_cast<size_t>(next)].kind = Fused::kSkipped;
+    }
+  }
+}
+
+// Computes fusion head i, writing the output of its chain's last node.
+void Model::run_fused(int i, const std::vector<const Tensor*>& ins) {
+  const Fusion& f = fusion_[static_cast<size_t>(i)];
+  Tensor& out = outputs_[static_cast<size_t>(f.end)];
+  const Shape os = output_shape(f.end, ins[0]->shape()[0]);
+  out.give_storage(pool_.acquire(os.numel()), os);
+  if (f.kind == Fused::kAddRelu) {
+    const float* a = ins[0]->data();
+    const float* b = ins[1]->data();
+    float* y = out.data();
+    const long n = static_cast<long>(os.numel());
+#pragma omp parallel for if (parallel_worth(n))
+    for (long k = 0; k < n; ++k) {
+      const float v = a[k] + b[k];
+      y[k] = v > 0.0f ? v : 0.0f;
+    }
+    return;
+  }
+  // conv -> BN (inference) [-> ReLU]: W'[..,c] = W[..,c] * scale[c], b'[c] = b[c] * scale[c] + shift[c].
+  auto& conv = static_cast<Conv2D&>(layer(i));
+  const auto& bn = static_cast<const BatchNormalization&>(layer(f.bn));
+  const int cout = conv.filters();
+  bn_scale_.resize(static_cast<size_t>(cout));
+  bn_shift_.resize(static_cast<size_t>(cout));
+  bn.inference_affine(bn_scale_.data(), bn_shift_.data());
+  const float* kernel = conv.param(0);
+  const std::size_t rows = find_param(conv.name(), "kernel").shape.numel() / static_cast<std::size_t>(cout);
+  folded_kernel_.resize(rows * cout);
+  for (std::size_t r = 0; r < rows; ++r)
+    for (int c = 0; c < cout; ++c) folded_kernel_[r * cout + c] = kernel[r * cout + c] * bn_scale_[static_cast<size_t>(c)];
+  folded_bias_.resize(static_cast<size_t>(cout));
+  const bool has_bias = conv.param_specs().size() > 1;
+  for (int c = 0; c < cout; ++c)
+    folded_bias_[static_cast<size_t>(c)] = (has_bias ? conv.param(1)[c] : 0.0f) * bn_scale_[static_cast<size_t>(c)] + bn_shift_[static_cast<size_t>(c)];
+  conv.forward_with(*ins[0], out, folded_kernel_.data(), folded_bias_.data(), f.relu);
+}
+
+const Tensor& Model::forward(const Tensor& x, bool training) { return run(0, x, training); }
+
+const Tensor& Model::forward_from(int node, const Tensor& activation, bool training) {
+  if (node < 0 || node >= size()) throw std::out_of_range("forward_from: no node " + std::to_string(node));
+  for (int j = node + 1; j < size(); ++j)
+    for (int k : inputs_of(j))
+      if (k < node)
+        throw std::invalid_argument("forward_from: '" + layer(node).name() + "' is not a block boundary: '" +
+                                    layer(j).name() + "' reads '" + layer(k).name() + "'");
+  if (training && first_trainable_node() <= node)
+    throw std::invalid_argument("forward_from: trainable layer '" + layer(first_trainable_node()).name() +
+                                "' lies at or before '" + layer(node).name() + "'");
+  Shape expected = output_shape(node, activation.shape().rank() > 0 ? activation.shape()[0] : 0);
+  if (activation.shape() != expected)
+    throw std::invalid_argument("forward_from: '" + layer(node).name() + "' outputs " + expected.str() +
+                                ", given " + activation.shape().str());
+  return run(node, activation, training);
+}
+
+// Runs nodes first..end; node `first` outputs a copy of `given` (for first = 0 the InputLayer
+// does exactly that).
+const Tensor& Model::run(int first, const Tensor& given, bool training) {
+  if (!built_) throw std::logic_error("Model::forward before build()");
+  plan(training);
+  // A fusion whose head lies at or before `first` never runs: its later members compute alone.
+  for (int i = 0; i <= first && first > 0; ++i) {
+    const Fusion f = fusion_[static_cast<size_t>(i)];
+    if (f.kind != Fused::kConvChain && f.kind != Fused::kAddRelu) continue;
+    for (int member : {f.bn, f.end})
+      if (member > first) fusion_[static_cast<size_t>(member)] = Fusion{};
+  }
+  for (Tensor& t : outputs_) release(t);
+  for (Tensor& t : node_grads_) release(t);
+  std::vector<int> pending(nodes_.size());
+  for (size_t i = 0; i < nodes_.size(); ++i) pending[i] = static_cast<int>(nodes_[i].consumers.size());
+  if (first > 0) {
+    Tensor& out = outputs_[static_cast<size_t>(first)];
+    out.give_storage(pool_.acquire(given.numel()), given.shape());
+    std::memcpy(out.data(), given.data(), sizeof(float) * given.numel());
+  }
+
+  std::vector<const Tensor*> ins;
+  std::vector<Shape> in_shapes;
+  for (int i = first > 0 ? first + 1 : 0; i < size(); ++i) {
+    Node& node = nodes_[static_cast<size_t>(i)];
+    ins.clear();
+    in_shapes.clear();
+    if (node.inputs.empty()) ins.push_back(&given);
+    for (int k : node.inputs) ins.push_back(&outputs_[static_cast<size_t>(k)]);
+    const Fused kind = fusion_[static_cast<size_t>(i)].kind;
+    if (kind == Fused::kSkipped) continue;  // computed by its fusion head
+    if (kind != Fused::kNone) {
+      run_fused(i, ins);
+    } else {
+      for (const Tensor* t : ins) in_shapes.push_back(t->shape());
+      const Shape os = node.layer->infer_shape(in_shapes);
+      outputs_[static_cast<size_t>(i)].give_storage(pool_.acquire(os.numel()), os);
+      node.layer->forward(ins, outputs_[static_cast<size_t>(i)], training);
+    }
+    for (int k : node.inputs)
+      if (--pending[static_cast<size_t>(k)] == 0 && !keep_[static_cast<size_t>(k)])
+        release(outputs_[static_cast<size_t>(k)]);
+  }
+  backward_ready_ = training;
+  return outputs_.back();
+}
+
+void Model::backward(const Tensor& dlogits, const std::function<void(std::size_t)>& grads_ready) {
+  if (!backward_ready_) throw std::logic_error("Model::backward needs a preceding forward(x, true)");
+  backward_ready_ = false;
+  const int last = size() - 1;
+  if (cut_ > last) return;
+  // ready_end[j]: grads()[0, ready_end[j]) belong to layers >= j.
+  std::vector<std::size_t> ready_end(nodes_.size() + 1, 0);
+  if (grads_ready) {
+    for (const ParamRef& r : refs_)
+      if (r.optimised && r.offset < grads_.size())
+        ready_end[static_cast<size_t>(r.node)] =
+            std::max(ready_end[static_cast<size_t>(r.node)], r.offset + r.shape.numel());
+    for (int j = last - 1; j >= 0; --j)
+      ready_end[static_cast<size_t>(j)] = std::max(ready_end[static_cast<size_t>(j)], ready_end[static_cast<size_t>(j + 1)]);
+  }
+  if (dlogits.shape() != outputs_.back().shape())
+    throw std::invalid_argument("backward: gradient shape " + dlogits.shape().str() +
+                                " does not match the output " + outputs_.back().shape().str());
+  Tensor& top = node_grads_[static_cast<size_t>(last)];
+  top.give_storage(pool_.acquire(dlogits.numel()), dlogits.shape());
+  std::memcpy(top.data(), dlogits.data(), sizeof(float) * dlogits.numel());
+
+  std::vector<const Tensor*> ins;
+  std::vector<Tensor*> din;
+  std::vector<Tensor> scratch(2);
+  std::vector<bool> has_grad(nodes_.size(), false);  // (zero-sample batches have empty tensors)
+  has_grad[static_cast<size_t>(last)] = true;
+  for (int j = last; j >= cut_; --j) {
+    Node& node = nodes_[static_cast<size_t>(j)];
+    Tensor& dout = node_grads_[static_cast<size_t>(j)];
+    if (!has_grad[static_cast<size_t>(j)]) continue;  // no path from the loss
+    ins.clear();
+    din.clear();
+    for (size_t a = 0; a < node.inputs.size(); ++a) {
+      const int k = node.inputs[a];
+      ins.push_back(&outputs_[static_cast<size_t>(k)]);
+      if (k < cut_) {
+        din.push_back(nullptr);
+        continue;
+      }
+      Tensor& gk = node_grads_[static_cast<size_t>(k)];
+      Tensor& target = has_grad[static_cast<size_t>(k)] ? scratch[a] : gk;
+      has_grad[static_cast<size_t>(k)] = true;
+      target.give_storage(pool_.acquire(outputs_[static_cast<size_t>(k)].numel()),
+                          outputs_[static_cast<size_t>(k)].shape());
+      din.push_back(&target);
+    }
+    if (node.inputs.empty()) ins.push_back(&outputs_[0]);
+    node.layer->backward(ins, outputs_[static_cast<size_t>(j)], dout, din);
+    // Gradients arriving at a node from a second consumer are summed in.
+    for (size_t a = 0; a < node.inputs.size(); ++a) {
+      if (din[a] != &scratch[a]) continue;
+      Tensor& gk = node_grads_[static_cast<size_t>(node.inputs[a])];
+      const float* s = scratch[a].data();
+      float* d = gk.data();
+      const long n = static_cast<long>(gk.numel());
+#pragma omp parallel for if (parallel_worth(n))
+      for (long i = 0; i < n; ++i) d[i] += s[i];
+      release(scratch[a]);
+    }
+    release(dout);
+    if (grads_ready && node.layer->has_params()) grads_ready(ready_end[static_cast<size_t>(j)]);
+  }
+  if (grads_ready) grads_ready(grads_.size());
+}
+
+const Tensor& Model::output(int node) const {
+  const Tensor& t = outputs_.at(static_cast<size_t>(node));
+  if (t.empty())
+    throw std::logic_error("the output of layer '" + layer(node).name() +
+                           "' was not kept by the last forward (frozen prefix); call keep_output");
+  return t;
+}
+
+void Model::keep_output(int node, bool keep) { user_keep_.at(static_cast<size_t>(node)) = keep; }
+
+void Model::calibrate_batch_norm(const Tensor& x) {
+  std::vector<BatchNormalization*> bns;
+  for (auto& node : nodes_)
+    if (auto* bn = dynamic_cast<BatchNormalization*>(node.layer.get())) bns.push_back(bn);
+  for (auto* bn : bns) bn->set_calibrating(true);
+  try {
+    forward(x, false);
+  } catch (...) {
+    for (auto* bn : bns) bn->set_calibrating(false);
+    throw;
+  }
+  for (auto* bn : bns) bn->set_calibrating(false);
+}
+
+std::size_t Model::activation_floats() const {
+  std::size_t n = pool_.pooled_floats();
+  for (const Tensor& t : outputs_) n += t.numel();
+  for (const Tensor& t : node_grads_) n += t.numel();
+  return n;
+}
+
+}  // namespace parafine

@@ -1,0 +1,164 @@
+// Training checkpoints (see checkpoint.hpp).
+#include "parafine/train/checkpoint.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <mutex>
+#include <ostream>
+#include <stdexcept>
+#include <tuple>
+#include <type_traits>
+
+#include "parafine/dist/comm.hpp"
+#include "parafine/io/h5_tensors.hpp"
+#include "parafine/data/sample_source.hpp"
+
+namespace fs = std::filesystem;
+
+namespace parafine {
+
+bool TrainPosition::operator<(const TrainPosition& o) const {
+  return std::tie(phase, epoch, step) < std::tie(o.phase, o.epoch, o.step);
+}
+
+std::string checkpoint_name(const TrainPosition& p) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "ckpt-p%d-e%04d-s%07d.h5", p.phase, p.epoch, p.step);
+  return buf;
+}
+
+namespace {
+
+// A double as text that reads back to the same bits (std::to_string keeps 6 decimals).
+std::string exact_text(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
+Tensor as_tensor(const std::vector<float>& v) {
+  Tensor t(Shape{static_cast<int>(std::max<std::size_t>(v.size(), 1))});
+  std::copy(v.begin(), v.end(), t.data());
+  if (v.empty()) t.resize(Shape{0});
+  return t;
+}
+
+std::vector<float> read_floats(const H5File& f, const std::string& name, std::size_t expected) {
+  const auto dims = f.dataset_shape(name);
+  std::size_t n = 1;
+  for (auto d : dims) n *= static_cast<std::size_t>(d);
+  if (n != expected)
+    throw std::runtime_error(name + " holds " + std::to_string(n) + " values, the model needs " + std::to_string(expected));
+  if (n == 0) return {};
+  const Tensor t = f.read_tensor(name);
+  return std::vector<float>(t.data(), t.data() + n);
+}
+
+std::vector<std::pair<TrainPosition, fs::path>> list_checkpoints(const std::string& dir) {
+  std::vector<std::pair<TrainPosition, fs::path>> found;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    TrainPosition p;
+    const std::string name = entry.path().filename().string();
+    if (std::sscanf(name.c_str(), "ckpt-p%d-e%d-s%d.h5", &p.phase, &p.epoch, &p.step) == 3 &&
+        name.size() > 3 && name.substr(name.size() - 3) == ".h5")
+      found.emplace_back(p, entry.path());
+  }
+  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return b.first < a.first; });  // newest first
+  return found;
+}
+
+}  // namespace
+
+bool has_checkpoints(const std::string& dir) { return !list_checkpoints(dir).empty(); }
+
+void save_checkpoint(const std::string& dir, const Model& model, const Adam* adam, const TrainPosition& p, int keep) {
+  fs::create_directories(dir);
+  const fs::path final_path = fs::path(dir) / checkpoint_name(p);
+  const std::string tmp = final_path.string() + ".tmp" + std::to_string(::getpid());
+  // Loader threads may be reading an HDF5 dataset right now; the HDF5 library need not be
+  // thread-safe (see sample_source.hpp).
+  std::lock_guard<std::mutex> hdf5_lock(hdf5_mutex());
+  try {
+    H5File f(tmp, H5File::Mode::kTruncate);
+    f.write_string_scalar_attribute("/", "parafine_checkpoint", "1");
+    f.write_tensor("/params", as_tensor(model.params()));
+    f.write_tensor("/state", as_tensor(model.state()));
+    f.write_tensor("/adam_m", as_tensor(adam ? adam->m_values() : std::vector<float>{}));
+    f.write_tensor("/adam_v", as_tensor(adam ? adam->v_values() : std::vector<float>{}));
+    const std::vector<std::pair<const char*, std::string>> attrs = {
+        {"phase", std::to_string(p.phase)},
+        {"epoch", std::to_string(p.epoch)},
+        {"step", std::to_string(p.step)},
+        {"adam_t", std::to_string(adam ? adam->iterations() : 0)},
+        {"partial_loss_sum", exact_text(p.partial.loss_sum)},
+        {"partial_correct", std::to_string(p.partial.correct)},
+        {"partial_count", std::to_string(p.partial.count)},
+        {"seed", std::to_string(p.seed)},
+        {"batch_size", std::to_string(p.batch_size)},
+        {"train_samples", std::to_string(p.samples)}};
+    for (const auto& [k, v] : attrs) f.write_string_scalar_attribute("/", k, v);
+  } catch (...) {
+    std::remove(tmp.c_str());
+    throw;
+  }
+  if (std::rename(tmp.c_str(), final_path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw std::runtime_error("cannot write checkpoint " + final_path.string());
+  }
+  const auto all = list_checkpoints(dir);
+  for (std::size_t i = static_cast<std::size_t>(std::max(keep, 1)); i < all.size(); ++i) fs::remove(all[i].second);
+}
+
+Checkpoint load_latest_checkpoint(const std::string& dir, const Model& model, std::ostream& log) {
+  const auto all = list_checkpoints(dir);
+  if (all.empty())
+    throw std::invalid_argument("--resume: no checkpoint (ckpt-*.h5) in --checkpoint-dir " + dir);
+  for (const auto& [position, path] : all) {
+    try {
+      H5File f(path.string(), H5File::Mode::kRead);
+      auto attr = [&](const char* name) { return f.read_string_attribute("/", name).at(0); };
+      Checkpoint c;
+      c.path = path.string();
+      c.position.phase = std::stoi(attr("phase"));
+      c.position.epoch = std::stoi(attr("epoch"));
+      c.position.step = std::stoi(attr("step"));
+      c.position.partial.loss_sum = std::stod(attr("partial_loss_sum"));
+      c.position.partial.correct = std::stoi(attr("partial_correct"));
+      c.position.partial.count = std::stoi(attr("partial_count"));
+      c.adam_t = std::stol(attr("adam_t"));
+      c.position.seed = std::stoull(attr("seed"));
+      c.position.batch_size = std::stoi(attr("batch_size"));
+      c.position.samples = std::stoi(attr("train_samples"));
+      c.params = read_floats(f, "/params", model.params().size());
+      c.state = read_floats(f, "/state", model.state().size());
+      const std::size_t moments = f.dataset_shape("/adam_m").empty() ? 0 : static_cast<std::size_t>(f.dataset_shape("/adam_m")[0]);
+      c.adam_m = read_floats(f, "/adam_m", moments);
+      c.adam_v = read_floats(f, "/adam_v", moments);
+      return c;
+    } catch (const std::exception& e) {
+      log << "skipping checkpoint " << path.string() << ": " << e.what() << std::endl;
+    }
+  }
+  throw std::runtime_error("--resume: no readable checkpoint in " + dir + " (all " + std::to_string(all.size()) +
+                           " are damaged or from another model)");
+}
+
+void broadcast_checkpoint(Checkpoint& ck) {
+  if (Comm::size() == 1) return;
+  static_assert(std::is_trivially_copyable_v<TrainPosition>, "TrainPosition is broadcast as bytes");
+  Comm::broadcast_bytes(&ck.position, sizeof ck.position);  // the 64-bit seed exactly
+  std::uint64_t sizes[2] = {static_cast<std::uint64_t>(ck.adam_t), ck.adam_m.size()};
+  Comm::broadcast_bytes(sizes, sizeof sizes);
+  ck.adam_t = static_cast<long>(sizes[0]);
+  ck.adam_m.resize(sizes[1]);
+  ck.adam_v.resize(sizes[1]);
+  Comm::broadcast(ck.adam_m.data(), ck.adam_m.size());
+  Comm::broadcast(ck.adam_v.data(), ck.adam_v.size());
+  ck.path = Comm::broadcast(ck.path);
+}
+
+}  // namespace parafine
