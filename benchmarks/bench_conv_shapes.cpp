@@ -23,7 +23,7 @@
 
 #include "bench_options.hpp"
 #include "parafine/core/compute.hpp"
-#include "parafine/model/initializers.hpp"
+#include "parafine/core/rng.hpp"
 #include "parafine/layers/conv2d.hpp"
 #include "parafine/model/resnet50.hpp"
 

@@ -34,6 +34,7 @@
 #include "bench_options.hpp"
 #include "parafine/core/adam.hpp"
 #include "parafine/core/compute.hpp"
+#include "parafine/core/rng.hpp"
 #include "parafine/model/initializers.hpp"
 #include "parafine/layers/conv2d.hpp"
 #include "parafine/layers/dense.hpp"

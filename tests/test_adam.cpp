@@ -7,7 +7,7 @@
 #include <iostream>
 
 #include "parafine/core/adam.hpp"
-#include "parafine/model/initializers.hpp"
+#include "parafine/core/rng.hpp"
 
 namespace parafine {
 namespace {

@@ -14,6 +14,7 @@
 
 #include "parafine/data/h5_dataset.hpp"
 #include "parafine/io/h5_tensors.hpp"
+#include "parafine/core/rng.hpp"
 #include "parafine/model/initializers.hpp"
 #include "parafine/io/model_file.hpp"
 #include "parafine/model/resnet50.hpp"

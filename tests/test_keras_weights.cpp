@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "parafine/io/h5_tensors.hpp"
+#include "parafine/core/rng.hpp"
 #include "parafine/model/initializers.hpp"
 #include "parafine/io/keras_file.hpp"
 #include "parafine/io/keras_weights.hpp"

@@ -21,7 +21,7 @@
 #include <thread>
 
 #include "parafine/data/data_order.hpp"
-#include "parafine/model/initializers.hpp"
+#include "parafine/core/rng.hpp"
 #include "parafine/data/prefetcher.hpp"
 #include "parafine/data/sample_source.hpp"
 

@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <stdexcept>
 
-#include "parafine/model/initializers.hpp"
+#include "parafine/core/rng.hpp"
 
 namespace parafine {
 

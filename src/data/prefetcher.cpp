@@ -6,7 +6,7 @@
 #include <utility>
 
 #include "parafine/data/dataset.hpp"  // caffe_preprocess
-#include "parafine/model/initializers.hpp"
+#include "parafine/core/rng.hpp"
 
 namespace parafine {
 

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "parafine/model/initializers.hpp"
+#include "parafine/core/rng.hpp"
 
 namespace parafine {
 

@@ -11,16 +11,4 @@ namespace parafine {
 
 void keras_initialize(Model& model, std::uint64_t seed);
 
-// A small counter-free generator used for initialisation and synthetic data: splitmix64.
-class SplitMix64 {
- public:
-  explicit SplitMix64(std::uint64_t seed) : s_(seed) {}
-  std::uint64_t next();
-  double uniform();  // [0,1) with 53 random bits
- private:
-  std::uint64_t s_;
-};
-
-std::uint64_t hash_string(const std::string& s, std::uint64_t seed);
-
 }  // namespace parafine
