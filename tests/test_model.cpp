@@ -14,6 +14,7 @@
 #include "parafine/core/loss.hpp"
 #include "parafine/model/resnet50.hpp"
 #include "parafine/train/trainer.hpp"
+#include "parafine/data/dataset.hpp"
 
 namespace parafine {
 namespace {

@@ -8,6 +8,8 @@
 #include "parafine/model/initializers.hpp"
 #include "parafine/model/resnet50.hpp"
 #include "parafine/train/trainer.hpp"
+#include "parafine/data/data_order.hpp"
+#include "parafine/data/dataset.hpp"
 
 namespace parafine {
 namespace {

@@ -32,4 +32,18 @@ void Progress::update(int done, const LossResult& global, int images, double sec
     *out_ << "  " << line.str() << "\n" << std::flush;
 }
 
+void log_epoch(std::ostream& log, const EpochStats& s, bool has_val) {
+  const std::ios_base::fmtflags flags = log.flags();
+  const std::streamsize precision = log.precision();
+  log << "phase " << s.phase << " epoch " << s.epoch << ": loss " << std::fixed
+      << std::setprecision(4) << s.loss << " - accuracy " << s.accuracy;
+  if (has_val) log << " - val_loss " << s.val_loss << " - val_accuracy " << s.val_accuracy;
+  log << " - " << std::setprecision(1) << s.seconds << "s (" << s.images_per_second
+      << " img/s; rank 0: compute " << std::setprecision(2) << s.compute_seconds
+      << "s, exposed communication " << s.comm_seconds << "s, data wait " << s.data_wait_seconds
+      << "s)" << std::endl;
+  log.flags(flags);
+  log.precision(precision);
+}
+
 }  // namespace parafine

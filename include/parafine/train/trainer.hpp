@@ -1,7 +1,8 @@
 // The two-phase fine-tuning run with Keras semantics: phase 1 freezes the base and trains the
 // head with Adam(phase1_lr); phase 2 unfreezes the base's last N layers and continues with a
 // fresh Adam(phase2_lr). Validation after every epoch with BN in inference mode. Samples come
-// from a SampleSource through the deterministic prefetcher, in the order of DESIGN.md §2.
+// from a SampleSource through the deterministic prefetcher, in the order of DESIGN.md §2, or
+// from the feature cache of the frozen prefix (training_caches.hpp) when it applies.
 //
 // Data-parallel over the MPI world (Comm): every rank holds a replica, takes its slice of each
 // global batch, and the weight gradients are summed over ranks and divided by the global batch
@@ -9,84 +10,23 @@
 // accuracies are exact global sums; replicas are compared by checksum after every epoch.
 #pragma once
 
-#include <cstdint>
 #include <functional>
 #include <iosfwd>
-#include <string>
 #include <vector>
 
-#include "parafine/data/data_order.hpp"
-#include "parafine/data/dataset.hpp"
-#include "parafine/cache/cache_plan.hpp"
-#include "parafine/core/loss.hpp"
-#include "parafine/model/model.hpp"
-#include "parafine/data/prefetcher.hpp"
 #include "parafine/data/sample_source.hpp"
+#include "parafine/model/model.hpp"
+#include "parafine/train/evaluation.hpp"
+#include "parafine/train/train_config.hpp"
 
 namespace parafine {
 
-// --bn-mode: how a trainable BatchNormalization normalises when the batch is split over ranks.
-enum class BnMode {
-  kSync,    // statistics of the global batch (identical to one process)
-  kLocal,   // each rank's own statistics; moving averages averaged across ranks after each step
-  kFrozen,  // inference mode even when trainable (the Keras transfer-learning guide's advice)
-};
-BnMode parse_bn_mode(const std::string& name);  // "sync" | "local" | "frozen", else throws naming --bn-mode
-
-struct TrainConfig {
-  int batch_size = 32;  // global batch
-  int phase1_epochs = 10;
-  double phase1_lr = 1e-3;
-  int phase2_epochs = 10;
-  double phase2_lr = 1e-5;
-  int unfreeze_last = 10;
-  std::string unfreeze_from;  // a base layer name; when set it wins over unfreeze_last
-  bool shuffle = true;
-  std::uint64_t seed = 0;
-  int image_size = 224;
-  Preprocess preprocess = Preprocess::kCaffe;
-  Augment augment = Augment::kNone;
-  int loader_threads = 2;  // background decoding threads
-  BnMode bn_mode = BnMode::kSync;
-  double bucket_mb = 25.0;  // gradient allreduce bucket size (MiB)
-  std::string checkpoint_dir;  // "" = no checkpoints
-  int checkpoint_steps = 0;    // also checkpoint every this many steps (0 = at epoch ends only)
-  int keep_checkpoints = 3;
-  bool resume = false;         // continue from the newest valid checkpoint in checkpoint_dir
-  long max_steps = 0;          // stop (with a checkpoint) after this many steps in this run; 0 = no limit
-  // With a randomly initialised base: set frozen BN statistics from this many training
-  // samples before phase 1 (0 = keep the loaded statistics, as Keras does).
-  int calibrate_bn_samples = 0;
-  CacheOptions cache;  // --cache, --cache-mem, --cache-dir (cache_plan.hpp)
-};
-
-struct EpochStats {
-  int phase = 0;  // 1 or 2
-  int epoch = 0;  // 1-based within the phase
-  double loss = 0, accuracy = 0, val_loss = 0, val_accuracy = 0;
-  double seconds = 0;            // the epoch's wall time, validation included
-  double images_per_second = 0;  // training images / training time
-  // Where this rank's training time went (validation excluded): waiting for the prefetcher,
-  // waiting for gradient/metric allreduces that backward did not hide, everything else.
-  double data_wait_seconds = 0, comm_seconds = 0, compute_seconds = 0;
-};
-
-// What the prefetcher needs from a TrainConfig (image size, preprocessing, loader threads, seed),
-// with this augmentation for this (global, 0-based) epoch.
-PrefetchConfig prefetch_config(const TrainConfig& config, Augment augment, int epoch);
-
-// Throws std::invalid_argument naming the option for a bad configuration.
-void validate(const TrainConfig& config);
-
-// Loss and accuracy of `model` on every sample of `data`, BN in inference mode; each rank
-// evaluates its share and the sums are global.
-LossResult evaluate(Model& model, const SampleSource& data, int batch_size, int image_size, Preprocess preprocess,
-                    int loader_threads);
-
 // val may be null (no validation). Throws when the sources' classes do not match the model.
 // on_epoch (optional) is called on every rank after each epoch, e.g. to append --history rows.
-std::vector<EpochStats> run_two_phase(Model& model, const SampleSource& train, const SampleSource* val,
-                                      const TrainConfig& config, std::ostream& log,
+// Returns the epochs trained in this run (fewer when --max-steps stopped it).
+std::vector<EpochStats> run_two_phase(Model& model, const SampleSource& train,
+                                      const SampleSource* val, const TrainConfig& config,
+                                      std::ostream& log,
                                       const std::function<void(const EpochStats&)>& on_epoch = {});
 
 }  // namespace parafine

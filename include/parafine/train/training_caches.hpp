@@ -9,7 +9,7 @@
 
 #include "parafine/cache/cache_plan.hpp"
 #include "parafine/cache/feature_cache.hpp"
-#include "parafine/train/trainer.hpp"
+#include "parafine/train/train_config.hpp"
 
 namespace parafine {
 

@@ -1,0 +1,66 @@
+// The run's starting point: resume, BN calibration, rank 0 broadcast (see starting_state.hpp).
+#include "parafine/train/starting_state.hpp"
+
+#include <algorithm>
+#include <ostream>
+#include <stdexcept>
+#include <vector>
+
+#include "parafine/data/data_order.hpp"
+#include "parafine/dist/comm.hpp"
+#include "parafine/dist/replica.hpp"
+
+namespace parafine {
+
+namespace {
+
+TrainPosition resume_position(Model& model, const SampleSource& train, const TrainConfig& c,
+                              std::ostream& log, Checkpoint& resumed) {
+  // Rank 0 chooses and reads the checkpoint, so every rank continues from the same one.
+  if (Comm::is_root()) resumed = load_latest_checkpoint(c.checkpoint_dir, model, log);
+  broadcast_checkpoint(resumed);
+  const TrainPosition from = resumed.position;
+  auto same = [&](bool ok, const std::string& what) {
+    if (!ok)
+      throw std::invalid_argument("--resume: " + resumed.path + " was written with " + what +
+                                  "; the data order would differ, so the run cannot continue "
+                                  "bit for bit");
+  };
+  same(from.seed == c.seed, "--seed " + std::to_string(from.seed));
+  same(from.batch_size == c.batch_size, "--batch-size " + std::to_string(from.batch_size));
+  same(from.samples == train.size(), std::to_string(from.samples) + " training samples");
+  // The other replicas get the weights with the broadcast that ends starting_state.
+  if (Comm::is_root()) model.set_weights(resumed.params, resumed.state);
+  log << "resuming from " << resumed.path << " (phase " << from.phase << ", epoch " << from.epoch
+      << ", step " << from.step << ")" << std::endl;
+  return from;
+}
+
+// The same first n samples of the seed's calibration order on every rank: no reducer needed.
+void calibrate_frozen_batch_norm(Model& model, const SampleSource& train, const TrainConfig& c,
+                                 std::ostream& log) {
+  const int n = std::min(train.size(), c.calibrate_bn_samples);
+  const std::vector<int> order = epoch_order(train.size(), true, c.seed, -1);
+  BatchPrefetcher one(train, {std::vector<int>(order.begin(), order.begin() + n)},
+                      prefetch_config(c, Augment::kNone, -1));
+  Batch batch;
+  one.next(batch);
+  model.calibrate_batch_norm(batch.images);
+  log << "randomly initialised base: frozen BatchNormalization statistics calibrated on " << n
+      << " training images" << std::endl;
+}
+
+}  // namespace
+
+TrainPosition starting_state(Model& model, const SampleSource& train, const TrainConfig& c,
+                             std::ostream& log, Checkpoint& resumed) {
+  TrainPosition from;
+  if (c.resume)
+    from = resume_position(model, train, c, log, resumed);
+  else if (c.calibrate_bn_samples > 0)
+    calibrate_frozen_batch_norm(model, train, c, log);
+  broadcast_model_state(model);
+  return from;
+}
+
+}  // namespace parafine

@@ -1,0 +1,55 @@
+// Training options: parsing, validation, the prefetcher's view (see train_config.hpp).
+#include "parafine/train/train_config.hpp"
+
+#include <cmath>
+#include <stdexcept>
+
+#include "parafine/model/resnet50.hpp"
+
+namespace parafine {
+
+namespace {
+
+void require(bool ok, const std::string& msg) {
+  if (!ok) throw std::invalid_argument(msg);
+}
+
+}  // namespace
+
+BnMode parse_bn_mode(const std::string& name) {
+  if (name == "sync") return BnMode::kSync;
+  if (name == "local") return BnMode::kLocal;
+  if (name == "frozen") return BnMode::kFrozen;
+  throw std::invalid_argument("--bn-mode must be sync, local or frozen, got '" + name + "'");
+}
+
+void validate(const TrainConfig& c) {
+  const auto n = [](auto v) { return std::to_string(v); };
+  require(c.batch_size >= 1, "--batch-size must be at least 1, got " + n(c.batch_size));
+  require(c.phase1_epochs >= 0, "--phase1-epochs must be >= 0, got " + n(c.phase1_epochs));
+  require(c.phase2_epochs >= 0, "--phase2-epochs must be >= 0, got " + n(c.phase2_epochs));
+  require(std::isfinite(c.phase1_lr) && c.phase1_lr >= 0,
+          "--phase1-lr must be a finite number >= 0");
+  require(std::isfinite(c.phase2_lr) && c.phase2_lr >= 0,
+          "--phase2-lr must be a finite number >= 0");
+  require(c.unfreeze_last >= 0 && c.unfreeze_last <= kResNet50BaseLayers,
+          "--unfreeze-last must be between 0 and 175, got " + n(c.unfreeze_last));
+  require(c.image_size >= 32, "--image-size must be at least 32, got " + n(c.image_size));
+  require(c.loader_threads >= 1, "loader threads must be at least 1");
+  require(c.bucket_mb > 0 && std::isfinite(c.bucket_mb),
+          "--bucket-mb must be a positive number of MiB");
+  require(c.calibrate_bn_samples >= 0, "calibration sample count must be >= 0");
+}
+
+PrefetchConfig prefetch_config(const TrainConfig& c, Augment augment, int epoch) {
+  PrefetchConfig p;
+  p.image_size = c.image_size;
+  p.preprocess = c.preprocess;
+  p.augment = augment;
+  p.seed = c.seed;
+  p.epoch = epoch;
+  p.threads = c.loader_threads;
+  return p;
+}
+
+}  // namespace parafine
