@@ -4,11 +4,10 @@
 
 #include <sys/stat.h>
 
-#include <atomic>
 #include <ostream>
 #include <stdexcept>
-#include <thread>
 
+#include "parafine/core/parallel_for.hpp"
 #include "parafine/dist/comm.hpp"
 #include "parafine/data/image_decode.hpp"
 
@@ -20,70 +19,85 @@ BadImagePolicy parse_bad_image_policy(const std::string& name) {
   throw std::invalid_argument("--on-bad-image must be 'skip' or 'fail', got '" + name + "'");
 }
 
-FolderSource::FolderSource(const std::string& dir, BadImagePolicy policy, int threads, std::ostream* log) {
+namespace {
+
+// Which files of the folder fail to decode, the same on every rank. Under mpirun each rank
+// checks every R-th file (on `threads` threads) and the verdicts are combined, so every rank
+// keeps the same list (labels never shift, ranks never disagree). reasons[i] is this rank's
+// message for a file it found bad ("" for files it did not check or that decode).
+struct DecodeVerdicts {
+  std::vector<int> bad;              // [N] 1 = does not decode (found by some rank)
+  std::vector<std::string> reasons;  // [N]
+};
+
+DecodeVerdicts check_every_file(const ImageFolder& folder, int threads) {
+  const int n = static_cast<int>(folder.files.size());
+  DecodeVerdicts v;
+  v.bad.assign(static_cast<size_t>(n), 0);
+  v.reasons.resize(static_cast<size_t>(n));
+  parallel_for(threads, Comm::rank(), n, Comm::size(), [&](int i) {
+    try {
+      decode_image_file(folder.files[static_cast<size_t>(i)]);
+    } catch (const std::exception& e) {
+      v.reasons[static_cast<size_t>(i)] = e.what();
+      v.bad[static_cast<size_t>(i)] = 1;
+    }
+  });
+  Comm::allreduce_max(v.bad);
+  return v;
+}
+
+// The message for bad file i: this rank's, else decode it again here (another rank's verdict).
+const std::string& reason_of(const ImageFolder& folder, DecodeVerdicts& v, int i) {
+  std::string& r = v.reasons[static_cast<size_t>(i)];
+  if (r.empty()) {
+    try {
+      decode_image_file(folder.files[static_cast<size_t>(i)]);
+      r = folder.files[static_cast<size_t>(i)] + ": could not be decoded on another rank";
+    } catch (const std::exception& e) {
+      r = e.what();
+    }
+  }
+  return r;
+}
+
+}  // namespace
+
+FolderSource::FolderSource(const std::string& dir, BadImagePolicy policy, int threads,
+                           std::ostream* log) {
   const ImageFolder folder = scan_image_folder(dir);
   class_names_ = folder.class_names;
   ignored_ = folder.ignored;
   const int n = static_cast<int>(folder.files.size());
-  // Under mpirun each rank checks every R-th file; the verdicts are combined, so every rank
-  // keeps the same list (labels never shift, ranks never disagree).
-  const int ranks = Comm::size(), rank = Comm::rank();
-  std::vector<std::string> reasons(static_cast<size_t>(n));  // "" = decodes (or not checked here)
-  std::vector<int> bad(static_cast<size_t>(n), 0);
-  std::atomic<int> next{rank};
-  auto work = [&] {
-    for (int i = next.fetch_add(ranks); i < n; i = next.fetch_add(ranks)) {
-      try {
-        decode_image_file(folder.files[static_cast<size_t>(i)]);
-      } catch (const std::exception& e) {
-        reasons[static_cast<size_t>(i)] = e.what();
-        bad[static_cast<size_t>(i)] = 1;
-      }
-    }
-  };
-  std::vector<std::thread> pool;
-  for (int t = 1; t < std::max(1, threads); ++t) pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
-  Comm::allreduce_max(bad);
-  auto reason_of = [&](int i) {  // another rank's verdict: decode again here for the message
-    std::string& r = reasons[static_cast<size_t>(i)];
-    if (r.empty()) {
-      try {
-        decode_image_file(folder.files[static_cast<size_t>(i)]);
-        r = folder.files[static_cast<size_t>(i)] + ": could not be decoded on another rank";
-      } catch (const std::exception& e) {
-        r = e.what();
-      }
-    }
-    return r;
-  };
-
+  DecodeVerdicts verdicts = check_every_file(folder, threads);
   std::vector<int> per_class(class_names_.size(), 0);
   for (int i = 0; i < n; ++i) {
-    if (bad[static_cast<size_t>(i)]) {
+    const std::string& file = folder.files[static_cast<size_t>(i)];
+    if (verdicts.bad[static_cast<size_t>(i)]) {
       if (policy == BadImagePolicy::kFail)
-        throw std::runtime_error(reason_of(i) + " (--on-bad-image fail; use skip to leave such files out)");
+        throw std::runtime_error(reason_of(folder, verdicts, i) +
+                                 " (--on-bad-image fail; use skip to leave such files out)");
       // The first few reasons are shown, so they are made exact on every rank; later ones may
       // have been found by another rank.
-      const std::string& found_here = reasons[static_cast<size_t>(i)];
-      skipped_.push_back({folder.files[static_cast<size_t>(i)],
-                          skipped_.size() < 5    ? reason_of(i)
-                          : found_here.empty() ? folder.files[static_cast<size_t>(i)] + ": found bad by another rank"
-                                               : found_here});
+      const std::string& found_here = verdicts.reasons[static_cast<size_t>(i)];
+      skipped_.push_back({file, skipped_.size() < 5 ? reason_of(folder, verdicts, i)
+                                : found_here.empty() ? file + ": found bad by another rank"
+                                                     : found_here});
       continue;
     }
-    files_.push_back(folder.files[static_cast<size_t>(i)]);
+    files_.push_back(file);
     labels_.push_back(folder.labels[static_cast<size_t>(i)]);
     ++per_class[static_cast<size_t>(folder.labels[static_cast<size_t>(i)])];
   }
   if (log && Comm::is_root() && !skipped_.empty()) {
-    for (std::size_t k = 0; k < skipped_.size() && k < 5; ++k) *log << "skipping bad image: " << skipped_[k].reason << "\n";
+    for (std::size_t k = 0; k < skipped_.size() && k < 5; ++k)
+      *log << "skipping bad image: " << skipped_[k].reason << "\n";
     *log << dir << ": skipped " << skipped_.size() << " bad image(s) of " << n << std::endl;
   }
   for (std::size_t c = 0; c < per_class.size(); ++c)
     if (per_class[c] == 0)
-      throw std::runtime_error(dir + "/" + class_names_[c] + ": no readable images left after skipping " +
+      throw std::runtime_error(dir + "/" + class_names_[c] +
+                               ": no readable images left after skipping " +
                                std::to_string(skipped_.size()) + " bad file(s)");
 }
 

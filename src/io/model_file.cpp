@@ -1,21 +1,20 @@
 // Keras-layout model saving (see model_file.hpp).
 #include "parafine/io/model_file.hpp"
 
-#include <unistd.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
 
+#include "parafine/core/atomic_file.hpp"
 #include "parafine/io/h5_tensors.hpp"
 #include "parafine/io/keras_weights.hpp"
 
 namespace parafine {
 
 void save_keras_model(const Model& model, const std::string& path, const std::vector<std::string>& class_names) {
-  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
-  try {
-    H5File f(tmp, H5File::Mode::kTruncate);
+  AtomicFile out(path, "saved model");
+  {
+    H5File f(out.temp_path(), H5File::Mode::kTruncate);
     std::vector<std::string> layer_names;
     for (int i = 0; i < model.size(); ++i) layer_names.push_back(model.layer(i).name());
     f.write_string_list_attribute("/", "layer_names", layer_names);
@@ -37,15 +36,8 @@ void save_keras_model(const Model& model, const std::string& path, const std::ve
       }
       f.write_string_list_attribute("/" + name, "weight_names", weight_names);
     }
-  } catch (...) {
-    std::remove(tmp.c_str());
-    throw;
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw std::runtime_error("cannot move the saved model into place at " + path +
-                             " (is the directory writable and on the same filesystem?)");
-  }
+  }  // closed before the rename
+  out.commit();
 }
 
 Model load_full_model(const std::string& path, int image_size, std::vector<std::string>* class_names) {

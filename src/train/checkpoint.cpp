@@ -1,8 +1,6 @@
 // Training checkpoints (see checkpoint.hpp).
 #include "parafine/train/checkpoint.hpp"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -12,6 +10,7 @@
 #include <tuple>
 #include <type_traits>
 
+#include "parafine/core/atomic_file.hpp"
 #include "parafine/dist/comm.hpp"
 #include "parafine/io/h5_tensors.hpp"
 #include "parafine/data/sample_source.hpp"
@@ -78,12 +77,12 @@ bool has_checkpoints(const std::string& dir) { return !list_checkpoints(dir).emp
 void save_checkpoint(const std::string& dir, const Model& model, const Adam* adam, const TrainPosition& p, int keep) {
   fs::create_directories(dir);
   const fs::path final_path = fs::path(dir) / checkpoint_name(p);
-  const std::string tmp = final_path.string() + ".tmp" + std::to_string(::getpid());
+  AtomicFile out(final_path.string(), "checkpoint");
   // Loader threads may be reading an HDF5 dataset right now; the HDF5 library need not be
   // thread-safe (see sample_source.hpp).
   std::lock_guard<std::mutex> hdf5_lock(hdf5_mutex());
-  try {
-    H5File f(tmp, H5File::Mode::kTruncate);
+  {
+    H5File f(out.temp_path(), H5File::Mode::kTruncate);
     f.write_string_scalar_attribute("/", "parafine_checkpoint", "1");
     f.write_tensor("/params", as_tensor(model.params()));
     f.write_tensor("/state", as_tensor(model.state()));
@@ -101,14 +100,8 @@ void save_checkpoint(const std::string& dir, const Model& model, const Adam* ada
         {"batch_size", std::to_string(p.batch_size)},
         {"train_samples", std::to_string(p.samples)}};
     for (const auto& [k, v] : attrs) f.write_string_scalar_attribute("/", k, v);
-  } catch (...) {
-    std::remove(tmp.c_str());
-    throw;
-  }
-  if (std::rename(tmp.c_str(), final_path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw std::runtime_error("cannot write checkpoint " + final_path.string());
-  }
+  }  // closed before the rename
+  out.commit();
   const auto all = list_checkpoints(dir);
   for (std::size_t i = static_cast<std::size_t>(std::max(keep, 1)); i < all.size(); ++i) fs::remove(all[i].second);
 }
