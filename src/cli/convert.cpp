@@ -8,6 +8,7 @@
 #include "parafine/dist/comm.hpp"
 #include "parafine/data/folder_source.hpp"
 #include "parafine/data/h5_dataset_writer.hpp"
+#include "parafine/model/resnet50.hpp"
 
 namespace po = boost::program_options;
 
@@ -30,7 +31,7 @@ int run_convert(int argc, char** argv) {
     return 0;
   }
   po::notify(vm);
-  if (image_size < 32) throw UsageError("--image-size must be at least 32, got " + std::to_string(image_size));
+  check_image_size(image_size);
   if (threads < 0) throw UsageError("--threads must be >= 0");
   if (threads == 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::ostream* log = Comm::is_root() ? &std::cout : nullptr;  // one voice under mpirun

@@ -25,7 +25,7 @@ int run_demo(int argc, char** argv) {
   std::string save, weights, weights_dir, init;
   po::options_description opts("parafine demo options");
   opts.add_options()("help,h", "show this help")
-      ("image-size", po::value(&net.image_size)->default_value(32), "input height and width (>= 32)")
+      ("image-size", po::value(&net.image_size)->default_value(32), "input height and width (at least 32)")
       ("width", po::value(&net.width)->default_value(16), "ResNet50 conv1 filters (64 = the real network)")
       ("classes", po::value(&net.classes)->default_value(3), "number of classes")
       ("head-units", po::value(&net.head_units)->default_value(64), "units of the dense head layer")

@@ -19,6 +19,7 @@
 #include "parafine/layers/dense.hpp"
 #include "parafine/core/loss.hpp"
 #include "parafine/io/model_file.hpp"
+#include "parafine/model/resnet50.hpp"
 #include "parafine/data/folder_source.hpp"
 #include "parafine/train/trainer.hpp"
 
@@ -62,7 +63,7 @@ bool parse(int argc, char** argv, const char* command, const char* data_option, 
   }
   po::notify(vm);
   if (o.batch_size < 1) throw UsageError("--batch-size must be at least 1, got " + std::to_string(o.batch_size));
-  if (o.image_size != 0 && o.image_size < 32) throw UsageError("--image-size must be at least 32, got " + std::to_string(o.image_size));
+  if (o.image_size != 0) check_image_size(o.image_size);
   parse_preprocess(o.preprocess);
   if (o.threads > 0) set_threads(o.threads);
   return true;
@@ -80,9 +81,14 @@ int image_size_for(const InferenceOptions& o, const SampleSource& data) {
   const auto* h5 = dynamic_cast<const H5Source*>(&data);
   if (!h5) return 0;
   const H5ImageDataset& d = h5->dataset();
-  if (d.height() != d.width() || d.height() < 32)
-    throw UsageError(d.path() + " holds " + std::to_string(d.height()) + "x" + std::to_string(d.width()) +
-                     " images: give --image-size (square, >= 32)");
+  const std::string holds = d.path() + " holds " + std::to_string(d.height()) + "x" +
+                            std::to_string(d.width()) + " images";
+  if (d.height() != d.width()) throw UsageError(holds + ": give --image-size (square)");
+  try {
+    check_image_size(d.height());
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(holds + ", the size used without --image-size: " + e.what());
+  }
   return d.height();
 }
 

@@ -115,6 +115,7 @@ int run_train(int argc, char** argv) {
   require(c.checkpoint_steps >= 0, "--checkpoint-steps must be >= 0");
   require(c.keep_checkpoints >= 1, "--keep-checkpoints must be at least 1");
   require(c.max_steps >= 0, "--max-steps must be >= 0");
+  check_image_size(c.image_size);  // before validate(c): the one wording of the minimum
   validate(c);
   if (!unfreeze_from.empty()) {  // checked before any data or MPI work
     Model names_only = build_resnet50(ResNet50Config{32, 1, 1, 1, 3});
