@@ -1,6 +1,5 @@
 // `parafine predict` (class probabilities per image, as CSV) and `parafine evaluate` (loss
 // and accuracy) for a full model file on an HDF5 dataset.
-#include <boost/program_options.hpp>
 #include <cstdio>
 #include <fstream>
 #include <iomanip>
@@ -12,6 +11,7 @@
 #include <thread>
 
 #include "cli/cli.hpp"
+#include "cli/options.hpp"
 #include "parafine/dist/comm.hpp"
 #include "parafine/core/compute.hpp"
 #include "parafine/data/data_order.hpp"
@@ -45,24 +45,21 @@ struct InferenceOptions {
 
 // Parses the options shared by predict and evaluate; returns false after printing --help.
 bool parse(int argc, char** argv, const char* command, const char* data_option, InferenceOptions& o) {
-  po::options_description opts(std::string("parafine ") + command + " options");
-  opts.add_options()("help,h", "show this help")
-      ("model", po::value(&o.model)->required(), "full model file (written by --save, or Keras save_weights)")
+  CommandOptions opts(command, std::string(command) + " --model M.h5 --" + data_option +
+                                   " DATA.h5 [options]");
+  opts.add()("model", po::value(&o.model)->required(),
+             "full model file (written by --save, or Keras save_weights)")
       (data_option, po::value(&o.data)->required(), "image folder or HDF5 dataset")
       ("batch-size", po::value(&o.batch_size)->default_value(32), "images per forward pass")
-      ("image-size", po::value(&o.image_size)->default_value(0), "resize images to this size (0: the dataset's)")
+      ("image-size", po::value(&o.image_size)->default_value(0),
+       "resize images to this size (0: the dataset's)")
       ("preprocess", po::value(&o.preprocess)->default_value("caffe"), "caffe | none")
       ("threads", po::value(&o.threads)->default_value(0), "threads (0 = all cores)");
   if (std::string(command) == "predict")
-    opts.add_options()("output", po::value(&o.output), "CSV file to write (default: standard output)");
-  po::variables_map vm;
-  po::store(po::parse_command_line(argc, argv, opts), vm);
-  if (vm.count("help")) {
-    std::cout << "usage: parafine " << command << " --model M.h5 --" << data_option << " DATA.h5 [options]\n" << opts;
-    return false;
-  }
-  po::notify(vm);
-  if (o.batch_size < 1) throw UsageError("--batch-size must be at least 1, got " + std::to_string(o.batch_size));
+    opts.add()("output", po::value(&o.output), "CSV file to write (default: standard output)");
+  if (!opts.parse(argc, argv)) return false;
+  if (o.batch_size < 1)
+    throw UsageError("--batch-size must be at least 1, got " + std::to_string(o.batch_size));
   if (o.image_size != 0) check_image_size(o.image_size);
   parse_preprocess(o.preprocess);
   if (o.threads > 0) set_threads(o.threads);

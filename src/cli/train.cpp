@@ -5,7 +5,6 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include <boost/program_options.hpp>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -14,6 +13,7 @@
 #include <tuple>
 
 #include "cli/cli.hpp"
+#include "cli/options.hpp"
 #include "parafine/train/checkpoint.hpp"
 #include "parafine/dist/comm.hpp"
 #include "parafine/core/compute.hpp"
@@ -35,14 +35,13 @@ void require(bool ok, const std::string& message) {
 }  // namespace
 
 int run_train(int argc, char** argv) {
-  std::string train_path, val_path, weights, weights_dir, init, preprocess, augment, save, config, on_bad_image,
+  std::string train_path, val_path, weights, weights_dir, init, preprocess, augment, save, on_bad_image,
       unfreeze_from, shuffle, bn_mode, history_path, cache_mode, cache_mem;
   ResNet50Config net;
   TrainConfig c;
   int threads = 0, classes = 0;
-  po::options_description opts("parafine train options");
-  opts.add_options()("help,h", "show this help")("config", po::value(&config), "INI file with any of these options")
-      ("train", po::value(&train_path), "training data: image folder or HDF5 dataset")
+  CommandOptions opts("train", "train --train PATH [--val PATH] [options]");
+  opts.add()("train", po::value(&train_path), "training data: image folder or HDF5 dataset")
       ("val", po::value(&val_path), "validation data: image folder or HDF5 dataset")
       ("weights", po::value(&weights)->default_value("imagenet"), "base weights: imagenet | none | FILE.h5")
       ("weights-dir", po::value(&weights_dir), "directory holding the imagenet notop file")
@@ -78,20 +77,9 @@ int run_train(int argc, char** argv) {
       ("history", po::value(&history_path), "CSV with one row per epoch (phase, epoch, loss, acc, val_loss, val_acc, seconds, img/s)")
       ("threads", po::value(&threads)->default_value(0), "compute threads per rank (0 = the node's cores / its ranks)")
       ("loader-threads", po::value(&c.loader_threads)->default_value(2), "image decoding threads");
-  po::variables_map vm;
-  po::store(po::parse_command_line(argc, argv, opts), vm);
-  if (vm.count("help")) {
-    std::cout << "usage: parafine train --train PATH [--val PATH] [options]\n" << opts;
-    return 0;
-  }
-  if (vm.count("config")) {
-    std::ifstream file(vm["config"].as<std::string>());
-    require(static_cast<bool>(file), "--config: cannot read " + vm["config"].as<std::string>());
-    po::store(po::parse_config_file(file, opts), vm);  // values already given on the command line win
-  }
-  po::notify(vm);
+  if (!opts.parse(argc, argv)) return 0;
   require(!train_path.empty(), "--train is required (an image folder or an HDF5 dataset)");
-  if (!init.empty() && vm["weights"].defaulted()) weights = "none";  // --init brings its own base
+  if (!init.empty() && !opts.given("weights")) weights = "none";  // --init brings its own base
   require(shuffle == "true" || shuffle == "false", "--shuffle must be true or false, got '" + shuffle + "'");
   require(threads >= 0, "--threads must be >= 0");
   require(classes >= 0, "--classes must be >= 0");
@@ -109,7 +97,7 @@ int run_train(int argc, char** argv) {
             "--cache-dir " + c.cache.dir + " is not writable by this user (the cache spills there beyond --cache-mem)");
   }
   c.unfreeze_from = unfreeze_from;
-  if (vm["unfreeze-last"].defaulted() == false && !unfreeze_from.empty())
+  if (opts.given("unfreeze-last") && !unfreeze_from.empty())
     throw UsageError("give --unfreeze-last or --unfreeze-from, not both");
   require(!c.resume || !c.checkpoint_dir.empty(), "--resume needs --checkpoint-dir (where the checkpoints are)");
   require(c.checkpoint_steps >= 0, "--checkpoint-steps must be >= 0");
