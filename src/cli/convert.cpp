@@ -1,8 +1,6 @@
 // `parafine convert --input DIR --output DATA.h5 [--image-size 224]`: packs an image folder
 // into an HDF5 dataset (images resized once, labels, class names).
-#include <algorithm>
 #include <iostream>
-#include <thread>
 
 #include "cli/cli.hpp"
 #include "cli/options.hpp"
@@ -38,11 +36,11 @@ int run_convert(int argc, char** argv) {
        "resize every image to this square size")
       ("on-bad-image", po::value(&on_bad_image)->default_value("skip"), "skip | fail")
       ("threads", po::value(&threads)->default_value(0),
-       "decoding threads (0 = all cores)");
+       "decoding threads per rank (0 = the node's cores / its ranks)");
   if (!opts.parse(argc, argv)) return 0;
   check_image_size(image_size);
-  if (threads < 0) throw UsageError("--threads must be >= 0");
-  if (threads == 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // Decoding is CPU-bound, and under mpirun every rank decodes its share at the same time.
+  threads = threads_per_rank(threads);
   std::ostream* log = Comm::is_root() ? &std::cout : nullptr;  // one voice under mpirun
   const FolderSource source(input, parse_bad_image_policy(on_bad_image), threads, log);
   if (!log) {

@@ -38,7 +38,8 @@ bool parse_demo_options(int argc, char** argv, DemoOptions& o) {
        "ResNet50 conv1 filters (64 = the real network)")
       ("classes", po::value(&net.classes)->default_value(3), "number of classes")
       ("head-units", po::value(&net.head_units)->default_value(64), "units of the dense head layer")
-      ("train-samples", po::value(&o.train_samples)->default_value(300), "synthetic training images")
+      ("train-samples", po::value(&o.train_samples)->default_value(300),
+       "synthetic training images")
       ("val-samples", po::value(&o.val_samples)->default_value(150), "synthetic validation images")
       ("batch-size", po::value(&train.batch_size)->default_value(32), "batch size")
       ("phase1-epochs", po::value(&train.phase1_epochs)->default_value(8),
@@ -50,7 +51,8 @@ bool parse_demo_options(int argc, char** argv, DemoOptions& o) {
       ("unfreeze-last", po::value(&train.unfreeze_last)->default_value(10),
        "base layers unfrozen in phase 2")
       ("seed", po::value(&o.seed)->default_value(0), "seed for weights, data and shuffling")
-      ("threads", po::value(&o.threads)->default_value(0), "threads (0 = all cores)")
+      ("threads", po::value(&o.threads)->default_value(0),
+       "compute threads per rank (0 = the node's cores / its ranks)")
       ("weights", po::value(&o.weights)->default_value("none"),
        "base weights: none (random), imagenet or FILE.h5")
       ("weights-dir", po::value(&o.weights_dir), "directory holding the imagenet notop file")
@@ -67,7 +69,7 @@ int run_demo(int argc, char** argv) {
   if (!parse_demo_options(argc, argv, o)) return 0;
   const ResNet50Config& net = o.net;
   TrainConfig& train = o.train;
-  if (o.threads > 0) set_threads(o.threads);
+  set_threads(threads_per_rank(o.threads));
   train.seed = o.seed;
   Model model = build_resnet50(net);
   if (prepare_model(model, o.weights, o.weights_dir, o.init, o.seed, std::cout))

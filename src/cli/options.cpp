@@ -1,10 +1,13 @@
-// The options steps every command shares (see options.hpp).
+// The options steps every command shares, and the --threads default (see options.hpp).
 #include "cli/options.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <iostream>
+#include <thread>
 
 #include "cli/cli.hpp"
+#include "parafine/dist/comm.hpp"
 
 namespace po = boost::program_options;
 
@@ -22,8 +25,8 @@ void CommandOptions::positional(const char* name) { positional_.add(name, -1); }
 
 bool CommandOptions::parse(int argc, char** argv) {
   try {
-    po::store(po::command_line_parser(argc, argv).options(description_).positional(positional_).run(),
-              values_);
+    auto parser = po::command_line_parser(argc, argv).options(description_).positional(positional_);
+    po::store(parser.run(), values_);
     if (values_.count("help")) {
       std::cout << "usage: parafine " << usage_ << "\n" << description_;
       return false;
@@ -49,6 +52,14 @@ void CommandOptions::read_config_file(const std::string& path) {
 
 bool CommandOptions::given(const char* name) const {
   return values_.count(name) && !values_[name].defaulted();
+}
+
+
+int threads_per_rank(int requested) {
+  if (requested < 0) throw UsageError("--threads must be >= 0");
+  if (requested > 0) return requested;
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return std::max(1, cores / Comm::ranks_on_node());
 }
 
 }  // namespace parafine

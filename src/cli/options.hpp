@@ -2,7 +2,7 @@
 // the options (exit 0); the command line is parsed; `--config FILE` reads the same keys from an
 // INI file, where the command line wins; then the required options are checked and the values
 // written to their variables. Boost errors become UsageError (exit 2): main prefixes the message
-// with "parafine COMMAND: ", so the command is named once.
+// with "parafine COMMAND: ", so the command is named once. Also the --threads default.
 #pragma once
 
 #include <boost/program_options.hpp>
@@ -37,5 +37,12 @@ class CommandOptions {
   boost::program_options::positional_options_description positional_;
   boost::program_options::variables_map values_;
 };
+
+// Threads per rank for `--threads requested`: `requested` when above 0; for 0 the default,
+// the node's cores (std::thread::hardware_concurrency) divided by the ranks on this node
+// (Comm::ranks_on_node), at least 1. Alone that is every core; under mpirun the ranks of a node
+// share its cores instead of each taking all of them. Throws UsageError for a negative value.
+// Collective under mpirun (every rank calls it at the same point).
+int threads_per_rank(int requested);
 
 }  // namespace parafine

@@ -8,8 +8,6 @@
 #include <algorithm>
 #include <unistd.h>
 
-#include <thread>
-
 #include "cli/cli.hpp"
 #include "cli/options.hpp"
 #include "parafine/dist/comm.hpp"
@@ -54,7 +52,9 @@ bool parse(int argc, char** argv, const char* command, const char* data_option, 
       ("image-size", po::value(&o.image_size)->default_value(0),
        "resize images to this size (0: the dataset's)")
       ("preprocess", po::value(&o.preprocess)->default_value("caffe"), "caffe | none")
-      ("threads", po::value(&o.threads)->default_value(0), "threads (0 = all cores)");
+      ("threads", po::value(&o.threads)->default_value(0),
+       "threads per rank, for compute and for checking an image folder's files "
+       "(0 = the node's cores / its ranks)");
   if (std::string(command) == "predict")
     opts.add()("output", po::value(&o.output), "CSV file to write (default: standard output)");
   if (!opts.parse(argc, argv)) return false;
@@ -62,7 +62,7 @@ bool parse(int argc, char** argv, const char* command, const char* data_option, 
     throw UsageError("--batch-size must be at least 1, got " + std::to_string(o.batch_size));
   if (o.image_size != 0) check_image_size(o.image_size);
   parse_preprocess(o.preprocess);
-  if (o.threads > 0) set_threads(o.threads);
+  set_threads(threads_per_rank(o.threads));
   return true;
 }
 
@@ -89,9 +89,11 @@ int image_size_for(const InferenceOptions& o, const SampleSource& data) {
   return d.height();
 }
 
+// An image folder's files are all decoded up front (bad ones found), each rank its share, on
+// --threads threads: before inference, so the compute threads are idle meanwhile.
 std::unique_ptr<SampleSource> open_data(const std::string& path, const char* option) {
   SourceOptions so;
-  so.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  so.threads = parafine::threads();
   so.log = Comm::is_root() ? &std::cerr : nullptr;
   return open_sample_source(path, option, so);
 }

@@ -9,7 +9,6 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
-#include <thread>
 #include <tuple>
 
 #include "cli/cli.hpp"
@@ -81,7 +80,6 @@ int run_train(int argc, char** argv) {
   require(!train_path.empty(), "--train is required (an image folder or an HDF5 dataset)");
   if (!init.empty() && !opts.given("weights")) weights = "none";  // --init brings its own base
   require(shuffle == "true" || shuffle == "false", "--shuffle must be true or false, got '" + shuffle + "'");
-  require(threads >= 0, "--threads must be >= 0");
   require(classes >= 0, "--classes must be >= 0");
   c.shuffle = shuffle == "true";
   c.preprocess = parse_preprocess(preprocess);
@@ -118,8 +116,7 @@ int run_train(int argc, char** argv) {
                                   " holds checkpoints of an earlier run: add --resume to continue it, or use an "
                                   "empty directory");
   }
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  set_threads(threads > 0 ? threads : std::max(1, cores / Comm::ranks_on_node()));
+  set_threads(threads_per_rank(threads));
   std::ostringstream quiet;  // only rank 0 speaks; the others report errors only
   std::ostream& out = Comm::is_root() ? std::cout : quiet;
 
