@@ -1,15 +1,14 @@
 // `parafine predict` (class probabilities per image, as CSV) and `parafine evaluate` (loss
 // and accuracy) for a full model file on an HDF5 dataset.
-#include <cstdio>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
 #include <algorithm>
-#include <unistd.h>
 
 #include "cli/cli.hpp"
 #include "cli/options.hpp"
+#include "parafine/core/atomic_file.hpp"
 #include "parafine/dist/comm.hpp"
 #include "parafine/core/compute.hpp"
 #include "parafine/data/data_order.hpp"
@@ -98,6 +97,78 @@ std::unique_ptr<SampleSource> open_data(const std::string& path, const char* opt
   return open_sample_source(path, option, so);
 }
 
+// The model's class names completed for its `classes` outputs: the dataset's when the model has
+// none and the counts match, else "class<k>" for the missing ones.
+void complete_class_names(std::vector<std::string>& names, const SampleSource& data, int classes) {
+  if (names.empty() && static_cast<int>(data.class_names().size()) == classes)
+    names = data.class_names();
+  for (int c = static_cast<int>(names.size()); c < classes; ++c)
+    names.push_back("class" + std::to_string(c));
+}
+
+// This rank's share of every batch, as "<index>\t<csv row>\0" per sample; the model has
+// `classes` outputs, each with a name.
+std::string predict_rows(Model& model, int classes, const SampleSource& data,
+                         const InferenceOptions& o, const std::vector<std::string>& names) {
+  const ShardPlan plan(data.size(), o.batch_size, Comm::size(), Comm::rank(), false, 0, "--input");
+  PrefetchConfig p;
+  p.image_size = model.sample_input_shape()[0];
+  p.preprocess = parse_preprocess(o.preprocess);
+  BatchPrefetcher batches(data, plan.local_batches(0), p);
+  Batch batch;
+  std::ostringstream rows;
+  rows << std::setprecision(6);
+  while (batches.next(batch)) {
+    const Tensor& probs = model.forward(batch.images, false);
+    for (int i = 0; i < batch.size(); ++i) {
+      const float* row = probs.data() + static_cast<size_t>(i) * classes;
+      const int index = batch.indices[static_cast<size_t>(i)];
+      rows << index << "\t" << csv_field(data.sample_name(index));
+      for (int c = 0; c < classes; ++c) rows << "," << row[c];
+      rows << "," << names[static_cast<size_t>(std::max_element(row, row + classes) - row)] << '\0';
+    }
+  }
+  return rows.str();
+}
+
+using Rows = std::vector<std::pair<int, std::string>>;  // (sample index, CSV row)
+
+// Every rank's rows at rank 0, in sample order (collective; the other ranks get none).
+Rows gather_rows(const std::string& mine) {
+  const std::vector<unsigned char> gathered =
+      Comm::gather_to_root(std::vector<unsigned char>(mine.begin(), mine.end()));
+  Rows lines;
+  if (!Comm::is_root()) return lines;
+  std::istringstream all(std::string(gathered.begin(), gathered.end()));
+  for (std::string line; std::getline(all, line, '\0');) {  // NUL ends a record: no file name holds one
+    const auto tab = line.find('\t');
+    lines.emplace_back(std::stoi(line.substr(0, tab)), line.substr(tab + 1));
+  }
+  std::sort(lines.begin(), lines.end());
+  return lines;
+}
+
+void write_csv(std::ostream& out, const char* first_column, const std::vector<std::string>& names,
+               const Rows& lines) {
+  out << first_column;
+  for (const auto& n : names) out << ",p_" << n;
+  out << ",predicted\n";
+  for (const auto& [index, line] : lines) out << line << "\n";
+}
+
+// --output: published only when complete (AtomicFile), so a failure leaves no partial file.
+void write_csv_file(const std::string& path, const char* first_column,
+                    const std::vector<std::string>& names, const Rows& lines) {
+  AtomicFile file(path, "predictions file");
+  std::ofstream out(file.temp_path());
+  if (!out) throw std::runtime_error("cannot write " + path);
+  write_csv(out, first_column, names, lines);
+  out.close();
+  if (!out) throw std::runtime_error("cannot write " + path);  // e.g. the disk filled up
+  file.commit();
+  std::cerr << "wrote " << lines.size() << " predictions to " << path << "\n";
+}
+
 }  // namespace
 
 int run_predict(int argc, char** argv) {
@@ -106,61 +177,17 @@ int run_predict(int argc, char** argv) {
   const auto data = open_data(o.data, "--input");
   std::vector<std::string> names;
   Model model = load_full_model(o.model, image_size_for(o, *data), &names);
-  const int image_size = model.sample_input_shape()[0];
   const int classes = model.output_shape(model.size() - 1, 1)[1];
-  if (names.empty() && static_cast<int>(data->class_names().size()) == classes) names = data->class_names();
-  for (int c = static_cast<int>(names.size()); c < classes; ++c) names.push_back("class" + std::to_string(c));
-
+  complete_class_names(names, *data, classes);
   // Each rank predicts its share of every batch; rank 0 gathers the rows and writes them in
   // sample order.
-  const ShardPlan plan(data->size(), o.batch_size, Comm::size(), Comm::rank(), false, 0, "--input");
-  PrefetchConfig p;
-  p.image_size = image_size;
-  p.preprocess = parse_preprocess(o.preprocess);
-  BatchPrefetcher batches(*data, plan.local_batches(0), p);
-  Batch batch;
-  std::ostringstream rows;  // "<index>\t<csv row>\0" per sample of this rank
-  rows << std::setprecision(6);
-  while (batches.next(batch)) {
-    const Tensor& probs = model.forward(batch.images, false);
-    for (int i = 0; i < batch.size(); ++i) {
-      const float* row = probs.data() + static_cast<size_t>(i) * classes;
-      const int index = batch.indices[static_cast<size_t>(i)];
-      rows << index << "\t" << csv_field(data->sample_name(index));
-      for (int c = 0; c < classes; ++c) rows << "," << row[c];
-      rows << "," << names[static_cast<size_t>(std::max_element(row, row + classes) - row)] << '\0';
-    }
-  }
-  const std::string mine = rows.str();
-  const std::vector<unsigned char> gathered = Comm::gather_to_root(std::vector<unsigned char>(mine.begin(), mine.end()));
+  const Rows lines = gather_rows(predict_rows(model, classes, *data, o, names));
   if (!Comm::is_root()) return 0;
-  std::vector<std::pair<int, std::string>> lines;
-  std::istringstream all(std::string(gathered.begin(), gathered.end()));
-  for (std::string line; std::getline(all, line, '\0');) {  // NUL ends a record: no file name holds one
-    const auto tab = line.find('\t');
-    lines.emplace_back(std::stoi(line.substr(0, tab)), line.substr(tab + 1));
-  }
-  std::sort(lines.begin(), lines.end());
-
-  const std::string tmp = o.output.empty() ? "" : o.output + ".tmp" + std::to_string(::getpid());
-  std::ofstream file;
-  if (!tmp.empty()) {
-    file.open(tmp);
-    if (!file) throw std::runtime_error("cannot write " + o.output);
-  }
-  std::ostream& out = tmp.empty() ? std::cout : file;
-  out << (dynamic_cast<const H5Source*>(data.get()) ? "index" : "file");
-  for (const auto& n : names) out << ",p_" << n;
-  out << ",predicted\n";
-  for (const auto& [index, line] : lines) out << line << "\n";
-  if (!tmp.empty()) {
-    file.close();
-    if (!file || std::rename(tmp.c_str(), o.output.c_str()) != 0) {
-      std::remove(tmp.c_str());
-      throw std::runtime_error("cannot write " + o.output);
-    }
-    std::cerr << "wrote " << lines.size() << " predictions to " << o.output << "\n";
-  }
+  const char* first_column = dynamic_cast<const H5Source*>(data.get()) ? "index" : "file";
+  if (o.output.empty())
+    write_csv(std::cout, first_column, names, lines);
+  else
+    write_csv_file(o.output, first_column, names, lines);
   return 0;
 }
 
