@@ -54,7 +54,6 @@ bool CommandOptions::given(const char* name) const {
   return values_.count(name) && !values_[name].defaulted();
 }
 
-
 int threads_per_rank(int requested) {
   if (requested < 0) throw UsageError("--threads must be >= 0");
   if (requested > 0) return requested;
