@@ -3,9 +3,14 @@
 #include <iomanip>
 #include <iostream>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "cli/cli.hpp"
+#include "cli/options.hpp"
 #include "parafine/io/keras_weights.hpp"
+
+namespace po = boost::program_options;
 
 namespace parafine {
 
@@ -51,14 +56,13 @@ void report_loadability(const H5File& h5, const KerasWeightFile& file) {
 }  // namespace
 
 int run_inspect(int argc, char** argv) {
-  if (argc != 2 || std::string(argv[1]).rfind("-", 0) == 0) {
-    if (argc == 2 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h")) {
-      std::cout << "usage: parafine inspect FILE.h5\n";
-      return 0;
-    }
-    throw UsageError("usage: parafine inspect FILE.h5");
-  }
-  H5File h5(argv[1], H5File::Mode::kRead);
+  std::vector<std::string> files;
+  CommandOptions opts("inspect", "inspect FILE.h5");
+  opts.add()("file", po::value(&files), "the Keras weight file (also the first argument)");
+  opts.positional("file");
+  if (!opts.parse(argc, argv)) return 0;
+  if (files.size() != 1) throw UsageError("usage: parafine inspect FILE.h5");
+  H5File h5(files[0], H5File::Mode::kRead);
   const KerasWeightFile file = read_keras_weight_file(h5);
   std::cout << "file: " << file.path << "\nlayout: " << layout_name(file.layout);
   if (!file.keras_version.empty()) std::cout << " (keras_version " << file.keras_version << ")";

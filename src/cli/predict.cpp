@@ -1,17 +1,14 @@
 // `parafine predict` (class probabilities per image, as CSV) and `parafine evaluate` (loss
 // and accuracy) for a full model file on an HDF5 dataset.
-#include <boost/program_options.hpp>
-#include <cstdio>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
 #include <algorithm>
-#include <unistd.h>
-
-#include <thread>
 
 #include "cli/cli.hpp"
+#include "cli/options.hpp"
+#include "parafine/core/atomic_file.hpp"
 #include "parafine/dist/comm.hpp"
 #include "parafine/core/compute.hpp"
 #include "parafine/data/data_order.hpp"
@@ -19,6 +16,7 @@
 #include "parafine/layers/dense.hpp"
 #include "parafine/core/loss.hpp"
 #include "parafine/io/model_file.hpp"
+#include "parafine/model/resnet50.hpp"
 #include "parafine/data/folder_source.hpp"
 #include "parafine/train/trainer.hpp"
 
@@ -44,27 +42,26 @@ struct InferenceOptions {
 
 // Parses the options shared by predict and evaluate; returns false after printing --help.
 bool parse(int argc, char** argv, const char* command, const char* data_option, InferenceOptions& o) {
-  po::options_description opts(std::string("parafine ") + command + " options");
-  opts.add_options()("help,h", "show this help")
-      ("model", po::value(&o.model)->required(), "full model file (written by --save, or Keras save_weights)")
+  CommandOptions opts(command, std::string(command) + " --model M.h5 --" + data_option +
+                                   " DATA.h5 [options]");
+  opts.add()("model", po::value(&o.model)->required(),
+             "full model file (written by --save, or Keras save_weights)")
       (data_option, po::value(&o.data)->required(), "image folder or HDF5 dataset")
       ("batch-size", po::value(&o.batch_size)->default_value(32), "images per forward pass")
-      ("image-size", po::value(&o.image_size)->default_value(0), "resize images to this size (0: the dataset's)")
+      ("image-size", po::value(&o.image_size)->default_value(0),
+       "resize images to this size (0: the dataset's)")
       ("preprocess", po::value(&o.preprocess)->default_value("caffe"), "caffe | none")
-      ("threads", po::value(&o.threads)->default_value(0), "threads (0 = all cores)");
+      ("threads", po::value(&o.threads)->default_value(0),
+       "threads per rank, for compute and for checking an image folder's files "
+       "(0 = the node's cores / its ranks)");
   if (std::string(command) == "predict")
-    opts.add_options()("output", po::value(&o.output), "CSV file to write (default: standard output)");
-  po::variables_map vm;
-  po::store(po::parse_command_line(argc, argv, opts), vm);
-  if (vm.count("help")) {
-    std::cout << "usage: parafine " << command << " --model M.h5 --" << data_option << " DATA.h5 [options]\n" << opts;
-    return false;
-  }
-  po::notify(vm);
-  if (o.batch_size < 1) throw UsageError("--batch-size must be at least 1, got " + std::to_string(o.batch_size));
-  if (o.image_size != 0 && o.image_size < 32) throw UsageError("--image-size must be at least 32, got " + std::to_string(o.image_size));
+    opts.add()("output", po::value(&o.output), "CSV file to write (default: standard output)");
+  if (!opts.parse(argc, argv)) return false;
+  if (o.batch_size < 1)
+    throw UsageError("--batch-size must be at least 1, got " + std::to_string(o.batch_size));
+  if (o.image_size != 0) check_image_size(o.image_size);
   parse_preprocess(o.preprocess);
-  if (o.threads > 0) set_threads(o.threads);
+  set_threads(threads_per_rank(o.threads));
   return true;
 }
 
@@ -80,17 +77,96 @@ int image_size_for(const InferenceOptions& o, const SampleSource& data) {
   const auto* h5 = dynamic_cast<const H5Source*>(&data);
   if (!h5) return 0;
   const H5ImageDataset& d = h5->dataset();
-  if (d.height() != d.width() || d.height() < 32)
-    throw UsageError(d.path() + " holds " + std::to_string(d.height()) + "x" + std::to_string(d.width()) +
-                     " images: give --image-size (square, >= 32)");
+  const std::string holds = d.path() + " holds " + std::to_string(d.height()) + "x" +
+                            std::to_string(d.width()) + " images";
+  if (d.height() != d.width()) throw UsageError(holds + ": give --image-size (square)");
+  try {
+    check_image_size(d.height());
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(holds + ", the size used without --image-size: " + e.what());
+  }
   return d.height();
 }
 
+// An image folder's files are all decoded up front (bad ones found), each rank its share, on
+// --threads threads: before inference, so the compute threads are idle meanwhile.
 std::unique_ptr<SampleSource> open_data(const std::string& path, const char* option) {
   SourceOptions so;
-  so.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  so.threads = parafine::threads();
   so.log = Comm::is_root() ? &std::cerr : nullptr;
   return open_sample_source(path, option, so);
+}
+
+// The model's class names completed for its `classes` outputs: the dataset's when the model has
+// none and the counts match, else "class<k>" for the missing ones.
+void complete_class_names(std::vector<std::string>& names, const SampleSource& data, int classes) {
+  if (names.empty() && static_cast<int>(data.class_names().size()) == classes)
+    names = data.class_names();
+  for (int c = static_cast<int>(names.size()); c < classes; ++c)
+    names.push_back("class" + std::to_string(c));
+}
+
+// This rank's share of every batch, as "<index>\t<csv row>\0" per sample; the model has
+// `classes` outputs, each with a name.
+std::string predict_rows(Model& model, int classes, const SampleSource& data,
+                         const InferenceOptions& o, const std::vector<std::string>& names) {
+  const ShardPlan plan(data.size(), o.batch_size, Comm::size(), Comm::rank(), false, 0, "--input");
+  PrefetchConfig p;
+  p.image_size = model.sample_input_shape()[0];
+  p.preprocess = parse_preprocess(o.preprocess);
+  BatchPrefetcher batches(data, plan.local_batches(0), p);
+  Batch batch;
+  std::ostringstream rows;
+  rows << std::setprecision(6);
+  while (batches.next(batch)) {
+    const Tensor& probs = model.forward(batch.images, false);
+    for (int i = 0; i < batch.size(); ++i) {
+      const float* row = probs.data() + static_cast<size_t>(i) * classes;
+      const int index = batch.indices[static_cast<size_t>(i)];
+      rows << index << "\t" << csv_field(data.sample_name(index));
+      for (int c = 0; c < classes; ++c) rows << "," << row[c];
+      rows << "," << names[static_cast<size_t>(std::max_element(row, row + classes) - row)] << '\0';
+    }
+  }
+  return rows.str();
+}
+
+using Rows = std::vector<std::pair<int, std::string>>;  // (sample index, CSV row)
+
+// Every rank's rows at rank 0, in sample order (collective; the other ranks get none).
+Rows gather_rows(const std::string& mine) {
+  const std::vector<unsigned char> gathered =
+      Comm::gather_to_root(std::vector<unsigned char>(mine.begin(), mine.end()));
+  Rows lines;
+  if (!Comm::is_root()) return lines;
+  std::istringstream all(std::string(gathered.begin(), gathered.end()));
+  for (std::string line; std::getline(all, line, '\0');) {  // NUL ends a record: no file name holds one
+    const auto tab = line.find('\t');
+    lines.emplace_back(std::stoi(line.substr(0, tab)), line.substr(tab + 1));
+  }
+  std::sort(lines.begin(), lines.end());
+  return lines;
+}
+
+void write_csv(std::ostream& out, const char* first_column, const std::vector<std::string>& names,
+               const Rows& lines) {
+  out << first_column;
+  for (const auto& n : names) out << ",p_" << n;
+  out << ",predicted\n";
+  for (const auto& [index, line] : lines) out << line << "\n";
+}
+
+// --output: published only when complete (AtomicFile), so a failure leaves no partial file.
+void write_csv_file(const std::string& path, const char* first_column,
+                    const std::vector<std::string>& names, const Rows& lines) {
+  AtomicFile file(path, "predictions file");
+  std::ofstream out(file.temp_path());
+  if (!out) throw std::runtime_error("cannot write " + path);
+  write_csv(out, first_column, names, lines);
+  out.close();
+  if (!out) throw std::runtime_error("cannot write " + path);  // e.g. the disk filled up
+  file.commit();
+  std::cerr << "wrote " << lines.size() << " predictions to " << path << "\n";
 }
 
 }  // namespace
@@ -101,61 +177,17 @@ int run_predict(int argc, char** argv) {
   const auto data = open_data(o.data, "--input");
   std::vector<std::string> names;
   Model model = load_full_model(o.model, image_size_for(o, *data), &names);
-  const int image_size = model.sample_input_shape()[0];
   const int classes = model.output_shape(model.size() - 1, 1)[1];
-  if (names.empty() && static_cast<int>(data->class_names().size()) == classes) names = data->class_names();
-  for (int c = static_cast<int>(names.size()); c < classes; ++c) names.push_back("class" + std::to_string(c));
-
+  complete_class_names(names, *data, classes);
   // Each rank predicts its share of every batch; rank 0 gathers the rows and writes them in
   // sample order.
-  const ShardPlan plan(data->size(), o.batch_size, Comm::size(), Comm::rank(), false, 0, "--input");
-  PrefetchConfig p;
-  p.image_size = image_size;
-  p.preprocess = parse_preprocess(o.preprocess);
-  BatchPrefetcher batches(*data, plan.local_batches(0), p);
-  Batch batch;
-  std::ostringstream rows;  // "<index>\t<csv row>\0" per sample of this rank
-  rows << std::setprecision(6);
-  while (batches.next(batch)) {
-    const Tensor& probs = model.forward(batch.images, false);
-    for (int i = 0; i < batch.size(); ++i) {
-      const float* row = probs.data() + static_cast<size_t>(i) * classes;
-      const int index = batch.indices[static_cast<size_t>(i)];
-      rows << index << "\t" << csv_field(data->sample_name(index));
-      for (int c = 0; c < classes; ++c) rows << "," << row[c];
-      rows << "," << names[static_cast<size_t>(std::max_element(row, row + classes) - row)] << '\0';
-    }
-  }
-  const std::string mine = rows.str();
-  const std::vector<unsigned char> gathered = Comm::gather_to_root(std::vector<unsigned char>(mine.begin(), mine.end()));
+  const Rows lines = gather_rows(predict_rows(model, classes, *data, o, names));
   if (!Comm::is_root()) return 0;
-  std::vector<std::pair<int, std::string>> lines;
-  std::istringstream all(std::string(gathered.begin(), gathered.end()));
-  for (std::string line; std::getline(all, line, '\0');) {  // NUL ends a record: no file name holds one
-    const auto tab = line.find('\t');
-    lines.emplace_back(std::stoi(line.substr(0, tab)), line.substr(tab + 1));
-  }
-  std::sort(lines.begin(), lines.end());
-
-  const std::string tmp = o.output.empty() ? "" : o.output + ".tmp" + std::to_string(::getpid());
-  std::ofstream file;
-  if (!tmp.empty()) {
-    file.open(tmp);
-    if (!file) throw std::runtime_error("cannot write " + o.output);
-  }
-  std::ostream& out = tmp.empty() ? std::cout : file;
-  out << (dynamic_cast<const H5Source*>(data.get()) ? "index" : "file");
-  for (const auto& n : names) out << ",p_" << n;
-  out << ",predicted\n";
-  for (const auto& [index, line] : lines) out << line << "\n";
-  if (!tmp.empty()) {
-    file.close();
-    if (!file || std::rename(tmp.c_str(), o.output.c_str()) != 0) {
-      std::remove(tmp.c_str());
-      throw std::runtime_error("cannot write " + o.output);
-    }
-    std::cerr << "wrote " << lines.size() << " predictions to " << o.output << "\n";
-  }
+  const char* first_column = dynamic_cast<const H5Source*>(data.get()) ? "index" : "file";
+  if (o.output.empty())
+    write_csv(std::cout, first_column, names, lines);
+  else
+    write_csv_file(o.output, first_column, names, lines);
   return 0;
 }
 

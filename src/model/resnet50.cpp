@@ -60,10 +60,14 @@ void check_positive(int v, const char* option, const char* what) {
 
 }  // namespace
 
-Model build_resnet50(const ResNet50Config& c) {
-  if (c.image_size < 32)
+void check_image_size(int image_size) {
+  if (image_size < 32)
     throw std::invalid_argument("--image-size must be at least 32 (ResNet50 downsamples 32x), got " +
-                                std::to_string(c.image_size));
+                                std::to_string(image_size));
+}
+
+Model build_resnet50(const ResNet50Config& c) {
+  check_image_size(c.image_size);
   check_positive(c.classes, "--classes", "number of classes");
   check_positive(c.head_units, "--head-units", "units of the dense head layer");
   check_positive(c.width, "width", "conv1 filters");

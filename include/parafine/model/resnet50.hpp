@@ -21,8 +21,13 @@ struct ResNet50Config {
   int channels = 3;
 };
 
-// Throws std::invalid_argument naming the option for an image size below 32, zero classes,
-// or a non-positive width / head size.
+// The one check of the input size (ResNet50 halves it five times, so below 32 nothing is
+// left): throws std::invalid_argument "--image-size must be at least 32 (ResNet50 downsamples
+// 32x), got N" for image_size < 32.
+void check_image_size(int image_size);
+
+// Throws std::invalid_argument naming the option for an image size below 32 (check_image_size),
+// zero classes, or a non-positive width / head size.
 Model build_resnet50(const ResNet50Config& config);
 
 // Base layer names in Keras order (175), for a model built by build_resnet50.
