@@ -34,7 +34,7 @@ void validate(const TrainConfig& c) {
           "--phase2-lr must be a finite number >= 0");
   require(c.unfreeze_last >= 0 && c.unfreeze_last <= kResNet50BaseLayers,
           "--unfreeze-last must be between 0 and 175, got " + n(c.unfreeze_last));
-  require(c.image_size >= 32, "--image-size must be at least 32, got " + n(c.image_size));
+  check_image_size(c.image_size);
   require(c.loader_threads >= 1, "loader threads must be at least 1");
   require(c.bucket_mb > 0 && std::isfinite(c.bucket_mb),
           "--bucket-mb must be a positive number of MiB");
