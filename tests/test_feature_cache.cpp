@@ -23,9 +23,12 @@
 #include "parafine/model/initializers.hpp"
 #include "parafine/model/resnet50.hpp"
 #include "parafine/train/trainer.hpp"
+#include "test_util.hpp"
 
 namespace parafine {
 namespace {
+
+using test_util::TempDir;
 
 // Every rank's view of every global batch of a shuffled epoch: what it receives and from
 // whom must be exactly its ShardPlan slice, and what owners send must match.
@@ -142,12 +145,6 @@ TEST(FeatureCachePlan, DecisionsAndTheirLogLines) {
   EXPECT_THROW(parse_cache_mode("on"), std::invalid_argument);
 }
 
-std::string make_temp_dir() {
-  std::string t = testing::TempDir() + "parafine-cache-test-XXXXXX";
-  if (!mkdtemp(t.data())) throw std::runtime_error("mkdtemp failed");
-  return t;
-}
-
 int entries(const std::string& dir) {
   int n = 0;
   DIR* d = opendir(dir.c_str());
@@ -157,7 +154,8 @@ int entries(const std::string& dir) {
 }
 
 TEST(FeatureStore, SpillsBeyondTheBudgetAndLeavesNoFile) {
-  const std::string dir = make_temp_dir();
+  const TempDir tmp("parafine-cache-test");
+  const std::string dir = tmp.path.string();
   CacheStorage storage(3 * 5 * sizeof(float) + 7, dir);  // room for 3 records of 5 floats (and change)
   FeatureStore a(storage, 4, 5), b(storage, 2, 5);
   EXPECT_EQ(a.records_in_memory(), 3);
@@ -208,7 +206,8 @@ TEST(FeatureStore, NoRoomForTheSpillIsReportedUpFront) {
   ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
   std::string message;
   try {
-    CacheStorage storage(0, make_temp_dir());
+    const TempDir spill("parafine-cache-test");
+    CacheStorage storage(0, spill.path.string());
     FeatureStore s(storage, 100, 1024);  // 400 KiB
   } catch (const std::runtime_error& e) {
     message = e.what();
@@ -394,7 +393,8 @@ TEST(FeatureCacheTraining, SameWeightsAsWithoutCacheCutInsideConv4) {
 TEST(FeatureCacheTraining, SpillingEqualsMemoryBitForBit) {
   TrainConfig c = small_config();
   const RunResult memory = train_small(c);
-  const std::string dir = make_temp_dir();
+  const TempDir tmp("parafine-cache-test");
+  const std::string dir = tmp.path.string();
   c.cache.memory_bytes = 20000;  // some pooled vectors fit in memory, the rest and all activations spill
   c.cache.dir = dir;
   const RunResult spilled = train_small(c);

@@ -3,7 +3,6 @@
 // 1400 real photos of the seed data set. Fixtures are written here with libjpeg/libpng into a
 // temporary directory (python3-pil is not installed, and no image file is committed).
 #include <gtest/gtest.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -20,6 +19,7 @@
 #include <vector>
 
 #include "image_writers.hpp"
+#include "test_util.hpp"
 #include "parafine/data/image_decode.hpp"
 
 namespace fs = std::filesystem;
@@ -28,19 +28,7 @@ namespace parafine {
 namespace {
 
 using namespace test_images;  // encode_jpeg, encode_png, byte patching (image_writers.hpp)
-
-struct TempDir {
-  fs::path path = fs::temp_directory_path() / ("parafine_img_" + std::to_string(::getpid()));
-  TempDir() { fs::create_directories(path); }
-  ~TempDir() { fs::remove_all(path); }
-  std::string write(const std::string& name, const Bytes& bytes) const {
-    const fs::path p = path / name;
-    std::ofstream(p, std::ios::binary)
-        .write(reinterpret_cast<const char*>(bytes.data()),
-               static_cast<std::streamsize>(bytes.size()));
-    return p.string();
-  }
-};
+using test_util::TempDir;
 
 // Mean absolute difference between decoded RGB and an expected [h,w,3].
 double mean_abs_error(const RgbImage& img, const Bytes& expected) {
@@ -60,7 +48,7 @@ Bytes grey_to_rgb(const Bytes& g) {
 
 class ImageDecode : public ::testing::Test {
  protected:
-  TempDir tmp;
+  TempDir tmp{"parafine_img"};
 };
 
 // ---- JPEG -----------------------------------------------------------------------------------

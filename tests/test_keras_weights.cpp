@@ -39,11 +39,13 @@
 #include "parafine/io/keras_weights.hpp"
 #include "parafine/io/model_file.hpp"
 #include "parafine/model/resnet50.hpp"
+#include "test_util.hpp"
 
 namespace parafine {
 namespace {
 
 namespace fs = std::filesystem;
+using test_util::TempDir;
 
 constexpr int kWidth = 8, kClasses = 3, kHead = 16, kImage = 32;
 constexpr std::uint64_t kInitSeed = 7;
@@ -142,21 +144,6 @@ std::vector<float> predict(Model& m, const Tensor& x) {
   const Tensor& y = m.forward(x, false);
   return std::vector<float>(y.data(), y.data() + y.numel());
 }
-
-// A private temporary directory, removed at the end of the test.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "parafine_kw_XXXXXX").string();
-    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 // Runs the h5py layout checker; returns its exit status (-1 when it did not exit normally).
 int run_layout_checker(const std::string& model_file, const std::string& extra_args) {
@@ -477,7 +464,7 @@ TEST(KerasWeights, BaseLoadFromAFullModelIgnoresTheHeadWithANote) {
 }
 
 TEST(KerasWeights, SaveThenLoadIsBitwise) {
-  TempDir tmp;
+  TempDir tmp("parafine_kw");
   Model a = fresh_model();
   load_keras_weights(a, fixture("full_weights.h5"), WeightScope::kFull);
   // Values whose bits a lossy path would change: -0, the smallest denormal, the extremes.
@@ -516,7 +503,7 @@ TEST(KerasWeights, SaveThenLoadIsBitwise) {
 }
 
 TEST(KerasWeights, SavedFileHasExactlyTheKerasLayout) {
-  TempDir tmp;
+  TempDir tmp("parafine_kw");
   Model m = fresh_model();
   load_keras_weights(m, fixture("full_weights.h5"), WeightScope::kFull);
   const std::string path = tmp.file("saved.h5");
