@@ -286,7 +286,7 @@ TEST(OpenSampleSource, DirectoryHdf5FileOrMissingPath) {
   for (int i = 0; i < 3; ++i) {
     folder->load(i, 16, a.data());
     file->load(i, 16, b.data());
-    for (size_t k = 0; k < a.size(); ++k) worst = std::max(worst, static_cast<double>(std::fabs(a[k] - b[k])));
+    worst = std::max(worst, test_util::max_abs_diff(a, b));
   }
   std::cout << "folder vs converted HDF5 at 16x16: max |diff| = " << worst << " (rounding to uint8)\n";
   EXPECT_LE(worst, 0.5);

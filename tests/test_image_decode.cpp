@@ -471,8 +471,8 @@ TEST(ImageDecodeRealPhotos, EveryCatsDogsImageDecodes) {
   std::vector<std::string> paths;
   for (const char* split : {"train", "val"})
     for (const char* cls : {"cats", "dogs"})
-      for (const auto& e : fs::directory_iterator(root / split / cls))
-        paths.push_back(e.path().string());
+      for (const std::string& p : test_util::sorted_class_files(root / split, cls))
+        paths.push_back(p);
   std::sort(paths.begin(), paths.end());
   int min_w = 1 << 30, max_w = 0, min_h = 1 << 30, max_h = 0, failures = 0;
   double megapixels = 0;
@@ -489,8 +489,7 @@ TEST(ImageDecodeRealPhotos, EveryCatsDogsImageDecodes) {
       ++failures;
     }
   }
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double seconds = test_util::seconds_since(t0);
   std::cout << "decoded " << paths.size() - failures << " of " << paths.size() << " photos; width "
             << min_w << ".." << max_w << ", height " << min_h << ".." << max_h << ", " << megapixels
             << " MP in " << seconds << " s: " << paths.size() / seconds << " images/s, "

@@ -34,13 +34,8 @@ void expect_real_split(const std::string& dir, int per_class) {
     EXPECT_EQ(f.files[i].rfind(dir + "/" + f.class_names[f.labels[i]] + "/", 0), 0u) << f.files[i];
   // Byte order within a class, as Python's sorted(): cat.1.jpg, cat.10.jpg, cat.100.jpg, ...
   std::vector<std::string> expected;
-  for (const char* cls : {"cats", "dogs"}) {
-    std::vector<std::string> names;
-    for (const auto& e : fs::directory_iterator(dir + "/" + cls))
-      names.push_back(e.path().filename());
-    std::sort(names.begin(), names.end());
-    for (const auto& n : names) expected.push_back(dir + "/" + cls + "/" + n);
-  }
+  for (const char* cls : {"cats", "dogs"})
+    for (const std::string& p : test_util::sorted_class_files(dir, cls)) expected.push_back(p);
   EXPECT_EQ(f.files, expected);
   std::cout << "  first files: " << f.files[0] << ", " << f.files[1] << ", " << f.files[2] << "\n";
 }

@@ -14,6 +14,7 @@
 #include "parafine/core/loss.hpp"
 #include "parafine/model/resnet50.hpp"
 #include "parafine/train/trainer.hpp"
+#include "test_util.hpp"
 
 namespace parafine {
 namespace {
@@ -98,8 +99,7 @@ TEST(ResNet50, TrainableWeightsAreALeadingContiguousRange) {
 // weights and BN statistics stay bit-identical through training; activations of the frozen
 // prefix are released.
 TEST(ResNet50, TrainingTouchesOnlyTheTrainableSuffix) {
-  Model m = build_resnet50(tiny());
-  keras_initialize(m, 7);
+  Model m = test_util::keras_initialized_resnet50(tiny(), 7);
   Dataset data = make_synthetic_dataset(12, 32, 3, 1);
   m.calibrate_batch_norm(data.images);
   freeze_base(m);
@@ -125,7 +125,7 @@ TEST(ResNet50, TrainingTouchesOnlyTheTrainableSuffix) {
   for (const ParamRef& r : m.param_refs()) {
     const float* now = m.data(r);
     const float* before = (r.optimised ? params0.data() : state0.data()) + r.offset;
-    const bool same = std::memcmp(now, before, sizeof(float) * r.shape.numel()) == 0;
+    const bool same = test_util::bit_diffs(now, before, r.shape.numel()) == 0;
     if (r.node < first) {
       EXPECT_TRUE(same) << m.layer(r.node).name() << "/" << r.name << " changed while frozen";
       ++frozen_checked;
@@ -142,8 +142,7 @@ TEST(ResNet50, TrainingTouchesOnlyTheTrainableSuffix) {
 }
 
 TEST(ResNet50, FrozenPrefixActivationsAreReleased) {
-  Model m = build_resnet50(tiny());
-  keras_initialize(m, 1);
+  Model m = test_util::keras_initialized_resnet50(tiny(), 1);
   Dataset data = make_synthetic_dataset(4, 32, 3, 1);
   freeze_base(m);
   unfreeze_last_base_layers(m, 10);
@@ -167,12 +166,7 @@ TEST(ResNet50, FrozenPrefixActivationsAreReleased) {
 
 TEST(ResNet50, BadConfigurationsNameTheOption) {
   auto message = [](const ResNet50Config& c) {
-    try {
-      build_resnet50(c);
-    } catch (const std::invalid_argument& e) {
-      return std::string(e.what());
-    }
-    return std::string("no exception");
+    return test_util::error_message<std::invalid_argument>([&] { build_resnet50(c); });
   };
   EXPECT_NE(message({31, 2, 8, 4, 3}).find("--image-size"), std::string::npos);
   EXPECT_NE(message({32, 0, 8, 4, 3}).find("--classes"), std::string::npos);
