@@ -449,8 +449,8 @@ TEST(H5Source, ReadsTheSamePixelsAsABatchRead) {
       double worst = 0;
       for (int k = 0; k < 2; ++k) {
         const Tensor& images = got[static_cast<size_t>(k)].images;
-        worst = std::max(worst,
-                         max_abs_diff(images.data(), want.data() + k * 3 * 8 * 8 * 3, images.numel()));
+        const float* reference = want.data() + k * 3 * 8 * 8 * 3;
+        worst = std::max(worst, max_abs_diff(images.data(), reference, images.numel()));
       }
       std::cout << "prefetched caffe batches: max |diff| = " << worst << "\n";
       EXPECT_EQ(worst, 0.0);
