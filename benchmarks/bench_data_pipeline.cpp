@@ -5,8 +5,9 @@
 //                   images/s in total and per thread
 //   convert         write_image_dataset of the train split at SxS into a file under /tmp
 //   h5 read         H5Source::load of that file in a shuffled order (hyperslab per image,
-//                   uint8 -> float), 1 and 2 threads; and H5ImageDataset::read_batch of
-//                   contiguous batches (one thread, caffe); images/s and MB/s of stored pixels
+//                   uint8 -> float), 1 and 2 threads; and H5Source::load in file order followed
+//                   by caffe preprocessing (prepare_sample), one thread; images/s and MB/s of
+//                   stored pixels
 //   prefetch        BatchPrefetcher delivering caffe-preprocessed batches of --batch at SxS for
 //                   one shuffled epoch of the train split, from the folder and from the .h5,
 //                   with 1 and 2 loader threads; images/s
@@ -262,13 +263,16 @@ int main(int argc, char** argv) {
             },
             bytes_per_image);
       }
-      const H5ImageDataset ds(o.h5);
-      Tensor batch;
+      // In file order with caffe preprocessing, as the prefetcher's loaders do it (one hyperslab
+      // per image); the shuffled rows above leave out the preprocessing.
+      std::vector<float> image(static_cast<size_t>(S) * S * 3);
       report(
-          "h5 read_batch, contiguous, caffe (1 thread)", o.repeats, nt, "img/s",
+          "h5 H5Source::load, in order, caffe (1 thread)", o.repeats, nt, "img/s",
           [&] {
-            for (int b = 0; b < nt; b += o.batch)
-              ds.read_batch(b, std::min(nt, b + o.batch), S, Preprocess::kCaffe, batch);
+            for (int k = 0; k < nt; ++k) {
+              h5.load(k, S, image.data());
+              prepare_sample(image.data(), S, false, Preprocess::kCaffe);
+            }
           },
           bytes_per_image);
     }

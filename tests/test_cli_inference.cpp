@@ -44,7 +44,7 @@ class CliInference : public ::testing::Test {
     // BN statistics from this very data keep the logits moderate, so the CSV's 6-digit
     // probabilities carry the loss.
     Tensor calib;
-    H5ImageDataset((dir_ / "data.h5").string()).read_batch(0, 7, 32, Preprocess::kCaffe, calib);
+    calib = test_util::read_h5_batch((dir_ / "data.h5").string(), 0, 7, 32, Preprocess::kCaffe);
     m.calibrate_batch_norm(calib);
     save_keras_model(m, (dir_ / "model.h5").string(), {"cat", "dog", "fox"});
     H5File bad((dir_ / "bad_labels.h5").string(), H5File::Mode::kTruncate);

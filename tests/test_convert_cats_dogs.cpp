@@ -4,7 +4,6 @@
 // and every stored image equals decoding its file directly + resize_bilinear + rounding (within
 // 0.5 per pixel). The training split's 500/500 class counts are checked through FolderSource.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -22,32 +21,24 @@
 #include "parafine/io/h5_tensors.hpp"
 #include "parafine/data/image_decode.hpp"
 #include "parafine/data/sample_source.hpp"
+#include "test_util.hpp"
 
 namespace fs = std::filesystem;
 
 namespace parafine {
 namespace {
 
+using test_util::seconds_since;
+using test_util::sorted_class_files;
+using test_util::TempDir;
+
 const fs::path kRoot = PARAFINE_CATS_DOGS_DIR;
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-// Sorted file names of one class folder, as "<dir>/<class>/<name>".
-std::vector<std::string> sorted_files(const fs::path& dir, const std::string& cls) {
-  std::vector<std::string> names;
-  for (const auto& e : fs::directory_iterator(dir / cls)) names.push_back(e.path().filename().string());
-  std::sort(names.begin(), names.end());
-  for (auto& n : names) n = (dir / cls / n).string();
-  return names;
-}
 
 TEST(ConvertCatsDogs, ValidationPhotosConvertToWhatDirectDecodingGives) {
   if (!fs::exists(kRoot)) GTEST_SKIP() << kRoot << " not present";
   const std::string val = (kRoot / "val").string();
-  const std::string out =
-      (fs::temp_directory_path() / ("parafine_convert_cats_dogs_" + std::to_string(::getpid()) + ".h5")).string();
+  const TempDir tmp("parafine_convert_cats_dogs");
+  const std::string out = tmp.file("val.h5");
   const int S = 64;
 
   auto t0 = std::chrono::steady_clock::now();
@@ -80,8 +71,8 @@ TEST(ConvertCatsDogs, ValidationPhotosConvertToWhatDirectDecodingGives) {
   EXPECT_EQ(dogs, 200);
 
   // Sample i is the i-th file in Keras order (cats sorted by name, then dogs), label = folder.
-  std::vector<std::string> files = sorted_files(val, "cats");
-  const std::vector<std::string> dog_files = sorted_files(val, "dogs");
+  std::vector<std::string> files = sorted_class_files(val, "cats");
+  const std::vector<std::string> dog_files = sorted_class_files(val, "dogs");
   files.insert(files.end(), dog_files.begin(), dog_files.end());
   ASSERT_EQ(files.size(), 400u);
   for (int i = 0; i < 400; ++i) {
@@ -118,7 +109,6 @@ TEST(ConvertCatsDogs, ValidationPhotosConvertToWhatDirectDecodingGives) {
             << seconds_since(t0) << " s]\n";
   EXPECT_LE(worst, 0.5);
   EXPECT_GT(max_w, min_w) << "the photos should be of many sizes";
-  std::remove(out.c_str());
 }
 
 TEST(ConvertCatsDogs, TrainingSplitHas500CatsAnd500Dogs) {

@@ -11,17 +11,14 @@
 #include <stdexcept>
 
 #include "parafine/data/data_order.hpp"
+#include "test_util.hpp"
 
 namespace parafine {
 namespace {
 
 std::string error_of(int N, int B, int R, int r) {
-  try {
-    ShardPlan(N, B, R, r, true, 1, "--train");
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  return "";
+  return test_util::error_message<std::invalid_argument>(
+      [&] { ShardPlan(N, B, R, r, true, 1, "--train"); });
 }
 
 TEST(DataOrder, ShardingAcrossRanksMatchesOneRank) {

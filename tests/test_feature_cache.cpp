@@ -24,9 +24,12 @@
 #include "parafine/model/resnet50.hpp"
 #include "parafine/train/trainer.hpp"
 #include "parafine/data/dataset.hpp"
+#include "test_util.hpp"
 
 namespace parafine {
 namespace {
+
+using test_util::TempDir;
 
 // Every rank's view of every global batch of a shuffled epoch: what it receives and from
 // whom must be exactly its ShardPlan slice, and what owners send must match.
@@ -79,9 +82,7 @@ TEST(FeatureRouting, EveryRankGetsItsUsualSliceFromTheOwners) {
 }
 
 Model small_model(int image, int width) {
-  Model m = build_resnet50(ResNet50Config{image, 3, 16, width, 3});
-  keras_initialize(m, 5);
-  return m;
+  return test_util::keras_initialized_resnet50(ResNet50Config{image, 3, 16, width, 3}, 5);
 }
 
 TEST(FeatureCachePlan, CutsAtTheBlockBeforeTheFirstTrainableLayer) {
@@ -143,12 +144,6 @@ TEST(FeatureCachePlan, DecisionsAndTheirLogLines) {
   EXPECT_THROW(parse_cache_mode("on"), std::invalid_argument);
 }
 
-std::string make_temp_dir() {
-  std::string t = testing::TempDir() + "parafine-cache-test-XXXXXX";
-  if (!mkdtemp(t.data())) throw std::runtime_error("mkdtemp failed");
-  return t;
-}
-
 int entries(const std::string& dir) {
   int n = 0;
   DIR* d = opendir(dir.c_str());
@@ -158,7 +153,8 @@ int entries(const std::string& dir) {
 }
 
 TEST(FeatureStore, SpillsBeyondTheBudgetAndLeavesNoFile) {
-  const std::string dir = make_temp_dir();
+  const TempDir tmp("parafine-cache-test");
+  const std::string dir = tmp.path.string();
   CacheStorage storage(3 * 5 * sizeof(float) + 7, dir);  // room for 3 records of 5 floats (and change)
   FeatureStore a(storage, 4, 5), b(storage, 2, 5);
   EXPECT_EQ(a.records_in_memory(), 3);
@@ -209,7 +205,8 @@ TEST(FeatureStore, NoRoomForTheSpillIsReportedUpFront) {
   ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
   std::string message;
   try {
-    CacheStorage storage(0, make_temp_dir());
+    const TempDir spill("parafine-cache-test");
+    CacheStorage storage(0, spill.path.string());
     FeatureStore s(storage, 100, 1024);  // 400 KiB
   } catch (const std::runtime_error& e) {
     message = e.what();
@@ -325,14 +322,13 @@ TrainConfig small_config() {
 void compare(const RunResult& a, const RunResult& b, const std::string& what, double tol_update, double tol_max) {
   ASSERT_EQ(a.params.size(), b.params.size());
   ASSERT_EQ(a.initial, b.initial) << "the runs must start from the same weights";
-  double worst = 0, diff = 0, moved = 0;
+  const double worst = std::max(test_util::max_abs_diff(a.params, b.params),
+                                test_util::max_abs_diff(a.state, b.state));
+  double diff = 0, moved = 0;
   for (size_t k = 0; k < a.params.size(); ++k) {
-    worst = std::max(worst, static_cast<double>(std::fabs(a.params[k] - b.params[k])));
     diff += std::pow(static_cast<double>(a.params[k]) - b.params[k], 2);
     moved += std::pow(static_cast<double>(a.params[k]) - a.initial[k], 2);
   }
-  for (size_t k = 0; k < a.state.size(); ++k)
-    worst = std::max(worst, static_cast<double>(std::fabs(a.state[k] - b.state[k])));
   const double rel = std::sqrt(diff / moved);
   std::cout << what << ": |difference| / |training update| " << rel << " (tol " << tol_update << "), max |dw| "
             << worst << " (tol " << tol_max << ")\n";
@@ -395,7 +391,8 @@ TEST(FeatureCacheTraining, SameWeightsAsWithoutCacheCutInsideConv4) {
 TEST(FeatureCacheTraining, SpillingEqualsMemoryBitForBit) {
   TrainConfig c = small_config();
   const RunResult memory = train_small(c);
-  const std::string dir = make_temp_dir();
+  const TempDir tmp("parafine-cache-test");
+  const std::string dir = tmp.path.string();
   c.cache.memory_bytes = 20000;  // some pooled vectors fit in memory, the rest and all activations spill
   c.cache.dir = dir;
   const RunResult spilled = train_small(c);

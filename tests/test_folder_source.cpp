@@ -6,7 +6,6 @@
 // shards the same list. Under fail the error names the bad file; a class emptied by skipping is
 // an error. open_sample_source opens a directory, an HDF5 dataset, or says what is missing.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -25,6 +24,7 @@
 #include "parafine/data/h5_dataset_writer.hpp"
 #include "parafine/io/h5_tensors.hpp"
 #include "parafine/data/image_decode.hpp"
+#include "test_util.hpp"
 
 namespace fs = std::filesystem;
 
@@ -33,19 +33,7 @@ namespace {
 
 using namespace test_images;
 
-struct TempDir {
-  fs::path path = fs::temp_directory_path() / ("parafine_folder_source_" + std::to_string(::getpid()));
-  TempDir() { fs::create_directories(path); }
-  ~TempDir() { fs::remove_all(path); }
-  // Writes `bytes` to path/rel (creating folders) and returns the full path.
-  std::string write(const std::string& rel, const Bytes& bytes) const {
-    const fs::path p = path / rel;
-    fs::create_directories(p.parent_path());
-    std::ofstream(p, std::ios::binary)
-        .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-    return p.string();
-  }
-};
+using test_util::TempDir;
 
 // A 24x20 RGB JPEG / PNG of one colour (with a little noise).
 Bytes colour_jpeg(unsigned char r, unsigned char g, unsigned char b, unsigned seed) {
@@ -109,7 +97,7 @@ int label_from_path(const std::string& dir, const std::string& path, const std::
 }
 
 TEST(FolderSource, SkipDropsBadFilesKeepsUnusualOnesAndLabels) {
-  TempDir tmp;
+  TempDir tmp("parafine_folder_source");
   const MixedFolder f = make_mixed_folder(tmp);
   std::ostringstream log;
   const FolderSource src(f.dir, BadImagePolicy::kSkip, 3, &log);
@@ -189,7 +177,7 @@ TEST(FolderSource, SkipDropsBadFilesKeepsUnusualOnesAndLabels) {
 // Every rank builds its own FolderSource; the list (and so the sharding) must not depend on the
 // decoding threads or their timing, else ranks would disagree about sample k.
 TEST(FolderSource, SameSampleListForAnyThreadCountSoRanksAgree) {
-  TempDir tmp;
+  TempDir tmp("parafine_folder_source");
   const MixedFolder f = make_mixed_folder(tmp);
   const FolderSource one(f.dir, BadImagePolicy::kSkip, 1, nullptr);
   for (int threads : {2, 5}) {
@@ -216,7 +204,7 @@ TEST(FolderSource, SameSampleListForAnyThreadCountSoRanksAgree) {
 }
 
 TEST(FolderSource, FailNamesTheFirstBadFile) {
-  TempDir tmp;
+  TempDir tmp("parafine_folder_source");
   const MixedFolder f = make_mixed_folder(tmp);
   for (int threads : {1, 4}) {
     try {
@@ -238,7 +226,7 @@ TEST(FolderSource, FailNamesTheFirstBadFile) {
 }
 
 TEST(FolderSource, ClearErrorsForFoldersThatCannotTrain) {
-  TempDir tmp;
+  TempDir tmp("parafine_folder_source");
   struct Case {
     std::string dir, says;
   };
@@ -272,7 +260,7 @@ TEST(FolderSource, ClearErrorsForFoldersThatCannotTrain) {
 }
 
 TEST(OpenSampleSource, DirectoryHdf5FileOrMissingPath) {
-  TempDir tmp;
+  TempDir tmp("parafine_folder_source");
   tmp.write("data/blue/1.png", colour_png(20, 20, 230, 1));
   tmp.write("data/blue/2.jpg", colour_jpeg(20, 20, 230, 2));
   tmp.write("data/red/1.jpg", colour_jpeg(230, 20, 20, 3));
@@ -298,7 +286,7 @@ TEST(OpenSampleSource, DirectoryHdf5FileOrMissingPath) {
   for (int i = 0; i < 3; ++i) {
     folder->load(i, 16, a.data());
     file->load(i, 16, b.data());
-    for (size_t k = 0; k < a.size(); ++k) worst = std::max(worst, static_cast<double>(std::fabs(a[k] - b[k])));
+    worst = std::max(worst, test_util::max_abs_diff(a, b));
   }
   std::cout << "folder vs converted HDF5 at 16x16: max |diff| = " << worst << " (rounding to uint8)\n";
   EXPECT_LE(worst, 0.5);

@@ -3,7 +3,6 @@
 // 1400 real photos of the seed data set. Fixtures are written here with libjpeg/libpng into a
 // temporary directory (python3-pil is not installed, and no image file is committed).
 #include <gtest/gtest.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -20,6 +19,7 @@
 #include <vector>
 
 #include "image_writers.hpp"
+#include "test_util.hpp"
 #include "parafine/data/image_decode.hpp"
 
 namespace fs = std::filesystem;
@@ -28,19 +28,7 @@ namespace parafine {
 namespace {
 
 using namespace test_images;  // encode_jpeg, encode_png, byte patching (image_writers.hpp)
-
-struct TempDir {
-  fs::path path = fs::temp_directory_path() / ("parafine_img_" + std::to_string(::getpid()));
-  TempDir() { fs::create_directories(path); }
-  ~TempDir() { fs::remove_all(path); }
-  std::string write(const std::string& name, const Bytes& bytes) const {
-    const fs::path p = path / name;
-    std::ofstream(p, std::ios::binary)
-        .write(reinterpret_cast<const char*>(bytes.data()),
-               static_cast<std::streamsize>(bytes.size()));
-    return p.string();
-  }
-};
+using test_util::TempDir;
 
 // Mean absolute difference between decoded RGB and an expected [h,w,3].
 double mean_abs_error(const RgbImage& img, const Bytes& expected) {
@@ -60,7 +48,7 @@ Bytes grey_to_rgb(const Bytes& g) {
 
 class ImageDecode : public ::testing::Test {
  protected:
-  TempDir tmp;
+  TempDir tmp{"parafine_img"};
 };
 
 // ---- JPEG -----------------------------------------------------------------------------------
@@ -483,8 +471,8 @@ TEST(ImageDecodeRealPhotos, EveryCatsDogsImageDecodes) {
   std::vector<std::string> paths;
   for (const char* split : {"train", "val"})
     for (const char* cls : {"cats", "dogs"})
-      for (const auto& e : fs::directory_iterator(root / split / cls))
-        paths.push_back(e.path().string());
+      for (const std::string& p : test_util::sorted_class_files(root / split, cls))
+        paths.push_back(p);
   std::sort(paths.begin(), paths.end());
   int min_w = 1 << 30, max_w = 0, min_h = 1 << 30, max_h = 0, failures = 0;
   double megapixels = 0;
@@ -501,8 +489,7 @@ TEST(ImageDecodeRealPhotos, EveryCatsDogsImageDecodes) {
       ++failures;
     }
   }
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double seconds = test_util::seconds_since(t0);
   std::cout << "decoded " << paths.size() - failures << " of " << paths.size() << " photos; width "
             << min_w << ".." << max_w << ", height " << min_h << ".." << max_h << ", " << megapixels
             << " MP in " << seconds << " s: " << paths.size() / seconds << " images/s, "

@@ -2,7 +2,6 @@
 // ignored files, and an actionable error (naming the path) for each way a folder can be wrong.
 // The scan only looks at names, so the generated "images" are placeholder bytes.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -11,23 +10,14 @@
 #include <map>
 
 #include "parafine/data/image_folder.hpp"
+#include "test_util.hpp"
 
 namespace fs = std::filesystem;
 
 namespace parafine {
 namespace {
 
-struct TempDir {
-  fs::path path = fs::temp_directory_path() / ("parafine_folder_" + std::to_string(::getpid()));
-  TempDir() { fs::create_directories(path); }
-  ~TempDir() { fs::remove_all(path); }
-  std::string touch(const std::string& rel) const {
-    const fs::path p = path / rel;
-    fs::create_directories(p.parent_path());
-    std::ofstream(p) << "x";
-    return p.string();
-  }
-};
+using test_util::TempDir;
 
 void expect_real_split(const std::string& dir, int per_class) {
   const ImageFolder f = scan_image_folder(dir);
@@ -44,13 +34,8 @@ void expect_real_split(const std::string& dir, int per_class) {
     EXPECT_EQ(f.files[i].rfind(dir + "/" + f.class_names[f.labels[i]] + "/", 0), 0u) << f.files[i];
   // Byte order within a class, as Python's sorted(): cat.1.jpg, cat.10.jpg, cat.100.jpg, ...
   std::vector<std::string> expected;
-  for (const char* cls : {"cats", "dogs"}) {
-    std::vector<std::string> names;
-    for (const auto& e : fs::directory_iterator(dir + "/" + cls))
-      names.push_back(e.path().filename());
-    std::sort(names.begin(), names.end());
-    for (const auto& n : names) expected.push_back(dir + "/" + cls + "/" + n);
-  }
+  for (const char* cls : {"cats", "dogs"})
+    for (const std::string& p : test_util::sorted_class_files(dir, cls)) expected.push_back(p);
   EXPECT_EQ(f.files, expected);
   std::cout << "  first files: " << f.files[0] << ", " << f.files[1] << ", " << f.files[2] << "\n";
 }
@@ -63,7 +48,7 @@ TEST(ImageFolder, RealSeedData) {
 }
 
 TEST(ImageFolder, KerasOrderIgnoredAndHiddenFiles) {
-  TempDir t;
+  TempDir t("parafine_folder");
   const std::string d = t.path.string();
   // Classes in byte order: "B" < "a" < "b" (upper case first, as Python sorts).
   t.touch("b/one.png");
@@ -94,7 +79,7 @@ TEST(ImageFolder, KerasOrderIgnoredAndHiddenFiles) {
 }
 
 TEST(ImageFolder, TrailingSlashGivesTheSamePaths) {
-  TempDir t;
+  TempDir t("parafine_folder");
   t.touch("x/1.jpg");
   t.touch("y/2.png");
   const ImageFolder f = scan_image_folder(t.path.string() + "/");
@@ -116,7 +101,7 @@ void expect_error(const std::string& dir, std::vector<std::string> parts) {
 }
 
 TEST(ImageFolder, ErrorsNameThePathAndTheFix) {
-  TempDir t;
+  TempDir t("parafine_folder");
   const std::string d = t.path.string();
   expect_error(d + "/missing", {d + "/missing", "no such directory", "one sub-folder per class"});
   const std::string file = t.touch("file.txt");

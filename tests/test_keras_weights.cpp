@@ -39,46 +39,32 @@
 #include "parafine/io/keras_weights.hpp"
 #include "parafine/io/model_file.hpp"
 #include "parafine/model/resnet50.hpp"
+#include "test_util.hpp"
 
 namespace parafine {
 namespace {
 
 namespace fs = std::filesystem;
+using test_util::bit_diffs;
+using test_util::env_or;
+using test_util::TempDir;
 
 constexpr int kWidth = 8, kClasses = 3, kHead = 16, kImage = 32;
 constexpr std::uint64_t kInitSeed = 7;
 
 ResNet50Config config() { return ResNet50Config{kImage, kClasses, kHead, kWidth, 3}; }
 
-std::string env_or(const char* name, const std::string& fallback) {
-  const char* v = std::getenv(name);
-  return v && *v ? std::string(v) : fallback;
-}
-
 std::string fixture(const std::string& name) { return env_or("PARAFINE_KERAS_FIXTURES", ".") + "/" + name; }
 
 // A freshly built model with Keras default initialisation (so a load visibly changes it).
 Model fresh_model(std::uint64_t seed = kInitSeed) {
-  Model m = build_resnet50(config());
-  keras_initialize(m, seed);
-  return m;
+  return test_util::keras_initialized_resnet50(config(), seed);
 }
 
 struct Snapshot {
   std::vector<float> params, state;
 };
 Snapshot snapshot(const Model& m) { return {m.params(), m.state()}; }
-
-// Elements whose bit patterns differ (so -0.0 vs 0.0 and NaN payloads count).
-std::size_t bit_diffs(const float* a, const float* b, std::size_t n) {
-  std::size_t d = 0;
-  for (std::size_t i = 0; i < n; ++i) d += std::memcmp(a + i, b + i, sizeof(float)) != 0;
-  return d;
-}
-std::size_t bit_diffs(const std::vector<float>& a, const std::vector<float>& b) {
-  if (a.size() != b.size()) return std::max(a.size(), b.size());
-  return bit_diffs(a.data(), b.data(), a.size());
-}
 
 void expect_same_weights(const Model& a, const Model& b, const std::string& what) {
   const std::size_t dp = bit_diffs(a.params(), b.params()), ds = bit_diffs(a.state(), b.state());
@@ -123,12 +109,8 @@ int expect_matches_file(const Model& m, const std::string& path, const std::stri
 
 // The message of the exception thrown by load_keras_weights, or "" when it loaded.
 std::string load_error(Model& m, const std::string& path, WeightScope scope, std::ostream* log = nullptr) {
-  try {
-    load_keras_weights(m, path, scope, log);
-  } catch (const std::runtime_error& e) {
-    return e.what();
-  }
-  return "";
+  return test_util::error_message<std::runtime_error>(
+      [&] { load_keras_weights(m, path, scope, log); });
 }
 
 Tensor test_images() {
@@ -142,21 +124,6 @@ std::vector<float> predict(Model& m, const Tensor& x) {
   const Tensor& y = m.forward(x, false);
   return std::vector<float>(y.data(), y.data() + y.numel());
 }
-
-// A private temporary directory, removed at the end of the test.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "parafine_kw_XXXXXX").string();
-    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 // Runs the h5py layout checker; returns its exit status (-1 when it did not exit normally).
 int run_layout_checker(const std::string& model_file, const std::string& extra_args) {
@@ -477,7 +444,7 @@ TEST(KerasWeights, BaseLoadFromAFullModelIgnoresTheHeadWithANote) {
 }
 
 TEST(KerasWeights, SaveThenLoadIsBitwise) {
-  TempDir tmp;
+  TempDir tmp("parafine_kw");
   Model a = fresh_model();
   load_keras_weights(a, fixture("full_weights.h5"), WeightScope::kFull);
   // Values whose bits a lossy path would change: -0, the smallest denormal, the extremes.
@@ -516,7 +483,7 @@ TEST(KerasWeights, SaveThenLoadIsBitwise) {
 }
 
 TEST(KerasWeights, SavedFileHasExactlyTheKerasLayout) {
-  TempDir tmp;
+  TempDir tmp("parafine_kw");
   Model m = fresh_model();
   load_keras_weights(m, fixture("full_weights.h5"), WeightScope::kFull);
   const std::string path = tmp.file("saved.h5");

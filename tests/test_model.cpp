@@ -7,6 +7,8 @@
 #include <iostream>
 
 #include "parafine/core/adam.hpp"
+#include "parafine/data/dataset.hpp"
+#include "parafine/data/prefetcher.hpp"
 #include "parafine/model/initializers.hpp"
 #include "parafine/layers/conv2d.hpp"
 #include "parafine/layers/simple_layers.hpp"
@@ -15,16 +17,45 @@
 #include "parafine/model/resnet50.hpp"
 #include "parafine/train/trainer.hpp"
 #include "parafine/data/dataset.hpp"
+#include "test_util.hpp"
 
 namespace parafine {
 namespace {
 
 ResNet50Config tiny() { return ResNet50Config{32, 3, 8, 4, 3}; }
 
+// The names of the first 175 layers (the Keras base), in order.
+std::vector<std::string> base_layer_names(const Model& model) {
+  std::vector<std::string> names;
+  for (int i = 0; i < kResNet50BaseLayers && i < model.size(); ++i)
+    names.push_back(model.layer(i).name());
+  return names;
+}
+
+// make_synthetic_source's images as one batch [N,S,S,3], caffe-preprocessed as the prefetcher
+// does it, with their labels.
+struct SyntheticBatch {
+  Tensor images;
+  std::vector<int> labels;
+  int size() const { return static_cast<int>(labels.size()); }
+};
+SyntheticBatch synthetic_batch(int samples, int image_size, int classes, std::uint64_t seed) {
+  const InMemorySource source = make_synthetic_source(samples, image_size, classes, seed);
+  SyntheticBatch b;
+  b.images.resize(Shape{samples, image_size, image_size, 3});
+  const std::size_t per = static_cast<std::size_t>(image_size) * image_size * 3;
+  for (int i = 0; i < samples; ++i) {
+    source.load(i, image_size, b.images.data() + per * i);
+    prepare_sample(b.images.data() + per * i, image_size, false, Preprocess::kCaffe);
+    b.labels.push_back(source.label(i));
+  }
+  return b;
+}
+
 TEST(ResNet50, KerasLayerNamesAndOrder) {
   Model m = build_resnet50(tiny());
   ASSERT_EQ(m.size(), 178);
-  const auto base = resnet50_base_layer_names(m);
+  const auto base = base_layer_names(m);
   ASSERT_EQ(base.size(), 175u);
   const std::vector<std::string> head = {"input_1", "conv1_pad", "conv1_conv", "conv1_bn", "conv1_relu",
                                          "pool1_pad", "pool1_pool", "conv2_block1_1_conv", "conv2_block1_1_bn",
@@ -99,9 +130,8 @@ TEST(ResNet50, TrainableWeightsAreALeadingContiguousRange) {
 // weights and BN statistics stay bit-identical through training; activations of the frozen
 // prefix are released.
 TEST(ResNet50, TrainingTouchesOnlyTheTrainableSuffix) {
-  Model m = build_resnet50(tiny());
-  keras_initialize(m, 7);
-  Dataset data = make_synthetic_dataset(12, 32, 3, 1);
+  Model m = test_util::keras_initialized_resnet50(tiny(), 7);
+  const SyntheticBatch data = synthetic_batch(12, 32, 3, 1);
   m.calibrate_batch_norm(data.images);
   freeze_base(m);
   unfreeze_last_base_layers(m, 10);
@@ -126,7 +156,7 @@ TEST(ResNet50, TrainingTouchesOnlyTheTrainableSuffix) {
   for (const ParamRef& r : m.param_refs()) {
     const float* now = m.data(r);
     const float* before = (r.optimised ? params0.data() : state0.data()) + r.offset;
-    const bool same = std::memcmp(now, before, sizeof(float) * r.shape.numel()) == 0;
+    const bool same = test_util::bit_diffs(now, before, r.shape.numel()) == 0;
     if (r.node < first) {
       EXPECT_TRUE(same) << m.layer(r.node).name() << "/" << r.name << " changed while frozen";
       ++frozen_checked;
@@ -143,9 +173,8 @@ TEST(ResNet50, TrainingTouchesOnlyTheTrainableSuffix) {
 }
 
 TEST(ResNet50, FrozenPrefixActivationsAreReleased) {
-  Model m = build_resnet50(tiny());
-  keras_initialize(m, 1);
-  Dataset data = make_synthetic_dataset(4, 32, 3, 1);
+  Model m = test_util::keras_initialized_resnet50(tiny(), 1);
+  const SyntheticBatch data = synthetic_batch(4, 32, 3, 1);
   freeze_base(m);
   unfreeze_last_base_layers(m, 10);
   m.forward(data.images, true);
@@ -168,12 +197,7 @@ TEST(ResNet50, FrozenPrefixActivationsAreReleased) {
 
 TEST(ResNet50, BadConfigurationsNameTheOption) {
   auto message = [](const ResNet50Config& c) {
-    try {
-      build_resnet50(c);
-    } catch (const std::invalid_argument& e) {
-      return std::string(e.what());
-    }
-    return std::string("no exception");
+    return test_util::error_message<std::invalid_argument>([&] { build_resnet50(c); });
   };
   EXPECT_NE(message({31, 2, 8, 4, 3}).find("--image-size"), std::string::npos);
   EXPECT_NE(message({32, 0, 8, 4, 3}).find("--classes"), std::string::npos);

@@ -1,7 +1,8 @@
 // BatchPrefetcher and sample sources: batches come out in step order with the same content for
 // 1 and 4 threads and depth 1 and 4; flip augmentation is seeded and flips about half; a
 // load() exception surfaces in next(); destruction mid-epoch does not hang; at most `depth`
-// batches are decoded ahead; H5Source reads the pixels H5ImageDataset::read_batch does.
+// batches are decoded ahead; H5Source reads the pixels a one-hyperslab batch read does
+// (read_h5_batch, test_util.hpp: the independent reference).
 #include <gtest/gtest.h>
 
 #include <mutex>
@@ -24,17 +25,21 @@
 #include "parafine/core/rng.hpp"
 #include "parafine/data/prefetcher.hpp"
 #include "parafine/data/sample_source.hpp"
+#include "test_util.hpp"
 
 namespace parafine {
 namespace {
 
 using namespace std::chrono_literals;
+using test_util::max_abs_diff;
+using test_util::random_pixels;
+using test_util::read_h5_batch;
+using test_util::TempDir;
+using test_util::write_h5_images;
 
 // N random RGB images [H,W,3] with labels i % classes.
 InMemorySource random_source(int N, int H, int W, int classes, std::uint64_t seed) {
-  SplitMix64 rng(seed);
-  std::vector<unsigned char> px(static_cast<size_t>(N) * H * W * 3);
-  for (auto& p : px) p = static_cast<unsigned char>(rng.next() & 255);
+  std::vector<unsigned char> px = random_pixels(static_cast<size_t>(N) * H * W * 3, seed);
   std::vector<int> labels(static_cast<size_t>(N));
   for (int i = 0; i < N; ++i) labels[static_cast<size_t>(i)] = i % classes;
   return InMemorySource(N, H, W, std::move(px), std::move(labels), classes);
@@ -86,8 +91,8 @@ double compare(const std::vector<Batch>& got, const std::vector<Batch>& want) {
     EXPECT_EQ(got[k].labels, want[k].labels) << "step " << k;
     EXPECT_EQ(got[k].images.shape(), want[k].images.shape()) << "step " << k;
     if (got[k].images.shape() != want[k].images.shape()) return INFINITY;
-    for (std::size_t i = 0; i < got[k].images.numel(); ++i)
-      worst = std::max(worst, static_cast<double>(std::fabs(got[k].images[i] - want[k].images[i])));
+    worst = std::max(worst, max_abs_diff(got[k].images.data(), want[k].images.data(),
+                                         got[k].images.numel()));
   }
   return worst;
 }
@@ -402,22 +407,16 @@ TEST(Prefetcher, BadConfigIsRejected) {
   }
 }
 
-TEST(H5Source, ReadsTheSamePixelsAsReadBatch) {
-  const std::string path =
-      (std::filesystem::temp_directory_path() / ("parafine_test_prefetcher_" + std::to_string(::getpid()) + ".h5"))
-          .string();
+// H5Source (one hyperslab per sample, alone and through the prefetcher) against the
+// reference read_h5_batch (one hyperslab per batch, its own conversion; test_util.hpp).
+TEST(H5Source, ReadsTheSamePixelsAsABatchRead) {
+  const TempDir tmp("parafine_test_prefetcher");
+  const std::string path = tmp.file("images.h5");
   for (const int W : {9, 7}) {  // non-square (always resized) and square (copied at S = 7)
     SCOPED_TRACE("stored width " + std::to_string(W));
     const int N = 6, H = 7;
-    SplitMix64 rng(9);
-    std::vector<unsigned char> px(static_cast<size_t>(N) * H * W * 3);
-    for (auto& p : px) p = static_cast<unsigned char>(rng.next() & 255);
-    {
-      H5File f(path, H5File::Mode::kTruncate);
-      f.write_uint8("/images", {static_cast<hsize_t>(N), static_cast<hsize_t>(H), static_cast<hsize_t>(W), 3},
-                    px.data());
-      f.write_int64("/labels", {2, 0, 1, 1, 0, 2});
-    }
+    write_h5_images(path, N, H, W, random_pixels(static_cast<size_t>(N) * H * W * 3, 9),
+                    {2, 0, 1, 1, 0, 2});
     {
       const H5ImageDataset ds(path);
       const H5Source src(path);
@@ -425,35 +424,34 @@ TEST(H5Source, ReadsTheSamePixelsAsReadBatch) {
       EXPECT_EQ(src.classes(), 3);
       for (int i = 0; i < N; ++i) EXPECT_EQ(src.label(i), ds.labels()[static_cast<size_t>(i)]);
       for (int S : {5, 7, 12}) {
-        Tensor want;
-        ds.read_batch(0, N, S, Preprocess::kNone, want);
+        const Tensor want = read_h5_batch(path, 0, N, S, Preprocess::kNone);
         const std::size_t per = static_cast<std::size_t>(S) * S * 3;
         std::vector<float> got(per);
         double worst = 0;
         for (int i = 0; i < N; ++i) {
           src.load(i, S, got.data());
-          for (std::size_t k = 0; k < per; ++k)
-            worst = std::max(worst, static_cast<double>(std::fabs(got[k] - want.data()[per * i + k])));
+          worst = std::max(worst, max_abs_diff(got.data(), want.data() + per * i, per));
         }
-        std::cout << "stored " << H << "x" << W << ", image size " << S << ": max |H5Source - read_batch| = " << worst
-                  << "\n";
+        std::cout << "stored " << H << "x" << W << ", image size " << S
+                  << ": max |H5Source - batch read| = " << worst << "\n";
         EXPECT_EQ(worst, 0.0);
       }
-      // Through the prefetcher with caffe preprocessing and 4 threads, against read_batch(caffe).
+      // Through the prefetcher with caffe preprocessing and 4 threads, against the batch read
+      // with caffe (which takes hdf5_mutex(), as the prefetcher's loaders may be reading).
       PrefetchConfig c;
       c.image_size = 8;
       c.threads = 4;
       c.depth = 2;
       BatchPrefetcher pf(src, {{0, 1, 2}, {3, 4, 5}}, c);
-      Tensor want;
-      ds.read_batch(0, N, 8, Preprocess::kCaffe, want);
+      const Tensor want = read_h5_batch(path, 0, N, 8, Preprocess::kCaffe);
       const auto got = drain(pf);
       ASSERT_EQ(got.size(), 2u);
       double worst = 0;
-      for (int k = 0; k < 2; ++k)
-        for (std::size_t i = 0; i < got[static_cast<size_t>(k)].images.numel(); ++i)
-          worst = std::max(worst, static_cast<double>(std::fabs(got[static_cast<size_t>(k)].images[i] -
-                                                                want.data()[k * 3 * 8 * 8 * 3 + i])));
+      for (int k = 0; k < 2; ++k) {
+        const Tensor& images = got[static_cast<size_t>(k)].images;
+        const float* reference = want.data() + k * 3 * 8 * 8 * 3;
+        worst = std::max(worst, max_abs_diff(images.data(), reference, images.numel()));
+      }
       std::cout << "prefetched caffe batches: max |diff| = " << worst << "\n";
       EXPECT_EQ(worst, 0.0);
       EXPECT_EQ(got[1].labels, (std::vector<int>{1, 0, 2}));
@@ -465,7 +463,6 @@ TEST(H5Source, ReadsTheSamePixelsAsReadBatch) {
         EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << "names the file";
       }
     }
-    std::filesystem::remove(path);
   }
   EXPECT_THROW(H5Source("/nonexistent/parafine.h5"), std::runtime_error);
 }

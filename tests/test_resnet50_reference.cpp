@@ -24,6 +24,7 @@
 #include "parafine/layers/dense.hpp"
 #include "parafine/core/loss.hpp"
 #include "parafine/model/resnet50.hpp"
+#include "test_util.hpp"
 
 namespace parafine {
 namespace {
@@ -35,8 +36,7 @@ struct Case {
 };
 
 std::string fixture(const Case& c, const char* kind) {
-  const char* d = std::getenv("PARAFINE_REFERENCE_DIR");
-  return std::string(d ? d : ".") + "/ref_" + c.name + "_" + kind + ".h5";
+  return test_util::env_or("PARAFINE_REFERENCE_DIR", ".") + "/ref_" + c.name + "_" + kind + ".h5";
 }
 
 // max|a - r| / max(max|r|, floor): the worst element against the tensor's scale.

@@ -10,13 +10,13 @@
 #include "parafine/train/trainer.hpp"
 #include "parafine/data/data_order.hpp"
 #include "parafine/data/dataset.hpp"
+#include "test_util.hpp"
 
 namespace parafine {
 namespace {
 
 TEST(TwoPhase, LossFallsInBothPhases) {
-  Model model = build_resnet50(ResNet50Config{32, 3, 32, 8, 3});
-  keras_initialize(model, 11);
+  Model model = test_util::keras_initialized_resnet50(ResNet50Config{32, 3, 32, 8, 3}, 11);
   const InMemorySource train = make_synthetic_source(96, 32, 3, 5);
   const InMemorySource val = make_synthetic_source(48, 32, 3, 6);
   TrainConfig c;
@@ -43,8 +43,7 @@ TEST(TwoPhase, LossFallsInBothPhases) {
 }
 
 TEST(TwoPhase, ZeroEpochPhasesAreAllowed) {
-  Model model = build_resnet50(ResNet50Config{32, 2, 8, 4, 3});
-  keras_initialize(model, 1);
+  Model model = test_util::keras_initialized_resnet50(ResNet50Config{32, 2, 8, 4, 3}, 1);
   const InMemorySource train = make_synthetic_source(8, 32, 2, 1);
   TrainConfig c;
   c.image_size = 32;
@@ -58,13 +57,8 @@ TEST(TwoPhase, ZeroEpochPhasesAreAllowed) {
 }
 
 TEST(TwoPhase, BadOptionsAreNamed) {
-  auto message = [](TrainConfig c) {
-    try {
-      validate(c);
-    } catch (const std::invalid_argument& e) {
-      return std::string(e.what());
-    }
-    return std::string("no exception");
+  auto message = [](const TrainConfig& c) {
+    return test_util::error_message<std::invalid_argument>([&] { validate(c); });
   };
   TrainConfig c;
   c.batch_size = 0;

@@ -5,44 +5,35 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <unistd.h>
 
 #include "parafine/io/weights_source.hpp"
+#include "test_util.hpp"
 
 namespace fs = std::filesystem;
 
 namespace parafine {
 namespace {
 
-struct TempDir {
-  fs::path path = fs::temp_directory_path() / ("parafine_ws_" + std::to_string(::getpid()));
-  TempDir() { fs::create_directories(path); }
-  ~TempDir() { fs::remove_all(path); }
-};
-
-void touch(const fs::path& p) {
-  fs::create_directories(p.parent_path());
-  std::ofstream(p) << "x";
-}
+using test_util::TempDir;
 
 TEST(WeightsSource, NoneMeansRandomInit) { EXPECT_EQ(resolve_weights("none"), ""); }
 
 TEST(WeightsSource, ImagenetSearchOrder) {
-  TempDir t;
+  TempDir t("parafine_ws");
   setenv("HOME", (t.path / "home").c_str(), 1);
   setenv("KERAS_HOME", (t.path / "keras").c_str(), 1);
   unsetenv("PARAFINE_WEIGHTS_DIR");
-  touch(t.path / "home/.keras/models" / kImagenetNotopFile);
+  t.touch(fs::path("home/.keras/models") / kImagenetNotopFile);
   EXPECT_EQ(resolve_weights("imagenet"), (t.path / "home/.keras/models" / kImagenetNotopFile).string());
-  touch(t.path / "keras/models" / kImagenetNotopFile);
+  t.touch(fs::path("keras/models") / kImagenetNotopFile);
   EXPECT_EQ(resolve_weights("imagenet"), (t.path / "keras/models" / kImagenetNotopFile).string());
-  touch(t.path / "explicit" / kImagenetNotopFile);
+  t.touch(fs::path("explicit") / kImagenetNotopFile);
   EXPECT_EQ(resolve_weights("imagenet", (t.path / "explicit").string()),
             (t.path / "explicit" / kImagenetNotopFile).string());
 }
 
 TEST(WeightsSource, MissingImagenetSaysWhereToGetIt) {
-  TempDir t;
+  TempDir t("parafine_ws");
   setenv("HOME", (t.path / "home").c_str(), 1);
   unsetenv("KERAS_HOME");
   unsetenv("PARAFINE_WEIGHTS_DIR");

@@ -5,8 +5,6 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "parafine/data/dataset.hpp"
-
 namespace parafine {
 
 Preprocess parse_preprocess(const std::string& name) {
@@ -85,42 +83,6 @@ void resize_bilinear(const unsigned char* src, int h, int w, float* dst, int oh,
         dst[(static_cast<size_t>(y) * ow + x) * 3 + c] = top + (bottom - top) * ay;
       }
     }
-  }
-}
-
-void H5ImageDataset::read_batch(int begin, int end, int image_size, Preprocess preprocess, Tensor& images) const {
-  if (begin < 0 || end > n_ || begin >= end)
-    throw std::out_of_range(path() + ": batch [" + std::to_string(begin) + "," + std::to_string(end) + ") outside the " +
-                            std::to_string(n_) + " samples");
-  const int count = end - begin;
-  const std::size_t per = static_cast<std::size_t>(h_) * w_ * 3;
-  raw_.resize(per * count);
-  const hid_t d = H5Dopen2(file_.id(), "/images", H5P_DEFAULT);
-  const hid_t fspace = H5Dget_space(d);
-  const hsize_t start[4] = {static_cast<hsize_t>(begin), 0, 0, 0};
-  const hsize_t cnt[4] = {static_cast<hsize_t>(count), static_cast<hsize_t>(h_), static_cast<hsize_t>(w_), 3};
-  H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, nullptr, cnt, nullptr);
-  const hid_t mspace = H5Screate_simple(4, cnt, nullptr);
-  const herr_t status = H5Dread(d, H5T_NATIVE_UCHAR, mspace, fspace, H5P_DEFAULT, raw_.data());
-  H5Sclose(mspace);
-  H5Sclose(fspace);
-  H5Dclose(d);
-  if (status < 0) throw std::runtime_error(path() + ": cannot read images " + std::to_string(begin) + ".." + std::to_string(end - 1));
-
-  images.resize(Shape{count, image_size, image_size, 3});
-  const std::size_t out_per = static_cast<std::size_t>(image_size) * image_size * 3;
-  std::vector<float> rgb(out_per);
-  for (int i = 0; i < count; ++i) {
-    const unsigned char* src = raw_.data() + per * i;
-    if (h_ == image_size && w_ == image_size)
-      for (std::size_t k = 0; k < out_per; ++k) rgb[k] = src[k];
-    else
-      resize_bilinear(src, h_, w_, rgb.data(), image_size, image_size);
-    float* dst = images.data() + out_per * i;
-    if (preprocess == Preprocess::kCaffe)
-      for (std::size_t p = 0; p < out_per; p += 3) caffe_preprocess(rgb.data() + p, dst + p);
-    else
-      std::copy(rgb.begin(), rgb.end(), dst);
   }
 }
 

@@ -44,20 +44,4 @@ InMemorySource make_synthetic_source(int samples, int image_size, int classes, s
   return InMemorySource(samples, image_size, image_size, std::move(pixels), std::move(labels), classes, names);
 }
 
-Dataset make_synthetic_dataset(int samples, int image_size, int classes, std::uint64_t seed) {
-  const InMemorySource source = make_synthetic_source(samples, image_size, classes, seed);
-  Dataset d;
-  d.classes = classes;
-  d.class_names = source.class_names();
-  d.images.resize(Shape{samples, image_size, image_size, 3});
-  const std::size_t per = static_cast<std::size_t>(image_size) * image_size * 3;
-  std::vector<float> rgb(per);
-  for (int i = 0; i < samples; ++i) {
-    source.load(i, image_size, rgb.data());
-    for (std::size_t p = 0; p < per; p += 3) caffe_preprocess(rgb.data() + p, d.images.data() + i * per + p);
-    d.labels.push_back(source.label(i));
-  }
-  return d;
-}
-
 }  // namespace parafine

@@ -96,12 +96,6 @@ Model build_resnet50(const ResNet50Config& c) {
   return m;
 }
 
-std::vector<std::string> resnet50_base_layer_names(const Model& model) {
-  std::vector<std::string> names;
-  for (int i = 0; i < kResNet50BaseLayers && i < model.size(); ++i) names.push_back(model.layer(i).name());
-  return names;
-}
-
 void freeze_base(Model& model) {
   for (int i = 0; i < model.size(); ++i) model.layer(i).trainable = i >= kResNet50BaseLayers;
 }

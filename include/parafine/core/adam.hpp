@@ -17,7 +17,6 @@ class Adam {
   void step(float* w, const float* g);
   std::size_t size() const { return m_.size(); }
   long iterations() const { return t_; }
-  double learning_rate() const { return lr_; }
   std::vector<float>& m() { return m_; }
   const std::vector<float>& m_values() const { return m_; }
   const std::vector<float>& v_values() const { return v_; }

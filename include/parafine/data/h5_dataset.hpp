@@ -1,6 +1,7 @@
 // An HDF5 image dataset (DESIGN.md §4): `images` uint8 [N,H,W,3] RGB, `labels` integer [N]
 // or float one-hot [N,C] (optional for prediction), optional attribute `class_names`.
-// Batches are read with hyperslab selections, so only the requested samples leave the disk.
+// H5ImageDataset validates the file and holds its shape, labels and class names; the pixels
+// are read by H5Source (sample_source.hpp), one hyperslab per sample.
 #pragma once
 
 #include <string>
@@ -28,16 +29,11 @@ class H5ImageDataset {
   int classes() const { return classes_; }                     // from one-hot width, class_names or max label + 1
   const std::vector<std::string>& class_names() const { return class_names_; }
 
-  // Samples [begin, end) as preprocessed floats [end-begin, size, size, 3], bilinearly resized
-  // when the stored size differs.
-  void read_batch(int begin, int end, int image_size, Preprocess preprocess, Tensor& images) const;
-
  private:
   H5File file_;
   int n_ = 0, h_ = 0, w_ = 0, classes_ = 0;
   std::vector<int> labels_;
   std::vector<std::string> class_names_;
-  mutable std::vector<unsigned char> raw_;
 };
 
 // Bilinear resize of one RGB uint8 image [h,w,3] to floats [oh,ow,3] with TensorFlow's

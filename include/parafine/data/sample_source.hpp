@@ -36,7 +36,7 @@ class SampleSource {
 };
 
 // Stored uint8 [h,w,3] RGB -> floats [S,S,3] in [0,255]: a plain conversion at the same size,
-// else resize_bilinear. The conversion H5ImageDataset::read_batch applies too.
+// else resize_bilinear.
 void rgb_to_floats(const unsigned char* src, int h, int w, int image_size, float* out);
 
 // Images held in memory as uint8 [N,H,W,3] RGB with labels [N].

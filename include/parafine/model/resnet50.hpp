@@ -30,9 +30,6 @@ void check_image_size(int image_size);
 // zero classes, or a non-positive width / head size.
 Model build_resnet50(const ResNet50Config& config);
 
-// Base layer names in Keras order (175), for a model built by build_resnet50.
-std::vector<std::string> resnet50_base_layer_names(const Model& model);
-
 // Keras `for l in base.layers: l.trainable = False` plus a trainable head.
 void freeze_base(Model& model);
 // Keras `for l in base.layers[-n:]: l.trainable = True` (base stays otherwise frozen).
