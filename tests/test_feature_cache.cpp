@@ -23,7 +23,7 @@
 #include "parafine/model/initializers.hpp"
 #include "parafine/model/resnet50.hpp"
 #include "parafine/train/trainer.hpp"
-#include "parafine/data/dataset.hpp"
+#include "parafine/data/synthetic_data.hpp"
 #include "test_util.hpp"
 
 namespace parafine {

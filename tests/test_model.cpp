@@ -7,7 +7,7 @@
 #include <iostream>
 
 #include "parafine/core/adam.hpp"
-#include "parafine/data/dataset.hpp"
+#include "parafine/data/synthetic_data.hpp"
 #include "parafine/data/prefetcher.hpp"
 #include "parafine/model/initializers.hpp"
 #include "parafine/layers/conv2d.hpp"
@@ -16,7 +16,6 @@
 #include "parafine/core/loss.hpp"
 #include "parafine/model/resnet50.hpp"
 #include "parafine/train/trainer.hpp"
-#include "parafine/data/dataset.hpp"
 #include "test_util.hpp"
 
 namespace parafine {

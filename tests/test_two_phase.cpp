@@ -9,7 +9,7 @@
 #include "parafine/model/resnet50.hpp"
 #include "parafine/train/trainer.hpp"
 #include "parafine/data/data_order.hpp"
-#include "parafine/data/dataset.hpp"
+#include "parafine/data/synthetic_data.hpp"
 #include "test_util.hpp"
 
 namespace parafine {

@@ -26,7 +26,7 @@
 
 #include "parafine/core/rng.hpp"
 #include "parafine/core/tensor.hpp"
-#include "parafine/data/dataset.hpp"  // caffe_preprocess
+#include "parafine/data/preprocess.hpp"
 #include "parafine/data/h5_dataset.hpp"
 #include "parafine/data/sample_source.hpp"  // hdf5_mutex
 #include "parafine/io/h5_tensors.hpp"

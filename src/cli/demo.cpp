@@ -12,7 +12,7 @@
 #include "parafine/io/model_file.hpp"
 #include "parafine/model/resnet50.hpp"
 #include "parafine/train/trainer.hpp"
-#include "parafine/data/dataset.hpp"
+#include "parafine/data/synthetic_data.hpp"
 
 namespace po = boost::program_options;
 

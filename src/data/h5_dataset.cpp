@@ -7,12 +7,6 @@
 
 namespace parafine {
 
-Preprocess parse_preprocess(const std::string& name) {
-  if (name == "caffe") return Preprocess::kCaffe;
-  if (name == "none") return Preprocess::kNone;
-  throw std::invalid_argument("--preprocess must be 'caffe' or 'none', got '" + name + "'");
-}
-
 H5ImageDataset::H5ImageDataset(const std::string& path) : file_(path, H5File::Mode::kRead) {
   if (!file_.exists("/images"))
     throw std::runtime_error(path + ": no 'images' dataset (expected uint8 [N,H,W,3]; `parafine convert` makes one)");

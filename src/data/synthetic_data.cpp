@@ -1,5 +1,5 @@
-// Synthetic learnable images and caffe preprocessing (see dataset.hpp).
-#include "parafine/data/dataset.hpp"
+// Synthetic learnable images (see synthetic_data.hpp).
+#include "parafine/data/synthetic_data.hpp"
 
 #include <cmath>
 #include <stdexcept>
@@ -7,13 +7,6 @@
 #include "parafine/core/rng.hpp"
 
 namespace parafine {
-
-void caffe_preprocess(const float* rgb, float* out) {
-  // keras.applications.imagenet_utils.preprocess_input(mode="caffe")
-  out[0] = rgb[2] - 103.939f;
-  out[1] = rgb[1] - 116.779f;
-  out[2] = rgb[0] - 123.68f;
-}
 
 InMemorySource make_synthetic_source(int samples, int image_size, int classes, std::uint64_t seed) {
   if (samples < 1 || classes < 1 || image_size < 1)

@@ -11,9 +11,6 @@
 
 namespace parafine {
 
-enum class Preprocess { kCaffe, kNone };
-Preprocess parse_preprocess(const std::string& name);  // "caffe" | "none", else throws naming --preprocess
-
 class H5ImageDataset {
  public:
   // Throws std::runtime_error naming the file for a missing/ill-shaped `images`, labels that

@@ -25,23 +25,11 @@
 #include <thread>
 #include <vector>
 
-#include "parafine/data/h5_dataset.hpp"  // Preprocess
+#include "parafine/data/preprocess.hpp"
 #include "parafine/data/sample_source.hpp"
 #include "parafine/core/tensor.hpp"
 
 namespace parafine {
-
-enum class Augment { kNone, kFlip };
-Augment parse_augment(const std::string& name);  // "none" | "flip", else throws naming --augment
-
-// Whether sample `sample` is mirrored left-right in epoch `epoch` under --augment flip: a fair
-// coin drawn from a stream seeded by (seed, epoch, sample) only.
-bool flip_decision(std::uint64_t seed, int epoch, int sample);
-
-// In place on one image [S,S,3] of RGB floats in [0,255]: mirror left-right when `flip`, then
-// apply `preprocess` (caffe: RGB->BGR minus the ImageNet means). The single place where
-// augmentation and preprocessing meet the pixels.
-void prepare_sample(float* image, int image_size, bool flip, Preprocess preprocess);
 
 struct PrefetchConfig {
   int image_size = 224;

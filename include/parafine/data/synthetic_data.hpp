@@ -1,5 +1,4 @@
-// Keras "caffe" preprocessing of one pixel, and the synthetic image set the demo and tests
-// learn from.
+// The synthetic image set the demo and tests learn from.
 #pragma once
 
 #include <cstdint>
@@ -7,9 +6,6 @@
 #include "parafine/data/sample_source.hpp"
 
 namespace parafine {
-
-// Keras "caffe" preprocessing of one RGB pixel in [0,255]: BGR order, ImageNet means removed.
-void caffe_preprocess(const float* rgb, float* out);
 
 // `samples` RGB images of `image_size`^2, `classes` classes told apart by colour (and faint
 // stripes whose orientation depends on the class) under noise, so that even a randomly
