@@ -25,8 +25,9 @@ void Layer::expect_inputs(const std::vector<Shape>& in, int count, int rank) con
   for (const Shape& s : in) {
     if (s.rank() != rank)
       fail("expects a rank-" + std::to_string(rank) + " input, got shape " + s.str());
-    for (std::size_t i = 0; i < s.dims.size(); ++i)  // the batch may be empty (a rank with no samples)
-      if (s.dims[i] < 0 || (i > 0 && s.dims[i] == 0)) fail("input shape " + s.str() + " has a non-positive dimension");
+    for (int i = 0; i < s.rank(); ++i)  // the batch may be empty (a rank with no samples)
+      if (s[i] < 0 || (i > 0 && s[i] == 0))
+        fail("input shape " + s.str() + " has a non-positive dimension");
   }
 }
 

@@ -89,7 +89,7 @@ void Model::build() {
 
 Shape Model::output_shape(int node, int batch) const {
   Shape s = nodes_.at(static_cast<size_t>(node)).sample_shape;
-  s.dims[0] = batch;
+  s.set(0, batch);
   return s;
 }
 
