@@ -75,6 +75,9 @@ std::vector<float> BufferPool::acquire(std::size_t n) {
   for (auto it = free_.begin(); it != free_.end(); ++it)
     if (it->capacity() >= n && (best == free_.end() || it->capacity() < best->capacity())) best = it;
   if (best == free_.end()) {
+    // A new buffer: make room to pool it as well, so that release() does not grow free_ when a
+    // later step returns more buffers at once than this one held.
+    if (free_.capacity() < ++created_) free_.reserve(2 * created_);
     std::vector<float> v;
     v.reserve(n);
     return v;

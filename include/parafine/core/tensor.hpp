@@ -83,6 +83,7 @@ class BufferPool {
 
  private:
   std::vector<std::vector<float>> free_;
+  std::size_t created_ = 0;  // buffers acquire() has made (free_ has room for them all)
 };
 
 }  // namespace parafine
