@@ -81,7 +81,7 @@ inline void fill_distinct(Tensor& t, double lo, double spacing, Rng& rng) {
 
 // "[n,h,w,c]" for flat element i of a tensor of shape s.
 inline std::string unravel(std::size_t i, const Shape& s) {
-  std::vector<int> idx(s.dims.size());
+  std::vector<int> idx(static_cast<std::size_t>(s.rank()));
   for (int d = s.rank() - 1; d >= 0; --d) {
     idx[static_cast<std::size_t>(d)] = static_cast<int>(i % static_cast<std::size_t>(s[d]));
     i /= static_cast<std::size_t>(s[d]);

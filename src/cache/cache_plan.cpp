@@ -12,7 +12,7 @@ namespace {
 
 std::string node_text(const Model& model, int node) {
   Shape s = model.output_shape(node, 1);
-  s.dims.erase(s.dims.begin());
+  s = Shape(std::vector<int>(s.begin() + 1, s.end()));  // drop the batch dim
   return model.layer(node).name() + " " + s.str();
 }
 

@@ -147,7 +147,7 @@ bool CachedBatches::next(Batch& out) {
 
   const Range mine = rank_slice(end - static_cast<int>(begin), world, rank);
   Shape shape = sample_shape_;
-  shape.dims[0] = mine.size();
+  shape.set(0, mine.size());
   out.images.resize(shape);
   out.labels.resize(static_cast<std::size_t>(mine.size()));
   out.indices.resize(static_cast<std::size_t>(mine.size()));

@@ -121,7 +121,7 @@ void write_dataset(hid_t file, const std::string& path, const std::string& datas
 }  // namespace
 
 void H5File::write_tensor(const std::string& dataset, const Tensor& t) {
-  const std::vector<hsize_t> dims(t.shape().dims.begin(), t.shape().dims.end());
+  const std::vector<hsize_t> dims(t.shape().begin(), t.shape().end());
   write_dataset(id_, path_, dataset, dims, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, t.data());
 }
 

@@ -3,18 +3,24 @@
 #include "parafine/layers/batch_norm.hpp"
 #include "parafine/core/compute.hpp"
 
+#include <omp.h>
+
+#include <algorithm>
 #include <cmath>
 
 namespace parafine {
 
 namespace {
 // out[0..C) += sum_r a[r,c]; out[C..2C) += sum_r a[r,c]*b[r,c] (b may be null: then a^2 with
-// a centred on `centre` when given).
+// a centred on `centre` when given). Each thread sums into its own slice of `scratch`.
 void row_sums(const float* a, const float* b, const float* centre, long rows, int c,
-              double* out) {
+              ThreadSums& scratch, double* out) {
+  scratch.prepare(2 * c);
 #pragma omp parallel if (parallel_worth(rows * c))
   {
-    std::vector<double> s1(static_cast<size_t>(c), 0.0), s2(static_cast<size_t>(c), 0.0);
+    double* s1 = scratch.slice(omp_get_thread_num());
+    double* s2 = s1 + c;
+    std::fill(s1, s1 + 2 * c, 0.0);
 #pragma omp for nowait
     for (long r = 0; r < rows; ++r) {
       const float* ar = a + r * c;
@@ -46,11 +52,15 @@ BatchNormalization::BatchNormalization(std::string name, float epsilon, float mo
 
 Shape BatchNormalization::infer_shape(const std::vector<Shape>& in) {
   if (in.size() != 1) fail("expects 1 input");
-  if (in[0].rank() < 2) fail("expects an input with a channel axis, got " + in[0].str());
-  if (channels_ != 0 && in[0].channels() != channels_)
-    fail("expects " + std::to_string(channels_) + " channels, got input " + in[0].str());
-  channels_ = in[0].channels();
-  return in[0];
+  return infer_one(in[0]);
+}
+
+Shape BatchNormalization::infer_one(const Shape& in) {
+  if (in.rank() < 2) fail("expects an input with a channel axis, got " + in.str());
+  if (channels_ != 0 && in.channels() != channels_)
+    fail("expects " + std::to_string(channels_) + " channels, got input " + in.str());
+  channels_ = in.channels();
+  return in;
 }
 
 std::vector<ParamSpec> BatchNormalization::param_specs() const {
@@ -62,7 +72,7 @@ std::vector<ParamSpec> BatchNormalization::param_specs() const {
 void BatchNormalization::forward(const std::vector<const Tensor*>& in, Tensor& out,
                                  bool training) {
   const Tensor& xt = *in[0];
-  infer_shape({xt.shape()});
+  infer_one(xt.shape());
   out.resize(xt.shape());
   const int c = channels_;
   const long rows = static_cast<long>(xt.shape().rows());
@@ -79,7 +89,7 @@ void BatchNormalization::forward(const std::vector<const Tensor*>& in, Tensor& o
   if (last_used_batch_stats_) {
     // Pass 1: mean. Pass 2: variance about the mean (two passes avoid cancellation).
     sums_.assign(2 * static_cast<size_t>(c) + 1, 0.0);
-    row_sums(x, nullptr, nullptr, rows, c, sums_.data());
+    row_sums(x, nullptr, nullptr, rows, c, thread_sums_, sums_.data());
     sums_[2 * c] = static_cast<double>(rows);
     if (reduce_) reduce_(sums_);
     const double n = sums_[2 * c];
@@ -90,7 +100,7 @@ void BatchNormalization::forward(const std::vector<const Tensor*>& in, Tensor& o
     }
     for (int k = 0; k < c; ++k) mean_[k] = static_cast<float>(sums_[k] / n);
     sums_.assign(2 * static_cast<size_t>(c) + 1, 0.0);
-    row_sums(x, nullptr, mean_.data(), rows, c, sums_.data());
+    row_sums(x, nullptr, mean_.data(), rows, c, thread_sums_, sums_.data());
     sums_[2 * c] = static_cast<double>(rows);
     if (reduce_) reduce_(sums_);
     for (int k = 0; k < c; ++k) {
@@ -141,7 +151,7 @@ void BatchNormalization::backward(const std::vector<const Tensor*>& in, const Te
 
   // sum(dy) and sum(dy * (x - mean)); dbeta = sum(dy), dgamma = inv_std * sum(dy*(x-mean)).
   sums_.assign(2 * static_cast<size_t>(c) + 1, 0.0);
-  row_sums(dy, x, mean_.data(), rows, c, sums_.data());
+  row_sums(dy, x, mean_.data(), rows, c, thread_sums_, sums_.data());
   sums_[2 * c] = static_cast<double>(rows);
   // gamma/beta gradients from this rank's rows only: the trainer sums weight gradients over
   // ranks, so writing the reduced sums here would count them once per rank.
@@ -166,7 +176,12 @@ void BatchNormalization::backward(const std::vector<const Tensor*>& in, const Te
     return;
   }
   // dx = gamma*inv_std * (dy - mean(dy) - xhat * mean(dy*xhat)), xhat = (x-mean)*inv_std
-  std::vector<float> a(c), b(c), scale(c);
+  dx_a_.resize(static_cast<size_t>(c));
+  dx_b_.resize(static_cast<size_t>(c));
+  dx_scale_.resize(static_cast<size_t>(c));
+  float* a = dx_a_.data();
+  float* b = dx_b_.data();
+  float* scale = dx_scale_.data();
   for (int k = 0; k < c; ++k) {
     a[k] = static_cast<float>(sums_[k] / n);
     b[k] = static_cast<float>(sums_[c + k] / n * inv_std_[k] * inv_std_[k]);

@@ -1,6 +1,8 @@
 // Conv2D forward/backward through im2col + OpenBLAS sgemm (see conv2d.hpp).
 #include "parafine/layers/conv2d.hpp"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -26,13 +28,18 @@ Conv2D::Conv2D(std::string name, int filters, int kernel, int stride, Padding pa
 }
 
 Shape Conv2D::infer_shape(const std::vector<Shape>& in) {
-  expect_inputs(in, 1, 4);
-  if (cin_ != 0 && in[0][3] != cin_)
-    fail("expects " + std::to_string(cin_) + " input channels, got input " + in[0].str());
-  cin_ = in[0][3];
-  const Geometry g = geometry(in[0]);
+  expect_count(in, 1);
+  return infer_one(in[0]);
+}
+
+Shape Conv2D::infer_one(const Shape& in) {
+  expect_input(in, 4);
+  if (cin_ != 0 && in[3] != cin_)
+    fail("expects " + std::to_string(cin_) + " input channels, got input " + in.str());
+  cin_ = in[3];
+  const Geometry g = geometry(in);
   if (g.ho < 1 || g.wo < 1)
-    fail("input " + in[0].str() + " is smaller than the " + std::to_string(k_) + "x" +
+    fail("input " + in.str() + " is smaller than the " + std::to_string(k_) + "x" +
          std::to_string(k_) + " kernel");
   return Shape{g.n, g.ho, g.wo, filters_};
 }
@@ -131,7 +138,7 @@ void Conv2D::forward(const std::vector<const Tensor*>& in, Tensor& out, bool) {
 }
 
 void Conv2D::forward_with(const Tensor& input, Tensor& out, const float* kernel, const float* bias, bool relu) {
-  const Shape os = infer_shape({input.shape()});
+  const Shape os = infer_one(input.shape());
   out.resize(os);
   const Geometry g = geometry(input.shape());
   const float* x = input.data();
@@ -166,6 +173,24 @@ void Conv2D::forward_with(const Tensor& input, Tensor& out, const float* kernel,
   }
 }
 
+// db[c] = sum over rows of dy[r, c]: accumulated in double per thread, then combined.
+void Conv2D::bias_gradient(const float* dy, long rows, float* db) {
+  bias_total_.assign(static_cast<size_t>(filters_), 0.0);
+  double* total = bias_total_.data();
+  bias_sums_.prepare(filters_);
+#pragma omp parallel if (parallel_worth(rows * filters_))
+  {
+    double* part = bias_sums_.slice(omp_get_thread_num());
+    std::fill(part, part + filters_, 0.0);
+#pragma omp for nowait
+    for (long r = 0; r < rows; ++r)
+      for (int c = 0; c < filters_; ++c) part[c] += dy[r * filters_ + c];
+#pragma omp critical
+    for (int c = 0; c < filters_; ++c) total[c] += part[c];
+  }
+  for (int c = 0; c < filters_; ++c) db[c] = static_cast<float>(total[c]);
+}
+
 void Conv2D::backward(const std::vector<const Tensor*>& in, const Tensor& out, const Tensor& dout,
                       const std::vector<Tensor*>& din) {
   const Geometry g = geometry(in[0]->shape());
@@ -180,7 +205,7 @@ void Conv2D::backward(const std::vector<const Tensor*>& in, const Tensor& out, c
   if (g.n == 0) {  // a rank with no samples in this step still reports (zero) gradients
     if (weight_grads)
       for (const int i : {0, 1})
-        if (i < static_cast<int>(param_specs().size())) {
+        if (i == 0 || use_bias_) {
           const std::size_t count = i == 0 ? static_cast<std::size_t>(kcols) * filters_ : filters_;
           std::fill(grad(i), grad(i) + count, 0.0f);
         }
@@ -190,21 +215,7 @@ void Conv2D::backward(const std::vector<const Tensor*>& in, const Tensor& out, c
   if (weight_grads && use_bias_) {
     float* db = grad(1);
     std::fill(db, db + filters_, 0.0f);
-    if (!bias_grad_zero_) {
-      // Column sums of dy [rows, Cout], accumulated in double per thread.
-      const long rows = static_cast<long>(out.shape().rows());
-      std::vector<double> total(static_cast<size_t>(filters_), 0.0);
-#pragma omp parallel if (parallel_worth(rows * filters_))
-      {
-        std::vector<double> part(static_cast<size_t>(filters_), 0.0);
-#pragma omp for nowait
-        for (long r = 0; r < rows; ++r)
-          for (int c = 0; c < filters_; ++c) part[c] += dy[r * filters_ + c];
-#pragma omp critical
-        for (int c = 0; c < filters_; ++c) total[c] += part[c];
-      }
-      for (int c = 0; c < filters_; ++c) db[c] = static_cast<float>(total[c]);
-    }
+    if (!bias_grad_zero_) bias_gradient(dy, static_cast<long>(out.shape().rows()), db);
   }
 
   if (is_pointwise()) {

@@ -15,11 +15,16 @@ Dense::Dense(std::string name, int units, Activation activation)
 }
 
 Shape Dense::infer_shape(const std::vector<Shape>& in) {
-  expect_inputs(in, 1, 2);
-  if (in_ != 0 && in[0][1] != in_)
-    fail("expects " + std::to_string(in_) + " input features, got input " + in[0].str());
-  in_ = in[0][1];
-  return Shape{in[0][0], units_};
+  expect_count(in, 1);
+  return infer_one(in[0]);
+}
+
+Shape Dense::infer_one(const Shape& in) {
+  expect_input(in, 2);
+  if (in_ != 0 && in[1] != in_)
+    fail("expects " + std::to_string(in_) + " input features, got input " + in.str());
+  in_ = in[1];
+  return Shape{in[0], units_};
 }
 
 std::vector<ParamSpec> Dense::param_specs() const {
@@ -38,7 +43,7 @@ void softmax_rows(const float* logits, int n, int c, float* probs) {
 }
 
 void Dense::forward(const std::vector<const Tensor*>& in, Tensor& out, bool) {
-  const Shape os = infer_shape({in[0]->shape()});
+  const Shape os = infer_one(in[0]->shape());
   const int n = os[0];
   Tensor& z = activation_ == Activation::kSoftmax ? logits_ : out;
   z.resize(os);

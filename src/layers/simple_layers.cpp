@@ -2,6 +2,8 @@
 #include "parafine/layers/simple_layers.hpp"
 #include "parafine/core/compute.hpp"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -27,14 +29,19 @@ void InputLayer::forward(const std::vector<const Tensor*>& in, Tensor& out, bool
 
 // ---- ZeroPadding2D ----
 Shape ZeroPadding2D::infer_shape(const std::vector<Shape>& in) {
-  expect_inputs(in, 1, 4);
-  return Shape{in[0][0], in[0][1] + 2 * pad_, in[0][2] + 2 * pad_, in[0][3]};
+  expect_count(in, 1);
+  return infer_one(in[0]);
+}
+
+Shape ZeroPadding2D::infer_one(const Shape& s) const {
+  expect_input(s, 4);
+  return Shape{s[0], s[1] + 2 * pad_, s[2] + 2 * pad_, s[3]};
 }
 
 void ZeroPadding2D::forward(const std::vector<const Tensor*>& in, Tensor& out, bool) {
   const Shape& s = in[0]->shape();
   const int n = s[0], h = s[1], w = s[2], c = s[3], ho = h + 2 * pad_, wo = w + 2 * pad_;
-  out.resize(infer_shape({s}));
+  out.resize(infer_one(s));
   out.zero();
   const float* x = in[0]->data();
   float* y = out.data();
@@ -116,8 +123,12 @@ void Add::backward(const std::vector<const Tensor*>&, const Tensor& out, const T
 
 // ---- MaxPooling2D ----
 Shape MaxPooling2D::infer_shape(const std::vector<Shape>& in) {
-  expect_inputs(in, 1, 4);
-  const Shape& s = in[0];
+  expect_count(in, 1);
+  return infer_one(in[0]);
+}
+
+Shape MaxPooling2D::infer_one(const Shape& s) const {
+  expect_input(s, 4);
   if (s[1] < pool_ || s[2] < pool_)
     fail("input " + s.str() + " is smaller than the " + std::to_string(pool_) + "x" +
          std::to_string(pool_) + " window");
@@ -126,7 +137,7 @@ Shape MaxPooling2D::infer_shape(const std::vector<Shape>& in) {
 
 void MaxPooling2D::forward(const std::vector<const Tensor*>& in, Tensor& out, bool) {
   const Shape& s = in[0]->shape();
-  const Shape os = infer_shape({s});
+  const Shape os = infer_one(s);
   out.resize(os);
   argmax_.resize(out.numel());
   const int n = s[0], h = s[1], w = s[2], c = s[3], ho = os[1], wo = os[2];
@@ -184,9 +195,11 @@ void GlobalAveragePooling2D::forward(const std::vector<const Tensor*>& in, Tenso
   const float* x = in[0]->data();
   float* y = out.data();
   const double inv = 1.0 / hw;
+  sums_.prepare(c);
 #pragma omp parallel for if (parallel_worth(in[0]->numel()))
   for (int i = 0; i < n; ++i) {
-    std::vector<double> acc(static_cast<size_t>(c), 0.0);
+    double* acc = sums_.slice(omp_get_thread_num());
+    std::fill(acc, acc + c, 0.0);
     for (int p = 0; p < hw; ++p) {
       const float* row = x + (static_cast<size_t>(i) * hw + p) * c;
       for (int ch = 0; ch < c; ++ch) acc[ch] += row[ch];

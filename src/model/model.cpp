@@ -13,6 +13,14 @@
 
 namespace parafine {
 
+namespace {
+bool has_optimised_params(const Layer& l) {
+  for (const auto& s : l.param_specs())
+    if (s.optimised) return true;
+  return false;
+}
+}  // namespace
+
 Model::Model() : workspace_(std::make_unique<Workspace>()) {}
 Model::~Model() = default;
 Model::Model(Model&&) noexcept = default;
@@ -57,6 +65,8 @@ void Model::build() {
     if (node.inputs.empty()) in.push_back(Shape{1, s[0], s[1], s[2]});
     for (int k : node.inputs) in.push_back(nodes_[static_cast<size_t>(k)].sample_shape);
     node.sample_shape = node.layer->infer_shape(in);
+    node.has_params = node.layer->has_params();
+    node.has_optimised = has_optimised_params(*node.layer);
   }
   // Optimised weights from the last layer to the first; state in layer order.
   refs_.clear();
@@ -84,12 +94,18 @@ void Model::build() {
   node_grads_.resize(nodes_.size());
   keep_.assign(nodes_.size(), false);
   user_keep_.assign(nodes_.size(), false);
+  std::size_t max_inputs = 1;
+  for (const auto& node : nodes_) max_inputs = std::max(max_inputs, node.inputs.size());
+  ins_.reserve(max_inputs);
+  in_shapes_.reserve(max_inputs);
+  din_.reserve(max_inputs);
+  scratch_.resize(max_inputs);
   built_ = true;
 }
 
 Shape Model::output_shape(int node, int batch) const {
   Shape s = nodes_.at(static_cast<size_t>(node)).sample_shape;
-  s.dims[0] = batch;
+  s.set(0, batch);
   return s;
 }
 
@@ -112,10 +128,9 @@ const ParamRef& Model::find_param(const std::string& layer_name, const std::stri
 
 int Model::first_trainable_node() const {
   for (int i = 0; i < size(); ++i) {
-    const Layer& l = layer(i);
-    if (!l.trainable) continue;
-    for (const auto& s : l.param_specs())
-      if (s.optimised) return i;
+    const Node& node = nodes_[static_cast<size_t>(i)];
+    if (!node.layer->trainable) continue;
+    if (built_ ? node.has_optimised : has_optimised_params(*node.layer)) return i;
   }
   return size();
 }
@@ -129,16 +144,18 @@ std::size_t Model::trainable_size() const {
 }
 
 void Model::bind_gradients() {
-  std::vector<bool> flags(nodes_.size());
-  for (int i = 0; i < size(); ++i) flags[static_cast<size_t>(i)] = layer(i).trainable;
-  if (flags == bound_trainable_ && grads_.size() == trainable_size()) return;
+  bool same = bound_trainable_.size() == nodes_.size();
+  for (int i = 0; i < size() && same; ++i)
+    same = bound_trainable_[static_cast<size_t>(i)] == layer(i).trainable;
+  if (same && grads_.size() == trainable_size()) return;
   grads_.assign(trainable_size(), 0.0f);  // frozen layers inside the range keep zeros
   for (const ParamRef& r : refs_) {
     float* g = nullptr;
     if (r.optimised && layer(r.node).trainable && r.offset < grads_.size()) g = grads_.data() + r.offset;
     layer(r.node).bind_param(r.index, data(r), g);
   }
-  bound_trainable_ = flags;
+  bound_trainable_.resize(nodes_.size());
+  for (int i = 0; i < size(); ++i) bound_trainable_[static_cast<size_t>(i)] = layer(i).trainable;
 }
 
 void Model::plan(bool training) {
@@ -221,12 +238,14 @@ void Model::run_fused(int i, const std::vector<const Tensor*>& ins) {
   bn_shift_.resize(static_cast<size_t>(cout));
   bn.inference_affine(bn_scale_.data(), bn_shift_.data());
   const float* kernel = conv.param(0);
-  const std::size_t rows = find_param(conv.name(), "kernel").shape.numel() / static_cast<std::size_t>(cout);
+  // The kernel as a matrix [KH*KW*Cin, Cout].
+  const std::size_t rows = static_cast<std::size_t>(conv.kernel_size()) * conv.kernel_size() *
+                           static_cast<std::size_t>(conv.input_channels());
   folded_kernel_.resize(rows * cout);
   for (std::size_t r = 0; r < rows; ++r)
     for (int c = 0; c < cout; ++c) folded_kernel_[r * cout + c] = kernel[r * cout + c] * bn_scale_[static_cast<size_t>(c)];
   folded_bias_.resize(static_cast<size_t>(cout));
-  const bool has_bias = conv.param_specs().size() > 1;
+  const bool has_bias = conv.use_bias();
   for (int c = 0; c < cout; ++c)
     folded_bias_[static_cast<size_t>(c)] = (has_bias ? conv.param(1)[c] : 0.0f) * bn_scale_[static_cast<size_t>(c)] + bn_shift_[static_cast<size_t>(c)];
   conv.forward_with(*ins[0], out, folded_kernel_.data(), folded_bias_.data(), f.relu);
@@ -265,20 +284,20 @@ const Tensor& Model::run(int first, const Tensor& given, bool training) {
   }
   for (Tensor& t : outputs_) release(t);
   for (Tensor& t : node_grads_) release(t);
-  std::vector<int> pending(nodes_.size());
-  for (size_t i = 0; i < nodes_.size(); ++i) pending[i] = static_cast<int>(nodes_[i].consumers.size());
+  pending_.resize(nodes_.size());
+  for (size_t i = 0; i < nodes_.size(); ++i)
+    pending_[i] = static_cast<int>(nodes_[i].consumers.size());
   if (first > 0) {
     Tensor& out = outputs_[static_cast<size_t>(first)];
     out.give_storage(pool_.acquire(given.numel()), given.shape());
     std::memcpy(out.data(), given.data(), sizeof(float) * given.numel());
   }
 
-  std::vector<const Tensor*> ins;
-  std::vector<Shape> in_shapes;
+  std::vector<const Tensor*>& ins = ins_;
   for (int i = first > 0 ? first + 1 : 0; i < size(); ++i) {
     Node& node = nodes_[static_cast<size_t>(i)];
     ins.clear();
-    in_shapes.clear();
+    in_shapes_.clear();
     if (node.inputs.empty()) ins.push_back(&given);
     for (int k : node.inputs) ins.push_back(&outputs_[static_cast<size_t>(k)]);
     const Fused kind = fusion_[static_cast<size_t>(i)].kind;
@@ -286,13 +305,13 @@ const Tensor& Model::run(int first, const Tensor& given, bool training) {
     if (kind != Fused::kNone) {
       run_fused(i, ins);
     } else {
-      for (const Tensor* t : ins) in_shapes.push_back(t->shape());
-      const Shape os = node.layer->infer_shape(in_shapes);
+      for (const Tensor* t : ins) in_shapes_.push_back(t->shape());
+      const Shape os = node.layer->infer_shape(in_shapes_);
       outputs_[static_cast<size_t>(i)].give_storage(pool_.acquire(os.numel()), os);
       node.layer->forward(ins, outputs_[static_cast<size_t>(i)], training);
     }
     for (int k : node.inputs)
-      if (--pending[static_cast<size_t>(k)] == 0 && !keep_[static_cast<size_t>(k)])
+      if (--pending_[static_cast<size_t>(k)] == 0 && !keep_[static_cast<size_t>(k)])
         release(outputs_[static_cast<size_t>(k)]);
   }
   backward_ready_ = training;
@@ -305,7 +324,8 @@ void Model::backward(const Tensor& dlogits, const std::function<void(std::size_t
   const int last = size() - 1;
   if (cut_ > last) return;
   // ready_end[j]: grads()[0, ready_end[j]) belong to layers >= j.
-  std::vector<std::size_t> ready_end(nodes_.size() + 1, 0);
+  std::vector<std::size_t>& ready_end = ready_end_;
+  ready_end.assign(nodes_.size() + 1, 0);
   if (grads_ready) {
     for (const ParamRef& r : refs_)
       if (r.optimised && r.offset < grads_.size())
@@ -321,10 +341,11 @@ void Model::backward(const Tensor& dlogits, const std::function<void(std::size_t
   top.give_storage(pool_.acquire(dlogits.numel()), dlogits.shape());
   std::memcpy(top.data(), dlogits.data(), sizeof(float) * dlogits.numel());
 
-  std::vector<const Tensor*> ins;
-  std::vector<Tensor*> din;
-  std::vector<Tensor> scratch(2);
-  std::vector<bool> has_grad(nodes_.size(), false);  // (zero-sample batches have empty tensors)
+  std::vector<const Tensor*>& ins = ins_;
+  std::vector<Tensor*>& din = din_;
+  std::vector<Tensor>& scratch = scratch_;
+  std::vector<bool>& has_grad = has_grad_;
+  has_grad.assign(nodes_.size(), false);  // (zero-sample batches have empty tensors)
   has_grad[static_cast<size_t>(last)] = true;
   for (int j = last; j >= cut_; --j) {
     Node& node = nodes_[static_cast<size_t>(j)];
@@ -360,7 +381,7 @@ void Model::backward(const Tensor& dlogits, const std::function<void(std::size_t
       release(scratch[a]);
     }
     release(dout);
-    if (grads_ready && node.layer->has_params()) grads_ready(ready_end[static_cast<size_t>(j)]);
+    if (grads_ready && node.has_params) grads_ready(ready_end[static_cast<size_t>(j)]);
   }
   if (grads_ready) grads_ready(grads_.size());
 }

@@ -1,7 +1,9 @@
 // Dense float32 tensors in NHWC order, and the buffer pool that recycles their storage.
 #pragma once
 
+#include <array>
 #include <cstddef>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -9,22 +11,38 @@ namespace parafine {
 
 // A shape of rank 1..4. Images are NHWC [N,H,W,C]; features [N,C]; weights as Keras stores
 // them (Conv2D kernels HWIO [KH,KW,Cin,Cout], Dense kernels [in,out], vectors [C]).
+// The dims live inline (no heap), so shapes are cheap to build on every step; the default
+// shape has rank 0 and no elements.
 struct Shape {
-  std::vector<int> dims;
+  static constexpr int kMaxRank = 4;
 
   Shape() = default;
-  Shape(std::initializer_list<int> d) : dims(d) {}
-  explicit Shape(std::vector<int> d) : dims(std::move(d)) {}
+  // Throw std::invalid_argument for more than kMaxRank dims.
+  Shape(std::initializer_list<int> d);
+  explicit Shape(const std::vector<int>& d);  // e.g. an HDF5 dataset's shape
 
-  int rank() const { return static_cast<int>(dims.size()); }
-  int operator[](int i) const { return dims.at(static_cast<size_t>(i)); }
+  int rank() const { return rank_; }
+  // Bounds-checked: throws std::out_of_range unless 0 <= i < rank().
+  int operator[](int i) const { return dims_[check(i)]; }
+  void set(int i, int value) { dims_[check(i)] = value; }  // bounds-checked too
+  const int* begin() const { return dims_.data(); }
+  const int* end() const { return dims_.data() + rank_; }
   std::size_t numel() const;
   // Product of all dims but the last: the "row count" of an NHWC tensor seen as [rows, C].
   std::size_t rows() const;
-  int channels() const { return dims.empty() ? 0 : dims.back(); }
-  bool operator==(const Shape& o) const { return dims == o.dims; }
-  bool operator!=(const Shape& o) const { return dims != o.dims; }
+  int channels() const { return rank_ == 0 ? 0 : dims_[static_cast<std::size_t>(rank_ - 1)]; }
+  // Unused dims stay 0, so comparing the whole arrays compares the used ones.
+  bool operator==(const Shape& o) const { return rank_ == o.rank_ && dims_ == o.dims_; }
+  bool operator!=(const Shape& o) const { return !(*this == o); }
   std::string str() const;  // "[2,7,7,2048]"
+
+ private:
+  template <typename It>
+  void assign(It first, It last, std::size_t count);
+  std::size_t check(int i) const;
+
+  std::array<int, kMaxRank> dims_{};
+  int rank_ = 0;
 };
 
 // A tensor owns a float vector. The vector's capacity is kept when the shape shrinks, so a
@@ -65,6 +83,7 @@ class BufferPool {
 
  private:
   std::vector<std::vector<float>> free_;
+  std::size_t created_ = 0;  // buffers acquire() has made (free_ has room for them all)
 };
 
 }  // namespace parafine

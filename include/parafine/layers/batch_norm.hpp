@@ -43,6 +43,8 @@ class BatchNormalization : public Layer {
   void inference_affine(float* scale, float* shift) const;
 
  private:
+  Shape infer_one(const Shape& in);  // infer_shape for the one input, without a vector
+
   float eps_, momentum_;
   int channels_ = 0;
   bool calibrating_ = false;
@@ -52,6 +54,8 @@ class BatchNormalization : public Layer {
   SumReducer reduce_;
   std::vector<float> mean_, inv_std_;  // [C] statistics used by the last forward
   std::vector<double> sums_;           // scratch for the reductions [2C+1]
+  ThreadSums thread_sums_;             // their per-thread partial sums
+  std::vector<float> dx_a_, dx_b_, dx_scale_;  // backward's per-channel terms [C]
 };
 
 }  // namespace parafine

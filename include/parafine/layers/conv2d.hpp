@@ -34,6 +34,7 @@ class Conv2D : public Layer {
   int kernel_size() const { return k_; }
   int stride() const { return stride_; }
   int input_channels() const { return cin_; }
+  bool use_bias() const { return use_bias_; }
   // FLOPs of one forward for an input [N,H,W,Cin] (2 per multiply-add).
   double forward_flops(const Shape& in) const;
 
@@ -41,7 +42,9 @@ class Conv2D : public Layer {
   struct Geometry {
     int n, h, w, ho, wo, pad_top, pad_left;
   };
+  Shape infer_one(const Shape& in);  // infer_shape for the one input, without a vector
   Geometry geometry(const Shape& in) const;
+  void bias_gradient(const float* dy, long rows, float* db);
   bool is_pointwise() const;  // 1x1, stride 1: the input already is the column matrix
   int images_per_chunk(const Geometry& g) const;
   void im2col(const float* x, const Geometry& g, int n0, int n1, float* col) const;
@@ -52,6 +55,8 @@ class Conv2D : public Layer {
   bool use_bias_;
   int cin_ = 0;
   bool bias_grad_zero_ = false;
+  ThreadSums bias_sums_;             // per-thread column sums of dy for the bias gradient
+  std::vector<double> bias_total_;  // [Cout], their total
 };
 
 }  // namespace parafine

@@ -26,6 +26,8 @@ class Dense : public Layer {
   const Tensor& logits() const { return logits_; }
 
  private:
+  Shape infer_one(const Shape& in);  // infer_shape for the one input, without a vector
+
   int units_;
   Activation activation_;
   int in_ = 0;

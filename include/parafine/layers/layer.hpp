@@ -27,6 +27,21 @@ struct Workspace {
   }
 };
 
+// Per-thread double accumulators for the OpenMP reductions of a layer, kept across steps so
+// a step does not allocate them: slice(t) is thread t's `width` doubles (slices lie on separate
+// cache lines). prepare() sizes it for the threads a parallel region opened next may have.
+class ThreadSums {
+ public:
+  void prepare(int width);
+  // Throws std::logic_error for a thread beyond what prepare() provided for.
+  double* slice(int thread);
+
+ private:
+  std::vector<double> buf_;
+  std::size_t stride_ = 0;
+  int threads_ = 0;
+};
+
 class Layer {
  public:
   explicit Layer(std::string name) : name_(std::move(name)) {}
@@ -64,6 +79,9 @@ class Layer {
  protected:
   [[noreturn]] void fail(const std::string& what) const;  // throws naming type and layer
   void expect_inputs(const std::vector<Shape>& in, int count, int rank) const;
+  // The two halves of expect_inputs: the input count, and one input's rank and dims.
+  void expect_count(const std::vector<Shape>& in, int count) const;
+  void expect_input(const Shape& s, int rank) const;
 
   std::vector<float*> values_;
   std::vector<float*> grads_;

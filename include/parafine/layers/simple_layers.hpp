@@ -35,6 +35,8 @@ class ZeroPadding2D : public Layer {
                 const std::vector<Tensor*>& din) override;
 
  private:
+  Shape infer_one(const Shape& in) const;  // infer_shape for the one input, without a vector
+
   int pad_;
 };
 
@@ -74,6 +76,8 @@ class MaxPooling2D : public Layer {
                 const std::vector<Tensor*>& din) override;
 
  private:
+  Shape infer_one(const Shape& in) const;  // infer_shape for the one input, without a vector
+
   int pool_, stride_;
   std::vector<std::int64_t> argmax_;  // per output element: flat index into the input
 };
@@ -87,6 +91,9 @@ class GlobalAveragePooling2D : public Layer {
   void forward(const std::vector<const Tensor*>& in, Tensor& out, bool training) override;
   void backward(const std::vector<const Tensor*>& in, const Tensor& out, const Tensor& dout,
                 const std::vector<Tensor*>& din) override;
+
+ private:
+  ThreadSums sums_;  // per-thread [C] accumulator of one image's mean
 };
 
 }  // namespace parafine

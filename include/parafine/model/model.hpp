@@ -106,6 +106,8 @@ class Model {
     std::vector<int> inputs;
     std::vector<int> consumers;
     Shape sample_shape;  // output shape with N=1
+    bool has_params = false;     // the layer has weights (of either kind)
+    bool has_optimised = false;  // ... and some of them are optimised
   };
   // Frozen-prefix fusions, planned per forward: a conv whose only consumer is an inference-
   // mode BN runs with the BN folded into its weights (and the ReLU after it fused), and an
@@ -137,6 +139,14 @@ class Model {
   bool built_ = false;
   bool backward_ready_ = false;
   std::vector<bool> bound_trainable_;
+  // Per-step scratch of run() and backward(), kept so that a step allocates nothing.
+  std::vector<int> pending_;  // consumers of each node's output yet to run
+  std::vector<const Tensor*> ins_;
+  std::vector<Shape> in_shapes_;
+  std::vector<Tensor*> din_;
+  std::vector<Tensor> scratch_;  // a second consumer's input gradient, before it is summed in
+  std::vector<bool> has_grad_;
+  std::vector<std::size_t> ready_end_;
 };
 
 }  // namespace parafine
