@@ -7,8 +7,6 @@
 #include <iostream>
 
 #include "parafine/core/adam.hpp"
-#include "parafine/data/synthetic_data.hpp"
-#include "parafine/data/prefetcher.hpp"
 #include "parafine/model/initializers.hpp"
 #include "parafine/layers/conv2d.hpp"
 #include "parafine/layers/simple_layers.hpp"
@@ -29,26 +27,6 @@ std::vector<std::string> base_layer_names(const Model& model) {
   for (int i = 0; i < kResNet50BaseLayers && i < model.size(); ++i)
     names.push_back(model.layer(i).name());
   return names;
-}
-
-// make_synthetic_source's images as one batch [N,S,S,3], caffe-preprocessed as the prefetcher
-// does it, with their labels.
-struct SyntheticBatch {
-  Tensor images;
-  std::vector<int> labels;
-  int size() const { return static_cast<int>(labels.size()); }
-};
-SyntheticBatch synthetic_batch(int samples, int image_size, int classes, std::uint64_t seed) {
-  const InMemorySource source = make_synthetic_source(samples, image_size, classes, seed);
-  SyntheticBatch b;
-  b.images.resize(Shape{samples, image_size, image_size, 3});
-  const std::size_t per = static_cast<std::size_t>(image_size) * image_size * 3;
-  for (int i = 0; i < samples; ++i) {
-    source.load(i, image_size, b.images.data() + per * i);
-    prepare_sample(b.images.data() + per * i, image_size, false, Preprocess::kCaffe);
-    b.labels.push_back(source.label(i));
-  }
-  return b;
 }
 
 TEST(ResNet50, KerasLayerNamesAndOrder) {
@@ -130,7 +108,7 @@ TEST(ResNet50, TrainableWeightsAreALeadingContiguousRange) {
 // prefix are released.
 TEST(ResNet50, TrainingTouchesOnlyTheTrainableSuffix) {
   Model m = test_util::keras_initialized_resnet50(tiny(), 7);
-  const SyntheticBatch data = synthetic_batch(12, 32, 3, 1);
+  const test_util::SyntheticBatch data = test_util::synthetic_batch(12, 32, 3, 1);
   m.calibrate_batch_norm(data.images);
   freeze_base(m);
   unfreeze_last_base_layers(m, 10);
@@ -173,7 +151,7 @@ TEST(ResNet50, TrainingTouchesOnlyTheTrainableSuffix) {
 
 TEST(ResNet50, FrozenPrefixActivationsAreReleased) {
   Model m = test_util::keras_initialized_resnet50(tiny(), 1);
-  const SyntheticBatch data = synthetic_batch(4, 32, 3, 1);
+  const test_util::SyntheticBatch data = test_util::synthetic_batch(4, 32, 3, 1);
   freeze_base(m);
   unfreeze_last_base_layers(m, 10);
   m.forward(data.images, true);

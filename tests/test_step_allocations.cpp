@@ -16,10 +16,10 @@
 
 #include "parafine/core/adam.hpp"
 #include "parafine/core/loss.hpp"
-#include "parafine/data/dataset.hpp"
 #include "parafine/layers/dense.hpp"
 #include "parafine/model/initializers.hpp"
 #include "parafine/model/resnet50.hpp"
+#include "test_util.hpp"
 
 // ---- counting operator new (all replaceable forms; the deletes pair with them) ----
 
@@ -144,7 +144,7 @@ const Tensor& logits_of(const Model& m) {
 // A small ResNet50 (width 16, 32x32, with the head), initialised and BN-calibrated.
 struct Fixture {
   Model model = build_resnet50(ResNet50Config{32, 3, 32, 16, 3});
-  Dataset data = make_synthetic_dataset(6, 32, 3, 1);
+  test_util::SyntheticBatch data = test_util::synthetic_batch(6, 32, 3, 1);
   Tensor dlogits;
 
   Fixture() {

@@ -27,6 +27,7 @@
 #include "parafine/core/rng.hpp"
 #include "parafine/core/tensor.hpp"
 #include "parafine/data/preprocess.hpp"
+#include "parafine/data/synthetic_data.hpp"
 #include "parafine/data/h5_dataset.hpp"
 #include "parafine/data/sample_source.hpp"  // hdf5_mutex
 #include "parafine/io/h5_tensors.hpp"
@@ -257,6 +258,26 @@ inline std::vector<std::vector<std::string>> read_csv(const std::string& file) {
 
 inline double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// make_synthetic_source's images as one batch [N,S,S,3], caffe-preprocessed as the prefetcher
+// does it, with their labels.
+struct SyntheticBatch {
+  Tensor images;
+  std::vector<int> labels;
+  int size() const { return static_cast<int>(labels.size()); }
+};
+inline SyntheticBatch synthetic_batch(int samples, int image_size, int classes, std::uint64_t seed) {
+  const InMemorySource source = make_synthetic_source(samples, image_size, classes, seed);
+  SyntheticBatch b;
+  b.images.resize(Shape{samples, image_size, image_size, 3});
+  const std::size_t per = static_cast<std::size_t>(image_size) * image_size * 3;
+  for (int i = 0; i < samples; ++i) {
+    source.load(i, image_size, b.images.data() + per * i);
+    prepare_sample(b.images.data() + per * i, image_size, false, Preprocess::kCaffe);
+    b.labels.push_back(source.label(i));
+  }
+  return b;
 }
 
 }  // namespace test_util

@@ -76,7 +76,7 @@ int run_inspect(int argc, char** argv) {
       std::size_t n = 1;
       for (int d : w.shape) n *= static_cast<std::size_t>(d);
       count += n;
-      shapes << " " << (w.var.empty() ? w.stored_name : w.var) << Shape(w.shape).str();
+      shapes << " " << (w.var.empty() ? w.stored_name : w.var) << dims_str(w.shape);
       if (!w.is_float) shapes << "(" << w.dtype << ")";
     }
     total += count;

@@ -44,6 +44,14 @@ std::size_t Shape::rows() const {
   return n;
 }
 
+std::string dims_str(const std::vector<int>& dims) {
+  std::ostringstream os;
+  os << '[';
+  for (std::size_t i = 0; i < dims.size(); ++i) os << (i ? "," : "") << dims[i];
+  os << ']';
+  return os.str();
+}
+
 std::string Shape::str() const {
   std::ostringstream os;
   os << '[';

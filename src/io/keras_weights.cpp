@@ -49,8 +49,8 @@ WeightCheck check_and_load_keras_weights(Model& model, const H5File& h5, const K
         check.problems.push_back(name + "/" + r.name + ": stored as " + w->dtype + ", expected floating point");
         continue;
       }
-      if (Shape(w->shape) != r.shape) {
-        check.problems.push_back(name + "/" + r.name + ": shape " + Shape(w->shape).str() + " in the file, the model needs " +
+      if (!r.shape.matches(w->shape)) {
+        check.problems.push_back(name + "/" + r.name + ": shape " + dims_str(w->shape) + " in the file, the model needs " +
                                  r.shape.str());
         continue;
       }

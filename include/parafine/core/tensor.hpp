@@ -1,6 +1,7 @@
 // Dense float32 tensors in NHWC order, and the buffer pool that recycles their storage.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <initializer_list>
@@ -35,6 +36,10 @@ struct Shape {
   bool operator==(const Shape& o) const { return rank_ == o.rank_ && dims_ == o.dims_; }
   bool operator!=(const Shape& o) const { return !(*this == o); }
   std::string str() const;  // "[2,7,7,2048]"
+  // Whether `dims` (e.g. a file's shape, of any rank) are this shape's dims.
+  bool matches(const std::vector<int>& dims) const {
+    return dims.size() == static_cast<std::size_t>(rank_) && std::equal(begin(), end(), dims.begin());
+  }
 
  private:
   template <typename It>
@@ -44,6 +49,9 @@ struct Shape {
   std::array<int, kMaxRank> dims_{};
   int rank_ = 0;
 };
+
+// "[a,b,...]" for dims of any rank (a file's shape, which may not fit a Shape).
+std::string dims_str(const std::vector<int>& dims);
 
 // A tensor owns a float vector. The vector's capacity is kept when the shape shrinks, so a
 // tensor re-used across steps allocates only when it must grow.
