@@ -45,17 +45,19 @@
 #include "parafine/data/h5_dataset_writer.hpp"
 #include "parafine/data/image_decode.hpp"
 #include "parafine/data/image_folder.hpp"
-#include "parafine/model/initializers.hpp"
 #include "parafine/data/prefetcher.hpp"
-#include "parafine/model/resnet50.hpp"
 #include "parafine/data/sample_source.hpp"
+#include "parafine/model/initializers.hpp"
+#include "parafine/model/resnet50.hpp"
 
 namespace {
 
 using namespace parafine;
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
 double process_cpu_seconds() {  // all threads, user + system
   timespec t{};
@@ -95,9 +97,10 @@ struct Options {
 };
 
 [[noreturn]] void usage(const std::string& error) {
-  std::cerr << "bench_data_pipeline: " << error << "\n"
-            << "usage: bench_data_pipeline [--data DIR] [--image-size 224] [--batch 32] [--repeats 5]\n"
-               "                           [--threads 2] [--h5 FILE] [--keep-h5] [--no-forward]\n";
+  std::cerr
+      << "bench_data_pipeline: " << error << "\n"
+      << "usage: bench_data_pipeline [--data DIR] [--image-size 224] [--batch 32] [--repeats 5]\n"
+         "                           [--threads 2] [--h5 FILE] [--keep-h5] [--no-forward]\n";
   std::exit(2);
 }
 
@@ -137,7 +140,8 @@ Options parse(int argc, char** argv) {
     else
       usage("unknown option " + a);
   }
-  if (o.image_size < 32 || o.batch < 1 || o.repeats < 1 || o.threads < 1) usage("sizes and counts must be positive");
+  if (o.image_size < 32 || o.batch < 1 || o.repeats < 1 || o.threads < 1)
+    usage("sizes and counts must be positive");
   return o;
 }
 
@@ -166,16 +170,18 @@ double report(const std::string& what, int repeats, double items, const std::str
     cores.push_back(run.cores);
   }
   const double med = median(rates);
-  std::cout << std::left << std::setw(46) << what << std::right << std::fixed << std::setprecision(1) << std::setw(9)
-            << med << " " << unit;
-  if (bytes_per_item > 0) std::cout << " (" << std::setprecision(1) << med * bytes_per_item / 1e6 << " MB/s)";
+  std::cout << std::left << std::setw(46) << what << std::right << std::fixed
+            << std::setprecision(1) << std::setw(9) << med << " " << unit;
+  if (bytes_per_item > 0)
+    std::cout << " (" << std::setprecision(1) << med * bytes_per_item / 1e6 << " MB/s)";
   std::cout << "   runs:";
   for (double x : rates) std::cout << " " << std::setprecision(0) << x;
   // Rate per core actually obtained: comparable across runs when a neighbour takes a core.
   std::vector<double> per_core;
-  for (std::size_t r = 0; r < rates.size(); ++r) per_core.push_back(rates[r] / std::max(cores[r], 1e-9));
-  std::cout << "  cpu/wall " << std::setprecision(2) << median(cores) << ", " << std::setprecision(1)
-            << median(per_core) << " " << unit << " per busy core\n";
+  for (std::size_t r = 0; r < rates.size(); ++r)
+    per_core.push_back(rates[r] / std::max(cores[r], 1e-9));
+  std::cout << "  cpu/wall " << std::setprecision(2) << median(cores) << ", "
+            << std::setprecision(1) << median(per_core) << " " << unit << " per busy core\n";
   return med;
 }
 
@@ -198,9 +204,10 @@ int main(int argc, char** argv) {
   const int S = o.image_size;
   std::string cpu = command_output("lscpu | sed -n 's/^Model name: *//p'");
   std::cout << "bench_data_pipeline: " << (cpu.empty() ? "unknown CPU" : cpu) << ", "
-            << std::thread::hardware_concurrency() << " hardware threads, load average " << load_average() << "\n"
-            << "data " << o.data << ", image size " << S << ", batch " << o.batch << ", " << o.repeats
-            << " repeats (median reported; runs listed), warm page cache\n\n";
+            << std::thread::hardware_concurrency() << " hardware threads, load average "
+            << load_average() << "\n"
+            << "data " << o.data << ", image size " << S << ", batch " << o.batch << ", "
+            << o.repeats << " repeats (median reported; runs listed), warm page cache\n\n";
 
   try {
     // ---- the photos ----
@@ -219,12 +226,13 @@ int main(int argc, char** argv) {
 
     std::vector<double> decode_resize_rate(3, 0);
     for (int threads : {1, 2}) {
-      const std::string t = " (" + std::to_string(threads) + " thread" + (threads > 1 ? "s" : "") + ")";
+      const std::string t =
+          " (" + std::to_string(threads) + " thread" + (threads > 1 ? "s" : "") + ")";
       const double d = report("decode" + t, o.repeats, n, "img/s", [&] {
         parallel_for(n, threads, [&](int i) { decode_image_file(files[static_cast<size_t>(i)]); });
       });
-      std::cout << "    = " << std::setprecision(1) << d * megapixels / n << " MP/s, " << d / threads
-                << " img/s per thread\n";
+      std::cout << "    = " << std::setprecision(1) << d * megapixels / n << " MP/s, "
+                << d / threads << " img/s per thread\n";
       decode_resize_rate[static_cast<size_t>(threads)] =
           report("decode+resize to " + std::to_string(S) + t, o.repeats, n, "img/s", [&] {
             parallel_for(n, threads, [&](int i) {
@@ -234,7 +242,8 @@ int main(int argc, char** argv) {
               resize_bilinear(img.pixels.data(), img.height, img.width, out.data(), S, S);
             });
           });
-      std::cout << "    = " << std::setprecision(1) << decode_resize_rate[static_cast<size_t>(threads)] / threads
+      std::cout << "    = " << std::setprecision(1)
+                << decode_resize_rate[static_cast<size_t>(threads)] / threads
                 << " img/s per thread\n";
     }
 
@@ -244,15 +253,16 @@ int main(int argc, char** argv) {
     report("convert train split to .h5 at " + std::to_string(S) + " (2 threads)", 1, nt, "img/s",
            [&] { write_image_dataset(train, o.h5, S, 2, nullptr); });
     const double bytes_per_image = static_cast<double>(S) * S * 3;
-    std::cout << "    " << o.h5 << ": " << nt << " images, " << std::setprecision(1) << nt * bytes_per_image / 1e6
-              << " MB of pixels\n";
+    std::cout << "    " << o.h5 << ": " << nt << " images, " << std::setprecision(1)
+              << nt * bytes_per_image / 1e6 << " MB of pixels\n";
     double h5_rate[3] = {0, 0, 0};
     {
       const H5Source h5(o.h5);
       const std::vector<int> order = epoch_order(nt, true, 1, 0);
       for (int threads : {1, 2}) {
         h5_rate[threads] = report(
-            "h5 H5Source::load, shuffled (" + std::to_string(threads) + " thread" + (threads > 1 ? "s" : "") + ")",
+            "h5 H5Source::load, shuffled (" + std::to_string(threads) + " thread" +
+                (threads > 1 ? "s" : "") + ")",
             o.repeats, nt, "img/s",
             [&] {
               parallel_for(nt, threads, [&](int k) {
@@ -293,8 +303,8 @@ int main(int argc, char** argv) {
           c.depth = 3;
           prefetch_rate[from][threads] =
               report(std::string("prefetch batches of ") + std::to_string(o.batch) + " from " +
-                         (from == 0 ? "folder" : ".h5   ") + " (" + std::to_string(threads) + " loader" +
-                         (threads > 1 ? "s" : "") + ")",
+                         (from == 0 ? "folder" : ".h5   ") + " (" + std::to_string(threads) +
+                         " loader" + (threads > 1 ? "s" : "") + ")",
                      o.repeats, nt, "img/s", [&] {
                        BatchPrefetcher pf(src, steps, c);
                        Batch b;
@@ -326,24 +336,27 @@ int main(int argc, char** argv) {
       pf.next(b);
       model.calibrate_batch_norm(b.images);
       model.forward(b.images, false);  // warm-up
-      forward_rate = report("frozen-base forward, batch " + std::to_string(o.batch) + " (" + std::to_string(o.threads) +
-                                " compute threads)",
-                            std::min(o.repeats, 3), o.batch, "img/s", [&] { model.forward(b.images, false); });
+      forward_rate =
+          report("frozen-base forward, batch " + std::to_string(o.batch) + " (" +
+                     std::to_string(o.threads) + " compute threads)",
+                 std::min(o.repeats, 3), o.batch, "img/s", [&] { model.forward(b.images, false); });
     }
 
     std::cout << "\nsummary (medians; load average now " << load_average() << "):\n"
               << std::setprecision(1) << "  decode+resize to " << S << ": " << decode_resize_rate[1]
               << " img/s on 1 thread, " << decode_resize_rate[2] / 2 << " img/s per thread on 2\n"
-              << "  HDF5 read (H5Source, shuffled): " << h5_rate[1] << " img/s = " << h5_rate[1] * bytes_per_image / 1e6
-              << " MB/s on 1 thread, " << h5_rate[2] << " img/s on 2\n"
-              << "  prefetcher delivers: folder " << prefetch_rate[0][1] << " / " << prefetch_rate[0][2]
-              << " img/s, .h5 " << prefetch_rate[1][1] << " / " << prefetch_rate[1][2]
-              << " img/s (1 / 2 loader threads)\n";
+              << "  HDF5 read (H5Source, shuffled): " << h5_rate[1]
+              << " img/s = " << h5_rate[1] * bytes_per_image / 1e6 << " MB/s on 1 thread, "
+              << h5_rate[2] << " img/s on 2\n"
+              << "  prefetcher delivers: folder " << prefetch_rate[0][1] << " / "
+              << prefetch_rate[0][2] << " img/s, .h5 " << prefetch_rate[1][1] << " / "
+              << prefetch_rate[1][2] << " img/s (1 / 2 loader threads)\n";
     if (o.forward) {
-      std::cout << "  frozen-base forward consumes " << forward_rate << " img/s; the pipeline delivers "
-                << std::setprecision(1) << prefetch_rate[0][1] / forward_rate << "x (folder, 1 loader), "
-                << prefetch_rate[0][2] / forward_rate << "x (folder, 2 loaders), " << prefetch_rate[1][1] / forward_rate
-                << "x (.h5, 1 loader) of it; target >= 3x\n";
+      std::cout << "  frozen-base forward consumes " << forward_rate
+                << " img/s; the pipeline delivers " << std::setprecision(1)
+                << prefetch_rate[0][1] / forward_rate << "x (folder, 1 loader), "
+                << prefetch_rate[0][2] / forward_rate << "x (folder, 2 loaders), "
+                << prefetch_rate[1][1] / forward_rate << "x (.h5, 1 loader) of it; target >= 3x\n";
     }
   } catch (const std::exception& e) {
     std::cerr << "bench_data_pipeline: " << e.what() << "\n";

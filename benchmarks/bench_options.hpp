@@ -13,7 +13,8 @@ namespace po = boost::program_options;
 
 // Parses argv into the variables bound in `opts`; on --help prints them and exits 0, on a bad
 // option prints the error and exits 2.
-inline void parse_or_exit(int argc, char** argv, const char* program, const po::options_description& opts) {
+inline void parse_or_exit(int argc, char** argv, const char* program,
+                          const po::options_description& opts) {
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, opts), vm);
@@ -29,7 +30,8 @@ inline void parse_or_exit(int argc, char** argv, const char* program, const po::
 }
 
 // Exits 2 naming the option when a value is below its minimum.
-inline void require_at_least(const char* program, const char* option, long long value, long long min) {
+inline void require_at_least(const char* program, const char* option, long long value,
+                             long long min) {
   if (value >= min) return;
   std::cerr << program << ": --" << option << " must be >= " << min << ", got " << value << "\n";
   std::exit(2);

@@ -34,11 +34,11 @@
 #include "bench_options.hpp"
 #include "parafine/core/adam.hpp"
 #include "parafine/core/compute.hpp"
+#include "parafine/core/loss.hpp"
 #include "parafine/core/rng.hpp"
-#include "parafine/model/initializers.hpp"
 #include "parafine/layers/conv2d.hpp"
 #include "parafine/layers/dense.hpp"
-#include "parafine/core/loss.hpp"
+#include "parafine/model/initializers.hpp"
 #include "parafine/model/model.hpp"
 #include "parafine/model/resnet50.hpp"
 
@@ -80,16 +80,19 @@ Options parse(int argc, char** argv) {
   Options o;
   std::string scenarios = "frozen,phase2,full";
   bench::po::options_description opts("bench_resnet50 options");
-  opts.add_options()("help,h", "show this help")
-      ("batch", bench::po::value(&o.batch)->default_value(o.batch), "images per step")
-      ("image-size", bench::po::value(&o.image_size)->default_value(o.image_size), "input height and width (>= 32)")
-      ("threads", bench::po::value(&o.threads)->default_value(o.threads), "compute threads")
-      ("repeats", bench::po::value(&o.repeats)->default_value(o.repeats), "timed steps per scenario")
-      ("warmup", bench::po::value(&o.warmup)->default_value(o.warmup), "untimed steps first")
-      ("scenarios", bench::po::value(&scenarios)->default_value(scenarios), "frozen,phase2,full (any subset)")
-      ("profile", bench::po::bool_switch(&o.profile), "re-run layer by layer and sum time by layer kind")
-      ("csv", bench::po::value(&o.csv), "also write the results here")
-      ("seed", bench::po::value(&o.seed)->default_value(o.seed), "initialisation seed");
+  opts.add_options()("help,h", "show this help")(
+      "batch", bench::po::value(&o.batch)->default_value(o.batch), "images per step")(
+      "image-size", bench::po::value(&o.image_size)->default_value(o.image_size),
+      "input height and width (>= 32)")(
+      "threads", bench::po::value(&o.threads)->default_value(o.threads), "compute threads")(
+      "repeats", bench::po::value(&o.repeats)->default_value(o.repeats),
+      "timed steps per scenario")("warmup", bench::po::value(&o.warmup)->default_value(o.warmup),
+                                  "untimed steps first")(
+      "scenarios", bench::po::value(&scenarios)->default_value(scenarios),
+      "frozen,phase2,full (any subset)")("profile", bench::po::bool_switch(&o.profile),
+                                         "re-run layer by layer and sum time by layer kind")(
+      "csv", bench::po::value(&o.csv), "also write the results here")(
+      "seed", bench::po::value(&o.seed)->default_value(o.seed), "initialisation seed");
   bench::parse_or_exit(argc, argv, "bench_resnet50", opts);
   bench::require_at_least("bench_resnet50", "batch", o.batch, 1);
   bench::require_at_least("bench_resnet50", "image-size", o.image_size, 32);
@@ -100,7 +103,8 @@ Options parse(int argc, char** argv) {
   std::stringstream ss(scenarios);
   for (std::string s; std::getline(ss, s, ',');) {
     if (s != "frozen" && s != "phase2" && s != "full") {
-      std::cerr << "bench_resnet50: --scenarios takes frozen, phase2 and/or full, got '" << s << "'\n";
+      std::cerr << "bench_resnet50: --scenarios takes frozen, phase2 and/or full, got '" << s
+                << "'\n";
       std::exit(2);
     }
     o.scenarios.push_back(s);
@@ -178,7 +182,9 @@ void configure(Model& m, const std::string& scenario) {
     for (int i = 0; i < m.size(); ++i) m.layer(i).trainable = true;
 }
 
-bool is_training(const std::string& scenario) { return scenario != "frozen"; }
+bool is_training(const std::string& scenario) {
+  return scenario != "frozen";
+}
 
 const Tensor& logits_of(const Model& m) {
   return dynamic_cast<const parafine::Dense&>(m.layer(m.size() - 1)).logits();

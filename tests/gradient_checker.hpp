@@ -32,8 +32,8 @@
 #include <utility>
 #include <vector>
 
-#include "parafine/layers/layer.hpp"
 #include "parafine/core/tensor.hpp"
+#include "parafine/layers/layer.hpp"
 
 namespace parafine::gradcheck {
 

@@ -35,7 +35,8 @@ struct JpegOptions {
 };
 
 // pixels: [h, w, comps] in `in_cs` (JCS_RGB, JCS_GRAYSCALE or JCS_CMYK).
-inline Bytes encode_jpeg(const Bytes& pixels, int w, int h, int comps, J_COLOR_SPACE in_cs, JpegOptions opt = {}) {
+inline Bytes encode_jpeg(const Bytes& pixels, int w, int h, int comps, J_COLOR_SPACE in_cs,
+                         JpegOptions opt = {}) {
   jpeg_compress_struct c;
   jpeg_error_mgr err;
   c.err = jpeg_std_error(&err);  // writer errors are test bugs: libjpeg's exit() fails the test
@@ -48,13 +49,15 @@ inline Bytes encode_jpeg(const Bytes& pixels, int w, int h, int comps, J_COLOR_S
   c.input_components = comps;
   c.in_color_space = in_cs;
   jpeg_set_defaults(&c);
-  if (opt.jpeg_color_space >= 0) jpeg_set_colorspace(&c, static_cast<J_COLOR_SPACE>(opt.jpeg_color_space));
+  if (opt.jpeg_color_space >= 0)
+    jpeg_set_colorspace(&c, static_cast<J_COLOR_SPACE>(opt.jpeg_color_space));
   if (in_cs == JCS_CMYK) c.write_Adobe_marker = opt.adobe_marker ? TRUE : FALSE;
   jpeg_set_quality(&c, opt.quality, TRUE);
   if (opt.progressive) jpeg_simple_progression(&c);
   jpeg_start_compress(&c, TRUE);
   while (c.next_scanline < c.image_height) {
-    JSAMPROW row = const_cast<unsigned char*>(pixels.data()) + static_cast<size_t>(c.next_scanline) * w * comps;
+    JSAMPROW row = const_cast<unsigned char*>(pixels.data()) +
+                   static_cast<size_t>(c.next_scanline) * w * comps;
     jpeg_write_scanlines(&c, &row, 1);
   }
   jpeg_finish_compress(&c);
@@ -81,7 +84,8 @@ inline void png_append(png_structp png, png_bytep data, png_size_t n) {
 inline void png_flush_nothing(png_structp) {}
 
 // rows: h rows of raw PNG samples (big-endian 16-bit, sub-byte depths packed MSB first).
-inline Bytes encode_png(const Bytes& rows, int w, int h, int color_type, int depth, PngOptions opt = {}) {
+inline Bytes encode_png(const Bytes& rows, int w, int h, int color_type, int depth,
+                        PngOptions opt = {}) {
   Bytes out;
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
   png_infop info = png_create_info_struct(png);
@@ -91,11 +95,14 @@ inline Bytes encode_png(const Bytes& rows, int w, int h, int color_type, int dep
     return {};
   }
   png_set_write_fn(png, &out, png_append, png_flush_nothing);
-  png_set_IHDR(png, info, w, h, depth, color_type, opt.interlace ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE,
+  png_set_IHDR(png, info, w, h, depth, color_type,
+               opt.interlace ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE,
                PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-  if (!opt.palette.empty()) png_set_PLTE(png, info, opt.palette.data(), static_cast<int>(opt.palette.size()));
+  if (!opt.palette.empty())
+    png_set_PLTE(png, info, opt.palette.data(), static_cast<int>(opt.palette.size()));
   if (!opt.trns_palette.empty())
-    png_set_tRNS(png, info, opt.trns_palette.data(), static_cast<int>(opt.trns_palette.size()), nullptr);
+    png_set_tRNS(png, info, opt.trns_palette.data(), static_cast<int>(opt.trns_palette.size()),
+                 nullptr);
   png_color_16 trans_grey{};
   if (opt.trns_grey >= 0) {
     trans_grey.gray = static_cast<png_uint_16>(opt.trns_grey);
@@ -121,10 +128,11 @@ inline Bytes encode_png(const Bytes& rows, int w, int h, int color_type, int dep
 
 // Rewrites the CRC of the chunk whose type starts at `type_at`, after patching its data.
 inline void fix_png_crc(Bytes& png, size_t type_at) {
-  const size_t len =
-      (size_t{png[type_at - 4]} << 24) | (png[type_at - 3] << 16) | (png[type_at - 2] << 8) | png[type_at - 1];
+  const size_t len = (size_t{png[type_at - 4]} << 24) | (png[type_at - 3] << 16) |
+                     (png[type_at - 2] << 8) | png[type_at - 1];
   const uLong crc = crc32(0L, png.data() + type_at, static_cast<uInt>(4 + len));
-  for (int i = 0; i < 4; ++i) png[type_at + 4 + len + i] = static_cast<unsigned char>(crc >> (24 - 8 * i));
+  for (int i = 0; i < 4; ++i)
+    png[type_at + 4 + len + i] = static_cast<unsigned char>(crc >> (24 - 8 * i));
 }
 
 // Offset of the first occurrence of `tag` in b (a test failure when absent).
@@ -184,7 +192,8 @@ inline Bytes smooth_rgb(int w, int h) {
 }
 
 // A flat RGB image [h,w,3] of one colour with +-`noise` of seeded jitter per channel.
-inline Bytes flat_rgb(int w, int h, unsigned char r, unsigned char g, unsigned char b, int noise, unsigned seed) {
+inline Bytes flat_rgb(int w, int h, unsigned char r, unsigned char g, unsigned char b, int noise,
+                      unsigned seed) {
   std::mt19937 rng(seed);
   Bytes p(static_cast<size_t>(w) * h * 3);
   const unsigned char rgb[3] = {r, g, b};

@@ -23,7 +23,8 @@ TEST(Adam, MatchesTheKerasFormulaOverManySteps) {
   double worst = 0;
   for (int t = 1; t <= steps; ++t) {
     std::vector<float> g(n);
-    for (int i = 0; i < n; ++i) g[i] = static_cast<float>((rng.uniform() - 0.5) * (i % 7 == 0 ? 1e-6 : 1.0));
+    for (int i = 0; i < n; ++i)
+      g[i] = static_cast<float>((rng.uniform() - 0.5) * (i % 7 == 0 ? 1e-6 : 1.0));
     adam.step(w.data(), g.data());
     const double lr_t = lr * std::sqrt(1 - std::pow(0.999, t)) / (1 - std::pow(0.9, t));
     for (int i = 0; i < n; ++i) {

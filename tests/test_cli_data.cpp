@@ -7,9 +7,10 @@
 // before any training starts.
 #include <gtest/gtest.h>
 
-#include "run_binary.hpp"
 #include <unistd.h>
+#include "run_binary.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -17,7 +18,6 @@
 #include <iostream>
 #include <sstream>
 #include <string>
-#include <algorithm>
 #include <vector>
 
 #include "image_writers.hpp"
@@ -30,16 +30,21 @@ namespace {
 
 using namespace test_images;
 
-CommandResult run(const std::string& args) { return run_parafine(args); }
+CommandResult run(const std::string& args) {
+  return run_parafine(args);
+}
 
-bool contains(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
+bool contains(const std::string& text, const std::string& what) {
+  return text.find(what) != std::string::npos;
+}
 
 const std::vector<std::string> kClasses = {"blue", "green", "red"};  // sorted: labels 0, 1, 2
 const unsigned char kColours[3][3] = {{30, 40, 210}, {40, 200, 50}, {215, 35, 30}};
 
 // Small, fast training runs: full-width ResNet50 at 32x32 on 18 images.
 const std::string kTrainArgs =
-    " --weights none --image-size 32 --batch-size 6 --phase1-epochs 1 --phase2-epochs 1 --head-units 8"
+    " --weights none --image-size 32 --batch-size 6 --phase1-epochs 1 --phase2-epochs 1 "
+    "--head-units 8"
     " --threads 2 --seed 3";
 
 class CliData : public ::testing::Test {
@@ -53,19 +58,23 @@ class CliData : public ::testing::Test {
       for (int k = 0; k < 6; ++k) {
         const unsigned char* rgb = kColours[c];
         const unsigned seed = static_cast<unsigned>(10 * c + k);
-        const std::string name = "images/" + kClasses[c] + "/" + kClasses[c] + "_" + std::to_string(k);
+        const std::string name =
+            "images/" + kClasses[c] + "/" + kClasses[c] + "_" + std::to_string(k);
         if (k < 3)
-          files_.push_back(write(name + ".png", encode_png(flat_rgb(32, 32, rgb[0], rgb[1], rgb[2], 40, seed), 32, 32,
-                                                           PNG_COLOR_TYPE_RGB, 8)));
+          files_.push_back(
+              write(name + ".png", encode_png(flat_rgb(32, 32, rgb[0], rgb[1], rgb[2], 40, seed),
+                                              32, 32, PNG_COLOR_TYPE_RGB, 8)));
         else
-          files_.push_back(write(name + ".jpg",
-                                 encode_jpeg(flat_rgb(40, 40, rgb[0], rgb[1], rgb[2], 40, seed), 40, 40, 3, JCS_RGB)));
+          files_.push_back(write(
+              name + ".jpg",
+              encode_jpeg(flat_rgb(40, 40, rgb[0], rgb[1], rgb[2], 40, seed), 40, 40, 3, JCS_RGB)));
       }
-    convert_ = run("convert --input " + path("images") + " --output " + path("images.h5") + " --image-size 32");
-    train_folder_ = run("train --train " + path("images") + " --val " + path("images") + kTrainArgs + " --save " +
-                        path("model_folder.h5"));
-    train_h5_ = run("train --train " + path("images.h5") + " --val " + path("images.h5") + kTrainArgs + " --save " +
-                    path("model_h5.h5"));
+    convert_ = run("convert --input " + path("images") + " --output " + path("images.h5") +
+                   " --image-size 32");
+    train_folder_ = run("train --train " + path("images") + " --val " + path("images") +
+                        kTrainArgs + " --save " + path("model_folder.h5"));
+    train_h5_ = run("train --train " + path("images.h5") + " --val " + path("images.h5") +
+                    kTrainArgs + " --save " + path("model_h5.h5"));
   }
   static void TearDownTestSuite() { fs::remove_all(dir_); }
   static std::string path(const std::string& name) { return (dir_ / name).string(); }
@@ -73,7 +82,8 @@ class CliData : public ::testing::Test {
     const fs::path p = dir_ / rel;
     fs::create_directories(p.parent_path());
     std::ofstream(p, std::ios::binary)
-        .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+        .write(reinterpret_cast<const char*>(bytes.data()),
+               static_cast<std::streamsize>(bytes.size()));
     return p.string();
   }
 
@@ -88,7 +98,8 @@ CommandResult CliData::convert_, CliData::train_folder_, CliData::train_h5_;
 TEST_F(CliData, ConvertPacksTheFolder) {
   std::cout << convert_.output;
   ASSERT_EQ(convert_.exit_code, 0) << convert_.output;
-  EXPECT_TRUE(contains(convert_.output, "18 images in 3 classes (blue, green, red)")) << convert_.output;
+  EXPECT_TRUE(contains(convert_.output, "18 images in 3 classes (blue, green, red)"))
+      << convert_.output;
   EXPECT_TRUE(contains(convert_.output, "0 bad file(s) skipped")) << convert_.output;
   const H5File f(path("images.h5"), H5File::Mode::kRead);
   EXPECT_EQ(f.dataset_shape("/images"), (std::vector<hsize_t>{18, 32, 32, 3}));
@@ -104,7 +115,8 @@ TEST_F(CliData, TrainsOnTheFolderAndOnTheHdf5) {
   for (const CommandResult* r : {&train_folder_, &train_h5_}) {
     std::cout << r->output;
     ASSERT_EQ(r->exit_code, 0) << r->output;
-    EXPECT_TRUE(contains(r->output, "18 training images, 18 validation images, 3 classes, 32x32")) << r->output;
+    EXPECT_TRUE(contains(r->output, "18 training images, 18 validation images, 3 classes, 32x32"))
+        << r->output;
     EXPECT_TRUE(contains(r->output, "phase 1 epoch 1:")) << r->output;
     EXPECT_TRUE(contains(r->output, "phase 2 epoch 1:")) << r->output;
     EXPECT_TRUE(contains(r->output, "final validation accuracy")) << r->output;
@@ -122,7 +134,8 @@ Evaluation parse_evaluation(const std::string& output) {
   Evaluation e;
   const size_t at = output.find("loss ");
   if (at != std::string::npos)
-    std::sscanf(output.c_str() + at, "loss %lf - accuracy %lf (%d samples)", &e.loss, &e.accuracy, &e.samples);
+    std::sscanf(output.c_str() + at, "loss %lf - accuracy %lf (%d samples)", &e.loss, &e.accuracy,
+                &e.samples);
   return e;
 }
 
@@ -134,17 +147,20 @@ TEST_F(CliData, PredictAndEvaluateOnTheFolderAndTheHdf5) {
     // The folder needs --image-size 32 (predict's default for folders is 224); the .h5 is 32x32.
     const CommandResult pf = run("predict --model " + path(model) + " --input " + path("images") +
                                  " --image-size 32 --output " + path("pred_folder.csv"));
-    const CommandResult ph =
-        run("predict --model " + path(model) + " --input " + path("images.h5") + " --output " + path("pred_h5.csv"));
+    const CommandResult ph = run("predict --model " + path(model) + " --input " +
+                                 path("images.h5") + " --output " + path("pred_h5.csv"));
     ASSERT_EQ(pf.exit_code, 0) << pf.output;
     ASSERT_EQ(ph.exit_code, 0) << ph.output;
-    const auto folder_rows = read_csv(path("pred_folder.csv")), h5_rows = read_csv(path("pred_h5.csv"));
-    std::cout << model << ": predict rows: folder " << folder_rows.size() << ", h5 " << h5_rows.size()
-              << " (18 images + header)\n";
+    const auto folder_rows = read_csv(path("pred_folder.csv")),
+               h5_rows = read_csv(path("pred_h5.csv"));
+    std::cout << model << ": predict rows: folder " << folder_rows.size() << ", h5 "
+              << h5_rows.size() << " (18 images + header)\n";
     ASSERT_EQ(folder_rows.size(), 19u);
     ASSERT_EQ(h5_rows.size(), 19u);
-    EXPECT_EQ(folder_rows[0], (std::vector<std::string>{"file", "p_blue", "p_green", "p_red", "predicted"}));
-    EXPECT_EQ(h5_rows[0], (std::vector<std::string>{"index", "p_blue", "p_green", "p_red", "predicted"}));
+    EXPECT_EQ(folder_rows[0],
+              (std::vector<std::string>{"file", "p_blue", "p_green", "p_red", "predicted"}));
+    EXPECT_EQ(h5_rows[0],
+              (std::vector<std::string>{"index", "p_blue", "p_green", "p_red", "predicted"}));
     int folder_correct = 0, h5_correct = 0;
     double png_worst = 0, jpeg_worst = 0;
     for (int i = 0; i < 18; ++i) {
@@ -152,12 +168,14 @@ TEST_F(CliData, PredictAndEvaluateOnTheFolderAndTheHdf5) {
       const auto& hr = h5_rows[static_cast<size_t>(i) + 1];
       ASSERT_EQ(fr.size(), 5u);
       ASSERT_EQ(hr.size(), 5u);
-      EXPECT_EQ(fr[0], files_[static_cast<size_t>(i)]) << "folder rows name the files, in folder order";
+      EXPECT_EQ(fr[0], files_[static_cast<size_t>(i)])
+          << "folder rows name the files, in folder order";
       EXPECT_EQ(hr[0], std::to_string(i));
       double sum = 0;
       for (int c = 1; c <= 3; ++c) {
         sum += std::stod(fr[static_cast<size_t>(c)]);
-        const double d = std::fabs(std::stod(fr[static_cast<size_t>(c)]) - std::stod(hr[static_cast<size_t>(c)]));
+        const double d = std::fabs(std::stod(fr[static_cast<size_t>(c)]) -
+                                   std::stod(hr[static_cast<size_t>(c)]));
         (i % 6 < 3 ? png_worst : jpeg_worst) = std::max(i % 6 < 3 ? png_worst : jpeg_worst, d);
       }
       EXPECT_NEAR(sum, 1.0, 1e-5);
@@ -168,13 +186,17 @@ TEST_F(CliData, PredictAndEvaluateOnTheFolderAndTheHdf5) {
     // must give identical probabilities. The JPEG rows differ by up to 0.5 per pixel (the .h5
     // holds rounded resized pixels), and this randomly initialised ResNet50, its BN statistics
     // calibrated on 18 images, amplifies that to tenths of a probability: printed, not checked.
-    std::cout << model << ": |p(folder) - p(h5)| max over the PNG rows (identical pixels) " << png_worst
-              << ", over the JPEG rows (resized, then rounded in the .h5) " << jpeg_worst << "\n";
+    std::cout << model << ": |p(folder) - p(h5)| max over the PNG rows (identical pixels) "
+              << png_worst << ", over the JPEG rows (resized, then rounded in the .h5) "
+              << jpeg_worst << "\n";
     EXPECT_LE(png_worst, 2e-6) << "identical pixels must give the same probabilities";
 
-    const CommandResult ef = run("evaluate --model " + path(model) + " --data " + path("images") + " --image-size 32");
-    const CommandResult eh = run("evaluate --model " + path(model) + " --data " + path("images.h5"));
-    std::cout << model << ": evaluate folder: " << ef.output << model << ": evaluate h5: " << eh.output;
+    const CommandResult ef =
+        run("evaluate --model " + path(model) + " --data " + path("images") + " --image-size 32");
+    const CommandResult eh =
+        run("evaluate --model " + path(model) + " --data " + path("images.h5"));
+    std::cout << model << ": evaluate folder: " << ef.output << model
+              << ": evaluate h5: " << eh.output;
     ASSERT_EQ(ef.exit_code, 0) << ef.output;
     ASSERT_EQ(eh.exit_code, 0) << eh.output;
     const Evaluation evf = parse_evaluation(ef.output), evh = parse_evaluation(eh.output);
@@ -182,27 +204,31 @@ TEST_F(CliData, PredictAndEvaluateOnTheFolderAndTheHdf5) {
     ASSERT_EQ(evh.samples, 18) << eh.output;
     EXPECT_TRUE(std::isfinite(evf.loss) && evf.loss >= 0) << ef.output;
     EXPECT_TRUE(std::isfinite(evh.loss) && evh.loss >= 0) << eh.output;
-    std::cout << model << ": accuracy from predict's CSV: folder " << folder_correct / 18.0 << ", h5 "
-              << h5_correct / 18.0 << "\n";
-    EXPECT_NEAR(evf.accuracy, folder_correct / 18.0, 1e-4) << "evaluate and predict disagree on the folder";
-    EXPECT_NEAR(evh.accuracy, h5_correct / 18.0, 1e-4) << "evaluate and predict disagree on the .h5";
+    std::cout << model << ": accuracy from predict's CSV: folder " << folder_correct / 18.0
+              << ", h5 " << h5_correct / 18.0 << "\n";
+    EXPECT_NEAR(evf.accuracy, folder_correct / 18.0, 1e-4)
+        << "evaluate and predict disagree on the folder";
+    EXPECT_NEAR(evh.accuracy, h5_correct / 18.0, 1e-4)
+        << "evaluate and predict disagree on the .h5";
   }
 }
 
 TEST_F(CliData, BadFilesAreSkippedAndNamedOrFailTheRun) {
   // The good images plus a zero-byte file and a truncated JPEG in class "green".
   for (const std::string& f : files_) {
-    const fs::path to = dir_ / "with_bad" / fs::path(f).parent_path().filename() / fs::path(f).filename();
+    const fs::path to =
+        dir_ / "with_bad" / fs::path(f).parent_path().filename() / fs::path(f).filename();
     fs::create_directories(to.parent_path());
     fs::copy_file(f, to, fs::copy_options::overwrite_existing);
   }
   const Bytes jpeg = encode_jpeg(smooth_rgb(64, 64), 64, 64, 3, JCS_RGB);
   const std::string zero = write("with_bad/green/green_7_zero.jpg", {});
-  const std::string truncated =
-      write("with_bad/green/green_8_truncated.jpg", Bytes(jpeg.begin(), jpeg.begin() + jpeg.size() / 2));
+  const std::string truncated = write("with_bad/green/green_8_truncated.jpg",
+                                      Bytes(jpeg.begin(), jpeg.begin() + jpeg.size() / 2));
 
   const std::string short_run =
-      " --weights none --image-size 32 --batch-size 6 --phase1-epochs 1 --phase2-epochs 0 --head-units 8 --threads 2";
+      " --weights none --image-size 32 --batch-size 6 --phase1-epochs 1 --phase2-epochs 0 "
+      "--head-units 8 --threads 2";
   const CommandResult skip = run("train --train " + path("with_bad") + short_run);
   std::cout << skip.output;
   EXPECT_EQ(skip.exit_code, 0) << skip.output;
@@ -211,26 +237,30 @@ TEST_F(CliData, BadFilesAreSkippedAndNamedOrFailTheRun) {
   EXPECT_TRUE(contains(skip.output, "skipped 2 bad image(s) of 20")) << skip.output;
   EXPECT_TRUE(contains(skip.output, "18 training images")) << skip.output;
 
-  const CommandResult conv =
-      run("convert --input " + path("with_bad") + " --output " + path("with_bad.h5") + " --image-size 32");
+  const CommandResult conv = run("convert --input " + path("with_bad") + " --output " +
+                                 path("with_bad.h5") + " --image-size 32");
   EXPECT_EQ(conv.exit_code, 0) << conv.output;
-  EXPECT_TRUE(contains(conv.output, "wrote " + path("with_bad.h5") + ": 18 images 32x32, 2 bad file(s) skipped"))
+  EXPECT_TRUE(contains(conv.output,
+                       "wrote " + path("with_bad.h5") + ": 18 images 32x32, 2 bad file(s) skipped"))
       << conv.output;
 
-  const CommandResult fail = run("train --train " + path("with_bad") + short_run + " --on-bad-image fail");
+  const CommandResult fail =
+      run("train --train " + path("with_bad") + short_run + " --on-bad-image fail");
   std::cout << fail.output;
   EXPECT_NE(fail.exit_code, 0) << fail.output;
-  EXPECT_TRUE(contains(fail.output, zero)) << "--on-bad-image fail should name " << zero << ":\n" << fail.output;
+  EXPECT_TRUE(contains(fail.output, zero)) << "--on-bad-image fail should name " << zero << ":\n"
+                                           << fail.output;
   EXPECT_FALSE(contains(fail.output, "phase 1")) << "training started:\n" << fail.output;
-  const CommandResult conv_fail = run("convert --input " + path("with_bad") + " --output " + path("fail.h5") +
-                                      " --image-size 32 --on-bad-image fail");
+  const CommandResult conv_fail = run("convert --input " + path("with_bad") + " --output " +
+                                      path("fail.h5") + " --image-size 32 --on-bad-image fail");
   EXPECT_NE(conv_fail.exit_code, 0) << conv_fail.output;
   EXPECT_TRUE(contains(conv_fail.output, zero)) << conv_fail.output;
   EXPECT_FALSE(fs::exists(path("fail.h5")));
 
   // predict lists only the readable files.
-  const CommandResult pred = run("predict --model " + path("model_folder.h5") + " --input " + path("with_bad") +
-                                 " --image-size 32 --output " + path("pred_bad.csv"));
+  const CommandResult pred =
+      run("predict --model " + path("model_folder.h5") + " --input " + path("with_bad") +
+          " --image-size 32 --output " + path("pred_bad.csv"));
   EXPECT_EQ(pred.exit_code, 0) << pred.output;
   const auto rows = read_csv(path("pred_bad.csv"));
   std::cout << "predict on the folder with 2 bad files: " << rows.size() - 1 << " rows\n";
@@ -244,10 +274,11 @@ TEST_F(CliData, PredictQuotesFileNamesThatNeedIt) {
   const unsigned char* rgb = kColours[2];
   for (int c = 0; c < 3; ++c) {
     const std::string name = c == 2 ? "odd/red/a,b \"c\".png" : "odd/" + kClasses[c] + "/x.png";
-    write(name, encode_png(flat_rgb(32, 32, rgb[0], rgb[1], rgb[2], 40, 7), 32, 32, PNG_COLOR_TYPE_RGB, 8));
+    write(name, encode_png(flat_rgb(32, 32, rgb[0], rgb[1], rgb[2], 40, 7), 32, 32,
+                           PNG_COLOR_TYPE_RGB, 8));
   }
-  const CommandResult pred = run("predict --model " + path("model_folder.h5") + " --input " + path("odd") +
-                                 " --image-size 32 --output " + path("pred_odd.csv"));
+  const CommandResult pred = run("predict --model " + path("model_folder.h5") + " --input " +
+                                 path("odd") + " --image-size 32 --output " + path("pred_odd.csv"));
   ASSERT_EQ(pred.exit_code, 0) << pred.output;
   std::ifstream in(path("pred_odd.csv"));
   std::string header, line, odd;
@@ -255,7 +286,8 @@ TEST_F(CliData, PredictQuotesFileNamesThatNeedIt) {
   while (std::getline(in, line))
     if (contains(line, "a,b")) odd = line;
   std::cout << "row of the odd name: " << odd << "\n";
-  // RFC 4180: the field is quoted and its quotes doubled; what follows is p_blue,p_green,p_red,predicted.
+  // RFC 4180: the field is quoted and its quotes doubled; what follows is
+  // p_blue,p_green,p_red,predicted.
   const std::string field = "\"" + path("odd/red/a,b \"\"c\"\".png") + "\"";
   ASSERT_EQ(odd.rfind(field, 0), 0u) << odd;
   const std::string rest = odd.substr(field.size());
@@ -265,14 +297,16 @@ TEST_F(CliData, PredictQuotesFileNamesThatNeedIt) {
 TEST_F(CliData, BadInputFailsBeforeTrainingWithAClearMessage) {
   // Folders: empty; a class folder without images; validation classes that differ.
   fs::create_directories(dir_ / "empty");
-  write("no_images/blue/blue_0.png", encode_png(flat_rgb(32, 32, 30, 40, 210, 10, 1), 32, 32, PNG_COLOR_TYPE_RGB, 8));
+  write("no_images/blue/blue_0.png",
+        encode_png(flat_rgb(32, 32, 30, 40, 210, 10, 1), 32, 32, PNG_COLOR_TYPE_RGB, 8));
   write("no_images/red/readme.txt", {'x'});
   for (const char* cls : {"blue", "green", "yellow"})
     for (int k = 0; k < 2; ++k)
       write(std::string("other_classes/") + cls + "/" + std::to_string(k) + ".png",
-            encode_png(flat_rgb(32, 32, 100, 100, 100, 20, static_cast<unsigned>(k)), 32, 32, PNG_COLOR_TYPE_RGB, 8));
-  const CommandResult conv_other =
-      run("convert --input " + path("other_classes") + " --output " + path("other_classes.h5") + " --image-size 32");
+            encode_png(flat_rgb(32, 32, 100, 100, 100, 20, static_cast<unsigned>(k)), 32, 32,
+                       PNG_COLOR_TYPE_RGB, 8));
+  const CommandResult conv_other = run("convert --input " + path("other_classes") + " --output " +
+                                       path("other_classes.h5") + " --image-size 32");
   ASSERT_EQ(conv_other.exit_code, 0) << conv_other.output;
   // HDF5 files: labels out of range; no `images`.
   std::vector<unsigned char> pixels(6 * 32 * 32 * 3, 128);
@@ -297,31 +331,38 @@ TEST_F(CliData, BadInputFailsBeforeTrainingWithAClearMessage) {
   const std::string images = path("images");
   const std::vector<Case> cases = {
       {t + " --train " + path("empty"), kAnyFailure, path("empty") + ": has no class sub-folders"},
-      {t + " --train " + path("no_images"), kAnyFailure, "class folder 'red' has no .jpg/.jpeg/.png images"},
+      {t + " --train " + path("no_images"), kAnyFailure,
+       "class folder 'red' has no .jpg/.jpeg/.png images"},
       {t + " --train " + images + " --val " + path("other_classes"), kAnyFailure,
        "--val's classes differ from --train's"},
       {t + " --train " + images + " --val " + path("other_classes.h5"), kAnyFailure,
        "--val's classes differ from --train's"},
-      {t + " --train " + path("bad_labels.h5"), kAnyFailure, "label 7 of sample 5 is outside [0,3)"},
+      {t + " --train " + path("bad_labels.h5"), kAnyFailure,
+       "label 7 of sample 5 is outside [0,3)"},
       {t + " --train " + images + " --val " + path("bad_labels.h5"), kAnyFailure,
        "label 7 of sample 5 is outside [0,3)"},
       {t + " --train " + path("no_images.h5"), kAnyFailure, "no 'images' dataset"},
-      {t + " --train " + path("missing"), kAnyFailure, "--train " + path("missing") + ": no such file or directory"},
+      {t + " --train " + path("missing"), kAnyFailure,
+       "--train " + path("missing") + ": no such file or directory"},
       {t, 2, "--train is required"},
       {t + " --train " + images + " --frobnicate 1", 2, "frobnicate"},
       {t + " --train " + images + " --shuffle maybe", 2, "--shuffle must be true or false"},
-      {t + " --train " + images + " --on-bad-image maybe", 2, "--on-bad-image must be 'skip' or 'fail'"},
-      {"train --weights none --image-size 32 --batch-size 0 --train " + images, 2, "--batch-size must be at least 1"},
+      {t + " --train " + images + " --on-bad-image maybe", 2,
+       "--on-bad-image must be 'skip' or 'fail'"},
+      {"train --weights none --image-size 32 --batch-size 0 --train " + images, 2,
+       "--batch-size must be at least 1"},
       {t + " --train " + images + " --classes 5", 2, "--classes 5 but --train has 3 classes"},
-      {"convert --input " + path("empty") + " --output " + path("never.h5"), kAnyFailure, "has no class sub-folders"},
-      {"convert --input " + path("no_images") + " --output " + path("never.h5"), kAnyFailure, "class folder 'red'"},
+      {"convert --input " + path("empty") + " --output " + path("never.h5"), kAnyFailure,
+       "has no class sub-folders"},
+      {"convert --input " + path("no_images") + " --output " + path("never.h5"), kAnyFailure,
+       "class folder 'red'"},
       {"convert --output " + path("never.h5"), 2, "--input"},
       {"evaluate --model " + path("model_folder.h5") + " --data " + path("no_images"), kAnyFailure,
        "class folder 'red'"},
-      {"evaluate --model " + path("model_folder.h5") + " --data " + path("bad_labels.h5"), kAnyFailure,
-       "label 7 of sample 5"},
-      {"predict --model " + path("model_folder.h5") + " --input " + path("no_images.h5"), kAnyFailure,
-       "no 'images' dataset"},
+      {"evaluate --model " + path("model_folder.h5") + " --data " + path("bad_labels.h5"),
+       kAnyFailure, "label 7 of sample 5"},
+      {"predict --model " + path("model_folder.h5") + " --input " + path("no_images.h5"),
+       kAnyFailure, "no 'images' dataset"},
       {"predict --model " + path("model_folder.h5") + " --input " + path("empty"), kAnyFailure,
        "has no class sub-folders"},
   };
@@ -332,8 +373,12 @@ TEST_F(CliData, BadInputFailsBeforeTrainingWithAClearMessage) {
       EXPECT_NE(r.exit_code, 0) << c.args << "\n" << r.output;
     else
       EXPECT_EQ(r.exit_code, c.code) << c.args << "\n" << r.output;
-    EXPECT_TRUE(contains(r.output, c.says)) << "expected '" << c.says << "' from\n" << c.args << "\n" << r.output;
-    EXPECT_FALSE(contains(r.output, "phase 1")) << "training started before the error:\n" << c.args << "\n" << r.output;
+    EXPECT_TRUE(contains(r.output, c.says)) << "expected '" << c.says << "' from\n"
+                                            << c.args << "\n"
+                                            << r.output;
+    EXPECT_FALSE(contains(r.output, "phase 1")) << "training started before the error:\n"
+                                                << c.args << "\n"
+                                                << r.output;
   }
   EXPECT_FALSE(fs::exists(path("never.h5")));
 }
@@ -348,15 +393,17 @@ TEST_F(CliData, UnlabelledHdf5IsRejectedBeforeTraining) {
     f.write_string_list_attribute("/", "class_names", kClasses);
   }
   const std::string t = "train" + kTrainArgs;
-  for (const std::string& args : {t + " --train " + path("unlabelled.h5"),
-                                  t + " --train " + path("images") + " --val " + path("unlabelled.h5")}) {
+  for (const std::string& args :
+       {t + " --train " + path("unlabelled.h5"),
+        t + " --train " + path("images") + " --val " + path("unlabelled.h5")}) {
     const CommandResult r = run(args);
     std::cout << "exit " << r.exit_code << ":\n" << r.output;
     EXPECT_NE(r.exit_code, 0) << args;
     EXPECT_TRUE(contains(r.output, "label")) << r.output;
-    EXPECT_FALSE(contains(r.output, "phase 1")) << "training started before the missing labels were noticed:\n"
-                                                << args << "\n"
-                                                << r.output;
+    EXPECT_FALSE(contains(r.output, "phase 1"))
+        << "training started before the missing labels were noticed:\n"
+        << args << "\n"
+        << r.output;
   }
 }
 
@@ -368,12 +415,14 @@ TEST_F(CliData, EvaluateRefusesDataWhoseClassesDifferFromTheModels) {
   for (const char* cls : {"blue", "green", "yellow"})  // model: blue, green, red
     for (int k = 0; k < 2; ++k)
       write(std::string("renamed/") + cls + "/" + std::to_string(k) + ".png",
-            encode_png(flat_rgb(32, 32, 100, 100, 100, 20, static_cast<unsigned>(k)), 32, 32, PNG_COLOR_TYPE_RGB, 8));
-  const CommandResult r =
-      run("evaluate --model " + path("model_folder.h5") + " --data " + path("renamed") + " --image-size 32");
+            encode_png(flat_rgb(32, 32, 100, 100, 100, 20, static_cast<unsigned>(k)), 32, 32,
+                       PNG_COLOR_TYPE_RGB, 8));
+  const CommandResult r = run("evaluate --model " + path("model_folder.h5") + " --data " +
+                              path("renamed") + " --image-size 32");
   std::cout << "exit " << r.exit_code << ": " << r.output;
-  EXPECT_NE(r.exit_code, 0) << "evaluate scored {blue, green, yellow} data against a {blue, green, red} model:\n"
-                            << r.output;
+  EXPECT_NE(r.exit_code, 0)
+      << "evaluate scored {blue, green, yellow} data against a {blue, green, red} model:\n"
+      << r.output;
   EXPECT_TRUE(contains(r.output, "class")) << r.output;
 }
 

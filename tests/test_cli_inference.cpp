@@ -3,8 +3,8 @@
 // bad input giving a clear message and a non-zero exit.
 #include <gtest/gtest.h>
 
-#include "run_binary.hpp"
 #include <unistd.h>
+#include "run_binary.hpp"
 
 #include <cmath>
 #include <cstdio>
@@ -12,11 +12,11 @@
 #include <fstream>
 #include <sstream>
 
+#include "parafine/core/rng.hpp"
 #include "parafine/data/h5_dataset.hpp"
 #include "parafine/io/h5_tensors.hpp"
-#include "parafine/core/rng.hpp"
-#include "parafine/model/initializers.hpp"
 #include "parafine/io/model_file.hpp"
+#include "parafine/model/initializers.hpp"
 #include "parafine/model/resnet50.hpp"
 
 namespace fs = std::filesystem;
@@ -24,7 +24,9 @@ namespace fs = std::filesystem;
 namespace parafine {
 namespace {
 
-CommandResult run(const std::string& args) { return run_parafine(args); }
+CommandResult run(const std::string& args) {
+  return run_parafine(args);
+}
 
 class CliInference : public ::testing::Test {
  protected:
@@ -60,8 +62,8 @@ class CliInference : public ::testing::Test {
 fs::path CliInference::dir_;
 
 TEST_F(CliInference, PredictWritesOneRowPerImageAndEvaluateAgrees) {
-  const CommandResult p = run("predict --model " + path("model.h5") + " --input " + path("data.h5") + " --image-size 32 --output " +
-                    path("preds.csv"));
+  const CommandResult p = run("predict --model " + path("model.h5") + " --input " +
+                              path("data.h5") + " --image-size 32 --output " + path("preds.csv"));
   ASSERT_EQ(p.exit_code, 0) << p.output;
   const auto rows = read_csv(path("preds.csv"));
   ASSERT_EQ(rows.size(), 8u);
@@ -85,11 +87,15 @@ TEST_F(CliInference, PredictWritesOneRowPerImageAndEvaluateAgrees) {
     correct += arg == labels[i - 1];
   }
   loss /= 7;
-  const CommandResult e = run("evaluate --model " + path("model.h5") + " --data " + path("data.h5") + " --image-size 32");
+  const CommandResult e = run("evaluate --model " + path("model.h5") + " --data " +
+                              path("data.h5") + " --image-size 32");
   ASSERT_EQ(e.exit_code, 0) << e.output;
   double reported_loss = 0, reported_acc = 0;
-  ASSERT_EQ(std::sscanf(e.output.c_str(), "loss %lf - accuracy %lf", &reported_loss, &reported_acc), 2) << e.output;
-  std::cout << "evaluate: " << e.output << "from predict's CSV: loss " << loss << ", accuracy " << correct / 7.0 << "\n";
+  ASSERT_EQ(std::sscanf(e.output.c_str(), "loss %lf - accuracy %lf", &reported_loss, &reported_acc),
+            2)
+      << e.output;
+  std::cout << "evaluate: " << e.output << "from predict's CSV: loss " << loss << ", accuracy "
+            << correct / 7.0 << "\n";
   EXPECT_NEAR(reported_loss, loss, 1e-3 * std::max(1.0, loss));  // CSV probabilities carry 6 digits
   EXPECT_NEAR(reported_acc, correct / 7.0, 1e-4);
 }
@@ -110,14 +116,21 @@ TEST_F(CliInference, BadInputGivesAClearMessageAndNonZeroExit) {
   };
   const std::vector<Case> cases = {
       {"predict --input " + path("data.h5"), 2, "--model"},
-      {"evaluate --model " + path("model.h5") + " --data " + path("data.h5") + " --image-size 16", 2, "--image-size"},
-      {"evaluate --model " + path("data.h5") + " --data " + path("data.h5"), 1, "not a Keras weight file"},
-      {"evaluate --model " + path("model.h5") + " --data " + path("no_images.h5"), 1, "no 'images'"},
-      {"evaluate --model " + path("model.h5") + " --data " + path("bad_labels.h5") + " --image-size 32", 1,
-       "label -2 of sample 5"},
-      {"predict --model " + path("model.h5") + " --input " + path("missing.h5") + " --output " + path("failed.csv"), 1,
-       "no such file"},
-      {"predict --model " + path("model.h5") + " --input " + path("data.h5") + " --preprocess torch", 2, "--preprocess"},
+      {"evaluate --model " + path("model.h5") + " --data " + path("data.h5") + " --image-size 16",
+       2, "--image-size"},
+      {"evaluate --model " + path("data.h5") + " --data " + path("data.h5"), 1,
+       "not a Keras weight file"},
+      {"evaluate --model " + path("model.h5") + " --data " + path("no_images.h5"), 1,
+       "no 'images'"},
+      {"evaluate --model " + path("model.h5") + " --data " + path("bad_labels.h5") +
+           " --image-size 32",
+       1, "label -2 of sample 5"},
+      {"predict --model " + path("model.h5") + " --input " + path("missing.h5") + " --output " +
+           path("failed.csv"),
+       1, "no such file"},
+      {"predict --model " + path("model.h5") + " --input " + path("data.h5") +
+           " --preprocess torch",
+       2, "--preprocess"},
       {"frobnicate", 2, "unknown command"},
       {"inspect", 2, "usage"},
   };
@@ -129,7 +142,8 @@ TEST_F(CliInference, BadInputGivesAClearMessageAndNonZeroExit) {
   // A failed predict leaves neither its output nor a temporary file behind.
   EXPECT_FALSE(fs::exists(path("failed.csv")));
   for (const auto& e : fs::directory_iterator(path("")))
-    EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << "left behind: " << e.path();
+    EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos)
+        << "left behind: " << e.path();
 }
 
 }  // namespace

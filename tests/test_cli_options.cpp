@@ -92,15 +92,16 @@ TEST_F(CliOptions, PredictReadsItsConfigAndTheCommandLineWins) {
   ASSERT_EQ(cli_wins.exit_code, 0) << cli_wins.output;
   EXPECT_EQ(read_csv(path("from_file.csv")).size(), 7u);
 
-  const CommandResult other = run_parafine("predict --config " + cfg +
-                                           " --image-size 32 --output " + path("from_cli.csv"));
+  const CommandResult other =
+      run_parafine("predict --config " + cfg + " --image-size 32 --output " + path("from_cli.csv"));
   ASSERT_EQ(other.exit_code, 0) << other.output;
   EXPECT_EQ(read_csv(path("from_cli.csv")).size(), 7u);
 }
 
 TEST_F(CliOptions, EvaluateReadsItsConfigAndTheCommandLineWins) {
-  const std::string cfg = write("evaluate.cfg", "model = " + path("model.h5") + "\ndata = " +
-                                                    path("data.h5") + "\nimage-size = 16\n");
+  const std::string cfg =
+      write("evaluate.cfg",
+            "model = " + path("model.h5") + "\ndata = " + path("data.h5") + "\nimage-size = 16\n");
   const CommandResult from_file = run_parafine("evaluate --config " + cfg);
   EXPECT_EQ(from_file.exit_code, 2) << from_file.output;
   EXPECT_TRUE(contains(from_file.output, kImageSizeWording)) << from_file.output;
@@ -112,8 +113,9 @@ TEST_F(CliOptions, EvaluateReadsItsConfigAndTheCommandLineWins) {
 }
 
 TEST_F(CliOptions, ConvertReadsItsConfigAndTheCommandLineWins) {
-  const std::string cfg = write("convert.cfg", "input = " + path("images") + "\noutput = " +
-                                                   path("from_file.h5") + "\nimage-size = 36\n");
+  const std::string cfg =
+      write("convert.cfg", "input = " + path("images") + "\noutput = " + path("from_file.h5") +
+                               "\nimage-size = 36\n");
   const CommandResult from_file = run_parafine("convert --config " + cfg);
   ASSERT_EQ(from_file.exit_code, 0) << from_file.output;
   EXPECT_EQ(stored_image_size("from_file.h5"), 36);

@@ -36,7 +36,8 @@ TEST(TrainOptions, BadOptionsExitTwoNamingTheOption) {
     std::cout << args << " -> exit " << r.exit_code << ": " << r.output;
     EXPECT_EQ(r.exit_code, 2) << args;
     EXPECT_NE(r.output.find(option), std::string::npos) << args << ": " << r.output;
-    EXPECT_EQ(r.output.find("/nonexistent/data.h5"), std::string::npos) << args << " reached the data first";
+    EXPECT_EQ(r.output.find("/nonexistent/data.h5"), std::string::npos)
+        << args << " reached the data first";
   }
   const CommandResult missing = run_parafine("train --phase1-epochs 1");
   EXPECT_EQ(missing.exit_code, 2);

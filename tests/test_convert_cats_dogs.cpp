@@ -18,9 +18,9 @@
 #include "parafine/data/folder_source.hpp"
 #include "parafine/data/h5_dataset.hpp"
 #include "parafine/data/h5_dataset_writer.hpp"
-#include "parafine/io/h5_tensors.hpp"
 #include "parafine/data/image_decode.hpp"
 #include "parafine/data/sample_source.hpp"
+#include "parafine/io/h5_tensors.hpp"
 #include "test_util.hpp"
 
 namespace fs = std::filesystem;
@@ -44,13 +44,16 @@ TEST(ConvertCatsDogs, ValidationPhotosConvertToWhatDirectDecodingGives) {
   auto t0 = std::chrono::steady_clock::now();
   std::ostringstream log;
   const FolderSource src(val, BadImagePolicy::kFail, 2, &log);
-  std::cout << val << ": " << src.size() << " images checked in " << seconds_since(t0) << " s (2 threads)\n";
+  std::cout << val << ": " << src.size() << " images checked in " << seconds_since(t0)
+            << " s (2 threads)\n";
   ASSERT_EQ(src.class_names(), (std::vector<std::string>{"cats", "dogs"}));
   EXPECT_TRUE(src.skipped().empty());
-  EXPECT_TRUE(src.ignored().empty()) << src.ignored().size() << " ignored, first " << src.ignored()[0];
+  EXPECT_TRUE(src.ignored().empty())
+      << src.ignored().size() << " ignored, first " << src.ignored()[0];
   t0 = std::chrono::steady_clock::now();
   write_image_dataset(src, out, S, 2, &log);
-  std::cout << "converted to " << S << "x" << S << " in " << seconds_since(t0) << " s; log:\n" << log.str();
+  std::cout << "converted to " << S << "x" << S << " in " << seconds_since(t0) << " s; log:\n"
+            << log.str();
 
   // The file as stored: uint8 [400,64,64,3], int64 labels, class_names.
   {
@@ -58,7 +61,8 @@ TEST(ConvertCatsDogs, ValidationPhotosConvertToWhatDirectDecodingGives) {
     EXPECT_EQ(f.dataset_shape("/images"), (std::vector<hsize_t>{400, S, S, 3}));
     EXPECT_EQ(f.dataset_type_name("/images"), "uint8");
     EXPECT_EQ(f.dataset_type_name("/labels"), "int64");
-    EXPECT_EQ(f.read_string_list_attribute("/", "class_names"), (std::vector<std::string>{"cats", "dogs"}));
+    EXPECT_EQ(f.read_string_list_attribute("/", "class_names"),
+              (std::vector<std::string>{"cats", "dogs"}));
   }
   const H5ImageDataset ds(out);
   ASSERT_EQ(ds.size(), 400);
@@ -77,7 +81,8 @@ TEST(ConvertCatsDogs, ValidationPhotosConvertToWhatDirectDecodingGives) {
   ASSERT_EQ(files.size(), 400u);
   for (int i = 0; i < 400; ++i) {
     EXPECT_EQ(src.sample_name(i), files[static_cast<size_t>(i)]);
-    EXPECT_EQ(ds.labels()[static_cast<size_t>(i)], i < 200 ? 0 : 1) << files[static_cast<size_t>(i)];
+    EXPECT_EQ(ds.labels()[static_cast<size_t>(i)], i < 200 ? 0 : 1)
+        << files[static_cast<size_t>(i)];
   }
 
   // Every stored image against decode + resize_bilinear of its file, read back through H5Source.
@@ -103,10 +108,11 @@ TEST(ConvertCatsDogs, ValidationPhotosConvertToWhatDirectDecodingGives) {
     EXPECT_LE(image_worst, 0.5) << files[static_cast<size_t>(i)];
     worst = std::max(worst, image_worst);
   }
-  std::cout << "source photos " << min_w << ".." << max_w << " wide, " << min_h << ".." << max_h << " high\n"
+  std::cout << "source photos " << min_w << ".." << max_w << " wide, " << min_h << ".." << max_h
+            << " high\n"
             << "stored vs decode+resize_bilinear: max |diff| = " << worst << " over " << total
-            << " values; stored != round(resized) in " << differing << " (ties at .5 may round either way) ["
-            << seconds_since(t0) << " s]\n";
+            << " values; stored != round(resized) in " << differing
+            << " (ties at .5 may round either way) [" << seconds_since(t0) << " s]\n";
   EXPECT_LE(worst, 0.5);
   EXPECT_GT(max_w, min_w) << "the photos should be of many sizes";
 }
@@ -124,8 +130,9 @@ TEST(ConvertCatsDogs, TrainingSplitHas500CatsAnd500Dogs) {
         (kRoot / "train" / src.class_names()[static_cast<size_t>(src.label(i))]).string() + "/";
     EXPECT_EQ(src.sample_name(i).rfind(expected_dir, 0), 0u) << src.sample_name(i);
   }
-  std::cout << "train: " << src.size() << " images (cats " << counts[0] << ", dogs " << counts[1] << "), "
-            << src.skipped().size() << " skipped, decoded and checked in " << seconds_since(t0) << " s (2 threads)\n";
+  std::cout << "train: " << src.size() << " images (cats " << counts[0] << ", dogs " << counts[1]
+            << "), " << src.skipped().size() << " skipped, decoded and checked in "
+            << seconds_since(t0) << " s (2 threads)\n";
   EXPECT_EQ(src.class_names(), (std::vector<std::string>{"cats", "dogs"}));
   EXPECT_EQ(src.size(), 1000);
   EXPECT_EQ(counts[0], 500);

@@ -27,11 +27,12 @@ TEST(DataOrder, ShardingAcrossRanksMatchesOneRank) {
     for (int R = 1; R <= 4; ++R)
       for (int B : {1, 2, 3, 4, 5, 8, 32, 40})
         for (bool shuffle : {false, true}) {
-          SCOPED_TRACE("N=" + std::to_string(N) + " R=" + std::to_string(R) + " B=" + std::to_string(B) +
-                       " shuffle=" + std::to_string(shuffle));
+          SCOPED_TRACE("N=" + std::to_string(N) + " R=" + std::to_string(R) +
+                       " B=" + std::to_string(B) + " shuffle=" + std::to_string(shuffle));
           if (N < R) {
             EXPECT_NE(error_of(N, B, R, 0)
-                          .find("fewer samples (" + std::to_string(N) + ") than ranks (" + std::to_string(R) + ")"),
+                          .find("fewer samples (" + std::to_string(N) + ") than ranks (" +
+                                std::to_string(R) + ")"),
                       std::string::npos);
             ++errors;
             continue;
@@ -56,7 +57,8 @@ TEST(DataOrder, ShardingAcrossRanksMatchesOneRank) {
           std::vector<int> seen;
           for (int r = 0; r < R; ++r) {
             EXPECT_EQ(ranks[static_cast<size_t>(r)].steps(), steps) << "rank " << r;
-            EXPECT_EQ(static_cast<int>(local[static_cast<size_t>(r)].size()), steps) << "rank " << r;
+            EXPECT_EQ(static_cast<int>(local[static_cast<size_t>(r)].size()), steps)
+                << "rank " << r;
           }
           for (int k = 0; k < steps; ++k) {
             std::vector<int> concat;
@@ -66,12 +68,14 @@ TEST(DataOrder, ShardingAcrossRanksMatchesOneRank) {
               concat.insert(concat.end(), part.begin(), part.end());
               smallest = std::min(smallest, static_cast<int>(part.size()));
               largest = std::max(largest, static_cast<int>(part.size()));
-              if (k + 1 < steps) EXPECT_GE(part.size(), 1u) << "only the last batch may leave a rank empty";
+              if (k + 1 < steps)
+                EXPECT_GE(part.size(), 1u) << "only the last batch may leave a rank empty";
             }
             EXPECT_LE(largest - smallest, 1) << "step " << k;
             EXPECT_EQ(concat, one.global_batch(epoch, k)) << "step " << k;
             const int b = std::min(B, N - k * B);
-            EXPECT_EQ(static_cast<int>(concat.size()), b) << "step " << k << ": the partial batch is used";
+            EXPECT_EQ(static_cast<int>(concat.size()), b)
+                << "step " << k << ": the partial batch is used";
             seen.insert(seen.end(), concat.begin(), concat.end());
           }
           // Disjoint and complete: every sample exactly once per epoch.

@@ -18,12 +18,12 @@
 #include <sstream>
 
 #include "parafine/cache/cache_plan.hpp"
-#include "parafine/data/data_order.hpp"
 #include "parafine/cache/feature_cache.hpp"
+#include "parafine/data/data_order.hpp"
+#include "parafine/data/synthetic_data.hpp"
 #include "parafine/model/initializers.hpp"
 #include "parafine/model/resnet50.hpp"
 #include "parafine/train/trainer.hpp"
-#include "parafine/data/synthetic_data.hpp"
 #include "test_util.hpp"
 
 namespace parafine {
@@ -50,7 +50,8 @@ TEST(FeatureRouting, EveryRankGetsItsUsualSliceFromTheOwners) {
               ++seen[static_cast<size_t>(s)];
             }
           EXPECT_EQ(count, own.owned_count(r));
-          EXPECT_LE(std::abs(own.owned_count(r) - n / world), steps_per_epoch(n, batch)) << "unbalanced ownership";
+          EXPECT_LE(std::abs(own.owned_count(r) - n / world), steps_per_epoch(n, batch))
+              << "unbalanced ownership";
         }
         EXPECT_TRUE(std::all_of(seen.begin(), seen.end(), [](int k) { return k == 1; }));
         for (bool shuffle : {false, true}) {
@@ -73,7 +74,8 @@ TEST(FeatureRouting, EveryRankGetsItsUsualSliceFromTheOwners) {
                 if (p != q) EXPECT_EQ(routes[p].send[q], expected);
                 EXPECT_EQ(routes[q].recv_count[p], p == q ? 0 : static_cast<int>(expected.size()));
               }
-              for (int j = 0; j < l.size(); ++j) EXPECT_EQ(routes[q].source[j], own.owner(order[l.begin + j]));
+              for (int j = 0; j < l.size(); ++j)
+                EXPECT_EQ(routes[q].source[j], own.owner(order[l.begin + j]));
             }
             if (!shuffle) EXPECT_FALSE(routes[0].any_remote) << "unshuffled data never moves";
           }
@@ -108,7 +110,8 @@ TEST(FeatureCachePlan, CutsAtTheBlockBeforeTheFirstTrainableLayer) {
 }
 
 TEST(FeatureCachePlan, DecisionsAndTheirLogLines) {
-  Model m = build_resnet50(ResNet50Config{224, 3, 1024, 64, 3});  // the real FLOP shares (weights unset)
+  Model m =
+      build_resnet50(ResNet50Config{224, 3, 1024, 64, 3});  // the real FLOP shares (weights unset)
   freeze_base(m);
   const int conv5 = m.index_of("conv5_block3_1_conv");
   CacheOptions on;
@@ -130,11 +133,13 @@ TEST(FeatureCachePlan, DecisionsAndTheirLogLines) {
   EXPECT_GE(p.phase1_node, 0);
   EXPECT_EQ(p.phase2_node, -1);
   EXPECT_NE(p.summary.find("too little"), std::string::npos) << p.summary;
-  p = plan_feature_cache(m, m.index_of("conv1_conv"), false, true, on, Augment::kNone);  // --unfreeze-last 175
+  p = plan_feature_cache(m, m.index_of("conv1_conv"), false, true, on,
+                         Augment::kNone);  // --unfreeze-last 175
   EXPECT_FALSE(p.any());
   EXPECT_NE(p.summary.find("no frozen computation"), std::string::npos) << p.summary;
   // The FLOP share of the default cut: conv1..conv5_block2 of ResNet50 (~4.1 GMAC in all).
-  const double share = forward_flops_through(m, m.index_of("conv5_block2_out")) / forward_flops_through(m, m.size() - 1);
+  const double share = forward_flops_through(m, m.index_of("conv5_block2_out")) /
+                       forward_flops_through(m, m.size() - 1);
   std::cout << "conv5_block2_out: " << share << " of ResNet50's forward FLOPs\n";
   EXPECT_NEAR(share, 0.94, 0.02);
   // --unfreeze-last 0: both phases train from the pooled vector, stored once.
@@ -147,7 +152,8 @@ TEST(FeatureCachePlan, DecisionsAndTheirLogLines) {
 int entries(const std::string& dir) {
   int n = 0;
   DIR* d = opendir(dir.c_str());
-  while (dirent* e = d ? readdir(d) : nullptr) n += std::string(e->d_name) != "." && std::string(e->d_name) != "..";
+  while (dirent* e = d ? readdir(d) : nullptr)
+    n += std::string(e->d_name) != "." && std::string(e->d_name) != "..";
   if (d) closedir(d);
   return n;
 }
@@ -155,7 +161,8 @@ int entries(const std::string& dir) {
 TEST(FeatureStore, SpillsBeyondTheBudgetAndLeavesNoFile) {
   const TempDir tmp("parafine-cache-test");
   const std::string dir = tmp.path.string();
-  CacheStorage storage(3 * 5 * sizeof(float) + 7, dir);  // room for 3 records of 5 floats (and change)
+  CacheStorage storage(3 * 5 * sizeof(float) + 7,
+                       dir);  // room for 3 records of 5 floats (and change)
   FeatureStore a(storage, 4, 5), b(storage, 2, 5);
   EXPECT_EQ(a.records_in_memory(), 3);
   EXPECT_EQ(b.records_in_memory(), 0);
@@ -275,8 +282,8 @@ TEST(FeatureCacheTraining, CachedRecordsMatchTheUncachedForward) {
       m.keep_output(node, false);
     }
   }
-  std::cout << "cached records vs uncached forward: max |diff| / max |value| " << worst << " (tol 1e-5); " << exact
-            << " of " << compared << " records bitwise equal\n";
+  std::cout << "cached records vs uncached forward: max |diff| / max |value| " << worst
+            << " (tol 1e-5); " << exact << " of " << compared << " records bitwise equal\n";
   EXPECT_LE(worst, 1e-5);
 }
 
@@ -319,7 +326,8 @@ TrainConfig small_config() {
 // moved them at all: |(b - init) - (a - init)| / |a - init| over all weights (frozen weights
 // do not move and do not count), plus the largest difference in any weight or BN statistic.
 // Prints both with their tolerances.
-void compare(const RunResult& a, const RunResult& b, const std::string& what, double tol_update, double tol_max) {
+void compare(const RunResult& a, const RunResult& b, const std::string& what, double tol_update,
+             double tol_max) {
   ASSERT_EQ(a.params.size(), b.params.size());
   ASSERT_EQ(a.initial, b.initial) << "the runs must start from the same weights";
   const double worst = std::max(test_util::max_abs_diff(a.params, b.params),
@@ -330,8 +338,8 @@ void compare(const RunResult& a, const RunResult& b, const std::string& what, do
     moved += std::pow(static_cast<double>(a.params[k]) - a.initial[k], 2);
   }
   const double rel = std::sqrt(diff / moved);
-  std::cout << what << ": |difference| / |training update| " << rel << " (tol " << tol_update << "), max |dw| "
-            << worst << " (tol " << tol_max << ")\n";
+  std::cout << what << ": |difference| / |training update| " << rel << " (tol " << tol_update
+            << "), max |dw| " << worst << " (tol " << tol_max << ")\n";
   EXPECT_LE(rel, tol_update) << what;
   EXPECT_LE(worst, tol_max) << what;
 }
@@ -347,8 +355,10 @@ TEST(FeatureCacheTraining, BitwiseEqualWhenAllBatchesHaveOneSize) {
     const RunResult off = train_small(c, 32);
     c.cache.mode = CacheMode::kAuto;
     const RunResult on = train_small(c, 32);
-    compare(off, on, std::string("32 samples in batches of 8, cache vs no cache, ") +
-                         (*unfreeze_from ? "--unfreeze-from conv4_block5_1_conv" : "--unfreeze-last 10"), 0.0, 0.0);
+    compare(off, on,
+            std::string("32 samples in batches of 8, cache vs no cache, ") +
+                (*unfreeze_from ? "--unfreeze-from conv4_block5_1_conv" : "--unfreeze-last 10"),
+            0.0, 0.0);
   }
 }
 
@@ -393,13 +403,15 @@ TEST(FeatureCacheTraining, SpillingEqualsMemoryBitForBit) {
   const RunResult memory = train_small(c);
   const TempDir tmp("parafine-cache-test");
   const std::string dir = tmp.path.string();
-  c.cache.memory_bytes = 20000;  // some pooled vectors fit in memory, the rest and all activations spill
+  c.cache.memory_bytes =
+      20000;  // some pooled vectors fit in memory, the rest and all activations spill
   c.cache.dir = dir;
   const RunResult spilled = train_small(c);
   std::cout << spilled.log.substr(0, spilled.log.find("phase 1:")) << "\n";
   EXPECT_NE(spilled.log.find("(unlinked: removed when the process ends)"), std::string::npos);
   compare(memory, spilled, "spilled vs in-memory cache", 0.0, 0.0);
-  EXPECT_EQ(entries(dir), 0) << "the spill directory must be left empty (the file is unlinked at creation)";
+  EXPECT_EQ(entries(dir), 0)
+      << "the spill directory must be left empty (the file is unlinked at creation)";
 }
 
 TEST(FeatureCacheTraining, AugmentTurnsTheCacheOff) {
@@ -409,8 +421,10 @@ TEST(FeatureCacheTraining, AugmentTurnsTheCacheOff) {
   EXPECT_NE(r.log.find("feature cache: off: --augment"), std::string::npos) << r.log;
   EXPECT_EQ(r.log.find("caching --train"), std::string::npos);
   ASSERT_EQ(r.history.size(), 4u);
-  for (const EpochStats& s : r.history) EXPECT_TRUE(std::isfinite(s.loss) && std::isfinite(s.val_loss));
-  std::cout << "with --augment flip: loss " << r.history.front().loss << " -> " << r.history.back().loss << "\n";
+  for (const EpochStats& s : r.history)
+    EXPECT_TRUE(std::isfinite(s.loss) && std::isfinite(s.val_loss));
+  std::cout << "with --augment flip: loss " << r.history.front().loss << " -> "
+            << r.history.back().loss << "\n";
 }
 
 }  // namespace

@@ -22,8 +22,8 @@
 #include "parafine/data/data_order.hpp"
 #include "parafine/data/folder_source.hpp"
 #include "parafine/data/h5_dataset_writer.hpp"
-#include "parafine/io/h5_tensors.hpp"
 #include "parafine/data/image_decode.hpp"
+#include "parafine/io/h5_tensors.hpp"
 #include "test_util.hpp"
 
 namespace fs = std::filesystem;
@@ -60,18 +60,21 @@ MixedFolder make_mixed_folder(const TempDir& tmp) {
   f.good.push_back(tmp.write("mixed/a/a00.jpg", colour_jpeg(220, 30, 30, 1)));
   f.good.push_back(tmp.write("mixed/a/a01.png", colour_png(220, 30, 30, 2)));
   f.bad.push_back(tmp.write("mixed/a/a02_zero.jpg", {}));
-  f.bad.push_back(tmp.write("mixed/a/a03_truncated.jpg", Bytes(jpeg64.begin(), jpeg64.begin() + jpeg64.size() / 2)));
+  f.bad.push_back(tmp.write("mixed/a/a03_truncated.jpg",
+                            Bytes(jpeg64.begin(), jpeg64.begin() + jpeg64.size() / 2)));
   Bytes cmyk(32 * 32 * 4);  // Adobe (inverted) CMYK red: stored 255 - ink, ink = (0, 255, 255, 0)
-  for (size_t i = 0; i < cmyk.size(); i += 4) cmyk[i] = 255, cmyk[i + 1] = 0, cmyk[i + 2] = 0, cmyk[i + 3] = 255;
+  for (size_t i = 0; i < cmyk.size(); i += 4)
+    cmyk[i] = 255, cmyk[i + 1] = 0, cmyk[i + 2] = 0, cmyk[i + 3] = 255;
   f.good.push_back(tmp.write("mixed/a/a04_cmyk.jpg", encode_jpeg(cmyk, 32, 32, 4, JCS_CMYK)));
   f.unusual.push_back(f.good.back());
   f.good.push_back(tmp.write("mixed/a/a05.jpg", colour_jpeg(220, 30, 30, 3)));
   // Class "b" (label 1): random bytes named .jpg, grey+alpha PNG, a PNG whose IHDR lies.
   f.bad.push_back(tmp.write("mixed/b/b00_random.jpg", random_bytes(3000, 7)));
   Bytes grey_alpha;
-  for (int i = 0; i < 24 * 20; ++i) grey_alpha.insert(grey_alpha.end(), {150, static_cast<unsigned char>(i % 256)});
-  f.good.push_back(
-      tmp.write("mixed/b/b01_grey_alpha.png", encode_png(grey_alpha, 24, 20, PNG_COLOR_TYPE_GRAY_ALPHA, 8)));
+  for (int i = 0; i < 24 * 20; ++i)
+    grey_alpha.insert(grey_alpha.end(), {150, static_cast<unsigned char>(i % 256)});
+  f.good.push_back(tmp.write("mixed/b/b01_grey_alpha.png",
+                             encode_png(grey_alpha, 24, 20, PNG_COLOR_TYPE_GRAY_ALPHA, 8)));
   f.unusual.push_back(f.good.back());
   f.bad.push_back(tmp.write("mixed/b/b02_lying_ihdr.png", png_claiming_size(png64, 4000, 3000)));
   f.good.push_back(tmp.write("mixed/b/b03.jpg", colour_jpeg(30, 220, 30, 4)));
@@ -80,17 +83,20 @@ MixedFolder make_mixed_folder(const TempDir& tmp) {
   // so that there are more bad files than the log names.
   Bytes rgb16;
   for (int i = 0; i < 24 * 20; ++i) rgb16.insert(rgb16.end(), {0x10, 0xFF, 0x20, 0x00, 0xE0, 0x80});
-  f.good.push_back(tmp.write("mixed/c/c00_16bit.png", encode_png(rgb16, 24, 20, PNG_COLOR_TYPE_RGB, 16)));
+  f.good.push_back(
+      tmp.write("mixed/c/c00_16bit.png", encode_png(rgb16, 24, 20, PNG_COLOR_TYPE_RGB, 16)));
   f.unusual.push_back(f.good.back());
   f.bad.push_back(tmp.write("mixed/c/c01_lying_sof.jpg", jpeg_claiming_size(jpeg64, 4000, 4000)));
   f.good.push_back(tmp.write("mixed/c/c02.png", colour_png(30, 30, 220, 5)));
-  for (int k = 10; k < 22; ++k) f.bad.push_back(tmp.write("mixed/c/c" + std::to_string(k) + "_zero.png", {}));
+  for (int k = 10; k < 22; ++k)
+    f.bad.push_back(tmp.write("mixed/c/c" + std::to_string(k) + "_zero.png", {}));
   f.good.push_back(tmp.write("mixed/c/c30.jpg", colour_jpeg(30, 30, 220, 6)));
   return f;
 }
 
 // Label a file must have: the index of its class folder among the sorted class names.
-int label_from_path(const std::string& dir, const std::string& path, const std::vector<std::string>& classes) {
+int label_from_path(const std::string& dir, const std::string& path,
+                    const std::vector<std::string>& classes) {
   const std::string cls = fs::path(path).lexically_relative(dir).begin()->string();
   const auto it = std::find(classes.begin(), classes.end(), cls);
   return it == classes.end() ? -1 : static_cast<int>(it - classes.begin());
@@ -105,15 +111,17 @@ TEST(FolderSource, SkipDropsBadFilesKeepsUnusualOnesAndLabels) {
 
   EXPECT_EQ(src.class_names(), (std::vector<std::string>{"a", "b", "c"}));
   EXPECT_EQ(src.classes(), 3);
-  std::cout << "kept " << src.size() << " of " << f.good.size() + f.bad.size() << " images, skipped "
-            << src.skipped().size() << " (expected " << f.good.size() << " and " << f.bad.size() << ")\n";
+  std::cout << "kept " << src.size() << " of " << f.good.size() + f.bad.size()
+            << " images, skipped " << src.skipped().size() << " (expected " << f.good.size()
+            << " and " << f.bad.size() << ")\n";
   ASSERT_EQ(src.size(), static_cast<int>(f.good.size()));
   ASSERT_EQ(src.skipped().size(), f.bad.size());
 
   // The kept files are exactly the good ones, in scan order, and each keeps its folder's label.
   for (int i = 0; i < src.size(); ++i) {
     EXPECT_EQ(src.sample_name(i), f.good[static_cast<size_t>(i)]);
-    EXPECT_EQ(src.label(i), label_from_path(f.dir, src.sample_name(i), src.class_names())) << src.sample_name(i);
+    EXPECT_EQ(src.label(i), label_from_path(f.dir, src.sample_name(i), src.class_names()))
+        << src.sample_name(i);
   }
   for (const std::string& u : f.unusual)
     EXPECT_NE(std::find(f.good.begin(), f.good.end(), u), f.good.end()) << u << " must be kept";
@@ -129,24 +137,27 @@ TEST(FolderSource, SkipDropsBadFilesKeepsUnusualOnesAndLabels) {
   int named = 0;
   for (const std::string& b : f.bad) named += text.find(b + ":") != std::string::npos;
   std::cout << "log names " << named << " of the " << f.bad.size() << " bad files\n";
-  for (size_t k = 0; k < 3; ++k) EXPECT_NE(text.find(f.bad[k]), std::string::npos) << "log should name " << f.bad[k];
+  for (size_t k = 0; k < 3; ++k)
+    EXPECT_NE(text.find(f.bad[k]), std::string::npos) << "log should name " << f.bad[k];
   EXPECT_GE(named, 3);
   EXPECT_LT(named, static_cast<int>(f.bad.size())) << "the log should name only the first few";
-  EXPECT_NE(text.find("skipped " + std::to_string(f.bad.size()) + " bad image"), std::string::npos) << text;
+  EXPECT_NE(text.find("skipped " + std::to_string(f.bad.size()) + " bad image"), std::string::npos)
+      << text;
   // The reasons say what is wrong with each kind.
   const auto reason_of = [&](const std::string& name) {
     for (const BadImage& b : src.skipped())
       if (fs::path(b.path).filename() == name) return b.reason;
     return std::string("(not skipped)");
   };
-  for (const auto& [name, says] :
-       std::vector<std::pair<std::string, std::string>>{{"a02_zero.jpg", "empty"},
-                                                        {"a03_truncated.jpg", "Premature end"},
-                                                        {"b00_random.jpg", "unknown format"},
-                                                        {"b02_lying_ihdr.png", "compressed pixel data"},
-                                                        {"c01_lying_sof.jpg", "4000x4000"}}) {
+  for (const auto& [name, says] : std::vector<std::pair<std::string, std::string>>{
+           {"a02_zero.jpg", "empty"},
+           {"a03_truncated.jpg", "Premature end"},
+           {"b00_random.jpg", "unknown format"},
+           {"b02_lying_ihdr.png", "compressed pixel data"},
+           {"c01_lying_sof.jpg", "4000x4000"}}) {
     std::cout << "  " << reason_of(name) << "\n";
-    EXPECT_NE(reason_of(name).find(says), std::string::npos) << name << ": expected '" << says << "'";
+    EXPECT_NE(reason_of(name).find(says), std::string::npos)
+        << name << ": expected '" << says << "'";
   }
 
   // Every kept file loads as RGB in [0,255]; the unusual ones give the colours they encode
@@ -167,8 +178,8 @@ TEST(FolderSource, SkipDropsBadFilesKeepsUnusualOnesAndLabels) {
       float err = 0;
       for (int c = 0; c < 3; ++c)
         err = std::max(err, std::fabs(centre[c] - expected_unusual[u][static_cast<size_t>(c)]));
-      std::cout << fs::path(f.unusual[u]).filename().string() << ": centre pixel " << centre[0] << " " << centre[1]
-                << " " << centre[2] << ", max channel error " << err << "\n";
+      std::cout << fs::path(f.unusual[u]).filename().string() << ": centre pixel " << centre[0]
+                << " " << centre[1] << " " << centre[2] << ", max channel error " << err << "\n";
       EXPECT_LE(err, u == 0 ? 3.0f : 0.0f) << f.unusual[u];
     }
   }
@@ -189,7 +200,8 @@ TEST(FolderSource, SameSampleListForAnyThreadCountSoRanksAgree) {
         EXPECT_EQ(other.label(i), one.label(i));
       }
       ASSERT_EQ(other.skipped().size(), one.skipped().size());
-      for (size_t k = 0; k < one.skipped().size(); ++k) EXPECT_EQ(other.skipped()[k].path, one.skipped()[k].path);
+      for (size_t k = 0; k < one.skipped().size(); ++k)
+        EXPECT_EQ(other.skipped()[k].path, one.skipped()[k].path);
     }
   }
   // Two ranks sharding the (same) list cover every kept sample exactly once per epoch.
@@ -209,11 +221,13 @@ TEST(FolderSource, FailNamesTheFirstBadFile) {
   for (int threads : {1, 4}) {
     try {
       const FolderSource src(f.dir, BadImagePolicy::kFail, threads, nullptr);
-      ADD_FAILURE() << "--on-bad-image fail accepted a folder with " << f.bad.size() << " bad files";
+      ADD_FAILURE() << "--on-bad-image fail accepted a folder with " << f.bad.size()
+                    << " bad files";
     } catch (const std::runtime_error& e) {
       const std::string msg = e.what();
       std::cout << "threads " << threads << ": " << msg << "\n";
-      EXPECT_NE(msg.find(f.bad[0]), std::string::npos) << "expected the first bad file " << f.bad[0];
+      EXPECT_NE(msg.find(f.bad[0]), std::string::npos)
+          << "expected the first bad file " << f.bad[0];
       EXPECT_NE(msg.find("--on-bad-image"), std::string::npos) << msg;
     }
   }
@@ -270,7 +284,8 @@ TEST(OpenSampleSource, DirectoryHdf5FileOrMissingPath) {
   SourceOptions so;
   so.log = &log;
   const auto folder = open_sample_source(dir, "--train", so);
-  ASSERT_NE(dynamic_cast<const FolderSource*>(folder.get()), nullptr) << "a directory opens as a FolderSource";
+  ASSERT_NE(dynamic_cast<const FolderSource*>(folder.get()), nullptr)
+      << "a directory opens as a FolderSource";
   EXPECT_EQ(folder->size(), 3);
   EXPECT_EQ(folder->class_names(), (std::vector<std::string>{"blue", "red"}));
   EXPECT_NE(log.str().find(dir + "/red/2.jpg"), std::string::npos) << log.str();
@@ -288,7 +303,8 @@ TEST(OpenSampleSource, DirectoryHdf5FileOrMissingPath) {
     file->load(i, 16, b.data());
     worst = std::max(worst, test_util::max_abs_diff(a, b));
   }
-  std::cout << "folder vs converted HDF5 at 16x16: max |diff| = " << worst << " (rounding to uint8)\n";
+  std::cout << "folder vs converted HDF5 at 16x16: max |diff| = " << worst
+            << " (rounding to uint8)\n";
   EXPECT_LE(worst, 0.5);
 
   // --on-bad-image fail through the factory.
@@ -309,7 +325,8 @@ TEST(OpenSampleSource, DirectoryHdf5FileOrMissingPath) {
     ADD_FAILURE() << "opened a missing path";
   } catch (const std::runtime_error& e) {
     std::cout << "  " << e.what() << "\n";
-    EXPECT_NE(std::string(e.what()).find("--val " + missing + ": no such file"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("--val " + missing + ": no such file"), std::string::npos)
+        << e.what();
   }
   try {
     open_sample_source("", "--data", so);

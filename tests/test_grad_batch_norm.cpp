@@ -87,7 +87,9 @@ struct BnCase {
   Shape shape;
 };
 
-void PrintTo(const BnCase& c, std::ostream* os) { *os << c.name << " " << c.shape.str(); }
+void PrintTo(const BnCase& c, std::ostream* os) {
+  *os << c.name << " " << c.shape.str();
+}
 
 class BatchNormGrad : public ::testing::TestWithParam<BnCase> {};
 

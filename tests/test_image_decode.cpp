@@ -19,8 +19,8 @@
 #include <vector>
 
 #include "image_writers.hpp"
-#include "test_util.hpp"
 #include "parafine/data/image_decode.hpp"
+#include "test_util.hpp"
 
 namespace fs = std::filesystem;
 

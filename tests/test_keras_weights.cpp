@@ -32,12 +32,12 @@
 #include <string>
 #include <vector>
 
-#include "parafine/io/h5_tensors.hpp"
 #include "parafine/core/rng.hpp"
-#include "parafine/model/initializers.hpp"
+#include "parafine/io/h5_tensors.hpp"
 #include "parafine/io/keras_file.hpp"
 #include "parafine/io/keras_weights.hpp"
 #include "parafine/io/model_file.hpp"
+#include "parafine/model/initializers.hpp"
 #include "parafine/model/resnet50.hpp"
 #include "test_util.hpp"
 
@@ -52,9 +52,13 @@ using test_util::TempDir;
 constexpr int kWidth = 8, kClasses = 3, kHead = 16, kImage = 32;
 constexpr std::uint64_t kInitSeed = 7;
 
-ResNet50Config config() { return ResNet50Config{kImage, kClasses, kHead, kWidth, 3}; }
+ResNet50Config config() {
+  return ResNet50Config{kImage, kClasses, kHead, kWidth, 3};
+}
 
-std::string fixture(const std::string& name) { return env_or("PARAFINE_KERAS_FIXTURES", ".") + "/" + name; }
+std::string fixture(const std::string& name) {
+  return env_or("PARAFINE_KERAS_FIXTURES", ".") + "/" + name;
+}
 
 // A freshly built model with Keras default initialisation (so a load visibly changes it).
 Model fresh_model(std::uint64_t seed = kInitSeed) {
@@ -64,7 +68,9 @@ Model fresh_model(std::uint64_t seed = kInitSeed) {
 struct Snapshot {
   std::vector<float> params, state;
 };
-Snapshot snapshot(const Model& m) { return {m.params(), m.state()}; }
+Snapshot snapshot(const Model& m) {
+  return {m.params(), m.state()};
+}
 
 void expect_same_weights(const Model& a, const Model& b, const std::string& what) {
   const std::size_t dp = bit_diffs(a.params(), b.params()), ds = bit_diffs(a.state(), b.state());
@@ -75,7 +81,8 @@ void expect_same_weights(const Model& a, const Model& b, const std::string& what
 }
 
 void expect_untouched(const Model& m, const Snapshot& before, const std::string& what) {
-  const std::size_t dp = bit_diffs(m.params(), before.params), ds = bit_diffs(m.state(), before.state);
+  const std::size_t dp = bit_diffs(m.params(), before.params),
+                    ds = bit_diffs(m.state(), before.state);
   std::cout << "  after the failed load of " << what << ": " << dp << " params and " << ds
             << " state floats changed\n";
   EXPECT_EQ(dp, 0u) << what << " left the model half-loaded";
@@ -85,7 +92,8 @@ void expect_untouched(const Model& m, const Snapshot& before, const std::string&
 // Compares every variable of the model's layers [first, last) with the dataset
 // `<root>/<layer>/<layer>/<var>:0` of a tf.keras-layout file read with H5File. Returns the
 // number of variables compared.
-int expect_matches_file(const Model& m, const std::string& path, const std::string& root, int first, int last) {
+int expect_matches_file(const Model& m, const std::string& path, const std::string& root, int first,
+                        int last) {
   H5File f(path, H5File::Mode::kRead);
   int compared = 0;
   std::size_t differing = 0, floats = 0;
@@ -102,13 +110,14 @@ int expect_matches_file(const Model& m, const std::string& path, const std::stri
     floats += t.numel();
     ++compared;
   }
-  std::cout << "model vs " << fs::path(path).filename().string() << root << ": " << compared << " variables, "
-            << floats << " floats, " << differing << " differ bitwise\n";
+  std::cout << "model vs " << fs::path(path).filename().string() << root << ": " << compared
+            << " variables, " << floats << " floats, " << differing << " differ bitwise\n";
   return compared;
 }
 
 // The message of the exception thrown by load_keras_weights, or "" when it loaded.
-std::string load_error(Model& m, const std::string& path, WeightScope scope, std::ostream* log = nullptr) {
+std::string load_error(Model& m, const std::string& path, WeightScope scope,
+                       std::ostream* log = nullptr) {
   return test_util::error_message<std::runtime_error>(
       [&] { load_keras_weights(m, path, scope, log); });
 }
@@ -128,10 +137,11 @@ std::vector<float> predict(Model& m, const Tensor& x) {
 // Runs the h5py layout checker; returns its exit status (-1 when it did not exit normally).
 int run_layout_checker(const std::string& model_file, const std::string& extra_args) {
   const std::string py = env_or("PARAFINE_REFERENCE_PYTHON", "/usr/bin/python3");
-  const std::string script = env_or("PARAFINE_KERAS_LAYOUT_CHECKER", "tests/reference/check_keras_layout.py");
-  const std::string cmd = "'" + py + "' '" + script + "' '" + model_file + "' --width " + std::to_string(kWidth) +
-                          " --classes " + std::to_string(kClasses) + " --head-units " + std::to_string(kHead) +
-                          " " + extra_args;
+  const std::string script =
+      env_or("PARAFINE_KERAS_LAYOUT_CHECKER", "tests/reference/check_keras_layout.py");
+  const std::string cmd = "'" + py + "' '" + script + "' '" + model_file + "' --width " +
+                          std::to_string(kWidth) + " --classes " + std::to_string(kClasses) +
+                          " --head-units " + std::to_string(kHead) + " " + extra_args;
   std::cout << "running: " << cmd << std::endl;
   const int status = std::system(cmd.c_str());
   std::cout << std::flush;
@@ -142,7 +152,8 @@ int run_layout_checker(const std::string& model_file, const std::string& extra_a
 
 TEST(KerasWeights, FixturesArePresent) {
   for (const char* f : {"tf_keras_notop.h5", "keras1_notop.h5", "full_model.h5", "full_weights.h5"})
-    ASSERT_TRUE(fs::exists(fixture(f))) << fixture(f) << " missing: run the keras_weight_fixtures test first";
+    ASSERT_TRUE(fs::exists(fixture(f)))
+        << fixture(f) << " missing: run the keras_weight_fixtures test first";
 }
 
 TEST(KerasWeights, FileStructureOfBothLayouts) {
@@ -151,7 +162,8 @@ TEST(KerasWeights, FileStructureOfBothLayouts) {
   H5File k1(fixture("keras1_notop.h5"), H5File::Mode::kRead);
   const KerasWeightFile b = read_keras_weight_file(k1);
   std::cout << "tf_keras_notop.h5: layout '" << layout_name(a.layout) << "', " << a.layers.size()
-            << " weighted layers, keras_version '" << a.keras_version << "', backend '" << a.backend << "'\n"
+            << " weighted layers, keras_version '" << a.keras_version << "', backend '" << a.backend
+            << "'\n"
             << "keras1_notop.h5: layout '" << layout_name(b.layout) << "', " << b.layers.size()
             << " weighted layers\n";
   EXPECT_EQ(a.layout, KerasLayout::kTfKeras);
@@ -187,8 +199,8 @@ TEST(KerasWeights, FileStructureOfBothLayouts) {
     differ_a += a.layers[i].name != model_order[i];
     differ_b += b.layers[i].name != model_order[i];
   }
-  std::cout << "weighted-layer positions that differ from the model order: tf.keras file " << differ_a
-            << ", Keras-1 file " << differ_b << "\n";
+  std::cout << "weighted-layer positions that differ from the model order: tf.keras file "
+            << differ_a << ", Keras-1 file " << differ_b << "\n";
   EXPECT_EQ(differ_a, 0);
   EXPECT_GT(differ_b, 0);
 }
@@ -202,7 +214,8 @@ TEST(KerasWeights, BothLayoutsLoadToIdenticalTensors) {
   std::cout << "notes: tf.keras '" << log_a.str() << "', Keras-1 '" << log_b.str() << "'\n";
   expect_same_weights(a, b, "tf.keras vs Keras-1 load");
   // Against the stored values themselves, read back with H5File.
-  EXPECT_EQ(expect_matches_file(a, fixture("tf_keras_notop.h5"), "", 0, kResNet50BaseLayers), 53 * 2 + 53 * 4);
+  EXPECT_EQ(expect_matches_file(a, fixture("tf_keras_notop.h5"), "", 0, kResNet50BaseLayers),
+            53 * 2 + 53 * 4);
   // Keras-1 paths, spot checks of every kind of variable.
   H5File k1(fixture("keras1_notop.h5"), H5File::Mode::kRead);
   const std::pair<const char*, std::pair<const char*, const char*>> spots[] = {
@@ -220,8 +233,8 @@ TEST(KerasWeights, BothLayoutsLoadToIdenticalTensors) {
     const Tensor t = k1.read_tensor(ds);
     ASSERT_EQ(t.shape(), r.shape) << ds;
     const std::size_t d = bit_diffs(b.data(r), t.data(), t.numel());
-    std::cout << "Keras-1 " << ds << " -> " << lv.first << "/" << lv.second << ": " << d << " of " << t.numel()
-              << " differ\n";
+    std::cout << "Keras-1 " << ds << " -> " << lv.first << "/" << lv.second << ": " << d << " of "
+              << t.numel() << " differ\n";
     EXPECT_EQ(d, 0u);
   }
   // The load changed every base variable and left the head (not in a notop file) as it was.
@@ -257,8 +270,9 @@ TEST(KerasWeights, PredictionsFromBothLayoutsAreIdentical) {
   }
   std::cout << "predictions (tf.keras file):";
   for (float v : pa) std::cout << " " << v;
-  std::cout << "\npredictions differing bitwise between the two layouts: " << bit_diffs(pa.data(), pb.data(), pa.size())
-            << " of " << pa.size() << "; max |change| against the un-loaded model: " << max_change << "\n";
+  std::cout << "\npredictions differing bitwise between the two layouts: "
+            << bit_diffs(pa.data(), pb.data(), pa.size()) << " of " << pa.size()
+            << "; max |change| against the un-loaded model: " << max_change << "\n";
   EXPECT_TRUE(finite);
   EXPECT_EQ(bit_diffs(pa.data(), pb.data(), pa.size()), 0u);
   EXPECT_GT(max_change, 1e-6) << "the loaded weights should change the predictions";
@@ -267,10 +281,12 @@ TEST(KerasWeights, PredictionsFromBothLayoutsAreIdentical) {
 TEST(KerasWeights, SwappedPositionsLoadByName) {
   H5File f(fixture("swapped.h5"), H5File::Mode::kRead);
   const auto names = f.read_string_list_attribute("/", "layer_names");
-  const auto pos = [&](const std::string& n) { return std::find(names.begin(), names.end(), n) - names.begin(); };
+  const auto pos = [&](const std::string& n) {
+    return std::find(names.begin(), names.end(), n) - names.begin();
+  };
   const auto p0 = pos("conv2_block1_0_conv"), p3 = pos("conv2_block1_3_conv");
-  std::cout << "swapped.h5 layer_names: conv2_block1_0_conv at " << p0 << ", conv2_block1_3_conv at " << p3
-            << " (the model has them at 13 and 14)\n";
+  std::cout << "swapped.h5 layer_names: conv2_block1_0_conv at " << p0
+            << ", conv2_block1_3_conv at " << p3 << " (the model has them at 13 and 14)\n";
   ASSERT_GT(p0, p3) << "the fixture should list the two convs in swapped positions";
 
   Model swapped = fresh_model(), plain = fresh_model();
@@ -287,9 +303,10 @@ TEST(KerasWeights, SwappedPositionsLoadByName) {
   const std::size_t own0 = bit_diffs(swapped.data(r0), k0.data(), k0.numel());
   const std::size_t own3 = bit_diffs(swapped.data(r3), k3.data(), k3.numel());
   const std::size_t cross = bit_diffs(swapped.data(r0), k3.data(), k3.numel());
-  std::cout << "both kernels " << k0.shape().str() << "; conv2_block1_0_conv vs its own dataset: " << own0
-            << " differ, vs conv2_block1_3_conv's: " << cross << " differ; conv2_block1_3_conv vs its own: " << own3
-            << "\n";
+  std::cout << "both kernels " << k0.shape().str()
+            << "; conv2_block1_0_conv vs its own dataset: " << own0
+            << " differ, vs conv2_block1_3_conv's: " << cross
+            << " differ; conv2_block1_3_conv vs its own: " << own3 << "\n";
   EXPECT_EQ(own0, 0u);
   EXPECT_EQ(own3, 0u);
   EXPECT_GT(cross, 0u) << "the two kernels must differ for this test to mean anything";
@@ -306,19 +323,31 @@ TEST(KerasWeights, EachDamagedFileGivesItsOwnErrorAndLeavesTheModelUntouched) {
       {"not_hdf5.h5", WeightScope::kBase, {"not_hdf5.h5", "not an HDF5 file"}},
       {"does_not_exist.h5", WeightScope::kBase, {"does_not_exist.h5", "no such file"}},
       {"truncated.h5", WeightScope::kBase, {"truncated.h5", "truncated or damaged"}},
-      {"wrong_dtype.h5", WeightScope::kBase, {"wrong_dtype.h5", "1 problem", "conv4_block3_2_conv/kernel", "int32"}},
-      {"missing_layer.h5", WeightScope::kBase, {"missing_layer.h5", "1 problem", "conv3_block2_2_conv", "missing"}},
+      {"wrong_dtype.h5",
+       WeightScope::kBase,
+       {"wrong_dtype.h5", "1 problem", "conv4_block3_2_conv/kernel", "int32"}},
+      {"missing_layer.h5",
+       WeightScope::kBase,
+       {"missing_layer.h5", "1 problem", "conv3_block2_2_conv", "missing"}},
       {"wrong_shape.h5",
        WeightScope::kBase,
-       {"wrong_shape.h5", "1 problem", "conv4_block1_0_conv/kernel", "shape", "[128,64,1,1]", "[1,1,64,128]"}},
+       {"wrong_shape.h5", "1 problem", "conv4_block1_0_conv/kernel", "shape", "[128,64,1,1]",
+        "[1,1,64,128]"}},
       {"nan.h5", WeightScope::kBase, {"nan.h5", "1 problem", "conv5_block3_3_bn/gamma", "NaN"}},
-      {"inf.h5", WeightScope::kBase, {"inf.h5", "1 problem", "conv5_block2_1_bn/moving_variance", "Inf"}},
-      {"extra_layer.h5", WeightScope::kBase, {"extra_layer.h5", "1 problem", "my_extra_conv", "not a layer"}},
+      {"inf.h5",
+       WeightScope::kBase,
+       {"inf.h5", "1 problem", "conv5_block2_1_bn/moving_variance", "Inf"}},
+      {"extra_layer.h5",
+       WeightScope::kBase,
+       {"extra_layer.h5", "1 problem", "my_extra_conv", "not a layer"}},
       {"two_problems.h5",
        WeightScope::kBase,
-       {"two_problems.h5", "2 problem(s)", "conv3_block2_2_conv", "missing", "conv4_block1_0_conv/kernel", "shape"}},
+       {"two_problems.h5", "2 problem(s)", "conv3_block2_2_conv", "missing",
+        "conv4_block1_0_conv/kernel", "shape"}},
       // A base (notop) file where the full model is wanted: the head is missing.
-      {"tf_keras_notop.h5", WeightScope::kFull, {"tf_keras_notop.h5", "2 problem(s)", "dense:", "dense_1:", "missing"}},
+      {"tf_keras_notop.h5",
+       WeightScope::kFull,
+       {"tf_keras_notop.h5", "2 problem(s)", "dense:", "dense_1:", "missing"}},
   };
   std::set<std::string> distinct;
   for (const Damage& c : cases) {
@@ -328,17 +357,21 @@ TEST(KerasWeights, EachDamagedFileGivesItsOwnErrorAndLeavesTheModelUntouched) {
     keras_initialize(m, 99);  // ... then different values everywhere
     const Snapshot before = snapshot(m);
     const std::string msg = load_error(m, fixture(c.file), c.scope);
-    std::cout << "[" << c.file << (c.scope == WeightScope::kFull ? ", full" : ", base") << "] error:\n"
+    std::cout << "[" << c.file << (c.scope == WeightScope::kFull ? ", full" : ", base")
+              << "] error:\n"
               << msg << "\n";
     EXPECT_FALSE(msg.empty()) << c.file << " loaded without an error";
-    for (const auto& s : c.must_contain) EXPECT_NE(msg.find(s), std::string::npos) << c.file << ": no '" << s << "' in: " << msg;
+    for (const auto& s : c.must_contain)
+      EXPECT_NE(msg.find(s), std::string::npos) << c.file << ": no '" << s << "' in: " << msg;
     // Each problem line must be its own: strip the path so identical texts would collide.
     std::string body = msg;
-    for (std::size_t p; (p = body.find(env_or("PARAFINE_KERAS_FIXTURES", "."))) != std::string::npos;)
+    for (std::size_t p;
+         (p = body.find(env_or("PARAFINE_KERAS_FIXTURES", "."))) != std::string::npos;)
       body.erase(p, body.find(".h5", p) + 3 - p);
     // (A file that does not exist may share the non-HDF5 message, which names both causes.)
     if (c.file != "does_not_exist.h5")
-      EXPECT_TRUE(distinct.insert(body).second) << c.file << " gives the same error as another case: " << body;
+      EXPECT_TRUE(distinct.insert(body).second)
+          << c.file << " gives the same error as another case: " << body;
     expect_untouched(m, before, c.file);
   }
 }
@@ -350,10 +383,13 @@ TEST(KerasWeights, TruncatedFileSaysTruncated) {
   const std::string path = fixture("truncated.h5");
   const std::string msg = load_error(m, path, WeightScope::kBase);
   std::string body = msg;
-  if (body.compare(0, path.size(), path) == 0) body.erase(0, path.size());  // the path says "truncated"
+  if (body.compare(0, path.size(), path) == 0)
+    body.erase(0, path.size());  // the path says "truncated"
   std::cout << "truncated.h5 error: '" << msg << "'; without the path: '" << body << "'\n";
   EXPECT_NE(body.find("truncated"), std::string::npos)
-      << "the error for a truncated file should say so (e.g. 'HDF5 file is truncated or damaged'), got: " << msg;
+      << "the error for a truncated file should say so (e.g. 'HDF5 file is truncated or damaged'), "
+         "got: "
+      << msg;
 }
 
 // h5py writes Python str attributes as VARIABLE-length UTF-8 strings (the Keras-1 fixture's
@@ -396,25 +432,30 @@ TEST(KerasWeights, FullModelFilesLoadWithTheHead) {
   load_keras_weights(from_weights, fixture("full_weights.h5"), WeightScope::kFull, &log);
   EXPECT_EQ(log.str(), "") << "a full load of a full file should have nothing to note";
   expect_same_weights(from_model, from_weights, "full_model.h5 vs full_weights.h5");
-  EXPECT_EQ(expect_matches_file(from_model, fixture("full_model.h5"), "/model_weights", 0, from_model.size()),
+  EXPECT_EQ(expect_matches_file(from_model, fixture("full_model.h5"), "/model_weights", 0,
+                                from_model.size()),
             53 * 2 + 53 * 4 + 4);
-  EXPECT_EQ(expect_matches_file(from_weights, fixture("full_weights.h5"), "", 0, from_weights.size()),
-            53 * 2 + 53 * 4 + 4);
+  EXPECT_EQ(
+      expect_matches_file(from_weights, fixture("full_weights.h5"), "", 0, from_weights.size()),
+      53 * 2 + 53 * 4 + 4);
   // And the base part equals the base-only files' load.
   Model base = fresh_model();
   load_keras_weights(base, fixture("keras1_notop.h5"), WeightScope::kBase);
   std::size_t d = 0;
   for (const ParamRef& r : base.param_refs())
-    if (r.node < kResNet50BaseLayers) d += bit_diffs(base.data(r), from_model.data(r), r.shape.numel());
-  std::cout << "base floats differing between keras1_notop.h5 and full_model.h5 loads: " << d << "\n";
+    if (r.node < kResNet50BaseLayers)
+      d += bit_diffs(base.data(r), from_model.data(r), r.shape.numel());
+  std::cout << "base floats differing between keras1_notop.h5 and full_model.h5 loads: " << d
+            << "\n";
   EXPECT_EQ(d, 0u);
 
   for (const char* name : {"full_model.h5", "full_weights.h5"}) {
     H5File h5(fixture(name), H5File::Mode::kRead);
     const KerasWeightFile kf = read_keras_weight_file(h5);
     const ResNet50Config c = resnet50_config_of(kf, kImage);
-    std::cout << name << ": root " << kf.root << ", config width " << c.width << ", channels " << c.channels
-              << ", head units " << c.head_units << ", classes " << c.classes << ", image " << c.image_size << "\n";
+    std::cout << name << ": root " << kf.root << ", config width " << c.width << ", channels "
+              << c.channels << ", head units " << c.head_units << ", classes " << c.classes
+              << ", image " << c.image_size << "\n";
     EXPECT_EQ(kf.root, std::string(name) == "full_model.h5" ? "/model_weights" : "/");
     EXPECT_EQ(c.width, kWidth);
     EXPECT_EQ(c.channels, 3);
@@ -440,7 +481,8 @@ TEST(KerasWeights, BaseLoadFromAFullModelIgnoresTheHeadWithANote) {
   std::cout << "notes: " << log.str();
   EXPECT_NE(log.str().find("'dense'"), std::string::npos);
   EXPECT_NE(log.str().find("'dense_1'"), std::string::npos);
-  expect_same_weights(m, plain, "base of full_model.h5 vs tf_keras_notop.h5 (head left as initialised)");
+  expect_same_weights(m, plain,
+                      "base of full_model.h5 vs tf_keras_notop.h5 (head left as initialised)");
 }
 
 TEST(KerasWeights, SaveThenLoadIsBitwise) {
@@ -448,8 +490,14 @@ TEST(KerasWeights, SaveThenLoadIsBitwise) {
   Model a = fresh_model();
   load_keras_weights(a, fixture("full_weights.h5"), WeightScope::kFull);
   // Values whose bits a lossy path would change: -0, the smallest denormal, the extremes.
-  const float specials[] = {-0.0f, std::numeric_limits<float>::denorm_min(), FLT_MAX, -FLT_MAX, FLT_MIN,
-                            -FLT_MIN, 1.0f + FLT_EPSILON, 3.14159274f};
+  const float specials[] = {-0.0f,
+                            std::numeric_limits<float>::denorm_min(),
+                            FLT_MAX,
+                            -FLT_MAX,
+                            FLT_MIN,
+                            -FLT_MIN,
+                            1.0f + FLT_EPSILON,
+                            3.14159274f};
   for (std::size_t i = 0; i < std::size(specials); ++i) {
     a.params()[i * 997] = specials[i];
     a.state()[i * 101] = specials[i];
@@ -466,7 +514,8 @@ TEST(KerasWeights, SaveThenLoadIsBitwise) {
   load_keras_weights(c, path, WeightScope::kFull);
   expect_same_weights(a, c, "save over an existing file -> load");
   std::vector<std::string> left;
-  for (const auto& e : fs::directory_iterator(tmp.path)) left.push_back(e.path().filename().string());
+  for (const auto& e : fs::directory_iterator(tmp.path))
+    left.push_back(e.path().filename().string());
   std::cout << "files in the save directory:";
   for (const auto& n : left) std::cout << " " << n;
   std::cout << "\n";

@@ -7,11 +7,11 @@
 #include <iostream>
 
 #include "parafine/core/adam.hpp"
-#include "parafine/model/initializers.hpp"
-#include "parafine/layers/conv2d.hpp"
-#include "parafine/layers/simple_layers.hpp"
-#include "parafine/layers/dense.hpp"
 #include "parafine/core/loss.hpp"
+#include "parafine/layers/conv2d.hpp"
+#include "parafine/layers/dense.hpp"
+#include "parafine/layers/simple_layers.hpp"
+#include "parafine/model/initializers.hpp"
 #include "parafine/model/resnet50.hpp"
 #include "parafine/train/trainer.hpp"
 #include "test_util.hpp"
@@ -19,7 +19,9 @@
 namespace parafine {
 namespace {
 
-ResNet50Config tiny() { return ResNet50Config{32, 3, 8, 4, 3}; }
+ResNet50Config tiny() {
+  return ResNet50Config{32, 3, 8, 4, 3};
+}
 
 // The names of the first 175 layers (the Keras base), in order.
 std::vector<std::string> base_layer_names(const Model& model) {
@@ -34,17 +36,31 @@ TEST(ResNet50, KerasLayerNamesAndOrder) {
   ASSERT_EQ(m.size(), 178);
   const auto base = base_layer_names(m);
   ASSERT_EQ(base.size(), 175u);
-  const std::vector<std::string> head = {"input_1", "conv1_pad", "conv1_conv", "conv1_bn", "conv1_relu",
-                                         "pool1_pad", "pool1_pool", "conv2_block1_1_conv", "conv2_block1_1_bn",
-                                         "conv2_block1_1_relu", "conv2_block1_2_conv", "conv2_block1_2_bn",
-                                         "conv2_block1_2_relu", "conv2_block1_0_conv", "conv2_block1_3_conv",
-                                         "conv2_block1_0_bn", "conv2_block1_3_bn", "conv2_block1_add",
-                                         "conv2_block1_out", "conv2_block2_1_conv"};
+  const std::vector<std::string> head = {"input_1",
+                                         "conv1_pad",
+                                         "conv1_conv",
+                                         "conv1_bn",
+                                         "conv1_relu",
+                                         "pool1_pad",
+                                         "pool1_pool",
+                                         "conv2_block1_1_conv",
+                                         "conv2_block1_1_bn",
+                                         "conv2_block1_1_relu",
+                                         "conv2_block1_2_conv",
+                                         "conv2_block1_2_bn",
+                                         "conv2_block1_2_relu",
+                                         "conv2_block1_0_conv",
+                                         "conv2_block1_3_conv",
+                                         "conv2_block1_0_bn",
+                                         "conv2_block1_3_bn",
+                                         "conv2_block1_add",
+                                         "conv2_block1_out",
+                                         "conv2_block2_1_conv"};
   for (size_t i = 0; i < head.size(); ++i) EXPECT_EQ(base[i], head[i]) << "layer " << i;
-  const std::vector<std::string> last10 = {"conv5_block3_1_conv", "conv5_block3_1_bn", "conv5_block3_1_relu",
-                                           "conv5_block3_2_conv", "conv5_block3_2_bn", "conv5_block3_2_relu",
-                                           "conv5_block3_3_conv", "conv5_block3_3_bn", "conv5_block3_add",
-                                           "conv5_block3_out"};
+  const std::vector<std::string> last10 = {
+      "conv5_block3_1_conv", "conv5_block3_1_bn",   "conv5_block3_1_relu", "conv5_block3_2_conv",
+      "conv5_block3_2_bn",   "conv5_block3_2_relu", "conv5_block3_3_conv", "conv5_block3_3_bn",
+      "conv5_block3_add",    "conv5_block3_out"};
   for (size_t i = 0; i < 10; ++i) EXPECT_EQ(base[165 + i], last10[i]);
   EXPECT_EQ(m.layer(175).name(), "global_average_pooling2d");
   EXPECT_EQ(m.layer(176).name(), "dense");
@@ -145,7 +161,7 @@ TEST(ResNet50, TrainingTouchesOnlyTheTrainableSuffix) {
   }
   std::cout << frozen_checked << " frozen weight tensors bit-identical; " << trainable_changed
             << " trainable tensors changed\n";
-  EXPECT_EQ(frozen_checked, 300);  // 53 convs x 2 + 53 BN x 4 + 4 head, minus the suffix's 22
+  EXPECT_EQ(frozen_checked, 300);    // 53 convs x 2 + 53 BN x 4 + 4 head, minus the suffix's 22
   EXPECT_EQ(trainable_changed, 19);  // 3 kernels, 3 BN x 4 (moving stats too), 4 head tensors
 }
 
@@ -156,7 +172,8 @@ TEST(ResNet50, FrozenPrefixActivationsAreReleased) {
   unfreeze_last_base_layers(m, 10);
   m.forward(data.images, true);
   EXPECT_THROW(m.output(m.index_of("conv2_block1_out")), std::logic_error);
-  EXPECT_THROW(m.output(m.index_of("conv5_block3_1_relu") - 4), std::logic_error);  // inside conv5_block2
+  EXPECT_THROW(m.output(m.index_of("conv5_block3_1_relu") - 4),
+               std::logic_error);                             // inside conv5_block2
   EXPECT_NO_THROW(m.output(m.index_of("conv5_block2_out")));  // input of the trainable block
   EXPECT_NO_THROW(m.output(m.index_of("conv5_block3_1_bn")));
   int kept = 0;
@@ -167,8 +184,8 @@ TEST(ResNet50, FrozenPrefixActivationsAreReleased) {
     } catch (const std::logic_error&) {
     }
   }
-  std::cout << "training forward with the last 10 layers trainable keeps " << kept << " of " << m.size()
-            << " layer outputs\n";
+  std::cout << "training forward with the last 10 layers trainable keeps " << kept << " of "
+            << m.size() << " layer outputs\n";
   EXPECT_EQ(kept, 1 + 10 + 3);  // conv5_block2_out, the 10 trainable layers, the head
 }
 

@@ -7,8 +7,8 @@
 
 #include <mutex>
 
-#include <condition_variable>
 #include <unistd.h>
+#include <condition_variable>
 
 #include <atomic>
 #include <chrono>
@@ -21,8 +21,8 @@
 #include <stdexcept>
 #include <thread>
 
-#include "parafine/data/data_order.hpp"
 #include "parafine/core/rng.hpp"
+#include "parafine/data/data_order.hpp"
 #include "parafine/data/prefetcher.hpp"
 #include "parafine/data/sample_source.hpp"
 #include "test_util.hpp"
@@ -46,7 +46,8 @@ InMemorySource random_source(int N, int H, int W, int classes, std::uint64_t see
 }
 
 // The batches a serial loop would produce: load, optional flip, preprocess, sample by sample.
-std::vector<Batch> serial_batches(const SampleSource& src, const std::vector<std::vector<int>>& steps,
+std::vector<Batch> serial_batches(const SampleSource& src,
+                                  const std::vector<std::vector<int>>& steps,
                                   const PrefetchConfig& c) {
   std::vector<Batch> out;
   const std::size_t per = static_cast<std::size_t>(c.image_size) * c.image_size * 3;
@@ -60,7 +61,8 @@ std::vector<Batch> serial_batches(const SampleSource& src, const std::vector<std
       b.labels.push_back(src.label(i));
       src.load(i, c.image_size, b.images.data() + per * p);
       prepare_sample(b.images.data() + per * p, c.image_size,
-                     c.augment == Augment::kFlip && flip_decision(c.seed, c.epoch, i), c.preprocess);
+                     c.augment == Augment::kFlip && flip_decision(c.seed, c.epoch, i),
+                     c.preprocess);
     }
     out.push_back(std::move(b));
   }
@@ -91,8 +93,8 @@ double compare(const std::vector<Batch>& got, const std::vector<Batch>& want) {
     EXPECT_EQ(got[k].labels, want[k].labels) << "step " << k;
     EXPECT_EQ(got[k].images.shape(), want[k].images.shape()) << "step " << k;
     if (got[k].images.shape() != want[k].images.shape()) return INFINITY;
-    worst = std::max(worst, max_abs_diff(got[k].images.data(), want[k].images.data(),
-                                         got[k].images.numel()));
+    worst = std::max(
+        worst, max_abs_diff(got[k].images.data(), want[k].images.data(), got[k].images.numel()));
   }
   return worst;
 }
@@ -116,8 +118,9 @@ TEST(Prefetcher, SameOrderAndPixelsForAnyThreadsAndDepth) {
         BatchPrefetcher pf(src, steps, c);
         EXPECT_EQ(pf.steps(), plan.steps());
         const double err = compare(drain(pf), want);
-        std::cout << "augment " << (aug == Augment::kFlip ? "flip" : "none") << " threads " << threads << " depth "
-                  << depth << ": max |prefetched - serial| = " << err << "\n";
+        std::cout << "augment " << (aug == Augment::kFlip ? "flip" : "none") << " threads "
+                  << threads << " depth " << depth << ": max |prefetched - serial| = " << err
+                  << "\n";
         EXPECT_EQ(err, 0.0);
       }
   }
@@ -136,7 +139,8 @@ TEST(Prefetcher, TwoRunsSameSeedSameOrder) {
     BatchPrefetcher pf(src, ShardPlan(33, 4, 1, 0, true, 3).local_batches(1), c);
     runs.push_back(drain(pf));
   }
-  for (std::size_t r = 1; r < runs.size(); ++r) EXPECT_EQ(compare(runs[r], runs[0]), 0.0) << "run " << r;
+  for (std::size_t r = 1; r < runs.size(); ++r)
+    EXPECT_EQ(compare(runs[r], runs[0]), 0.0) << "run " << r;
   EXPECT_NE(runs[0][0].indices, (std::vector<int>{0, 1, 2, 3})) << "shuffled";
 }
 
@@ -160,7 +164,8 @@ TEST(Prefetcher, FlipIsSeededAndFlipsAboutHalf) {
   const InMemorySource src = random_source(64, 5, 5, 2, 3);
   std::vector<std::vector<int>> steps;
   for (int k = 0; k < 8; ++k)
-    steps.push_back({8 * k, 8 * k + 1, 8 * k + 2, 8 * k + 3, 8 * k + 4, 8 * k + 5, 8 * k + 6, 8 * k + 7});
+    steps.push_back(
+        {8 * k, 8 * k + 1, 8 * k + 2, 8 * k + 3, 8 * k + 4, 8 * k + 5, 8 * k + 6, 8 * k + 7});
   PrefetchConfig c;
   c.image_size = 5;
   c.preprocess = Preprocess::kNone;
@@ -218,7 +223,8 @@ class InstrumentedSource : public SampleSource {
   int label(int i) const override { return inner_.label(i); }
   void load(int i, int image_size, float* out) const override {
     if (delay_.count() > 0) std::this_thread::sleep_for(delay_);
-    if (i == bad_) throw std::runtime_error("broken.h5: image " + std::to_string(i) + " is damaged");
+    if (i == bad_)
+      throw std::runtime_error("broken.h5: image " + std::to_string(i) + " is damaged");
     inner_.load(i, image_size, out);
     ++loads;
     int seen = max_sample.load();
@@ -250,7 +256,8 @@ TEST(Prefetcher, LoadErrorSurfacesInNext) {
     } catch (const std::runtime_error& e) {
       message = e.what();
     }
-    std::cout << "threads " << threads << ": " << delivered << " batches, then: " << message << "\n";
+    std::cout << "threads " << threads << ": " << delivered << " batches, then: " << message
+              << "\n";
     EXPECT_EQ(message, "broken.h5: image 13 is damaged");
     EXPECT_LE(delivered, 2) << "sample 13 is in step 2";
     EXPECT_THROW(pf.next(b), std::runtime_error) << "the error sticks";
@@ -310,7 +317,8 @@ TEST(Prefetcher, NoBatchIsDeliveredAfterTheError) {
   EXPECT_THROW(pf.next(b), std::runtime_error) << "sample 5 fails while step 0 waits for sample 4";
   src.release();
   src.wait_held_done();
-  std::this_thread::sleep_for(50ms);  // the worker records sample 4 (step 0 complete) under the prefetcher's lock
+  std::this_thread::sleep_for(
+      50ms);  // the worker records sample 4 (step 0 complete) under the prefetcher's lock
   EXPECT_THROW(pf.next(b), std::runtime_error) << "a batch was handed out after the error";
 }
 
@@ -377,7 +385,8 @@ TEST(Prefetcher, AtMostDepthBatchesDecodedAhead) {
     }
   };
   settle();
-  std::cout << "before any next(): " << src.loads << " samples loaded, highest " << src.max_sample << "\n";
+  std::cout << "before any next(): " << src.loads << " samples loaded, highest " << src.max_sample
+            << "\n";
   EXPECT_EQ(src.loads.load(), 15) << "3 batches of 5";
   EXPECT_EQ(src.max_sample.load(), 14);
   Batch b;

@@ -19,10 +19,10 @@
 #include <iostream>
 #include <string>
 
+#include "parafine/core/loss.hpp"
 #include "parafine/io/h5_tensors.hpp"
 #include "parafine/io/keras_weights.hpp"
 #include "parafine/layers/dense.hpp"
-#include "parafine/core/loss.hpp"
 #include "parafine/model/resnet50.hpp"
 #include "test_util.hpp"
 
@@ -93,16 +93,19 @@ class ResNet50Reference : public ::testing::TestWithParam<Case> {
 
   void check_logits_and_loss(const std::string& view, double forward_tol, double loss_tol) {
     const double logit_err = scaled_error(head().logits().data(), ref_->read_doubles("/logits"));
-    const double prob_err = scaled_error(model_.output(model_.size() - 1).data(), ref_->read_doubles("/probs"));
-    std::cout << view << " logits " << logit_err << ", probs " << prob_err << " (tol " << forward_tol << ")\n";
+    const double prob_err =
+        scaled_error(model_.output(model_.size() - 1).data(), ref_->read_doubles("/probs"));
+    std::cout << view << " logits " << logit_err << ", probs " << prob_err << " (tol "
+              << forward_tol << ")\n";
     EXPECT_LT(logit_err, forward_tol);
     EXPECT_LT(prob_err, forward_tol);
     const int batch = static_cast<int>(labels_.size());
     const LossResult loss = softmax_cross_entropy(head().logits(), labels_, batch, &dlogits_);
     const double ref_loss = ref_->read_doubles("/loss")[0];
-    const double err = std::abs(loss.loss_sum / batch - ref_loss) / std::max(1.0, std::abs(ref_loss));
-    std::cout << view << " loss " << loss.loss_sum / batch << " vs reference " << ref_loss << ": error "
-              << err << " (tol " << loss_tol << ")\n";
+    const double err =
+        std::abs(loss.loss_sum / batch - ref_loss) / std::max(1.0, std::abs(ref_loss));
+    std::cout << view << " loss " << loss.loss_sum / batch << " vs reference " << ref_loss
+              << ": error " << err << " (tol " << loss_tol << ")\n";
     EXPECT_LT(err, loss_tol);
   }
 
@@ -116,10 +119,12 @@ class ResNet50Reference : public ::testing::TestWithParam<Case> {
     for (const ParamRef& r : model_.param_refs()) {
       if (!r.optimised) continue;
       const std::string& layer = model_.layer(r.node).name();
-      const bool is_trainable = std::find(trainable.begin(), trainable.end(), layer) != trainable.end();
+      const bool is_trainable =
+          std::find(trainable.begin(), trainable.end(), layer) != trainable.end();
       ASSERT_EQ(model_.layer(r.node).trainable, is_trainable) << layer;
       if (!is_trainable) {
-        EXPECT_GE(r.offset, model_.grads().size()) << layer << " is frozen but inside the gradient range";
+        EXPECT_GE(r.offset, model_.grads().size())
+            << layer << " is frozen but inside the gradient range";
         continue;
       }
       const std::vector<double> g = ref_->read_doubles("/grads/" + layer + "/" + r.name);
@@ -130,27 +135,32 @@ class ResNet50Reference : public ::testing::TestWithParam<Case> {
         // Mathematically zero (the batch mean removes it); kept exactly zero.
         double ref_max = 0;
         for (double v : g) ref_max = std::max(ref_max, std::abs(v));
-        for (std::size_t i = 0; i < g.size(); ++i) ASSERT_EQ(mine[i], 0.0f) << layer << "/bias[" << i << "]";
-        std::cout << view << " " << layer << "/bias gradient exactly 0 (reference max |g| " << ref_max << ")\n";
+        for (std::size_t i = 0; i < g.size(); ++i)
+          ASSERT_EQ(mine[i], 0.0f) << layer << "/bias[" << i << "]";
+        std::cout << view << " " << layer << "/bias gradient exactly 0 (reference max |g| "
+                  << ref_max << ")\n";
         continue;
       }
       const double err = l2_error(mine, g);
       worst = std::max(worst, err);
       EXPECT_LT(err, tol) << layer << "/" << r.name;
-      std::cout << view << " grad " << layer << "/" << r.name << ": L2 " << err << ", worst element "
-                << scaled_error(mine, g) << "\n";
+      std::cout << view << " grad " << layer << "/" << r.name << ": L2 " << err
+                << ", worst element " << scaled_error(mine, g) << "\n";
     }
-    std::cout << view << " " << checked << " gradient tensors, worst L2 error " << worst << " (tol " << tol << ")\n";
+    std::cout << view << " " << checked << " gradient tensors, worst L2 error " << worst << " (tol "
+              << tol << ")\n";
     EXPECT_GE(checked, 4);
   }
 
   void check_moving_statistics(const std::string& view, double tol) {
     for (const std::string& layer : ref_->read_string_attribute("/", "trainable_layers")) {
-      if (model_.layer(model_.index_of(layer)).type() != std::string("BatchNormalization")) continue;
+      if (model_.layer(model_.index_of(layer)).type() != std::string("BatchNormalization"))
+        continue;
       for (const char* var : {"moving_mean", "moving_variance"}) {
         const double err = scaled_error(model_.data(model_.find_param(layer, var)),
                                         ref_->read_doubles("/moving/" + layer + "/" + var));
-        std::cout << view << " " << layer << "/" << var << " after the update: " << err << " (tol " << tol << ")\n";
+        std::cout << view << " " << layer << "/" << var << " after the update: " << err << " (tol "
+                  << tol << ")\n";
         EXPECT_LT(err, tol) << layer << "/" << var;
       }
     }
@@ -169,10 +179,11 @@ TEST_P(ResNet50Reference, EndToEnd) {
   const auto ref_base = ref_->read_doubles("/base_output");
   const float* base = model_.output(kResNet50BaseLayers - 1).data();
   const double base_err = scaled_error(base, ref_base);
-  const double pooled_err = scaled_error(model_.output(kResNet50BaseLayers).data(), ref_->read_doubles("/pooled"));
-  std::cout << view << " base_output " << base_err << ", pooled " << pooled_err << " (tol " << kForwardTol
-            << "); conv5_block3_out ReLU outputs on the other side of 0: " << relu_mask_flips(base, ref_base)
-            << " of " << ref_base.size() << "\n";
+  const double pooled_err =
+      scaled_error(model_.output(kResNet50BaseLayers).data(), ref_->read_doubles("/pooled"));
+  std::cout << view << " base_output " << base_err << ", pooled " << pooled_err << " (tol "
+            << kForwardTol << "); conv5_block3_out ReLU outputs on the other side of 0: "
+            << relu_mask_flips(base, ref_base) << " of " << ref_base.size() << "\n";
   EXPECT_LT(base_err, kForwardTol);
   EXPECT_LT(pooled_err, kForwardTol);
   check_logits_and_loss(view, kForwardTol, 1e-4);
@@ -192,7 +203,7 @@ TEST_P(ResNet50Reference, TrainableSuffix) {
 
 INSTANTIATE_TEST_SUITE_P(
     Topologies, ResNet50Reference,
-    ::testing::Values(Case{"small", {64, 3, 32, 16, 3}, 10},       // default unfreeze, narrow
+    ::testing::Values(Case{"small", {64, 3, 32, 16, 3}, 10},        // default unfreeze, narrow
                       Case{"cut_in_conv4", {64, 4, 16, 8, 3}, 40},  // backward into conv4_block6
                       Case{"full224", {224, 3, 1024, 64, 3}, 10}),  // the real network
     [](const ::testing::TestParamInfo<Case>& info) { return info.param.name; });

@@ -5,11 +5,11 @@
 #include <iostream>
 #include <sstream>
 
+#include "parafine/data/data_order.hpp"
+#include "parafine/data/synthetic_data.hpp"
 #include "parafine/model/initializers.hpp"
 #include "parafine/model/resnet50.hpp"
 #include "parafine/train/trainer.hpp"
-#include "parafine/data/data_order.hpp"
-#include "parafine/data/synthetic_data.hpp"
 #include "test_util.hpp"
 
 namespace parafine {
@@ -34,12 +34,13 @@ TEST(TwoPhase, LossFallsInBothPhases) {
   ASSERT_EQ(h.size(), 8u);
   EXPECT_EQ(h[0].phase, 1);
   EXPECT_EQ(h[4].phase, 2);
-  std::cout << "phase 1 loss " << h[0].loss << " -> " << h[3].loss << "; phase 2 loss " << h[4].loss << " -> "
-            << h[7].loss << "\n";
+  std::cout << "phase 1 loss " << h[0].loss << " -> " << h[3].loss << "; phase 2 loss " << h[4].loss
+            << " -> " << h[7].loss << "\n";
   EXPECT_LT(h[3].loss, 0.8 * h[0].loss);
   EXPECT_LT(h[7].loss, h[4].loss);
   EXPECT_GT(h[7].val_accuracy, 1.0 / 3 + 0.1) << "validation accuracy should beat chance";
-  EXPECT_NE(log.str().find("phase 2: last 10 base layers unfrozen (from conv5_block3_1_conv"), std::string::npos);
+  EXPECT_NE(log.str().find("phase 2: last 10 base layers unfrozen (from conv5_block3_1_conv"),
+            std::string::npos);
 }
 
 TEST(TwoPhase, ZeroEpochPhasesAreAllowed) {

@@ -26,10 +26,10 @@
 
 #include "parafine/core/rng.hpp"
 #include "parafine/core/tensor.hpp"
-#include "parafine/data/preprocess.hpp"
-#include "parafine/data/synthetic_data.hpp"
 #include "parafine/data/h5_dataset.hpp"
+#include "parafine/data/preprocess.hpp"
 #include "parafine/data/sample_source.hpp"  // hdf5_mutex
+#include "parafine/data/synthetic_data.hpp"
 #include "parafine/io/h5_tensors.hpp"
 #include "parafine/model/initializers.hpp"
 #include "parafine/model/resnet50.hpp"
@@ -267,7 +267,8 @@ struct SyntheticBatch {
   std::vector<int> labels;
   int size() const { return static_cast<int>(labels.size()); }
 };
-inline SyntheticBatch synthetic_batch(int samples, int image_size, int classes, std::uint64_t seed) {
+inline SyntheticBatch synthetic_batch(int samples, int image_size, int classes,
+                                      std::uint64_t seed) {
   const InMemorySource source = make_synthetic_source(samples, image_size, classes, seed);
   SyntheticBatch b;
   b.images.resize(Shape{samples, image_size, image_size, 3});

@@ -16,7 +16,9 @@ namespace {
 
 using test_util::TempDir;
 
-TEST(WeightsSource, NoneMeansRandomInit) { EXPECT_EQ(resolve_weights("none"), ""); }
+TEST(WeightsSource, NoneMeansRandomInit) {
+  EXPECT_EQ(resolve_weights("none"), "");
+}
 
 TEST(WeightsSource, ImagenetSearchOrder) {
   TempDir t("parafine_ws");
@@ -24,7 +26,8 @@ TEST(WeightsSource, ImagenetSearchOrder) {
   setenv("KERAS_HOME", (t.path / "keras").c_str(), 1);
   unsetenv("PARAFINE_WEIGHTS_DIR");
   t.touch(fs::path("home/.keras/models") / kImagenetNotopFile);
-  EXPECT_EQ(resolve_weights("imagenet"), (t.path / "home/.keras/models" / kImagenetNotopFile).string());
+  EXPECT_EQ(resolve_weights("imagenet"),
+            (t.path / "home/.keras/models" / kImagenetNotopFile).string());
   t.touch(fs::path("keras/models") / kImagenetNotopFile);
   EXPECT_EQ(resolve_weights("imagenet"), (t.path / "keras/models" / kImagenetNotopFile).string());
   t.touch(fs::path("explicit") / kImagenetNotopFile);

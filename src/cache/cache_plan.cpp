@@ -38,7 +38,8 @@ double forward_flops_through(const Model& model, int node) {
   double flops = 0;
   for (const ParamRef& r : model.param_refs())
     if (r.node <= node && r.optimised && r.name == "kernel")
-      flops += 2.0 * static_cast<double>(r.shape.numel()) * static_cast<double>(model.output_shape(r.node, 1).rows());
+      flops += 2.0 * static_cast<double>(r.shape.numel()) *
+               static_cast<double>(model.output_shape(r.node, 1).rows());
   return flops;
 }
 
@@ -49,45 +50,51 @@ std::vector<int> CachePlan::nodes() const {
   return n;
 }
 
-CachePlan plan_feature_cache(const Model& model, int phase2_first_trainable, bool need_phase1, bool need_phase2,
-                             const CacheOptions& options, Augment augment) {
+CachePlan plan_feature_cache(const Model& model, int phase2_first_trainable, bool need_phase1,
+                             bool need_phase2, const CacheOptions& options, Augment augment) {
   CachePlan p;
   if (options.mode == CacheMode::kOff) {
-    p.summary = "feature cache: off (--cache off): the frozen base runs for every sample in every epoch";
+    p.summary =
+        "feature cache: off (--cache off): the frozen base runs for every sample in every epoch";
     return p;
   }
   if (augment != Augment::kNone) {
-    p.summary = "feature cache: off: --augment changes the frozen base's input every epoch, so its output "
-                "cannot be reused";
+    p.summary =
+        "feature cache: off: --augment changes the frozen base's input every epoch, so its output "
+        "cannot be reused";
     return p;
   }
   if (need_phase1) p.phase1_node = restart_node(model, model.first_trainable_node());
   std::string phase2_reason;
   if (need_phase2) {
     const int cut = restart_node(model, phase2_first_trainable);
-    const double share = forward_flops_through(model, cut) / forward_flops_through(model, model.size() - 1);
+    const double share =
+        forward_flops_through(model, cut) / forward_flops_through(model, model.size() - 1);
     std::ostringstream why;
     why << std::fixed << std::setprecision(0) << 100 * share << "% of the forward's FLOPs";
     if (share <= 0) {
-      phase2_reason = "phase 2 trains every base layer with weights: there is no frozen computation to cache";
+      phase2_reason =
+          "phase 2 trains every base layer with weights: there is no frozen computation to cache";
     } else if (share >= 0.10) {
       p.phase2_node = cut;
       phase2_reason = " (its frozen prefix is " + why.str() + ")";
     } else {
-      phase2_reason = "phase 2's frozen prefix (up to " + model.layer(cut).name() + ") is only " + why.str() +
-                      ", too little to be worth caching";
+      phase2_reason = "phase 2's frozen prefix (up to " + model.layer(cut).name() + ") is only " +
+                      why.str() + ", too little to be worth caching";
     }
   }
   if (p.phase1_node >= 0 && p.phase2_node >= 0) {
-    p.summary = "feature cache: on: phase 1 trains from " + node_text(model, p.phase1_node) + ", phase 2 from " +
-                node_text(model, p.phase2_node) + phase2_reason;
+    p.summary = "feature cache: on: phase 1 trains from " + node_text(model, p.phase1_node) +
+                ", phase 2 from " + node_text(model, p.phase2_node) + phase2_reason;
   } else if (p.phase1_node >= 0) {
-    p.summary = "feature cache: on for phase 1 only (trains from " + node_text(model, p.phase1_node) + ")" +
-                (need_phase2 ? ": " + phase2_reason : "");
+    p.summary = "feature cache: on for phase 1 only (trains from " +
+                node_text(model, p.phase1_node) + ")" + (need_phase2 ? ": " + phase2_reason : "");
   } else if (p.phase2_node >= 0) {
-    p.summary = "feature cache: on: phase 2 trains from " + node_text(model, p.phase2_node) + phase2_reason;
+    p.summary =
+        "feature cache: on: phase 2 trains from " + node_text(model, p.phase2_node) + phase2_reason;
   } else {
-    p.summary = "feature cache: off: " + (need_phase2 ? phase2_reason : std::string("nothing left to train"));
+    p.summary = "feature cache: off: " +
+                (need_phase2 ? phase2_reason : std::string("nothing left to train"));
   }
   return p;
 }

@@ -9,13 +9,13 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "parafine/dist/comm.hpp"
 #include "parafine/data/data_order.hpp"
+#include "parafine/dist/comm.hpp"
 
 namespace parafine {
 
-DatasetCache::DatasetCache(const Model& model, const SampleSource& data, int batch, const std::vector<int>& nodes,
-                           const std::string& name)
+DatasetCache::DatasetCache(const Model& model, const SampleSource& data, int batch,
+                           const std::vector<int>& nodes, const std::string& name)
     : data_(&data), name_(name), ownership_(data.size(), batch, Comm::size(), name), nodes_(nodes) {
   for (int node : nodes_) shapes_.push_back(model.output_shape(node, 1));
   stores_.resize(nodes_.size());
@@ -23,22 +23,27 @@ DatasetCache::DatasetCache(const Model& model, const SampleSource& data, int bat
 
 std::size_t DatasetCache::index_of(int node) const {
   const auto it = std::find(nodes_.begin(), nodes_.end(), node);
-  if (it == nodes_.end()) throw std::logic_error("DatasetCache: node " + std::to_string(node) + " is not cached");
+  if (it == nodes_.end())
+    throw std::logic_error("DatasetCache: node " + std::to_string(node) + " is not cached");
   return static_cast<std::size_t>(it - nodes_.begin());
 }
 
 void DatasetCache::allocate(int node, CacheStorage& storage) {
   const std::size_t k = index_of(node);
-  stores_[k] = std::make_unique<FeatureStore>(storage, ownership_.owned_count(Comm::rank()), shapes_[k].numel());
+  stores_[k] = std::make_unique<FeatureStore>(storage, ownership_.owned_count(Comm::rank()),
+                                              shapes_[k].numel());
 }
 
 const FeatureStore& DatasetCache::store(int node) const {
   const std::size_t k = index_of(node);
-  if (!stores_[k]) throw std::logic_error("DatasetCache::store: node " + std::to_string(node) + " not allocated");
+  if (!stores_[k])
+    throw std::logic_error("DatasetCache::store: node " + std::to_string(node) + " not allocated");
   return *stores_[k];
 }
 
-Shape DatasetCache::sample_shape(int node) const { return shapes_[index_of(node)]; }
+Shape DatasetCache::sample_shape(int node) const {
+  return shapes_[index_of(node)];
+}
 
 std::size_t DatasetCache::bytes_per_sample() const {
   std::size_t n = 0;
@@ -73,8 +78,9 @@ class KeepOutputs {
 
 void DatasetCache::build(Model& model, const PrefetchConfig& prefetch, std::ostream* progress) {
   std::vector<std::vector<int>> batches = ownership_.owned_batches(Comm::rank());
-  batches.erase(std::remove_if(batches.begin(), batches.end(), [](const auto& b) { return b.empty(); }),
-                batches.end());
+  batches.erase(
+      std::remove_if(batches.begin(), batches.end(), [](const auto& b) { return b.empty(); }),
+      batches.end());
   PrefetchConfig p = prefetch;
   p.augment = Augment::kNone;
   BatchPrefetcher loader(*data_, batches, p);
@@ -94,13 +100,15 @@ void DatasetCache::build(Model& model, const PrefetchConfig& prefetch, std::ostr
     }
     done += batch.size();
     if (progress && (done - reported) * 4 >= total && done < total) {
-      *progress << "  caching " << name_ << ": " << done << "/" << total << " samples (rank 0)" << std::endl;
+      *progress << "  caching " << name_ << ": " << done << "/" << total << " samples (rank 0)"
+                << std::endl;
       reported = done;
     }
   }
 }
 
-CachedBatches::CachedBatches(const DatasetCache& cache, int node, int batch, std::vector<int> order, int first_step)
+CachedBatches::CachedBatches(const DatasetCache& cache, int node, int batch, std::vector<int> order,
+                             int first_step)
     : cache_(cache),
       store_(cache.store(node)),
       sample_shape_(cache.sample_shape(node)),
@@ -109,8 +117,9 @@ CachedBatches::CachedBatches(const DatasetCache& cache, int node, int batch, std
       first_step_(first_step),
       order_(std::move(order)) {
   if (static_cast<int>(order_.size()) != cache.ownership().samples())
-    throw std::invalid_argument("CachedBatches: an order of " + std::to_string(order_.size()) + " samples for " +
-                                std::to_string(cache.ownership().samples()) + " cached samples");
+    throw std::invalid_argument("CachedBatches: an order of " + std::to_string(order_.size()) +
+                                " samples for " + std::to_string(cache.ownership().samples()) +
+                                " cached samples");
 }
 
 bool CachedBatches::next(Batch& out) {
@@ -126,10 +135,12 @@ bool CachedBatches::next(Batch& out) {
 
   // Records other ranks need from this one (in their slice order), and where the records
   // from each rank start in recv_.
-  std::vector<int> send_counts(static_cast<std::size_t>(world)), recv_offset(static_cast<std::size_t>(world));
+  std::vector<int> send_counts(static_cast<std::size_t>(world)),
+      recv_offset(static_cast<std::size_t>(world));
   std::size_t sends = 0, recvs = 0;
   for (int q = 0; q < world; ++q) {
-    send_counts[static_cast<std::size_t>(q)] = static_cast<int>(route.send[static_cast<std::size_t>(q)].size());
+    send_counts[static_cast<std::size_t>(q)] =
+        static_cast<int>(route.send[static_cast<std::size_t>(q)].size());
     recv_offset[static_cast<std::size_t>(q)] = static_cast<int>(recvs);
     sends += route.send[static_cast<std::size_t>(q)].size();
     recvs += static_cast<std::size_t>(route.recv_count[static_cast<std::size_t>(q)]);
@@ -142,7 +153,8 @@ bool CachedBatches::next(Batch& out) {
       for (int sample : to_q) store_.get(own.slot(sample), send_.data() + (k++) * rf);
     const auto t = std::chrono::steady_clock::now();
     Comm::alltoall_records(send_.data(), send_counts, recv_.data(), route.recv_count, rf);
-    exchange_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+    exchange_seconds_ +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
   }
 
   const Range mine = rank_slice(end - static_cast<int>(begin), world, rank);

@@ -9,7 +9,9 @@
 namespace parafine {
 
 FeatureOwnership::FeatureOwnership(int samples, int batch, int world, const std::string& data_name)
-    : batch_(batch), world_(world), owned_count_(static_cast<std::size_t>(world > 0 ? world : 0), 0) {
+    : batch_(batch),
+      world_(world),
+      owned_count_(static_cast<std::size_t>(world > 0 ? world : 0), 0) {
   const ShardPlan unshuffled(samples, batch, world, 0, false, 0, data_name);  // validates
   owner_.assign(static_cast<std::size_t>(samples), -1);
   slot_.assign(static_cast<std::size_t>(samples), -1);
@@ -29,7 +31,8 @@ std::vector<std::vector<int>> FeatureOwnership::owned_batches(int rank) const {
   return ShardPlan(samples(), batch_, world_, rank, false, 0, "the cached data").local_batches(0);
 }
 
-BatchRoute route_batch(const FeatureOwnership& own, const std::vector<int>& global_batch, int rank) {
+BatchRoute route_batch(const FeatureOwnership& own, const std::vector<int>& global_batch,
+                       int rank) {
   const int world = own.world();
   const int b = static_cast<int>(global_batch.size());
   BatchRoute route;
@@ -40,7 +43,8 @@ BatchRoute route_batch(const FeatureOwnership& own, const std::vector<int>& glob
     for (int j = s.begin; j < s.end; ++j) {
       const int sample = global_batch[static_cast<std::size_t>(j)];
       if (sample < 0 || sample >= own.samples())
-        throw std::out_of_range("route_batch: sample " + std::to_string(sample) + " outside the cached data");
+        throw std::out_of_range("route_batch: sample " + std::to_string(sample) +
+                                " outside the cached data");
       const int from = own.owner(sample);
       if (from != q) route.any_remote = true;
       if (q == rank) {

@@ -21,7 +21,9 @@ namespace parafine {
 
 namespace {
 
-std::string errno_text(int e) { return std::strerror(e); }
+std::string errno_text(int e) {
+  return std::strerror(e);
+}
 
 }  // namespace
 
@@ -38,19 +40,23 @@ void CacheStorage::use_memory(std::size_t bytes) {
 }
 
 std::uint64_t CacheStorage::reserve_spill(std::uint64_t bytes) {
-  const std::string advice = ": point --cache-dir at a disk with room, raise --cache-mem, or use --cache off";
+  const std::string advice =
+      ": point --cache-dir at a disk with room, raise --cache-mem, or use --cache off";
   if (fd_ < 0) {
     if (dir_.empty()) {
       std::error_code ec;
       dir_ = std::filesystem::temp_directory_path(ec).string();
       if (ec)
-        throw std::runtime_error("the feature cache must spill to disk beyond --cache-mem, but there is no usable "
-                                 "temporary directory (" + ec.message() + "): give --cache-dir");
+        throw std::runtime_error(
+            "the feature cache must spill to disk beyond --cache-mem, but there is no usable "
+            "temporary directory (" +
+            ec.message() + "): give --cache-dir");
     }
     std::string templ = dir_ + "/parafine-cache-XXXXXX";
     fd_ = ::mkostemp(templ.data(), O_CLOEXEC);
     if (fd_ < 0)
-      throw std::runtime_error("--cache-dir " + dir_ + ": cannot create the feature-cache spill file (" +
+      throw std::runtime_error("--cache-dir " + dir_ +
+                               ": cannot create the feature-cache spill file (" +
                                errno_text(errno) + ")" + advice);
     path_ = templ;
     ::unlink(templ.c_str());  // nameless from now on: freed when the process ends
@@ -62,14 +68,15 @@ std::uint64_t CacheStorage::reserve_spill(std::uint64_t bytes) {
     const double free_bytes = static_cast<double>(fs.f_bavail) * static_cast<double>(fs.f_frsize);
     if (static_cast<double>(bytes) > free_bytes)
       throw std::runtime_error("--cache-dir " + dir_ + " has " + format_bytes(free_bytes) +
-                               " free, the feature cache needs " + format_bytes(static_cast<double>(bytes)) +
-                               " more there" + advice);
+                               " free, the feature cache needs " +
+                               format_bytes(static_cast<double>(bytes)) + " more there" + advice);
   }
   const std::uint64_t offset = spill_size_;
   if (bytes > 0) {
     const int e = ::posix_fallocate(fd_, static_cast<off_t>(offset), static_cast<off_t>(bytes));
     if (e != 0)
-      throw std::runtime_error("--cache-dir " + dir_ + ": cannot reserve " + format_bytes(static_cast<double>(bytes)) +
+      throw std::runtime_error("--cache-dir " + dir_ + ": cannot reserve " +
+                               format_bytes(static_cast<double>(bytes)) +
                                " for the feature cache (" + errno_text(e) + ")" + advice);
   }
   spill_size_ += bytes;
@@ -82,14 +89,15 @@ namespace {
 // the caller's buffer -- until all `bytes` moved (both may move fewer bytes than asked).
 // at_zero: what a call that moved nothing means.
 template <class Io>
-void transfer_all(Io io, std::size_t bytes, std::uint64_t offset, const char* doing, const char* at_zero,
-                  const std::string& dir) {
+void transfer_all(Io io, std::size_t bytes, std::uint64_t offset, const char* doing,
+                  const char* at_zero, const std::string& dir) {
   std::size_t done = 0;
   while (done < bytes) {
     const ssize_t n = io(done, bytes - done, static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0)
-      throw std::runtime_error("--cache-dir " + dir + ": " + doing + " the feature-cache spill file failed (" +
+      throw std::runtime_error("--cache-dir " + dir + ": " + doing +
+                               " the feature-cache spill file failed (" +
                                (n < 0 ? errno_text(errno) : std::string(at_zero)) + ")");
     done += static_cast<std::size_t>(n);
   }
@@ -99,26 +107,31 @@ void transfer_all(Io io, std::size_t bytes, std::uint64_t offset, const char* do
 
 void CacheStorage::write(std::uint64_t offset, const float* data, std::size_t floats) {
   const char* src = reinterpret_cast<const char*>(data);
-  transfer_all([&](std::size_t at, std::size_t count, off_t where) { return ::pwrite(fd_, src + at, count, where); },
+  transfer_all([&](std::size_t at, std::size_t count,
+                   off_t where) { return ::pwrite(fd_, src + at, count, where); },
                floats * sizeof(float), offset, "writing", "no byte written", dir_);
 }
 
 void CacheStorage::read(std::uint64_t offset, float* data, std::size_t floats) const {
   char* dst = reinterpret_cast<char*>(data);
-  transfer_all([&](std::size_t at, std::size_t count, off_t where) { return ::pread(fd_, dst + at, count, where); },
+  transfer_all([&](std::size_t at, std::size_t count,
+                   off_t where) { return ::pread(fd_, dst + at, count, where); },
                floats * sizeof(float), offset, "reading", "unexpected end of file", dir_);
 }
 
 FeatureStore::FeatureStore(CacheStorage& storage, int records, std::size_t record_floats)
     : storage_(&storage), records_(records), record_floats_(record_floats) {
-  if (records < 0 || record_floats == 0) throw std::invalid_argument("FeatureStore: bad record layout");
+  if (records < 0 || record_floats == 0)
+    throw std::invalid_argument("FeatureStore: bad record layout");
   const std::size_t record_bytes = record_floats * sizeof(float);
-  in_memory_ = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(records), storage.memory_left() / record_bytes));
+  in_memory_ = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(records),
+                                                      storage.memory_left() / record_bytes));
   try {
     memory_.resize(static_cast<std::size_t>(in_memory_) * record_floats);
   } catch (const std::bad_alloc&) {
-    throw std::runtime_error("cannot allocate " + format_bytes(static_cast<double>(in_memory_) * record_bytes) +
-                             " for the feature cache: lower --cache-mem (it is more than this machine can give)");
+    throw std::runtime_error(
+        "cannot allocate " + format_bytes(static_cast<double>(in_memory_) * record_bytes) +
+        " for the feature cache: lower --cache-mem (it is more than this machine can give)");
   }
   storage.use_memory(static_cast<std::size_t>(in_memory_) * record_bytes);
   const std::uint64_t spilled = static_cast<std::uint64_t>(records - in_memory_) * record_bytes;
@@ -126,28 +139,34 @@ FeatureStore::FeatureStore(CacheStorage& storage, int records, std::size_t recor
 }
 
 void FeatureStore::put(int record, const float* src) {
-  if (record < 0 || record >= records_) throw std::out_of_range("FeatureStore::put: record " + std::to_string(record));
+  if (record < 0 || record >= records_)
+    throw std::out_of_range("FeatureStore::put: record " + std::to_string(record));
   if (record < in_memory_) {
-    std::copy(src, src + record_floats_, memory_.data() + static_cast<std::size_t>(record) * record_floats_);
+    std::copy(src, src + record_floats_,
+              memory_.data() + static_cast<std::size_t>(record) * record_floats_);
     return;
   }
-  storage_->write(spill_offset_ + static_cast<std::uint64_t>(record - in_memory_) * record_floats_ * sizeof(float),
+  storage_->write(spill_offset_ + static_cast<std::uint64_t>(record - in_memory_) * record_floats_ *
+                                      sizeof(float),
                   src, record_floats_);
 }
 
 void FeatureStore::get(int record, float* dst) const {
-  if (record < 0 || record >= records_) throw std::out_of_range("FeatureStore::get: record " + std::to_string(record));
+  if (record < 0 || record >= records_)
+    throw std::out_of_range("FeatureStore::get: record " + std::to_string(record));
   if (record < in_memory_) {
     const float* src = memory_.data() + static_cast<std::size_t>(record) * record_floats_;
     std::copy(src, src + record_floats_, dst);
     return;
   }
-  storage_->read(spill_offset_ + static_cast<std::uint64_t>(record - in_memory_) * record_floats_ * sizeof(float),
+  storage_->read(spill_offset_ + static_cast<std::uint64_t>(record - in_memory_) * record_floats_ *
+                                     sizeof(float),
                  dst, record_floats_);
 }
 
 double physical_memory_bytes() {
-  return static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGESIZE));
+  return static_cast<double>(::sysconf(_SC_PHYS_PAGES)) *
+         static_cast<double>(::sysconf(_SC_PAGESIZE));
 }
 
 std::size_t default_cache_budget(int ranks_on_node) {
@@ -163,7 +182,9 @@ std::size_t default_cache_budget(int ranks_on_node) {
 }
 
 std::size_t parse_byte_size(const std::string& text, const std::string& option) {
-  const std::string bad = option + " must be a size like 8G, 512M or 0 (bytes; K/M/G/T = 1024^1..4), got '" + text + "'";
+  const std::string bad = option +
+                          " must be a size like 8G, 512M or 0 (bytes; K/M/G/T = 1024^1..4), got '" +
+                          text + "'";
   std::size_t used = 0;
   double value = 0;
   try {
@@ -178,10 +199,12 @@ std::size_t parse_byte_size(const std::string& text, const std::string& option) 
   if (!unit.empty() && unit != "B") {
     const std::size_t p = prefixes.find(unit[0]);
     const std::string suffix = unit.substr(1);
-    if (p == std::string::npos || !(suffix.empty() || suffix == "B" || suffix == "IB")) throw std::invalid_argument(bad);
+    if (p == std::string::npos || !(suffix.empty() || suffix == "B" || suffix == "IB"))
+      throw std::invalid_argument(bad);
     scale = std::pow(1024.0, static_cast<double>(p + 1));
   }
-  if (!std::isfinite(value) || value < 0 || value * scale > 4.6e18) throw std::invalid_argument(bad);
+  if (!std::isfinite(value) || value < 0 || value * scale > 4.6e18)
+    throw std::invalid_argument(bad);
   return static_cast<std::size_t>(value * scale);
 }
 

@@ -32,7 +32,7 @@ namespace parafine {
 // The starting model of a training run: `init` (a full model) when given, else the base from
 // `weights` (imagenet | none | FILE) with a Keras-initialised head. Returns true when the base
 // is random, so its frozen BN statistics need calibrating.
-bool prepare_model(Model& model, const std::string& weights, const std::string& weights_dir, const std::string& init,
-                   std::uint64_t seed, std::ostream& log);
+bool prepare_model(Model& model, const std::string& weights, const std::string& weights_dir,
+                   const std::string& init, std::uint64_t seed, std::ostream& log);
 
 }  // namespace parafine

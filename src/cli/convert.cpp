@@ -4,9 +4,9 @@
 
 #include "cli/cli.hpp"
 #include "cli/options.hpp"
-#include "parafine/dist/comm.hpp"
 #include "parafine/data/folder_source.hpp"
 #include "parafine/data/h5_dataset_writer.hpp"
+#include "parafine/dist/comm.hpp"
 #include "parafine/model/resnet50.hpp"
 
 namespace po = boost::program_options;
@@ -30,13 +30,13 @@ int run_convert(int argc, char** argv) {
   std::string input, output, on_bad_image;
   int image_size = 224, threads = 0;
   CommandOptions opts("convert", "convert --input DIR --output DATA.h5 [options]");
-  opts.add()("input", po::value(&input)->required(), "image folder: one sub-folder per class")
-      ("output", po::value(&output)->required(), "HDF5 dataset to write")
-      ("image-size", po::value(&image_size)->default_value(224),
-       "resize every image to this square size")
-      ("on-bad-image", po::value(&on_bad_image)->default_value("skip"), "skip | fail")
-      ("threads", po::value(&threads)->default_value(0),
-       "decoding threads per rank (0 = the node's cores / its ranks)");
+  opts.add()("input", po::value(&input)->required(), "image folder: one sub-folder per class")(
+      "output", po::value(&output)->required(), "HDF5 dataset to write")(
+      "image-size", po::value(&image_size)->default_value(224),
+      "resize every image to this square size")(
+      "on-bad-image", po::value(&on_bad_image)->default_value("skip"), "skip | fail")(
+      "threads", po::value(&threads)->default_value(0),
+      "decoding threads per rank (0 = the node's cores / its ranks)");
   if (!opts.parse(argc, argv)) return 0;
   check_image_size(image_size);
   // Decoding is CPU-bound, and under mpirun every rank decodes its share at the same time.

@@ -42,9 +42,12 @@ void report_loadability(const H5File& h5, const KerasWeightFile& file) {
   const WeightCheck check = check_and_load_keras_weights(model, h5, file, scope, false);
   for (const auto& n : check.notes) std::cout << "note: " << n << "\n";
   if (check.problems.empty()) {
-    std::cout << "loads as " << (has_head ? "a full model (--init, predict, evaluate)" : "base weights (--weights)")
+    std::cout << "loads as "
+              << (has_head ? "a full model (--init, predict, evaluate)"
+                           : "base weights (--weights)")
               << ": ResNet50 width " << config.width;
-    if (has_head) std::cout << ", head " << config.head_units << " units, " << config.classes << " classes";
+    if (has_head)
+      std::cout << ", head " << config.head_units << " units, " << config.classes << " classes";
     std::cout << "\n";
     return;
   }
@@ -81,10 +84,11 @@ int run_inspect(int argc, char** argv) {
     }
     total += count;
     std::string name = l.name == l.stored_name ? l.name : l.stored_name + " (" + l.name + ")";
-    std::cout << "  " << std::left << std::setw(44) << name << std::right << std::setw(12) << with_commas(count)
-              << " " << shapes.str() << "\n";
+    std::cout << "  " << std::left << std::setw(44) << name << std::right << std::setw(12)
+              << with_commas(count) << " " << shapes.str() << "\n";
   }
-  std::cout << "total: " << file.layers.size() << " layers with weights, " << with_commas(total) << " parameters\n";
+  std::cout << "total: " << file.layers.size() << " layers with weights, " << with_commas(total)
+            << " parameters\n";
   report_loadability(h5, file);
   return 0;
 }

@@ -11,7 +11,8 @@ namespace {
 const char* kUsage =
     "usage: parafine COMMAND [options]   (parafine COMMAND --help for its options)\n"
     "commands:\n"
-    "  train      --train PATH [--val PATH] [--weights imagenet|none|FILE] ... two-phase fine-tuning\n"
+    "  train      --train PATH [--val PATH] [--weights imagenet|none|FILE] ... two-phase "
+    "fine-tuning\n"
     "  demo       two-phase fine-tuning on a built-in synthetic dataset\n"
     "  convert    --input DIR --output DATA.h5: pack an image folder into an HDF5 dataset\n"
     "  inspect    FILE.h5: the layout and weights of a Keras weight file, and whether it loads\n"
@@ -33,8 +34,9 @@ int main(int argc, char** argv) {
 }
 
 int run(int argc, char** argv) {
-  const std::string where =
-      parafine::Comm::size() > 1 ? " (rank " + std::to_string(parafine::Comm::rank()) + ")" : std::string();
+  const std::string where = parafine::Comm::size() > 1
+                                ? " (rank " + std::to_string(parafine::Comm::rank()) + ")"
+                                : std::string();
   if (argc < 2) {
     std::cerr << kUsage;
     return 2;

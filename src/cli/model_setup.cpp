@@ -2,14 +2,14 @@
 #include <ostream>
 
 #include "cli/cli.hpp"
-#include "parafine/model/initializers.hpp"
 #include "parafine/io/keras_weights.hpp"
 #include "parafine/io/weights_source.hpp"
+#include "parafine/model/initializers.hpp"
 
 namespace parafine {
 
-bool prepare_model(Model& model, const std::string& weights, const std::string& weights_dir, const std::string& init,
-                   std::uint64_t seed, std::ostream& log) {
+bool prepare_model(Model& model, const std::string& weights, const std::string& weights_dir,
+                   const std::string& init, std::uint64_t seed, std::ostream& log) {
   keras_initialize(model, seed);
   if (!init.empty()) {
     if (weights != "none") throw UsageError("give --weights or --init, not both");

@@ -15,13 +15,17 @@ namespace parafine {
 
 CommandOptions::CommandOptions(const std::string& command, const std::string& usage)
     : usage_(usage), description_("parafine " + command + " options") {
-  description_.add_options()("help,h", "show this help")(
-      "config", po::value<std::string>(), "INI file with any of these options");
+  description_.add_options()("help,h", "show this help")("config", po::value<std::string>(),
+                                                         "INI file with any of these options");
 }
 
-po::options_description_easy_init CommandOptions::add() { return description_.add_options(); }
+po::options_description_easy_init CommandOptions::add() {
+  return description_.add_options();
+}
 
-void CommandOptions::positional(const char* name) { positional_.add(name, -1); }
+void CommandOptions::positional(const char* name) {
+  positional_.add(name, -1);
+}
 
 bool CommandOptions::parse(int argc, char** argv) {
   try {

@@ -1,23 +1,23 @@
 // `parafine predict` (class probabilities per image, as CSV) and `parafine evaluate` (loss
 // and accuracy) for a full model file on an HDF5 dataset.
+#include <algorithm>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
-#include <algorithm>
 
 #include "cli/cli.hpp"
 #include "cli/options.hpp"
 #include "parafine/core/atomic_file.hpp"
-#include "parafine/dist/comm.hpp"
 #include "parafine/core/compute.hpp"
-#include "parafine/data/data_order.hpp"
-#include "parafine/data/h5_dataset.hpp"
-#include "parafine/layers/dense.hpp"
 #include "parafine/core/loss.hpp"
-#include "parafine/io/model_file.hpp"
-#include "parafine/model/resnet50.hpp"
+#include "parafine/data/data_order.hpp"
 #include "parafine/data/folder_source.hpp"
+#include "parafine/data/h5_dataset.hpp"
+#include "parafine/dist/comm.hpp"
+#include "parafine/io/model_file.hpp"
+#include "parafine/layers/dense.hpp"
+#include "parafine/model/resnet50.hpp"
 #include "parafine/train/trainer.hpp"
 
 namespace po = boost::program_options;
@@ -41,19 +41,20 @@ struct InferenceOptions {
 };
 
 // Parses the options shared by predict and evaluate; returns false after printing --help.
-bool parse(int argc, char** argv, const char* command, const char* data_option, InferenceOptions& o) {
-  CommandOptions opts(command, std::string(command) + " --model M.h5 --" + data_option +
-                                   " DATA.h5 [options]");
+bool parse(int argc, char** argv, const char* command, const char* data_option,
+           InferenceOptions& o) {
+  CommandOptions opts(
+      command, std::string(command) + " --model M.h5 --" + data_option + " DATA.h5 [options]");
   opts.add()("model", po::value(&o.model)->required(),
-             "full model file (written by --save, or Keras save_weights)")
-      (data_option, po::value(&o.data)->required(), "image folder or HDF5 dataset")
-      ("batch-size", po::value(&o.batch_size)->default_value(32), "images per forward pass")
-      ("image-size", po::value(&o.image_size)->default_value(0),
-       "resize images to this size (0: the dataset's)")
-      ("preprocess", po::value(&o.preprocess)->default_value("caffe"), "caffe | none")
-      ("threads", po::value(&o.threads)->default_value(0),
-       "threads per rank, for compute and for checking an image folder's files "
-       "(0 = the node's cores / its ranks)");
+             "full model file (written by --save, or Keras save_weights)")(
+      data_option, po::value(&o.data)->required(), "image folder or HDF5 dataset")(
+      "batch-size", po::value(&o.batch_size)->default_value(32), "images per forward pass")(
+      "image-size", po::value(&o.image_size)->default_value(0),
+      "resize images to this size (0: the dataset's)")(
+      "preprocess", po::value(&o.preprocess)->default_value("caffe"), "caffe | none")(
+      "threads", po::value(&o.threads)->default_value(0),
+      "threads per rank, for compute and for checking an image folder's files "
+      "(0 = the node's cores / its ranks)");
   if (std::string(command) == "predict")
     opts.add()("output", po::value(&o.output), "CSV file to write (default: standard output)");
   if (!opts.parse(argc, argv)) return false;
@@ -140,7 +141,8 @@ Rows gather_rows(const std::string& mine) {
   Rows lines;
   if (!Comm::is_root()) return lines;
   std::istringstream all(std::string(gathered.begin(), gathered.end()));
-  for (std::string line; std::getline(all, line, '\0');) {  // NUL ends a record: no file name holds one
+  for (std::string line;
+       std::getline(all, line, '\0');) {  // NUL ends a record: no file name holds one
     const auto tab = line.find('\t');
     lines.emplace_back(std::stoi(line.substr(0, tab)), line.substr(tab + 1));
   }
@@ -202,15 +204,18 @@ int run_evaluate(int argc, char** argv) {
   const int image_size = model.sample_input_shape()[0];
   const int classes = model.output_shape(model.size() - 1, 1)[1];
   if (!names.empty() && !data->class_names().empty() && names != data->class_names())
-    throw std::runtime_error(o.data + "'s classes (" + join(data->class_names()) + ") differ from the model's (" +
-                             join(names) + "): label k would be scored against another class");
+    throw std::runtime_error(o.data + "'s classes (" + join(data->class_names()) +
+                             ") differ from the model's (" + join(names) +
+                             "): label k would be scored against another class");
   if (data->classes() > classes)
-    throw std::runtime_error(o.data + " has " + std::to_string(data->classes()) + " classes, the model " +
-                             std::to_string(classes));
-  const LossResult total = evaluate(model, *data, o.batch_size, image_size, parse_preprocess(o.preprocess), 2);
+    throw std::runtime_error(o.data + " has " + std::to_string(data->classes()) +
+                             " classes, the model " + std::to_string(classes));
+  const LossResult total =
+      evaluate(model, *data, o.batch_size, image_size, parse_preprocess(o.preprocess), 2);
   if (!Comm::is_root()) return 0;  // the sums are global: rank 0 reports them
-  std::cout << std::fixed << std::setprecision(4) << "loss " << total.loss_sum / total.count << " - accuracy "
-            << static_cast<double>(total.correct) / total.count << " (" << total.count << " samples)\n";
+  std::cout << std::fixed << std::setprecision(4) << "loss " << total.loss_sum / total.count
+            << " - accuracy " << static_cast<double>(total.correct) / total.count << " ("
+            << total.count << " samples)\n";
   return 0;
 }
 

@@ -11,7 +11,8 @@ namespace parafine {
 Adam::Adam(std::size_t size, double lr, double beta1, double beta2, double epsilon)
     : lr_(lr), b1_(beta1), b2_(beta2), eps_(epsilon), m_(size, 0.0f), v_(size, 0.0f) {
   if (!(lr >= 0.0) || !std::isfinite(lr))
-    throw std::invalid_argument("learning rate must be a finite number >= 0, got " + std::to_string(lr));
+    throw std::invalid_argument("learning rate must be a finite number >= 0, got " +
+                                std::to_string(lr));
 }
 
 void Adam::step(float* w, const float* g) {

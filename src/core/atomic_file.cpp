@@ -20,7 +20,9 @@ AtomicFile::~AtomicFile() {
   if (!committed_) discard();
 }
 
-void AtomicFile::discard() { std::remove(temp_path_.c_str()); }
+void AtomicFile::discard() {
+  std::remove(temp_path_.c_str());
+}
 
 void AtomicFile::commit() {
   if (std::rename(temp_path_.c_str(), target_path_.c_str()) != 0) {

@@ -22,6 +22,8 @@ void set_threads(int t) {
   omp_set_num_threads(t);
 }
 
-int threads() { return omp_get_max_threads(); }
+int threads() {
+  return omp_get_max_threads();
+}
 
 }  // namespace parafine

@@ -10,7 +10,8 @@
 
 namespace parafine {
 
-void parallel_for(int threads, int begin, int end, int stride, const std::function<void(int)>& body) {
+void parallel_for(int threads, int begin, int end, int stride,
+                  const std::function<void(int)>& body) {
   std::atomic<int> next{begin};
   std::atomic<bool> failed{false};
   std::exception_ptr error;

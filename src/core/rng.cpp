@@ -10,7 +10,9 @@ std::uint64_t SplitMix64::next() {
   return z ^ (z >> 31);
 }
 
-double SplitMix64::uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+double SplitMix64::uniform() {
+  return static_cast<double>(next() >> 11) * 0x1.0p-53;
+}
 
 std::uint64_t hash_string(const std::string& s, std::uint64_t seed) {
   std::uint64_t h = 1469598103934665603ULL ^ seed;  // FNV-1a

@@ -7,9 +7,13 @@
 
 namespace parafine {
 
-Shape::Shape(std::initializer_list<int> d) { assign(d.begin(), d.end(), d.size()); }
+Shape::Shape(std::initializer_list<int> d) {
+  assign(d.begin(), d.end(), d.size());
+}
 
-Shape::Shape(const std::vector<int>& d) { assign(d.begin(), d.end(), d.size()); }
+Shape::Shape(const std::vector<int>& d) {
+  assign(d.begin(), d.end(), d.size());
+}
 
 template <typename It>
 void Shape::assign(It first, It last, std::size_t count) {
@@ -65,7 +69,9 @@ void Tensor::resize(const Shape& s) {
   data_.resize(s.numel());
 }
 
-void Tensor::fill(float v) { std::fill(data_.begin(), data_.end(), v); }
+void Tensor::fill(float v) {
+  std::fill(data_.begin(), data_.end(), v);
+}
 
 std::vector<float> Tensor::take_storage() {
   shape_ = Shape();
@@ -81,7 +87,8 @@ void Tensor::give_storage(std::vector<float>&& v, const Shape& s) {
 std::vector<float> BufferPool::acquire(std::size_t n) {
   auto best = free_.end();
   for (auto it = free_.begin(); it != free_.end(); ++it)
-    if (it->capacity() >= n && (best == free_.end() || it->capacity() < best->capacity())) best = it;
+    if (it->capacity() >= n && (best == free_.end() || it->capacity() < best->capacity()))
+      best = it;
   if (best == free_.end()) {
     // A new buffer: make room to pool it as well, so that release() does not grow free_ when a
     // later step returns more buffers at once than this one held.

@@ -8,8 +8,8 @@
 #include <stdexcept>
 
 #include "parafine/core/parallel_for.hpp"
-#include "parafine/dist/comm.hpp"
 #include "parafine/data/image_decode.hpp"
+#include "parafine/dist/comm.hpp"
 
 namespace parafine {
 
@@ -80,7 +80,7 @@ FolderSource::FolderSource(const std::string& dir, BadImagePolicy policy, int th
       // The first few reasons are shown, so they are made exact on every rank; later ones may
       // have been found by another rank.
       const std::string& found_here = verdicts.reasons[static_cast<size_t>(i)];
-      skipped_.push_back({file, skipped_.size() < 5 ? reason_of(folder, verdicts, i)
+      skipped_.push_back({file, skipped_.size() < 5  ? reason_of(folder, verdicts, i)
                                 : found_here.empty() ? file + ": found bad by another rank"
                                                      : found_here});
       continue;
@@ -109,7 +109,8 @@ void FolderSource::load(int i, int image_size, float* out) const {
 std::unique_ptr<SampleSource> open_sample_source(const std::string& path, const std::string& option,
                                                  const SourceOptions& options) {
   struct stat st {};
-  if (path.empty()) throw std::invalid_argument(option + " is required (an image folder or an HDF5 dataset)");
+  if (path.empty())
+    throw std::invalid_argument(option + " is required (an image folder or an HDF5 dataset)");
   if (::stat(path.c_str(), &st) != 0)
     throw std::runtime_error(option + " " + path + ": no such file or directory");
   if (S_ISDIR(st.st_mode))

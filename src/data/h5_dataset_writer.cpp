@@ -60,8 +60,8 @@ class ImageDatasetFile {
     space_ = H5Screate_simple(4, dims, nullptr);
     const hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     H5Pset_chunk(dcpl, 4, chunk);
-    images_ = H5Dcreate2(file_->id(), "/images", H5T_STD_U8LE, space_, H5P_DEFAULT, dcpl,
-                         H5P_DEFAULT);
+    images_ =
+        H5Dcreate2(file_->id(), "/images", H5T_STD_U8LE, space_, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     H5Pclose(dcpl);
     if (images_ < 0) {
       close_datasets();
@@ -121,8 +121,8 @@ void write_image_dataset(const SampleSource& source, const std::string& path, in
   const std::size_t per = static_cast<std::size_t>(image_size) * image_size * 3;
   // Images per round (each rank decodes a contiguous share); a round stays under 1 GiB so
   // the gather to rank 0 fits MPI's int counts.
-  const int block = static_cast<int>(std::max<std::size_t>(
-      1, std::min<std::size_t>(64 * ranks, (std::size_t(1) << 30) / per)));
+  const int block = static_cast<int>(
+      std::max<std::size_t>(1, std::min<std::size_t>(64 * ranks, (std::size_t(1) << 30) / per)));
   std::vector<unsigned char> pixels;
   for (int b = 0; b < n; b += block) {
     const int e = std::min(n, b + block);

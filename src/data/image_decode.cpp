@@ -28,7 +28,9 @@ namespace {
   throw BadImageError(name + ": " + reason);
 }
 
-std::string dims(long long w, long long h) { return std::to_string(w) + "x" + std::to_string(h); }
+std::string dims(long long w, long long h) {
+  return std::to_string(w) + "x" + std::to_string(h);
+}
 
 // Refuses sizes outside kMaxImageSide / kMaxImagePixels before anything is allocated.
 void check_dimensions(const std::string& name, const char* format, long long w, long long h) {

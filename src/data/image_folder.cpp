@@ -18,7 +18,9 @@ bool hidden(const fs::path& p) {
   return !name.empty() && name[0] == '.';
 }
 
-[[noreturn]] void fail(const std::string& message) { throw std::runtime_error(message); }
+[[noreturn]] void fail(const std::string& message) {
+  throw std::runtime_error(message);
+}
 
 // Non-hidden entries of one directory; iteration errors (permissions, races) name the path.
 std::vector<fs::directory_entry> list_dir(const fs::path& dir) {

@@ -5,7 +5,6 @@
 #include <stdexcept>
 #include <utility>
 
-
 namespace parafine {
 
 BatchPrefetcher::BatchPrefetcher(const SampleSource& source, std::vector<std::vector<int>> steps,
@@ -13,11 +12,14 @@ BatchPrefetcher::BatchPrefetcher(const SampleSource& source, std::vector<std::ve
     : source_(source),
       steps_(std::move(steps)),
       config_(config),
-      per_image_(static_cast<std::size_t>(std::max(config.image_size, 0)) * std::max(config.image_size, 0) * 3) {
+      per_image_(static_cast<std::size_t>(std::max(config.image_size, 0)) *
+                 std::max(config.image_size, 0) * 3) {
   if (config_.image_size < 1)
-    throw std::invalid_argument("--image-size must be at least 1, got " + std::to_string(config_.image_size));
+    throw std::invalid_argument("--image-size must be at least 1, got " +
+                                std::to_string(config_.image_size));
   if (config_.threads < 1)
-    throw std::invalid_argument("prefetch threads must be at least 1, got " + std::to_string(config_.threads));
+    throw std::invalid_argument("prefetch threads must be at least 1, got " +
+                                std::to_string(config_.threads));
   if (config_.depth < 1)
     throw std::invalid_argument("prefetch depth (batches in flight) must be at least 1, got " +
                                 std::to_string(config_.depth));
@@ -25,8 +27,9 @@ BatchPrefetcher::BatchPrefetcher(const SampleSource& source, std::vector<std::ve
   for (std::size_t k = 0; k < steps_.size(); ++k)
     for (int i : steps_[k])
       if (i < 0 || i >= n)
-        throw std::invalid_argument("prefetcher: sample index " + std::to_string(i) + " in step " + std::to_string(k) +
-                                    " is outside the " + std::to_string(n) + " samples of the source");
+        throw std::invalid_argument("prefetcher: sample index " + std::to_string(i) + " in step " +
+                                    std::to_string(k) + " is outside the " + std::to_string(n) +
+                                    " samples of the source");
   slots_.resize(static_cast<std::size_t>(config_.depth));
   threads_.reserve(static_cast<std::size_t>(config_.threads));
   try {
@@ -107,8 +110,9 @@ void BatchPrefetcher::worker() {
 void BatchPrefetcher::worker_loop() {
   std::unique_lock<std::mutex> lock(m_);
   for (;;) {
-    work_cv_.wait(lock,
-                  [&] { return stop_ || error_ || claim_step_ >= steps() || claim_step_ < consumed_ + config_.depth; });
+    work_cv_.wait(lock, [&] {
+      return stop_ || error_ || claim_step_ >= steps() || claim_step_ < consumed_ + config_.depth;
+    });
     if (stop_ || error_) return;
     skip_empty_steps();
     if (claim_step_ >= steps()) {
@@ -132,7 +136,8 @@ void BatchPrefetcher::worker_loop() {
     // Decode outside the lock. The slot's buffer is not resized until the consumer has taken
     // this batch, which needs remaining == 0, so dst stays valid.
     source_.load(sample, config_.image_size, dst);  // throws out of worker_loop -> fail()
-    const bool flip = config_.augment == Augment::kFlip && flip_decision(config_.seed, config_.epoch, sample);
+    const bool flip =
+        config_.augment == Augment::kFlip && flip_decision(config_.seed, config_.epoch, sample);
     prepare_sample(dst, config_.image_size, flip, config_.preprocess);
 
     lock.lock();

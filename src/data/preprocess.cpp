@@ -30,8 +30,8 @@ Augment parse_augment(const std::string& name) {
 bool flip_decision(std::uint64_t seed, int epoch, int sample) {
   // One splitmix64 output of a state mixing (seed, epoch, sample): a counter-based draw, so the
   // answer needs no shared generator and does not depend on who asks first.
-  const std::uint64_t key =
-      (static_cast<std::uint64_t>(static_cast<std::uint32_t>(epoch)) << 32) | static_cast<std::uint32_t>(sample);
+  const std::uint64_t key = (static_cast<std::uint64_t>(static_cast<std::uint32_t>(epoch)) << 32) |
+                            static_cast<std::uint32_t>(sample);
   SplitMix64 rng(hash_string("augment/flip", seed) ^ key);
   return (rng.next() >> 63) != 0;
 }
@@ -46,7 +46,8 @@ void prepare_sample(float* image, int image_size, bool flip, Preprocess preproce
     }
   if (preprocess == Preprocess::kCaffe)
     for (std::size_t p = 0; p < S * S * 3; p += 3) {
-      const float rgb[3] = {image[p], image[p + 1], image[p + 2]};  // caffe_preprocess is not in-place safe
+      const float rgb[3] = {image[p], image[p + 1],
+                            image[p + 2]};  // caffe_preprocess is not in-place safe
       caffe_preprocess(rgb, image + p);
     }
 }

@@ -9,13 +9,14 @@ namespace {
 
 void check_index(int i, int n, const std::string& where) {
   if (i < 0 || i >= n)
-    throw std::out_of_range(where + ": sample " + std::to_string(i) + " is outside the " + std::to_string(n) +
-                            " samples");
+    throw std::out_of_range(where + ": sample " + std::to_string(i) + " is outside the " +
+                            std::to_string(n) + " samples");
 }
 
 void check_image_size(int image_size, const std::string& where) {
   if (image_size < 1)
-    throw std::invalid_argument(where + ": --image-size must be at least 1, got " + std::to_string(image_size));
+    throw std::invalid_argument(where + ": --image-size must be at least 1, got " +
+                                std::to_string(image_size));
 }
 
 }  // namespace
@@ -31,8 +32,9 @@ void rgb_to_floats(const unsigned char* src, int h, int w, int image_size, float
 
 // ---- InMemorySource ----------------------------------------------------------------------
 
-InMemorySource::InMemorySource(int samples, int height, int width, std::vector<unsigned char> pixels,
-                               std::vector<int> labels, int classes, std::vector<std::string> class_names)
+InMemorySource::InMemorySource(int samples, int height, int width,
+                               std::vector<unsigned char> pixels, std::vector<int> labels,
+                               int classes, std::vector<std::string> class_names)
     : n_(samples),
       h_(height),
       w_(width),
@@ -41,23 +43,25 @@ InMemorySource::InMemorySource(int samples, int height, int width, std::vector<u
       labels_(std::move(labels)),
       class_names_(std::move(class_names)) {
   if (n_ < 0 || h_ < 1 || w_ < 1)
-    throw std::invalid_argument("in-memory images: need N >= 0 samples of H,W >= 1, got [" + std::to_string(n_) + "," +
-                                std::to_string(h_) + "," + std::to_string(w_) + ",3]");
+    throw std::invalid_argument("in-memory images: need N >= 0 samples of H,W >= 1, got [" +
+                                std::to_string(n_) + "," + std::to_string(h_) + "," +
+                                std::to_string(w_) + ",3]");
   const std::size_t want = static_cast<std::size_t>(n_) * h_ * w_ * 3;
   if (pixels_.size() != want)
-    throw std::invalid_argument("in-memory images: " + std::to_string(pixels_.size()) + " bytes for [" +
-                                std::to_string(n_) + "," + std::to_string(h_) + "," + std::to_string(w_) +
-                                ",3] = " + std::to_string(want));
+    throw std::invalid_argument("in-memory images: " + std::to_string(pixels_.size()) +
+                                " bytes for [" + std::to_string(n_) + "," + std::to_string(h_) +
+                                "," + std::to_string(w_) + ",3] = " + std::to_string(want));
   if (!labels_.empty() && static_cast<int>(labels_.size()) != n_)
-    throw std::invalid_argument("in-memory images: " + std::to_string(labels_.size()) + " labels for " +
-                                std::to_string(n_) + " images");
+    throw std::invalid_argument("in-memory images: " + std::to_string(labels_.size()) +
+                                " labels for " + std::to_string(n_) + " images");
   for (std::size_t i = 0; i < labels_.size(); ++i)
     if (labels_[i] < 0 || labels_[i] >= classes_)
-      throw std::invalid_argument("in-memory images: label " + std::to_string(labels_[i]) + " of sample " +
-                                  std::to_string(i) + " is outside [0," + std::to_string(classes_) + ")");
+      throw std::invalid_argument("in-memory images: label " + std::to_string(labels_[i]) +
+                                  " of sample " + std::to_string(i) + " is outside [0," +
+                                  std::to_string(classes_) + ")");
   if (!class_names_.empty() && static_cast<int>(class_names_.size()) != classes_)
-    throw std::invalid_argument("in-memory images: " + std::to_string(class_names_.size()) + " class names for " +
-                                std::to_string(classes_) + " classes");
+    throw std::invalid_argument("in-memory images: " + std::to_string(class_names_.size()) +
+                                " class names for " + std::to_string(classes_) + " classes");
 }
 
 int InMemorySource::label(int i) const {
@@ -68,7 +72,8 @@ int InMemorySource::label(int i) const {
 void InMemorySource::load(int i, int image_size, float* out) const {
   check_index(i, n_, "in-memory images");
   check_image_size(image_size, "in-memory images");
-  rgb_to_floats(pixels_.data() + static_cast<std::size_t>(i) * h_ * w_ * 3, h_, w_, image_size, out);
+  rgb_to_floats(pixels_.data() + static_cast<std::size_t>(i) * h_ * w_ * 3, h_, w_, image_size,
+                out);
 }
 
 // ---- H5Source ----------------------------------------------------------------------------
@@ -121,7 +126,8 @@ void H5Source::load(int i, int image_size, float* out) const {
     const hsize_t start[4] = {static_cast<hsize_t>(i), 0, 0, 0};
     const hsize_t count[4] = {1, static_cast<hsize_t>(h), static_cast<hsize_t>(w), 3};
     const hid_t mspace = H5Screate_simple(4, count, nullptr);
-    if (fspace >= 0 && mspace >= 0 && H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, nullptr, count, nullptr) >= 0)
+    if (fspace >= 0 && mspace >= 0 &&
+        H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, nullptr, count, nullptr) >= 0)
       status = H5Dread(images_, H5T_NATIVE_UCHAR, mspace, fspace, H5P_DEFAULT, raw.data());
     if (mspace >= 0) H5Sclose(mspace);
     if (fspace >= 0) H5Sclose(fspace);

@@ -46,12 +46,14 @@ int Comm::size() {
 
 void Comm::allreduce_max(std::vector<int>& values) {
   if (size() == 1) return;
-  MPI_Allreduce(MPI_IN_PLACE, values.data(), static_cast<int>(values.size()), MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  MPI_Allreduce(MPI_IN_PLACE, values.data(), static_cast<int>(values.size()), MPI_INT, MPI_MAX,
+                MPI_COMM_WORLD);
 }
 
 void Comm::allreduce_sum(std::vector<double>& values) {
   if (size() == 1) return;
-  MPI_Allreduce(MPI_IN_PLACE, values.data(), static_cast<int>(values.size()), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+  MPI_Allreduce(MPI_IN_PLACE, values.data(), static_cast<int>(values.size()), MPI_DOUBLE, MPI_SUM,
+                MPI_COMM_WORLD);
 }
 
 void Comm::allreduce_sum(float* values, std::size_t n) {
@@ -108,14 +110,15 @@ std::vector<unsigned char> Comm::gather_to_root(const std::vector<unsigned char>
     std::size_t total = 0;
     for (int r = 0; r < n; ++r) {
       if (total > static_cast<std::size_t>(INT32_MAX))
-        throw std::runtime_error("gather_to_root: more than 2 GiB in one gather (use smaller rounds)");
+        throw std::runtime_error(
+            "gather_to_root: more than 2 GiB in one gather (use smaller rounds)");
       displs[static_cast<size_t>(r)] = static_cast<int>(total);
       total += static_cast<std::size_t>(counts[static_cast<size_t>(r)]);
     }
     all.resize(total);
   }
-  MPI_Gatherv(mine.data(), count, MPI_UNSIGNED_CHAR, all.data(), counts.data(), displs.data(), MPI_UNSIGNED_CHAR, 0,
-              MPI_COMM_WORLD);
+  MPI_Gatherv(mine.data(), count, MPI_UNSIGNED_CHAR, all.data(), counts.data(), displs.data(),
+              MPI_UNSIGNED_CHAR, 0, MPI_COMM_WORLD);
   return all;
 }
 
@@ -142,7 +145,8 @@ void Comm::alltoall_records(const float* send, const std::vector<int>& send_reco
     std::vector<int> d(static_cast<size_t>(n), 0);
     long long total = 0;
     for (int r = 0; r < n; ++r) {
-      if (total > INT32_MAX) throw std::runtime_error("alltoall_records: more than 2^31 records in one exchange");
+      if (total > INT32_MAX)
+        throw std::runtime_error("alltoall_records: more than 2^31 records in one exchange");
       d[static_cast<size_t>(r)] = static_cast<int>(total);
       total += counts[static_cast<size_t>(r)];
     }
@@ -156,8 +160,8 @@ void Comm::alltoall_records(const float* send, const std::vector<int>& send_reco
   MPI_Datatype record;
   MPI_Type_contiguous(static_cast<int>(record_floats), MPI_FLOAT, &record);
   MPI_Type_commit(&record);
-  MPI_Alltoallv(send, send_records.data(), sdispl.data(), record, recv, recv_records.data(), rdispl.data(), record,
-                MPI_COMM_WORLD);
+  MPI_Alltoallv(send, send_records.data(), sdispl.data(), record, recv, recv_records.data(),
+                rdispl.data(), record, MPI_COMM_WORLD);
   MPI_Type_free(&record);
 }
 
@@ -175,7 +179,8 @@ void agree_on_failure(bool failed, const std::string& message) {
   MPI_Bcast(&len, 1, MPI_INT, from, MPI_COMM_WORLD);
   std::string s = Comm::rank() == from ? message : std::string(static_cast<size_t>(len), '\0');
   MPI_Bcast(s.data(), len, MPI_CHAR, from, MPI_COMM_WORLD);
-  throw std::runtime_error(s + (from == Comm::rank() ? "" : " (reported by rank " + std::to_string(from) + ")"));
+  throw std::runtime_error(
+      s + (from == Comm::rank() ? "" : " (reported by rank " + std::to_string(from) + ")"));
 }
 
 }  // namespace parafine

@@ -12,7 +12,9 @@
 namespace parafine {
 
 namespace {
-MPI_Request* as_request(void* p) { return static_cast<MPI_Request*>(p); }
+MPI_Request* as_request(void* p) {
+  return static_cast<MPI_Request*>(p);
+}
 }  // namespace
 
 GradientSync::GradientSync(float* grads, std::size_t n, std::size_t bucket_floats)
@@ -36,8 +38,8 @@ void GradientSync::ready(std::size_t filled) {
   while (started_ < buckets() && bounds_[started_ + 1] <= filled) {
     auto* req = new MPI_Request;
     const std::size_t begin = bounds_[started_];
-    MPI_Iallreduce(MPI_IN_PLACE, grads_ + begin, static_cast<int>(bounds_[started_ + 1] - begin), MPI_FLOAT, MPI_SUM,
-                   MPI_COMM_WORLD, req);
+    MPI_Iallreduce(MPI_IN_PLACE, grads_ + begin, static_cast<int>(bounds_[started_ + 1] - begin),
+                   MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, req);
     requests_.push_back(req);
     ++started_;
   }

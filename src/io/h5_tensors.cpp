@@ -26,15 +26,19 @@ H5File::H5File(const std::string& path, Mode mode) : path_(path) {
       throw std::runtime_error(path + ": no such file, or it cannot be read");
     }
     if (H5Fis_hdf5(path.c_str()) <= 0)
-      throw std::runtime_error(path + ": not an HDF5 file (no HDF5 signature; another format, or empty)");
+      throw std::runtime_error(path +
+                               ": not an HDF5 file (no HDF5 signature; another format, or empty)");
     id_ = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   } else {
     id_ = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   }
   if (id_ < 0 && mode == Mode::kRead)
-    throw std::runtime_error(path + ": an HDF5 file that cannot be opened: truncated or damaged (an interrupted "
-                             "download or copy?)");
-  if (id_ < 0) throw std::runtime_error(path + ": cannot create HDF5 file (is the directory writable?)");
+    throw std::runtime_error(
+        path +
+        ": an HDF5 file that cannot be opened: truncated or damaged (an interrupted "
+        "download or copy?)");
+  if (id_ < 0)
+    throw std::runtime_error(path + ": cannot create HDF5 file (is the directory writable?)");
 }
 
 H5File::~H5File() {
@@ -47,7 +51,8 @@ bool H5File::exists(const std::string& object_path) const {
   while (true) {
     pos = object_path.find('/', pos + 1);
     const std::string prefix = object_path.substr(0, pos);
-    if (!prefix.empty() && prefix != "/" && H5Lexists(id_, prefix.c_str(), H5P_DEFAULT) <= 0) return false;
+    if (!prefix.empty() && prefix != "/" && H5Lexists(id_, prefix.c_str(), H5P_DEFAULT) <= 0)
+      return false;
     if (pos == std::string::npos) return true;
   }
 }
@@ -109,12 +114,15 @@ std::vector<int> H5File::read_ints(const std::string& dataset) const {
 }
 
 namespace {
-void write_dataset(hid_t file, const std::string& path, const std::string& dataset, const std::vector<hsize_t>& dims,
-                   hid_t file_type, hid_t mem_type, const void* data) {
+void write_dataset(hid_t file, const std::string& path, const std::string& dataset,
+                   const std::vector<hsize_t>& dims, hid_t file_type, hid_t mem_type,
+                   const void* data) {
   Handle lcpl{H5Pcreate(H5P_LINK_CREATE), H5Pclose};
   H5Pset_create_intermediate_group(lcpl.id, 1);
   Handle space{H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose};
-  Handle d{H5Dcreate2(file, dataset.c_str(), file_type, space.id, lcpl.id, H5P_DEFAULT, H5P_DEFAULT), H5Dclose};
+  Handle d{
+      H5Dcreate2(file, dataset.c_str(), file_type, space.id, lcpl.id, H5P_DEFAULT, H5P_DEFAULT),
+      H5Dclose};
   if (d.id < 0 || H5Dwrite(d.id, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
     throw std::runtime_error(path + ": cannot write dataset " + dataset);
 }
@@ -125,24 +133,28 @@ void H5File::write_tensor(const std::string& dataset, const Tensor& t) {
   write_dataset(id_, path_, dataset, dims, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, t.data());
 }
 
-void H5File::write_uint8(const std::string& dataset, const std::vector<hsize_t>& dims, const unsigned char* data) {
+void H5File::write_uint8(const std::string& dataset, const std::vector<hsize_t>& dims,
+                         const unsigned char* data) {
   write_dataset(id_, path_, dataset, dims, H5T_STD_U8LE, H5T_NATIVE_UCHAR, data);
 }
 
 void H5File::write_int64(const std::string& dataset, const std::vector<long long>& values) {
-  write_dataset(id_, path_, dataset, {values.size()}, H5T_STD_I64LE, H5T_NATIVE_LLONG, values.data());
+  write_dataset(id_, path_, dataset, {values.size()}, H5T_STD_I64LE, H5T_NATIVE_LLONG,
+                values.data());
 }
 
 std::vector<std::string> H5File::read_string_attribute(const std::string& object_path,
                                                        const std::string& attr) const {
   if (H5Aexists_by_name(id_, object_path.c_str(), attr.c_str(), H5P_DEFAULT) <= 0)
     throw std::runtime_error(path_ + ": " + object_path + " has no attribute '" + attr + "'");
-  Handle a{H5Aopen_by_name(id_, object_path.c_str(), attr.c_str(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose};
+  Handle a{H5Aopen_by_name(id_, object_path.c_str(), attr.c_str(), H5P_DEFAULT, H5P_DEFAULT),
+           H5Aclose};
   Handle type{H5Aget_type(a.id), H5Tclose};
   Handle space{H5Aget_space(a.id), H5Sclose};
   if (H5Sget_simple_extent_npoints(space.id) == 0) return {};
   if (H5Tget_class(type.id) != H5T_STRING)
-    throw std::runtime_error(path_ + ": attribute " + object_path + "@" + attr + " is not a string array");
+    throw std::runtime_error(path_ + ": attribute " + object_path + "@" + attr +
+                             " is not a string array");
   const std::size_t n = static_cast<std::size_t>(H5Sget_simple_extent_npoints(space.id));
   std::vector<std::string> out;
   if (H5Tis_variable_str(type.id) > 0) {
@@ -169,7 +181,8 @@ std::vector<std::string> H5File::read_string_attribute(const std::string& object
 }
 
 bool H5File::has_attribute(const std::string& object_path, const std::string& attr) const {
-  return exists(object_path) && H5Aexists_by_name(id_, object_path.c_str(), attr.c_str(), H5P_DEFAULT) > 0;
+  return exists(object_path) &&
+         H5Aexists_by_name(id_, object_path.c_str(), attr.c_str(), H5P_DEFAULT) > 0;
 }
 
 std::vector<std::string> H5File::read_string_list_attribute(const std::string& object_path,
@@ -181,7 +194,8 @@ std::vector<std::string> H5File::read_string_list_attribute(const std::string& o
     auto part = read_string_attribute(object_path, attr + std::to_string(chunk));
     all.insert(all.end(), part.begin(), part.end());
   }
-  if (chunk == 0) throw std::runtime_error(path_ + ": " + object_path + " has no attribute '" + attr + "'");
+  if (chunk == 0)
+    throw std::runtime_error(path_ + ": " + object_path + " has no attribute '" + attr + "'");
   return all;
 }
 
@@ -196,10 +210,14 @@ std::string H5File::dataset_type_name(const std::string& dataset) const {
   Handle t{H5Dget_type(d.id), H5Tclose};
   const std::string bits = std::to_string(8 * H5Tget_size(t.id));
   switch (H5Tget_class(t.id)) {
-    case H5T_FLOAT: return "float" + bits;
-    case H5T_INTEGER: return (H5Tget_sign(t.id) == H5T_SGN_NONE ? "uint" : "int") + bits;
-    case H5T_STRING: return "string";
-    default: return "non-numeric type";
+    case H5T_FLOAT:
+      return "float" + bits;
+    case H5T_INTEGER:
+      return (H5Tget_sign(t.id) == H5T_SGN_NONE ? "uint" : "int") + bits;
+    case H5T_STRING:
+      return "string";
+    default:
+      return "non-numeric type";
   }
 }
 
@@ -226,7 +244,8 @@ void H5File::write_string_list_attribute(const std::string& object_path, const s
   std::size_t len = 1;
   for (const auto& v : values) len = std::max(len, v.size());
   std::vector<char> buf(values.size() * len, '\0');
-  for (std::size_t i = 0; i < values.size(); ++i) std::copy(values[i].begin(), values[i].end(), buf.begin() + i * len);
+  for (std::size_t i = 0; i < values.size(); ++i)
+    std::copy(values[i].begin(), values[i].end(), buf.begin() + i * len);
   Handle type{fixed_string_type(len), H5Tclose};
   const hsize_t n = values.size();
   Handle space{H5Screate_simple(1, &n, nullptr), H5Sclose};

@@ -8,9 +8,12 @@ namespace parafine {
 
 const char* layout_name(KerasLayout layout) {
   switch (layout) {
-    case KerasLayout::kTfKeras: return "tf.keras save_weights";
-    case KerasLayout::kKeras1: return "Keras-1 (keras-applications release)";
-    case KerasLayout::kParafineCheckpoint: return "parafine checkpoint";
+    case KerasLayout::kTfKeras:
+      return "tf.keras save_weights";
+    case KerasLayout::kKeras1:
+      return "Keras-1 (keras-applications release)";
+    case KerasLayout::kParafineCheckpoint:
+      return "parafine checkpoint";
   }
   return "?";
 }
@@ -30,10 +33,13 @@ std::string keras1_to_tf_keras(const std::string& n) {
   const int block = m[3].str()[0] - 'a' + 1;
   const std::string branch = m[4].str();
   const char* idx = branch == "1" ? "0" : branch == "2a" ? "1" : branch == "2b" ? "2" : "3";
-  return "conv" + m[2].str() + "_block" + std::to_string(block) + "_" + idx + (m[1] == "res" ? "_conv" : "_bn");
+  return "conv" + m[2].str() + "_block" + std::to_string(block) + "_" + idx +
+         (m[1] == "res" ? "_conv" : "_bn");
 }
 
-bool is_top_classifier(const std::string& name) { return name == "fc1000" || name == "predictions"; }
+bool is_top_classifier(const std::string& name) {
+  return name == "fc1000" || name == "predictions";
+}
 
 namespace {
 
@@ -71,7 +77,8 @@ KerasWeightFile read_keras_weight_file(const H5File& f) {
   try {
     names = f.read_string_list_attribute(out.root, "layer_names");
   } catch (const std::runtime_error&) {
-    throw std::runtime_error(f.path() + ": not a Keras weight file (no layer_names attribute at " + out.root +
+    throw std::runtime_error(f.path() + ": not a Keras weight file (no layer_names attribute at " +
+                             out.root +
                              "); expected a file written by Keras save_weights or parafine --save");
   }
   for (const char* a : {"keras_version", "backend"})
@@ -86,10 +93,12 @@ KerasWeightFile read_keras_weight_file(const H5File& f) {
   for (const auto& stored : names) {
     const std::string group = prefix + "/" + stored;
     if (!f.is_group(group))
-      throw std::runtime_error(f.path() + ": layer_names lists '" + stored + "' but there is no group " + group);
-    const auto weight_names = f.has_attribute(group, "weight_names") || f.has_attribute(group, "weight_names0")
-                                  ? f.read_string_list_attribute(group, "weight_names")
-                                  : std::vector<std::string>{};
+      throw std::runtime_error(f.path() + ": layer_names lists '" + stored +
+                               "' but there is no group " + group);
+    const auto weight_names =
+        f.has_attribute(group, "weight_names") || f.has_attribute(group, "weight_names0")
+            ? f.read_string_list_attribute(group, "weight_names")
+            : std::vector<std::string>{};
     if (weight_names.empty()) continue;
     StoredLayer layer;
     layer.stored_name = stored;
@@ -104,7 +113,8 @@ KerasWeightFile read_keras_weight_file(const H5File& f) {
       w.dataset = group + "/" + wn;
       w.var = keras1 ? keras1_var(stored, wn) : tf_keras_var(wn);
       if (!f.exists(w.dataset))
-        throw std::runtime_error(f.path() + ": layer '" + stored + "' lists weight '" + wn + "' but " + w.dataset +
+        throw std::runtime_error(f.path() + ": layer '" + stored + "' lists weight '" + wn +
+                                 "' but " + w.dataset +
                                  " does not exist (truncated or damaged file?)");
       for (hsize_t d : f.dataset_shape(w.dataset)) w.shape.push_back(static_cast<int>(d));
       w.dtype = f.dataset_type_name(w.dataset);

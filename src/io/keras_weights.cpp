@@ -10,18 +10,22 @@ namespace parafine {
 
 namespace {
 
-bool in_scope(int node, WeightScope scope) { return scope == WeightScope::kFull || node < kResNet50BaseLayers; }
+bool in_scope(int node, WeightScope scope) {
+  return scope == WeightScope::kFull || node < kResNet50BaseLayers;
+}
 
 std::string var_list(const StoredLayer& l) {
   std::string s;
-  for (const auto& w : l.weights) s += (s.empty() ? "" : ", ") + (w.var.empty() ? w.stored_name : w.var);
+  for (const auto& w : l.weights)
+    s += (s.empty() ? "" : ", ") + (w.var.empty() ? w.stored_name : w.var);
   return s;
 }
 
 }  // namespace
 
-WeightCheck check_and_load_keras_weights(Model& model, const H5File& h5, const KerasWeightFile& file,
-                                         WeightScope scope, bool load) {
+WeightCheck check_and_load_keras_weights(Model& model, const H5File& h5,
+                                         const KerasWeightFile& file, WeightScope scope,
+                                         bool load) {
   WeightCheck check;
   std::vector<std::pair<const ParamRef*, Tensor>> staged;
   std::set<std::string> wanted;
@@ -41,38 +45,44 @@ WeightCheck check_and_load_keras_weights(Model& model, const H5File& h5, const K
       for (const auto& sw : stored->weights)
         if (sw.var == r.name) w = &sw;
       if (!w) {
-        check.problems.push_back(name + ": no '" + r.name + "' weight (the file has: " + var_list(*stored) + ")");
+        check.problems.push_back(name + ": no '" + r.name +
+                                 "' weight (the file has: " + var_list(*stored) + ")");
         continue;
       }
       used.insert(w->var);
       if (!w->is_float) {
-        check.problems.push_back(name + "/" + r.name + ": stored as " + w->dtype + ", expected floating point");
+        check.problems.push_back(name + "/" + r.name + ": stored as " + w->dtype +
+                                 ", expected floating point");
         continue;
       }
       if (!r.shape.matches(w->shape)) {
-        check.problems.push_back(name + "/" + r.name + ": shape " + dims_str(w->shape) + " in the file, the model needs " +
-                                 r.shape.str());
+        check.problems.push_back(name + "/" + r.name + ": shape " + dims_str(w->shape) +
+                                 " in the file, the model needs " + r.shape.str());
         continue;
       }
       Tensor t = h5.read_tensor(w->dataset);
       std::size_t bad = 0;
       for (std::size_t k = 0; k < t.numel(); ++k) bad += !std::isfinite(t[k]);
       if (bad) {
-        check.problems.push_back(name + "/" + r.name + ": " + std::to_string(bad) + " NaN or Inf value(s)");
+        check.problems.push_back(name + "/" + r.name + ": " + std::to_string(bad) +
+                                 " NaN or Inf value(s)");
         continue;
       }
       staged.emplace_back(&r, std::move(t));
     }
     for (const auto& sw : stored->weights)
-      if (!used.count(sw.var)) check.problems.push_back(name + ": unexpected weight '" + sw.stored_name + "'");
+      if (!used.count(sw.var))
+        check.problems.push_back(name + ": unexpected weight '" + sw.stored_name + "'");
   }
   for (const StoredLayer& l : file.layers) {
     if (wanted.count(l.name)) continue;
     const int node = model.index_of(l.name);
     if (is_top_classifier(l.name) && scope == WeightScope::kBase)
-      check.notes.push_back("ignoring the top classifier '" + l.stored_name + "' (include_top weights)");
+      check.notes.push_back("ignoring the top classifier '" + l.stored_name +
+                            "' (include_top weights)");
     else if (node >= 0 && !in_scope(node, scope))
-      check.notes.push_back("ignoring '" + l.name + "': only the base is loaded from a --weights file");
+      check.notes.push_back("ignoring '" + l.name +
+                            "': only the base is loaded from a --weights file");
     else
       check.problems.push_back(l.stored_name + ": in the file but not a layer of the model" +
                                (l.name != l.stored_name ? " (as " + l.name + ")" : std::string()));
@@ -82,7 +92,8 @@ WeightCheck check_and_load_keras_weights(Model& model, const H5File& h5, const K
   return check;
 }
 
-void load_keras_weights(Model& model, const std::string& path, WeightScope scope, std::ostream* log) {
+void load_keras_weights(Model& model, const std::string& path, WeightScope scope,
+                        std::ostream* log) {
   H5File h5(path, H5File::Mode::kRead);
   const KerasWeightFile file = read_keras_weight_file(h5);
   const WeightCheck check = check_and_load_keras_weights(model, h5, file, scope, true);
@@ -101,9 +112,11 @@ ResNet50Config resnet50_config_of(const KerasWeightFile& file, int image_size) {
     const StoredLayer* l = file.find(layer);
     if (l)
       for (const auto& w : l->weights)
-        if (w.var == "kernel" && static_cast<int>(w.shape.size()) > dim) return w.shape[static_cast<size_t>(dim)];
-    throw std::runtime_error(file.path + ": no '" + layer +
-                             "' kernel, so this is not a full model file (base + head) written by --save or Keras");
+        if (w.var == "kernel" && static_cast<int>(w.shape.size()) > dim)
+          return w.shape[static_cast<size_t>(dim)];
+    throw std::runtime_error(
+        file.path + ": no '" + layer +
+        "' kernel, so this is not a full model file (base + head) written by --save or Keras");
   };
   ResNet50Config c;
   c.image_size = image_size;

@@ -11,7 +11,8 @@
 
 namespace parafine {
 
-void save_keras_model(const Model& model, const std::string& path, const std::vector<std::string>& class_names) {
+void save_keras_model(const Model& model, const std::string& path,
+                      const std::vector<std::string>& class_names) {
   AtomicFile out(path, "saved model");
   {
     H5File f(out.temp_path(), H5File::Mode::kTruncate);
@@ -21,7 +22,8 @@ void save_keras_model(const Model& model, const std::string& path, const std::ve
     f.write_string_scalar_attribute("/", "backend", "tensorflow");
     f.write_string_scalar_attribute("/", "keras_version", "2.11.0");
     if (!class_names.empty()) f.write_string_list_attribute("/", "class_names", class_names);
-    f.write_string_scalar_attribute("/", "parafine_image_size", std::to_string(model.sample_input_shape()[0]));
+    f.write_string_scalar_attribute("/", "parafine_image_size",
+                                    std::to_string(model.sample_input_shape()[0]));
     for (int i = 0; i < model.size(); ++i) {
       const std::string& name = model.layer(i).name();
       f.create_group("/" + name);
@@ -40,7 +42,8 @@ void save_keras_model(const Model& model, const std::string& path, const std::ve
   out.commit();
 }
 
-Model load_full_model(const std::string& path, int image_size, std::vector<std::string>* class_names) {
+Model load_full_model(const std::string& path, int image_size,
+                      std::vector<std::string>* class_names) {
   H5File h5(path, H5File::Mode::kRead);
   const KerasWeightFile file = read_keras_weight_file(h5);
   if (image_size <= 0) {
@@ -53,13 +56,15 @@ Model load_full_model(const std::string& path, int image_size, std::vector<std::
   Model model = build_resnet50(resnet50_config_of(file, image_size));
   const WeightCheck check = check_and_load_keras_weights(model, h5, file, WeightScope::kFull, true);
   if (!check.problems.empty()) {
-    std::string msg = path + ": cannot load the model, " + std::to_string(check.problems.size()) + " problem(s):";
+    std::string msg =
+        path + ": cannot load the model, " + std::to_string(check.problems.size()) + " problem(s):";
     for (const auto& p : check.problems) msg += "\n  " + p;
     throw std::runtime_error(msg);
   }
   if (class_names) {
     class_names->clear();
-    if (h5.has_attribute(file.root, "class_names")) *class_names = h5.read_string_list_attribute(file.root, "class_names");
+    if (h5.has_attribute(file.root, "class_names"))
+      *class_names = h5.read_string_list_attribute(file.root, "class_names");
   }
   return model;
 }

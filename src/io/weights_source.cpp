@@ -37,13 +37,15 @@ std::string resolve_weights(const std::string& spec, const std::string& weights_
       if (is_file(d + "/" + kImagenetNotopFile)) return d + "/" + kImagenetNotopFile;
       looked += "\n  " + d + "/" + kImagenetNotopFile;
     }
-    throw std::runtime_error(std::string("--weights imagenet: ") + kImagenetNotopFile + " not found; looked in:" + looked +
-                             "\nKeras downloads it from " + kImagenetNotopUrl +
-                             "\nPut it in one of those directories (e.g. ~/.keras/models, where Keras caches it), or "
-                             "pass --weights-dir DIR or --weights FILE.");
+    throw std::runtime_error(
+        std::string("--weights imagenet: ") + kImagenetNotopFile +
+        " not found; looked in:" + looked + "\nKeras downloads it from " + kImagenetNotopUrl +
+        "\nPut it in one of those directories (e.g. ~/.keras/models, where Keras caches it), or "
+        "pass --weights-dir DIR or --weights FILE.");
   }
   if (!is_file(spec))
-    throw std::runtime_error("--weights: no such file '" + spec + "' (give imagenet, none or the path of a Keras .h5 file)");
+    throw std::runtime_error("--weights: no such file '" + spec +
+                             "' (give imagenet, none or the path of a Keras .h5 file)");
   return spec;
 }
 

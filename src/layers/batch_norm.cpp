@@ -65,12 +65,13 @@ Shape BatchNormalization::infer_one(const Shape& in) {
 
 std::vector<ParamSpec> BatchNormalization::param_specs() const {
   const Shape c{channels_};
-  return {{"gamma", c, true}, {"beta", c, true}, {"moving_mean", c, false},
+  return {{"gamma", c, true},
+          {"beta", c, true},
+          {"moving_mean", c, false},
           {"moving_variance", c, false}};
 }
 
-void BatchNormalization::forward(const std::vector<const Tensor*>& in, Tensor& out,
-                                 bool training) {
+void BatchNormalization::forward(const std::vector<const Tensor*>& in, Tensor& out, bool training) {
   const Tensor& xt = *in[0];
   infer_one(xt.shape());
   out.resize(xt.shape());
@@ -93,7 +94,8 @@ void BatchNormalization::forward(const std::vector<const Tensor*>& in, Tensor& o
     sums_[2 * c] = static_cast<double>(rows);
     if (reduce_) reduce_(sums_);
     const double n = sums_[2 * c];
-    if (n == 0) {  // a rank with no samples and no cross-rank sums (--bn-mode local): nothing to learn
+    if (n ==
+        0) {  // a rank with no samples and no cross-rank sums (--bn-mode local): nothing to learn
       std::fill(mean_.begin(), mean_.end(), 0.0f);
       std::fill(inv_std_.begin(), inv_std_.end(), 1.0f);
       return;
@@ -112,7 +114,8 @@ void BatchNormalization::forward(const std::vector<const Tensor*>& in, Tensor& o
       } else {
         const double unbiased = n > 1 ? var * n / (n - 1) : var;
         moving_mean[k] = moving_mean[k] * momentum_ + mean_[k] * (1.0f - momentum_);
-        moving_var[k] = moving_var[k] * momentum_ + static_cast<float>(unbiased) * (1.0f - momentum_);
+        moving_var[k] =
+            moving_var[k] * momentum_ + static_cast<float>(unbiased) * (1.0f - momentum_);
       }
     }
   } else {

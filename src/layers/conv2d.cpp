@@ -71,11 +71,14 @@ double Conv2D::forward_flops(const Shape& in) const {
   return 2.0 * g.n * g.ho * g.wo * static_cast<double>(k_) * k_ * in[3] * filters_;
 }
 
-bool Conv2D::is_pointwise() const { return k_ == 1 && stride_ == 1; }
+bool Conv2D::is_pointwise() const {
+  return k_ == 1 && stride_ == 1;
+}
 
 int Conv2D::images_per_chunk(const Geometry& g) const {
   const std::size_t per_image = static_cast<std::size_t>(g.ho) * g.wo * k_ * k_ * cin_;
-  return static_cast<int>(std::max<std::size_t>(1, std::min<std::size_t>(g.n, kMaxColumnFloats / per_image)));
+  return static_cast<int>(
+      std::max<std::size_t>(1, std::min<std::size_t>(g.n, kMaxColumnFloats / per_image)));
 }
 
 // col [(n1-n0)*Ho*Wo, KH*KW*Cin] for images n0..n1-1; out-of-image taps are zero.
@@ -91,7 +94,8 @@ void Conv2D::im2col(const float* x, const Geometry& g, int n0, int n1, float* co
           const int x0 = q * stride_ - g.pad_left;
           if (y >= 0 && y < g.h && x0 >= 0 && x0 + k_ <= g.w) {
             // The k taps of this kernel row are adjacent pixels: one contiguous copy.
-            std::memcpy(dst + a * k_ * cin_, x + ((static_cast<size_t>(i) * g.h + y) * g.w + x0) * cin_,
+            std::memcpy(dst + a * k_ * cin_,
+                        x + ((static_cast<size_t>(i) * g.h + y) * g.w + x0) * cin_,
                         sizeof(float) * k_ * cin_);
             continue;
           }
@@ -125,8 +129,8 @@ void Conv2D::col2im_add(const float* col, const Geometry& g, int n0, int n1, flo
             const int qx = xx + g.pad_left - b;
             if (qx < 0 || qx % stride_ != 0 || qx / stride_ >= g.wo) continue;
             const int q = qx / stride_;
-            const float* s =
-                col + ((static_cast<size_t>(i - n0) * g.ho + r) * g.wo + q) * kcols + (a * k_ + b) * cin_;
+            const float* s = col + ((static_cast<size_t>(i - n0) * g.ho + r) * g.wo + q) * kcols +
+                             (a * k_ + b) * cin_;
             for (int c = 0; c < cin_; ++c) d[c] += s[c];
           }
         }
@@ -137,7 +141,8 @@ void Conv2D::forward(const std::vector<const Tensor*>& in, Tensor& out, bool) {
   forward_with(*in[0], out, param(0), use_bias_ ? param(1) : nullptr, false);
 }
 
-void Conv2D::forward_with(const Tensor& input, Tensor& out, const float* kernel, const float* bias, bool relu) {
+void Conv2D::forward_with(const Tensor& input, Tensor& out, const float* kernel, const float* bias,
+                          bool relu) {
   const Shape os = infer_one(input.shape());
   out.resize(os);
   const Geometry g = geometry(input.shape());
@@ -222,7 +227,8 @@ void Conv2D::backward(const std::vector<const Tensor*>& in, const Tensor& out, c
     const int rows = static_cast<int>(out.shape().rows());
     // dW[Cin,Cout] = x^T dy ; dx[rows,Cin] = dy W^T
     if (weight_grads)
-      sgemm(true, false, cin_, filters_, rows, 1.0f, x, cin_, dy, filters_, 0.0f, grad(0), filters_);
+      sgemm(true, false, cin_, filters_, rows, 1.0f, x, cin_, dy, filters_, 0.0f, grad(0),
+            filters_);
     if (dx)
       sgemm(false, true, rows, cin_, filters_, 1.0f, dy, filters_, kernel, filters_, 0.0f,
             dx->data(), cin_);

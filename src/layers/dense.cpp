@@ -38,7 +38,8 @@ void softmax_rows(const float* logits, int n, int c, float* probs) {
     const float m = *std::max_element(z, z + c);
     double s = 0.0;
     for (int k = 0; k < c; ++k) s += std::exp(static_cast<double>(z[k]) - m);
-    for (int k = 0; k < c; ++k) p[k] = static_cast<float>(std::exp(static_cast<double>(z[k]) - m) / s);
+    for (int k = 0; k < c; ++k)
+      p[k] = static_cast<float>(std::exp(static_cast<double>(z[k]) - m) / s);
   }
 }
 
@@ -49,8 +50,10 @@ void Dense::forward(const std::vector<const Tensor*>& in, Tensor& out, bool) {
   z.resize(os);
   out.resize(os);
   const float* bias = param(1);
-  for (int i = 0; i < n; ++i) std::memcpy(z.data() + static_cast<size_t>(i) * units_, bias, sizeof(float) * units_);
-  sgemm(false, false, n, units_, in_, 1.0f, in[0]->data(), in_, param(0), units_, 1.0f, z.data(), units_);
+  for (int i = 0; i < n; ++i)
+    std::memcpy(z.data() + static_cast<size_t>(i) * units_, bias, sizeof(float) * units_);
+  sgemm(false, false, n, units_, in_, 1.0f, in[0]->data(), in_, param(0), units_, 1.0f, z.data(),
+        units_);
   if (activation_ == Activation::kRelu) {
     float* y = out.data();
     for (size_t i = 0; i < out.numel(); ++i) y[i] = std::max(y[i], 0.0f);
@@ -83,7 +86,8 @@ void Dense::backward(const std::vector<const Tensor*>& in, const Tensor& out, co
   }
   if (din[0]) {
     din[0]->resize(in[0]->shape());
-    sgemm(false, true, n, in_, units_, 1.0f, dz, units_, param(0), units_, 0.0f, din[0]->data(), in_);
+    sgemm(false, true, n, in_, units_, 1.0f, dz, units_, param(0), units_, 0.0f, din[0]->data(),
+          in_);
   }
 }
 

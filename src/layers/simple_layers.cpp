@@ -204,7 +204,8 @@ void GlobalAveragePooling2D::forward(const std::vector<const Tensor*>& in, Tenso
       const float* row = x + (static_cast<size_t>(i) * hw + p) * c;
       for (int ch = 0; ch < c; ++ch) acc[ch] += row[ch];
     }
-    for (int ch = 0; ch < c; ++ch) y[static_cast<size_t>(i) * c + ch] = static_cast<float>(acc[ch] * inv);
+    for (int ch = 0; ch < c; ++ch)
+      y[static_cast<size_t>(i) * c + ch] = static_cast<float>(acc[ch] * inv);
   }
 }
 

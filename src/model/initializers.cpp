@@ -16,11 +16,13 @@ void keras_initialize(Model& model, std::uint64_t seed) {
       // glorot_uniform: limit sqrt(6 / (fan_in + fan_out)); for a conv kernel [KH,KW,Cin,Cout]
       // fan_in = KH*KW*Cin and fan_out = KH*KW*Cout, for a dense kernel [in,out] in and out.
       const int rank = r.shape.rank();
-      const double receptive = static_cast<double>(n) / (r.shape[rank - 2] * static_cast<double>(r.shape[rank - 1]));
+      const double receptive =
+          static_cast<double>(n) / (r.shape[rank - 2] * static_cast<double>(r.shape[rank - 1]));
       const double fan_in = receptive * r.shape[rank - 2], fan_out = receptive * r.shape[rank - 1];
       const double limit = std::sqrt(6.0 / (fan_in + fan_out));
       SplitMix64 rng(hash_string(model.layer(r.node).name() + "/" + r.name, seed));
-      for (std::size_t i = 0; i < n; ++i) w[i] = static_cast<float>((2.0 * rng.uniform() - 1.0) * limit);
+      for (std::size_t i = 0; i < n; ++i)
+        w[i] = static_cast<float>((2.0 * rng.uniform() - 1.0) * limit);
     } else {
       const float v = (r.name == "gamma" || r.name == "moving_variance") ? 1.0f : 0.0f;
       std::fill(w, w + n, v);

@@ -39,7 +39,8 @@ int Model::add(std::unique_ptr<Layer> layer, std::vector<int> inputs) {
                                 std::to_string(inputs.size()));
   for (int k : inputs) {
     if (k < 0 || k >= id)
-      throw std::invalid_argument("layer '" + layer->name() + "' is fed by unknown node " + std::to_string(k));
+      throw std::invalid_argument("layer '" + layer->name() + "' is fed by unknown node " +
+                                  std::to_string(k));
     nodes_[static_cast<size_t>(k)].consumers.push_back(id);
   }
   layer->set_workspace(workspace_.get());
@@ -113,7 +114,8 @@ void Model::set_weights(const std::vector<float>& params, const std::vector<floa
   if (params.size() != params_.size() || state.size() != state_.size())
     throw std::invalid_argument("set_weights: blocks of " + std::to_string(params.size()) + " + " +
                                 std::to_string(state.size()) + " values for a model of " +
-                                std::to_string(params_.size()) + " + " + std::to_string(state_.size()));
+                                std::to_string(params_.size()) + " + " +
+                                std::to_string(state_.size()));
   std::copy(params.begin(), params.end(), params_.begin());
   std::copy(state.begin(), state.end(), state_.begin());
 }
@@ -151,7 +153,8 @@ void Model::bind_gradients() {
   grads_.assign(trainable_size(), 0.0f);  // frozen layers inside the range keep zeros
   for (const ParamRef& r : refs_) {
     float* g = nullptr;
-    if (r.optimised && layer(r.node).trainable && r.offset < grads_.size()) g = grads_.data() + r.offset;
+    if (r.optimised && layer(r.node).trainable && r.offset < grads_.size())
+      g = grads_.data() + r.offset;
     layer(r.node).bind_param(r.index, data(r), g);
   }
   bound_trainable_.resize(nodes_.size());
@@ -195,7 +198,8 @@ void Model::plan_fusions() {
     if (next < 0) continue;
     if (dynamic_cast<Conv2D*>(&l)) {
       auto* bn = dynamic_cast<BatchNormalization*>(&layer(next));
-      if (!bn || next >= cut_ || bn->calibrating() || bn->uses_batch_statistics(cut_ < size())) continue;
+      if (!bn || next >= cut_ || bn->calibrating() || bn->uses_batch_statistics(cut_ < size()))
+        continue;
       Fusion f{Fused::kConvChain, next, next, false};
       const int after = only_consumer(next);
       if (after >= 0 && after < cut_ && dynamic_cast<ReLU*>(&layer(after))) {
@@ -230,7 +234,8 @@ void Model::run_fused(int i, const std::vector<const Tensor*>& ins) {
     }
     return;
   }
-  // conv -> BN (inference) [-> ReLU]: W'[..,c] = W[..,c] * scale[c], b'[c] = b[c] * scale[c] + shift[c].
+  // conv -> BN (inference) [-> ReLU]: W'[..,c] = W[..,c] * scale[c], b'[c] = b[c] * scale[c] +
+  // shift[c].
   auto& conv = static_cast<Conv2D&>(layer(i));
   const auto& bn = static_cast<const BatchNormalization&>(layer(f.bn));
   const int cout = conv.filters();
@@ -243,30 +248,38 @@ void Model::run_fused(int i, const std::vector<const Tensor*>& ins) {
                            static_cast<std::size_t>(conv.input_channels());
   folded_kernel_.resize(rows * cout);
   for (std::size_t r = 0; r < rows; ++r)
-    for (int c = 0; c < cout; ++c) folded_kernel_[r * cout + c] = kernel[r * cout + c] * bn_scale_[static_cast<size_t>(c)];
+    for (int c = 0; c < cout; ++c)
+      folded_kernel_[r * cout + c] = kernel[r * cout + c] * bn_scale_[static_cast<size_t>(c)];
   folded_bias_.resize(static_cast<size_t>(cout));
   const bool has_bias = conv.use_bias();
   for (int c = 0; c < cout; ++c)
-    folded_bias_[static_cast<size_t>(c)] = (has_bias ? conv.param(1)[c] : 0.0f) * bn_scale_[static_cast<size_t>(c)] + bn_shift_[static_cast<size_t>(c)];
+    folded_bias_[static_cast<size_t>(c)] =
+        (has_bias ? conv.param(1)[c] : 0.0f) * bn_scale_[static_cast<size_t>(c)] +
+        bn_shift_[static_cast<size_t>(c)];
   conv.forward_with(*ins[0], out, folded_kernel_.data(), folded_bias_.data(), f.relu);
 }
 
-const Tensor& Model::forward(const Tensor& x, bool training) { return run(0, x, training); }
+const Tensor& Model::forward(const Tensor& x, bool training) {
+  return run(0, x, training);
+}
 
 const Tensor& Model::forward_from(int node, const Tensor& activation, bool training) {
-  if (node < 0 || node >= size()) throw std::out_of_range("forward_from: no node " + std::to_string(node));
+  if (node < 0 || node >= size())
+    throw std::out_of_range("forward_from: no node " + std::to_string(node));
   for (int j = node + 1; j < size(); ++j)
     for (int k : inputs_of(j))
       if (k < node)
-        throw std::invalid_argument("forward_from: '" + layer(node).name() + "' is not a block boundary: '" +
-                                    layer(j).name() + "' reads '" + layer(k).name() + "'");
+        throw std::invalid_argument("forward_from: '" + layer(node).name() +
+                                    "' is not a block boundary: '" + layer(j).name() + "' reads '" +
+                                    layer(k).name() + "'");
   if (training && first_trainable_node() <= node)
-    throw std::invalid_argument("forward_from: trainable layer '" + layer(first_trainable_node()).name() +
-                                "' lies at or before '" + layer(node).name() + "'");
+    throw std::invalid_argument("forward_from: trainable layer '" +
+                                layer(first_trainable_node()).name() + "' lies at or before '" +
+                                layer(node).name() + "'");
   Shape expected = output_shape(node, activation.shape().rank() > 0 ? activation.shape()[0] : 0);
   if (activation.shape() != expected)
-    throw std::invalid_argument("forward_from: '" + layer(node).name() + "' outputs " + expected.str() +
-                                ", given " + activation.shape().str());
+    throw std::invalid_argument("forward_from: '" + layer(node).name() + "' outputs " +
+                                expected.str() + ", given " + activation.shape().str());
   return run(node, activation, training);
 }
 
@@ -319,7 +332,8 @@ const Tensor& Model::run(int first, const Tensor& given, bool training) {
 }
 
 void Model::backward(const Tensor& dlogits, const std::function<void(std::size_t)>& grads_ready) {
-  if (!backward_ready_) throw std::logic_error("Model::backward needs a preceding forward(x, true)");
+  if (!backward_ready_)
+    throw std::logic_error("Model::backward needs a preceding forward(x, true)");
   backward_ready_ = false;
   const int last = size() - 1;
   if (cut_ > last) return;
@@ -332,7 +346,8 @@ void Model::backward(const Tensor& dlogits, const std::function<void(std::size_t
         ready_end[static_cast<size_t>(r.node)] =
             std::max(ready_end[static_cast<size_t>(r.node)], r.offset + r.shape.numel());
     for (int j = last - 1; j >= 0; --j)
-      ready_end[static_cast<size_t>(j)] = std::max(ready_end[static_cast<size_t>(j)], ready_end[static_cast<size_t>(j + 1)]);
+      ready_end[static_cast<size_t>(j)] =
+          std::max(ready_end[static_cast<size_t>(j)], ready_end[static_cast<size_t>(j + 1)]);
   }
   if (dlogits.shape() != outputs_.back().shape())
     throw std::invalid_argument("backward: gradient shape " + dlogits.shape().str() +
@@ -394,7 +409,9 @@ const Tensor& Model::output(int node) const {
   return t;
 }
 
-void Model::keep_output(int node, bool keep) { user_keep_.at(static_cast<size_t>(node)) = keep; }
+void Model::keep_output(int node, bool keep) {
+  user_keep_.at(static_cast<size_t>(node)) = keep;
+}
 
 void Model::calibrate_batch_norm(const Tensor& x) {
   std::vector<BatchNormalization*> bns;

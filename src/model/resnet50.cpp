@@ -20,7 +20,9 @@ struct Builder {
   int bn(const std::string& name, int from) {
     return m.add(std::make_unique<BatchNormalization>(name), {from});
   }
-  int relu(const std::string& name, int from) { return m.add(std::make_unique<ReLU>(name), {from}); }
+  int relu(const std::string& name, int from) {
+    return m.add(std::make_unique<ReLU>(name), {from});
+  }
 
   // keras.applications.resnet.block1; the order of add() calls is Keras's layer order.
   int block(const std::string& name, int x, int filters, int stride, bool conv_shortcut) {
@@ -62,8 +64,9 @@ void check_positive(int v, const char* option, const char* what) {
 
 void check_image_size(int image_size) {
   if (image_size < 32)
-    throw std::invalid_argument("--image-size must be at least 32 (ResNet50 downsamples 32x), got " +
-                                std::to_string(image_size));
+    throw std::invalid_argument(
+        "--image-size must be at least 32 (ResNet50 downsamples 32x), got " +
+        std::to_string(image_size));
 }
 
 Model build_resnet50(const ResNet50Config& c) {
@@ -76,7 +79,8 @@ Model build_resnet50(const ResNet50Config& c) {
   Model m;
   Builder b{m};
   const int w = c.width;
-  int x = m.add(std::make_unique<InputLayer>("input_1", Shape{c.image_size, c.image_size, c.channels}));
+  int x =
+      m.add(std::make_unique<InputLayer>("input_1", Shape{c.image_size, c.image_size, c.channels}));
   x = m.add(std::make_unique<ZeroPadding2D>("conv1_pad", 3), {x});
   x = b.conv("conv1_conv", x, w, 7, 2, Padding::kValid);
   x = b.bn("conv1_bn", x);
@@ -88,7 +92,8 @@ Model build_resnet50(const ResNet50Config& c) {
   x = b.stack("conv4", x, 4 * w, 6, 2);
   x = b.stack("conv5", x, 8 * w, 3, 2);
   if (m.size() != kResNet50BaseLayers)
-    throw std::logic_error("ResNet50 base has " + std::to_string(m.size()) + " layers, expected 175");
+    throw std::logic_error("ResNet50 base has " + std::to_string(m.size()) +
+                           " layers, expected 175");
   x = m.add(std::make_unique<GlobalAveragePooling2D>("global_average_pooling2d"), {x});
   x = m.add(std::make_unique<Dense>("dense", c.head_units, Activation::kRelu), {x});
   m.add(std::make_unique<Dense>("dense_1", c.classes, Activation::kSoftmax), {x});
@@ -102,9 +107,11 @@ void freeze_base(Model& model) {
 
 void unfreeze_last_base_layers(Model& model, int n) {
   if (n < 0 || n > kResNet50BaseLayers)
-    throw std::invalid_argument("--unfreeze-last must be between 0 and 175 (the base's layer count), got " +
-                                std::to_string(n));
-  for (int i = kResNet50BaseLayers - n; i < kResNet50BaseLayers; ++i) model.layer(i).trainable = true;
+    throw std::invalid_argument(
+        "--unfreeze-last must be between 0 and 175 (the base's layer count), got " +
+        std::to_string(n));
+  for (int i = kResNet50BaseLayers - n; i < kResNet50BaseLayers; ++i)
+    model.layer(i).trainable = true;
 }
 
 void unfreeze_base_from(Model& model, const std::string& layer_name) {

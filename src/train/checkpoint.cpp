@@ -11,9 +11,9 @@
 #include <type_traits>
 
 #include "parafine/core/atomic_file.hpp"
+#include "parafine/data/sample_source.hpp"
 #include "parafine/dist/comm.hpp"
 #include "parafine/io/h5_tensors.hpp"
-#include "parafine/data/sample_source.hpp"
 
 namespace fs = std::filesystem;
 
@@ -50,7 +50,8 @@ std::vector<float> read_floats(const H5File& f, const std::string& name, std::si
   std::size_t n = 1;
   for (auto d : dims) n *= static_cast<std::size_t>(d);
   if (n != expected)
-    throw std::runtime_error(name + " holds " + std::to_string(n) + " values, the model needs " + std::to_string(expected));
+    throw std::runtime_error(name + " holds " + std::to_string(n) + " values, the model needs " +
+                             std::to_string(expected));
   if (n == 0) return {};
   const Tensor t = f.read_tensor(name);
   return std::vector<float>(t.data(), t.data() + n);
@@ -66,15 +67,19 @@ std::vector<std::pair<TrainPosition, fs::path>> list_checkpoints(const std::stri
         name.size() > 3 && name.substr(name.size() - 3) == ".h5")
       found.emplace_back(p, entry.path());
   }
-  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return b.first < a.first; });  // newest first
+  std::sort(found.begin(), found.end(),
+            [](const auto& a, const auto& b) { return b.first < a.first; });  // newest first
   return found;
 }
 
 }  // namespace
 
-bool has_checkpoints(const std::string& dir) { return !list_checkpoints(dir).empty(); }
+bool has_checkpoints(const std::string& dir) {
+  return !list_checkpoints(dir).empty();
+}
 
-void save_checkpoint(const std::string& dir, const Model& model, const Adam* adam, const TrainPosition& p, int keep) {
+void save_checkpoint(const std::string& dir, const Model& model, const Adam* adam,
+                     const TrainPosition& p, int keep) {
   fs::create_directories(dir);
   const fs::path final_path = fs::path(dir) / checkpoint_name(p);
   AtomicFile out(final_path.string(), "checkpoint");
@@ -103,7 +108,8 @@ void save_checkpoint(const std::string& dir, const Model& model, const Adam* ada
   }  // closed before the rename
   out.commit();
   const auto all = list_checkpoints(dir);
-  for (std::size_t i = static_cast<std::size_t>(std::max(keep, 1)); i < all.size(); ++i) fs::remove(all[i].second);
+  for (std::size_t i = static_cast<std::size_t>(std::max(keep, 1)); i < all.size(); ++i)
+    fs::remove(all[i].second);
 }
 
 Checkpoint load_latest_checkpoint(const std::string& dir, const Model& model, std::ostream& log) {
@@ -128,7 +134,9 @@ Checkpoint load_latest_checkpoint(const std::string& dir, const Model& model, st
       c.position.samples = std::stoi(attr("train_samples"));
       c.params = read_floats(f, "/params", model.params().size());
       c.state = read_floats(f, "/state", model.state().size());
-      const std::size_t moments = f.dataset_shape("/adam_m").empty() ? 0 : static_cast<std::size_t>(f.dataset_shape("/adam_m")[0]);
+      const std::size_t moments = f.dataset_shape("/adam_m").empty()
+                                      ? 0
+                                      : static_cast<std::size_t>(f.dataset_shape("/adam_m")[0]);
       c.adam_m = read_floats(f, "/adam_m", moments);
       c.adam_v = read_floats(f, "/adam_v", moments);
       return c;
@@ -136,8 +144,8 @@ Checkpoint load_latest_checkpoint(const std::string& dir, const Model& model, st
       log << "skipping checkpoint " << path.string() << ": " << e.what() << std::endl;
     }
   }
-  throw std::runtime_error("--resume: no readable checkpoint in " + dir + " (all " + std::to_string(all.size()) +
-                           " are damaged or from another model)");
+  throw std::runtime_error("--resume: no readable checkpoint in " + dir + " (all " +
+                           std::to_string(all.size()) + " are damaged or from another model)");
 }
 
 void broadcast_checkpoint(Checkpoint& ck) {

@@ -14,7 +14,9 @@ namespace parafine {
 // mpirun hands ranks a pseudo-terminal even when its own output goes to a file, so under
 // mpirun (OMPI_COMM_WORLD_SIZE set) plain lines are printed.
 Progress::Progress(std::ostream* out, int steps)
-    : out_(out), steps_(steps), tty_(::isatty(STDOUT_FILENO) == 1 && !std::getenv("OMPI_COMM_WORLD_SIZE")) {}
+    : out_(out),
+      steps_(steps),
+      tty_(::isatty(STDOUT_FILENO) == 1 && !std::getenv("OMPI_COMM_WORLD_SIZE")) {}
 
 void Progress::update(int done, const LossResult& global, int images, double seconds) {
   if (!out_ || global.count == 0) return;
@@ -23,9 +25,10 @@ void Progress::update(int done, const LossResult& global, int images, double sec
   const double rate = images / std::max(seconds, 1e-9);
   const double eta = (steps_ - done) * seconds / std::max(done, 1);
   std::ostringstream line;
-  line << std::fixed << std::setprecision(4) << done << "/" << steps_ << " - loss " << global.loss_sum / global.count
-       << " - accuracy " << static_cast<double>(global.correct) / global.count << " - " << std::setprecision(1) << rate
-       << " img/s - ETA " << eta << "s";
+  line << std::fixed << std::setprecision(4) << done << "/" << steps_ << " - loss "
+       << global.loss_sum / global.count << " - accuracy "
+       << static_cast<double>(global.correct) / global.count << " - " << std::setprecision(1)
+       << rate << " img/s - ETA " << eta << "s";
   if (tty_)
     *out_ << "\r" << line.str() << "\033[K" << (done == steps_ ? "\r\033[K" : "") << std::flush;
   else

@@ -116,13 +116,13 @@ class TwoPhaseRun {
   std::ostream& log_;
   const std::function<void(const EpochStats&)>& on_epoch_;
 
-  Checkpoint resumed_;       // the checkpoint a --resume continues from
-  TrainPosition from_;       // where this run starts
-  TrainingCaches caches_;    // the frozen prefix's features, when cached
+  Checkpoint resumed_;     // the checkpoint a --resume continues from
+  TrainPosition from_;     // where this run starts
+  TrainingCaches caches_;  // the frozen prefix's features, when cached
   std::optional<ShardPlan> train_plan_;
   long steps_this_run_ = 0;  // for --max-steps
   std::vector<EpochStats> history_;
-  Tensor dlogits_;           // [local b, classes]
+  Tensor dlogits_;  // [local b, classes]
 };
 
 // Options and classes checked, BN modes set, every replica at the starting state, the caches
@@ -140,8 +140,8 @@ void TwoPhaseRun::prepare() {
   const int phase2_first = model_.first_trainable_node();
   freeze_base(model_);
   caches_ = build_training_caches(model_, train_, val_, c_, phase2_first, from_.phase, log_);
-  train_plan_.emplace(train_.size(), c_.batch_size, Comm::size(), Comm::rank(), c_.shuffle,
-                      c_.seed, "--train");
+  train_plan_.emplace(train_.size(), c_.batch_size, Comm::size(), Comm::rank(), c_.shuffle, c_.seed,
+                      "--train");
 }
 
 // Unfreezes phase 2's layers, logs the phase, and builds its fresh optimizer (with the
@@ -163,8 +163,8 @@ Adam TwoPhaseRun::start_phase(int phase) {
   if (continuing(phase) && resumed_.adam_t > 0) {
     if (resumed_.adam_m.size() != adam.size())
       throw std::runtime_error(resumed_.path + ": its optimizer state covers " +
-                               std::to_string(resumed_.adam_m.size()) + " weights, this run trains " +
-                               std::to_string(adam.size()) +
+                               std::to_string(resumed_.adam_m.size()) +
+                               " weights, this run trains " + std::to_string(adam.size()) +
                                " (was --unfreeze-last/--unfreeze-from changed?)");
     adam.m() = resumed_.adam_m;
     adam.v() = resumed_.adam_v;
@@ -246,8 +246,9 @@ std::unique_ptr<EpochFeed> TwoPhaseRun::training_feed(int phase, int global_epoc
     return std::make_unique<EpochFeed>(*caches_.train, node, c_.batch_size,
                                        train_plan_->order(global_epoch), first_step);
   auto steps = train_plan_->local_batches(global_epoch);
-  steps.erase(steps.begin(), steps.begin() + std::min<std::size_t>(
-                                                 steps.size(), static_cast<std::size_t>(first_step)));
+  steps.erase(
+      steps.begin(),
+      steps.begin() + std::min<std::size_t>(steps.size(), static_cast<std::size_t>(first_step)));
   return std::make_unique<EpochFeed>(train_, std::move(steps),
                                      prefetch_config(c_, c_.augment, global_epoch));
 }
@@ -288,8 +289,8 @@ EpochResult TwoPhaseRun::train_epoch(Adam& adam, EpochFeed& batches, const Epoch
 LossResult TwoPhaseRun::train_step(Adam& adam, const Batch& batch, int step, int phase,
                                    StepTimes& times) {
   const Range global = train_plan_->global_range(step);
-  const LossResult local = softmax_cross_entropy(logits_of(model_), batch.labels,
-                                                 global.end - global.begin, &dlogits_);
+  const LossResult local =
+      softmax_cross_entropy(logits_of(model_), batch.labels, global.end - global.begin, &dlogits_);
   // The global batch's mean gradient: buckets are summed over ranks while backward goes on.
   const auto bucket_floats = static_cast<std::size_t>(c_.bucket_mb * 1024 * 1024 / sizeof(float));
   GradientSync sync(model_.grads().data(), model_.trainable_size(), bucket_floats);

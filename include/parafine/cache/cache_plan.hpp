@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "parafine/model/model.hpp"
 #include "parafine/data/prefetcher.hpp"  // Augment
+#include "parafine/model/model.hpp"
 
 namespace parafine {
 
@@ -46,7 +46,7 @@ struct CachePlan {
 // `model` has phase 1's trainable flags (the base frozen); phase2_first_trainable is
 // Model::first_trainable_node() once phase 2 has unfrozen its layers. need_phase1/2: whether
 // the run still trains that phase (a resume may be past phase 1).
-CachePlan plan_feature_cache(const Model& model, int phase2_first_trainable, bool need_phase1, bool need_phase2,
-                             const CacheOptions& options, Augment augment);
+CachePlan plan_feature_cache(const Model& model, int phase2_first_trainable, bool need_phase1,
+                             bool need_phase2, const CacheOptions& options, Augment augment);
 
 }  // namespace parafine

@@ -12,9 +12,9 @@
 
 #include "parafine/cache/feature_routing.hpp"
 #include "parafine/cache/feature_store.hpp"
-#include "parafine/model/model.hpp"
 #include "parafine/data/prefetcher.hpp"
 #include "parafine/data/sample_source.hpp"
+#include "parafine/model/model.hpp"
 
 namespace parafine {
 
@@ -22,8 +22,8 @@ class DatasetCache {
  public:
   // batch: the global batch size (ownership follows its unshuffled shards). `name` names the
   // data in messages ("--train", "--val"). Throws std::invalid_argument as ShardPlan does.
-  DatasetCache(const Model& model, const SampleSource& data, int batch, const std::vector<int>& nodes,
-               const std::string& name);
+  DatasetCache(const Model& model, const SampleSource& data, int batch,
+               const std::vector<int>& nodes, const std::string& name);
 
   // Creates the store of `node`: [owned samples, node's sample size] records (stores claim the
   // memory budget in call order).
@@ -57,7 +57,8 @@ class DatasetCache {
 // shape] (b may be 0 in the last step); Batch::step counts from first_step.
 class CachedBatches {
  public:
-  CachedBatches(const DatasetCache& cache, int node, int batch, std::vector<int> order, int first_step);
+  CachedBatches(const DatasetCache& cache, int node, int batch, std::vector<int> order,
+                int first_step);
   bool next(Batch& out);
   // Seconds spent in the exchange so far (collective time: reported as communication).
   double exchange_seconds() const { return exchange_seconds_; }
@@ -68,7 +69,7 @@ class CachedBatches {
   Shape sample_shape_;
   int batch_, step_;
   const int first_step_;
-  std::vector<int> order_;         // [N]
+  std::vector<int> order_;          // [N]
   std::vector<float> send_, recv_;  // [records, record_floats] in rank order
   double exchange_seconds_ = 0;
 };

@@ -22,7 +22,8 @@ class FeatureOwnership {
  public:
   // samples N, global batch B, world size R, with the ShardPlan preconditions (N >= R, B >= R);
   // a violation throws std::invalid_argument naming `data_name` ("--train", ...).
-  FeatureOwnership(int samples, int batch, int world, const std::string& data_name = "the cached data");
+  FeatureOwnership(int samples, int batch, int world,
+                   const std::string& data_name = "the cached data");
 
   int samples() const { return static_cast<int>(owner_.size()); }
   int world() const { return world_; }
@@ -43,13 +44,15 @@ class FeatureOwnership {
 
 // How one global batch's records move, seen from one rank.
 struct BatchRoute {
-  std::vector<std::vector<int>> send;  // [R]: samples this rank owns that rank q needs, in q's slice order
-  std::vector<int> source;             // [local b]: owner of each sample of this rank's slice
-  std::vector<int> recv_count;         // [R]: records arriving from each rank (0 for this rank itself)
-  bool any_remote = false;             // some rank (any, not only this one) needs another's record
+  std::vector<std::vector<int>>
+      send;                     // [R]: samples this rank owns that rank q needs, in q's slice order
+  std::vector<int> source;      // [local b]: owner of each sample of this rank's slice
+  std::vector<int> recv_count;  // [R]: records arriving from each rank (0 for this rank itself)
+  bool any_remote = false;      // some rank (any, not only this one) needs another's record
 };
 
 // `global_batch`: the sample ids of one global batch in epoch order (ShardPlan::global_batch).
-BatchRoute route_batch(const FeatureOwnership& ownership, const std::vector<int>& global_batch, int rank);
+BatchRoute route_batch(const FeatureOwnership& ownership, const std::vector<int>& global_batch,
+                       int rank);
 
 }  // namespace parafine

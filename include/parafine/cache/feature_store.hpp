@@ -38,8 +38,8 @@ class CacheStorage {
   std::size_t memory_budget() const { return budget_; }
   std::size_t memory_used() const { return used_; }
   std::uint64_t spill_bytes() const { return spill_size_; }
-  const std::string& spill_path() const { return path_; }   // "" until something spills
-  bool spill_in_memory_fs() const { return tmpfs_; }         // tmpfs: the "disk" is RAM too
+  const std::string& spill_path() const { return path_; }  // "" until something spills
+  bool spill_in_memory_fs() const { return tmpfs_; }       // tmpfs: the "disk" is RAM too
 
  private:
   std::size_t budget_, used_ = 0;
@@ -66,7 +66,7 @@ class FeatureStore {
   int records_;
   std::size_t record_floats_;
   int in_memory_;
-  std::vector<float> memory_;     // [in_memory, record_floats]
+  std::vector<float> memory_;  // [in_memory, record_floats]
   std::uint64_t spill_offset_ = 0;
 };
 

@@ -19,6 +19,8 @@ namespace parafine {
 // Whether a loop of this many element operations is worth an OpenMP parallel region. Small
 // loops run serially: a parallel region costs microseconds, and far more when the cores are
 // shared with other ranks.
-inline bool parallel_worth(double work) { return work >= 65536.0; }
+inline bool parallel_worth(double work) {
+  return work >= 65536.0;
+}
 
 }  // namespace parafine

@@ -9,6 +9,7 @@
 
 namespace parafine {
 
-void parallel_for(int threads, int begin, int end, int stride, const std::function<void(int)>& body);
+void parallel_for(int threads, int begin, int end, int stride,
+                  const std::function<void(int)>& body);
 
 }  // namespace parafine

@@ -38,7 +38,8 @@ struct Shape {
   std::string str() const;  // "[2,7,7,2048]"
   // Whether `dims` (e.g. a file's shape, of any rank) are this shape's dims.
   bool matches(const std::vector<int>& dims) const {
-    return dims.size() == static_cast<std::size_t>(rank_) && std::equal(begin(), end(), dims.begin());
+    return dims.size() == static_cast<std::size_t>(rank_) &&
+           std::equal(begin(), end(), dims.begin());
   }
 
  private:

@@ -17,7 +17,8 @@
 namespace parafine {
 
 enum class BadImagePolicy { kSkip, kFail };
-BadImagePolicy parse_bad_image_policy(const std::string& name);  // "skip" | "fail", else throws naming --on-bad-image
+BadImagePolicy parse_bad_image_policy(
+    const std::string& name);  // "skip" | "fail", else throws naming --on-bad-image
 
 struct BadImage {
   std::string path, reason;

@@ -23,7 +23,7 @@ class H5ImageDataset {
   int width() const { return w_; }
   bool has_labels() const { return !labels_.empty(); }
   const std::vector<int>& labels() const { return labels_; }  // [N] class indices
-  int classes() const { return classes_; }                     // from one-hot width, class_names or max label + 1
+  int classes() const { return classes_; }  // from one-hot width, class_names or max label + 1
   const std::vector<std::string>& class_names() const { return class_names_; }
 
  private:

@@ -12,7 +12,7 @@ namespace parafine {
 
 // Resized pixels are rounded to the nearest integer. Decoding runs on `threads` threads;
 // progress goes to `log` (may be null). Throws, leaving no partial output file, on error.
-void write_image_dataset(const SampleSource& source, const std::string& path, int image_size, int threads,
-                         std::ostream* log);
+void write_image_dataset(const SampleSource& source, const std::string& path, int image_size,
+                         int threads, std::ostream* log);
 
 }  // namespace parafine

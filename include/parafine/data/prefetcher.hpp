@@ -25,9 +25,9 @@
 #include <thread>
 #include <vector>
 
+#include "parafine/core/tensor.hpp"
 #include "parafine/data/preprocess.hpp"
 #include "parafine/data/sample_source.hpp"
-#include "parafine/core/tensor.hpp"
 
 namespace parafine {
 
@@ -54,7 +54,8 @@ class BatchPrefetcher {
   // `steps`: [steps][b_k] sample indices of this rank, b_k >= 0. `source` must outlive the
   // prefetcher. Throws std::invalid_argument for a bad config or an index outside the source.
   // Workers start at once.
-  BatchPrefetcher(const SampleSource& source, std::vector<std::vector<int>> steps, const PrefetchConfig& config);
+  BatchPrefetcher(const SampleSource& source, std::vector<std::vector<int>> steps,
+                  const PrefetchConfig& config);
   ~BatchPrefetcher();  // stops and joins the workers
   BatchPrefetcher(const BatchPrefetcher&) = delete;
   BatchPrefetcher& operator=(const BatchPrefetcher&) = delete;

@@ -22,8 +22,8 @@ class SampleSource {
  public:
   virtual ~SampleSource() = default;
 
-  virtual int size() const = 0;                                     // N samples
-  virtual int classes() const = 0;                                  // C, 0 when unknown (unlabelled data)
+  virtual int size() const = 0;     // N samples
+  virtual int classes() const = 0;  // C, 0 when unknown (unlabelled data)
   virtual const std::vector<std::string>& class_names() const = 0;  // [C] or empty
   // Class index in [0, C) of sample i, or -1 for unlabelled data.
   virtual int label(int i) const = 0;
@@ -44,8 +44,8 @@ class InMemorySource : public SampleSource {
  public:
   // Throws std::invalid_argument when pixels is not N*H*W*3 bytes, labels not [N], or a label
   // is outside [0, classes) (labels may be empty: unlabelled, label() gives -1).
-  InMemorySource(int samples, int height, int width, std::vector<unsigned char> pixels, std::vector<int> labels,
-                 int classes, std::vector<std::string> class_names = {});
+  InMemorySource(int samples, int height, int width, std::vector<unsigned char> pixels,
+                 std::vector<int> labels, int classes, std::vector<std::string> class_names = {});
 
   int size() const override { return n_; }
   int classes() const override { return classes_; }

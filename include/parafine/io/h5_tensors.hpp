@@ -34,7 +34,8 @@ class H5File {
   // Writes a float32 dataset, creating parent groups.
   void write_tensor(const std::string& dataset, const Tensor& t);
   // Writes a uint8 or int64 dataset of the given shape, creating parent groups.
-  void write_uint8(const std::string& dataset, const std::vector<hsize_t>& dims, const unsigned char* data);
+  void write_uint8(const std::string& dataset, const std::vector<hsize_t>& dims,
+                   const unsigned char* data);
   void write_int64(const std::string& dataset, const std::vector<long long>& values);
   // A string-array attribute (fixed or variable length) of a group or dataset. An empty
   // attribute of any type (Keras writes [] as an empty float array) reads as no strings.

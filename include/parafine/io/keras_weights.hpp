@@ -27,12 +27,13 @@ struct WeightCheck {
 // Reads and checks every variable of `model` in `scope` against `file` (names, shapes,
 // dtypes, NaN/Inf, unexpected layers). When `load` is true and there is no problem, copies
 // the values into the model; otherwise the model is untouched.
-WeightCheck check_and_load_keras_weights(Model& model, const H5File& h5, const KerasWeightFile& file,
-                                         WeightScope scope, bool load);
+WeightCheck check_and_load_keras_weights(Model& model, const H5File& h5,
+                                         const KerasWeightFile& file, WeightScope scope, bool load);
 
 // Opens `path` and loads it; throws std::runtime_error with ONE message listing every
 // problem. Notes are written to `log` when given.
-void load_keras_weights(Model& model, const std::string& path, WeightScope scope, std::ostream* log = nullptr);
+void load_keras_weights(Model& model, const std::string& path, WeightScope scope,
+                        std::ostream* log = nullptr);
 
 // The ResNet50 configuration a full-model file was saved from (width from conv1_conv's
 // kernel, head units from dense, classes from dense_1). Throws when those layers are absent.

@@ -22,6 +22,7 @@ void save_keras_model(const Model& model, const std::string& path,
 // from its weight shapes), for inputs of image_size (0: the size the file was saved at, its
 // parafine_image_size attribute, else 224), and loads every weight (head included).
 // class_names gets the file's class_names attribute, or is left empty.
-Model load_full_model(const std::string& path, int image_size, std::vector<std::string>* class_names = nullptr);
+Model load_full_model(const std::string& path, int image_size,
+                      std::vector<std::string>* class_names = nullptr);
 
 }  // namespace parafine

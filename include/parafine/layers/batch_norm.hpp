@@ -1,7 +1,7 @@
 // BatchNormalization over the last (channel) axis, with Keras semantics:
-//   inference (frozen layer, or not training): y = gamma * (x - moving_mean) / sqrt(moving_var + eps) + beta
-//   training (trainable layer in a training step): batch mean and biased batch variance over
-//   all rows [N*H*W]; moving stats updated as moving = momentum*moving + (1-momentum)*batch,
+//   inference (frozen layer, or not training): y = gamma * (x - moving_mean) / sqrt(moving_var +
+//   eps) + beta training (trainable layer in a training step): batch mean and biased batch variance
+//   over all rows [N*H*W]; moving stats updated as moving = momentum*moving + (1-momentum)*batch,
 //   the variance fed to the moving average Bessel-corrected (n/(n-1)) as TF's fused kernel does.
 #pragma once
 
@@ -17,8 +17,7 @@ class BatchNormalization : public Layer {
   // vector holds per-channel sums followed by a row count; the hook sums it in place.
   using SumReducer = std::function<void(std::vector<double>&)>;
 
-  explicit BatchNormalization(std::string name, float epsilon = 1.001e-5f,
-                              float momentum = 0.99f);
+  explicit BatchNormalization(std::string name, float epsilon = 1.001e-5f, float momentum = 0.99f);
   const char* type() const override { return "BatchNormalization"; }
 
   Shape infer_shape(const std::vector<Shape>& in) override;
@@ -29,7 +28,9 @@ class BatchNormalization : public Layer {
                 const std::vector<Tensor*>& din) override;
 
   // True when forward(training) uses batch statistics: Keras runs a frozen BN in inference mode.
-  bool uses_batch_statistics(bool training) const { return training && trainable && !inference_only_; }
+  bool uses_batch_statistics(bool training) const {
+    return training && trainable && !inference_only_;
+  }
   // --bn-mode frozen: inference mode even when trainable (gamma/beta still train).
   void set_inference_only(bool on) { inference_only_ = on; }
   // Calibration: forward normalises with the batch statistics and stores them (biased
@@ -52,9 +53,9 @@ class BatchNormalization : public Layer {
   std::size_t last_rows_ = 0;
   bool last_used_batch_stats_ = false;
   SumReducer reduce_;
-  std::vector<float> mean_, inv_std_;  // [C] statistics used by the last forward
-  std::vector<double> sums_;           // scratch for the reductions [2C+1]
-  ThreadSums thread_sums_;             // their per-thread partial sums
+  std::vector<float> mean_, inv_std_;          // [C] statistics used by the last forward
+  std::vector<double> sums_;                   // scratch for the reductions [2C+1]
+  ThreadSums thread_sums_;                     // their per-thread partial sums
   std::vector<float> dx_a_, dx_b_, dx_scale_;  // backward's per-channel terms [C]
 };
 

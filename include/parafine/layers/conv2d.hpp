@@ -28,7 +28,8 @@ class Conv2D : public Layer {
 
   // Forward with substitute weights (kernel [KH,KW,Cin,Cout], bias [Cout] or null) and an
   // optional fused ReLU: how the Model runs a frozen conv with its inference BN folded in.
-  void forward_with(const Tensor& input, Tensor& out, const float* kernel, const float* bias, bool relu);
+  void forward_with(const Tensor& input, Tensor& out, const float* kernel, const float* bias,
+                    bool relu);
 
   int filters() const { return filters_; }
   int kernel_size() const { return k_; }
@@ -55,7 +56,7 @@ class Conv2D : public Layer {
   bool use_bias_;
   int cin_ = 0;
   bool bias_grad_zero_ = false;
-  ThreadSums bias_sums_;             // per-thread column sums of dy for the bias gradient
+  ThreadSums bias_sums_;            // per-thread column sums of dy for the bias gradient
   std::vector<double> bias_total_;  // [Cout], their total
 };
 

@@ -71,8 +71,8 @@ class Layer {
 
   // dout is dLoss/dout. din[i] is null when input i needs no gradient, else it is resized and
   // overwritten with dLoss/din[i]. Weight gradients are overwritten only when trainable.
-  virtual void backward(const std::vector<const Tensor*>& in, const Tensor& out,
-                        const Tensor& dout, const std::vector<Tensor*>& din) = 0;
+  virtual void backward(const std::vector<const Tensor*>& in, const Tensor& out, const Tensor& dout,
+                        const std::vector<Tensor*>& din) = 0;
 
   void set_workspace(Workspace* ws) { ws_ = ws; }
 

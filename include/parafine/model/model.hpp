@@ -16,16 +16,16 @@
 #include <string>
 #include <vector>
 
-#include "parafine/layers/layer.hpp"
 #include "parafine/core/tensor.hpp"
+#include "parafine/layers/layer.hpp"
 
 namespace parafine {
 
 // Where one weight variable lives.
 struct ParamRef {
-  int node;            // layer index
-  int index;           // position in the layer's param_specs()
-  std::string name;    // Keras variable name, e.g. "kernel"
+  int node;          // layer index
+  int index;         // position in the layer's param_specs()
+  std::string name;  // Keras variable name, e.g. "kernel"
   Shape shape;
   bool optimised;      // true: in params(); false: in state()
   std::size_t offset;  // into params() or state()
@@ -47,7 +47,9 @@ class Model {
   int size() const { return static_cast<int>(nodes_.size()); }
   Layer& layer(int i) { return *nodes_.at(static_cast<size_t>(i)).layer; }
   const Layer& layer(int i) const { return *nodes_.at(static_cast<size_t>(i)).layer; }
-  const std::vector<int>& inputs_of(int i) const { return nodes_.at(static_cast<size_t>(i)).inputs; }
+  const std::vector<int>& inputs_of(int i) const {
+    return nodes_.at(static_cast<size_t>(i)).inputs;
+  }
   int index_of(const std::string& name) const;  // -1 when absent
   Shape sample_input_shape() const;             // [H,W,C]
   Shape output_shape(int node, int batch) const;
@@ -63,7 +65,9 @@ class Model {
   void set_weights(const std::vector<float>& params, const std::vector<float>& state);
   // The variable `var` of layer `layer_name`; throws naming both when absent.
   const ParamRef& find_param(const std::string& layer_name, const std::string& var) const;
-  float* data(const ParamRef& r) { return (r.optimised ? params_.data() : state_.data()) + r.offset; }
+  float* data(const ParamRef& r) {
+    return (r.optimised ? params_.data() : state_.data()) + r.offset;
+  }
   const float* data(const ParamRef& r) const {
     return (r.optimised ? params_.data() : state_.data()) + r.offset;
   }
@@ -105,7 +109,7 @@ class Model {
     std::unique_ptr<Layer> layer;
     std::vector<int> inputs;
     std::vector<int> consumers;
-    Shape sample_shape;  // output shape with N=1
+    Shape sample_shape;          // output shape with N=1
     bool has_params = false;     // the layer has weights (of either kind)
     bool has_optimised = false;  // ... and some of them are optimised
   };
@@ -115,8 +119,8 @@ class Model {
   enum class Fused { kNone, kConvChain, kAddRelu, kSkipped };
   struct Fusion {
     Fused kind = Fused::kNone;
-    int bn = -1;    // kConvChain: the folded BatchNormalization
-    int end = -1;   // the node whose output the fused computation writes
+    int bn = -1;   // kConvChain: the folded BatchNormalization
+    int end = -1;  // the node whose output the fused computation writes
     bool relu = false;
   };
   void plan_fusions();

@@ -32,8 +32,8 @@ std::string checkpoint_name(const TrainPosition& p);
 
 // Writes a checkpoint (call on rank 0 only) and deletes all but the newest `keep`. `adam` may
 // be null at a phase boundary (the next phase starts a fresh optimizer).
-void save_checkpoint(const std::string& dir, const Model& model, const Adam* adam, const TrainPosition& position,
-                     int keep);
+void save_checkpoint(const std::string& dir, const Model& model, const Adam* adam,
+                     const TrainPosition& position, int keep);
 
 // Whether `dir` holds files named like checkpoints (ckpt-p*-e*-s*.h5; not temporary files).
 bool has_checkpoints(const std::string& dir);

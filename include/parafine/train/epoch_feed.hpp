@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "parafine/cache/feature_cache.hpp"
-#include "parafine/model/model.hpp"
 #include "parafine/data/prefetcher.hpp"
+#include "parafine/model/model.hpp"
 
 namespace parafine {
 
@@ -20,7 +20,8 @@ class EpochFeed {
       : images_(std::make_unique<BatchPrefetcher>(data, std::move(steps), p)) {}
   // Cached features at `node`: `order` [N] is the epoch's sample order (ShardPlan::order).
   EpochFeed(const DatasetCache& cache, int node, int batch, std::vector<int> order, int first_step)
-      : cached_(std::make_unique<CachedBatches>(cache, node, batch, std::move(order), first_step)), node_(node) {}
+      : cached_(std::make_unique<CachedBatches>(cache, node, batch, std::move(order), first_step)),
+        node_(node) {}
 
   bool next(Batch& batch) { return images_ ? images_->next(batch) : cached_->next(batch); }
   // Seconds of the data-routing exchange so far (part of next(); communication, not data wait).

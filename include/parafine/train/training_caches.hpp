@@ -15,16 +15,16 @@ namespace parafine {
 
 struct TrainingCaches {
   CachePlan plan;
-  std::unique_ptr<CacheStorage> storage;      // null when nothing is cached
-  std::unique_ptr<DatasetCache> train, val;   // val null without validation data
+  std::unique_ptr<CacheStorage> storage;     // null when nothing is cached
+  std::unique_ptr<DatasetCache> train, val;  // val null without validation data
 };
 
 // `model` has phase 1's trainable flags; phase2_first_trainable is its first trainable node
 // once phase 2 has unfrozen its layers; from_phase: the phase the run starts (or resumes) in.
 // Collective: every rank calls it. Logs the plan line and, when it builds, the sizes, where
 // the cache lives and how long the build took.
-TrainingCaches build_training_caches(Model& model, const SampleSource& train, const SampleSource* val,
-                                     const TrainConfig& config, int phase2_first_trainable, int from_phase,
-                                     std::ostream& log);
+TrainingCaches build_training_caches(Model& model, const SampleSource& train,
+                                     const SampleSource* val, const TrainConfig& config,
+                                     int phase2_first_trainable, int from_phase, std::ostream& log);
 
 }  // namespace parafine
