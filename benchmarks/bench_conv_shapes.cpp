@@ -49,17 +49,18 @@ Options parse(int argc, char** argv) {
   Options o;
   bool no_sgemm = false;
   bench::po::options_description opts("bench_conv_shapes options");
-  opts.add_options()("help,h", "show this help")(
-      "batch", bench::po::value(&o.batch)->default_value(o.batch), "images per conv call")(
-      "image-size", bench::po::value(&o.image_size)->default_value(o.image_size),
-      "network input size (>= 32)")(
-      "threads", bench::po::value(&o.threads)->default_value(o.threads), "compute threads")(
-      "repeats", bench::po::value(&o.repeats)->default_value(o.repeats), "timed runs per shape")(
-      "gemm-size", bench::po::value(&o.gemm_size)->default_value(o.gemm_size),
-      "square sgemm ceiling size (0: skip)")("filter", bench::po::value(&o.filter),
-                                             "only shapes whose name contains this")(
-      "no-sgemm", bench::po::bool_switch(&no_sgemm), "skip the bare-sgemm comparison")(
-      "csv", bench::po::value(&o.csv), "also write the results here");
+  auto add = opts.add_options();
+  add("help,h", "show this help");
+  add("batch", bench::po::value(&o.batch)->default_value(o.batch), "images per conv call");
+  add("image-size", bench::po::value(&o.image_size)->default_value(o.image_size),
+      "network input size (>= 32)");
+  add("threads", bench::po::value(&o.threads)->default_value(o.threads), "compute threads");
+  add("repeats", bench::po::value(&o.repeats)->default_value(o.repeats), "timed runs per shape");
+  add("gemm-size", bench::po::value(&o.gemm_size)->default_value(o.gemm_size),
+      "square sgemm ceiling size (0: skip)");
+  add("filter", bench::po::value(&o.filter), "only shapes whose name contains this");
+  add("no-sgemm", bench::po::bool_switch(&no_sgemm), "skip the bare-sgemm comparison");
+  add("csv", bench::po::value(&o.csv), "also write the results here");
   bench::parse_or_exit(argc, argv, "bench_conv_shapes", opts);
   bench::require_at_least("bench_conv_shapes", "batch", o.batch, 1);
   bench::require_at_least("bench_conv_shapes", "image-size", o.image_size, 32);

@@ -80,19 +80,21 @@ Options parse(int argc, char** argv) {
   Options o;
   std::string scenarios = "frozen,phase2,full";
   bench::po::options_description opts("bench_resnet50 options");
-  opts.add_options()("help,h", "show this help")(
-      "batch", bench::po::value(&o.batch)->default_value(o.batch), "images per step")(
-      "image-size", bench::po::value(&o.image_size)->default_value(o.image_size),
-      "input height and width (>= 32)")(
-      "threads", bench::po::value(&o.threads)->default_value(o.threads), "compute threads")(
-      "repeats", bench::po::value(&o.repeats)->default_value(o.repeats),
-      "timed steps per scenario")("warmup", bench::po::value(&o.warmup)->default_value(o.warmup),
-                                  "untimed steps first")(
-      "scenarios", bench::po::value(&scenarios)->default_value(scenarios),
-      "frozen,phase2,full (any subset)")("profile", bench::po::bool_switch(&o.profile),
-                                         "re-run layer by layer and sum time by layer kind")(
-      "csv", bench::po::value(&o.csv), "also write the results here")(
-      "seed", bench::po::value(&o.seed)->default_value(o.seed), "initialisation seed");
+  auto add = opts.add_options();
+  add("help,h", "show this help");
+  add("batch", bench::po::value(&o.batch)->default_value(o.batch), "images per step");
+  add("image-size", bench::po::value(&o.image_size)->default_value(o.image_size),
+      "input height and width (>= 32)");
+  add("threads", bench::po::value(&o.threads)->default_value(o.threads), "compute threads");
+  add("repeats", bench::po::value(&o.repeats)->default_value(o.repeats),
+      "timed steps per scenario");
+  add("warmup", bench::po::value(&o.warmup)->default_value(o.warmup), "untimed steps first");
+  add("scenarios", bench::po::value(&scenarios)->default_value(scenarios),
+      "frozen,phase2,full (any subset)");
+  add("profile", bench::po::bool_switch(&o.profile),
+      "re-run layer by layer and sum time by layer kind");
+  add("csv", bench::po::value(&o.csv), "also write the results here");
+  add("seed", bench::po::value(&o.seed)->default_value(o.seed), "initialisation seed");
   bench::parse_or_exit(argc, argv, "bench_resnet50", opts);
   bench::require_at_least("bench_resnet50", "batch", o.batch, 1);
   bench::require_at_least("bench_resnet50", "image-size", o.image_size, 32);

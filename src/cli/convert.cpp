@@ -30,12 +30,13 @@ int run_convert(int argc, char** argv) {
   std::string input, output, on_bad_image;
   int image_size = 224, threads = 0;
   CommandOptions opts("convert", "convert --input DIR --output DATA.h5 [options]");
-  opts.add()("input", po::value(&input)->required(), "image folder: one sub-folder per class")(
-      "output", po::value(&output)->required(), "HDF5 dataset to write")(
-      "image-size", po::value(&image_size)->default_value(224),
-      "resize every image to this square size")(
-      "on-bad-image", po::value(&on_bad_image)->default_value("skip"), "skip | fail")(
-      "threads", po::value(&threads)->default_value(0),
+  auto add = opts.add();
+  add("input", po::value(&input)->required(), "image folder: one sub-folder per class");
+  add("output", po::value(&output)->required(), "HDF5 dataset to write");
+  add("image-size", po::value(&image_size)->default_value(224),
+      "resize every image to this square size");
+  add("on-bad-image", po::value(&on_bad_image)->default_value("skip"), "skip | fail");
+  add("threads", po::value(&threads)->default_value(0),
       "decoding threads per rank (0 = the node's cores / its ranks)");
   if (!opts.parse(argc, argv)) return 0;
   check_image_size(image_size);

@@ -33,33 +33,34 @@ bool parse_demo_options(int argc, char** argv, DemoOptions& o) {
   ResNet50Config& net = o.net;
   TrainConfig& train = o.train;
   CommandOptions opts("demo", "demo [options]");
-  opts.add()("image-size", po::value(&net.image_size)->default_value(32),
-             "input height and width (at least 32)")(
-      "width", po::value(&net.width)->default_value(16),
-      "ResNet50 conv1 filters (64 = the real network)")(
-      "classes", po::value(&net.classes)->default_value(3), "number of classes")(
-      "head-units", po::value(&net.head_units)->default_value(64), "units of the dense head layer")(
-      "train-samples", po::value(&o.train_samples)->default_value(300),
-      "synthetic training images")("val-samples", po::value(&o.val_samples)->default_value(150),
-                                   "synthetic validation images")(
-      "batch-size", po::value(&train.batch_size)->default_value(32), "batch size")(
-      "phase1-epochs", po::value(&train.phase1_epochs)->default_value(8),
-      "epochs with the base frozen")("phase1-lr", po::value(&train.phase1_lr)->default_value(1e-3),
-                                     "phase 1 Adam learning rate")(
-      "phase2-epochs", po::value(&train.phase2_epochs)->default_value(3),
-      "epochs with the last layers unfrozen")(
-      "phase2-lr", po::value(&train.phase2_lr)->default_value(1e-4), "phase 2 Adam learning rate")(
-      "unfreeze-last", po::value(&train.unfreeze_last)->default_value(10),
-      "base layers unfrozen in phase 2")("seed", po::value(&o.seed)->default_value(0),
-                                         "seed for weights, data and shuffling")(
-      "threads", po::value(&o.threads)->default_value(0),
-      "compute threads per rank (0 = the node's cores / its ranks)")(
-      "weights", po::value(&o.weights)->default_value("none"),
-      "base weights: none (random), imagenet or FILE.h5")(
-      "weights-dir", po::value(&o.weights_dir), "directory holding the imagenet notop file")(
-      "init", po::value(&o.init),
-      "start from this full model (base + head), e.g. one written by --save")(
-      "save", po::value(&o.save), "write the trained model here (Keras save_weights layout)");
+  auto add = opts.add();
+  add("image-size", po::value(&net.image_size)->default_value(32),
+      "input height and width (at least 32)");
+  add("width", po::value(&net.width)->default_value(16),
+      "ResNet50 conv1 filters (64 = the real network)");
+  add("classes", po::value(&net.classes)->default_value(3), "number of classes");
+  add("head-units", po::value(&net.head_units)->default_value(64), "units of the dense head layer");
+  add("train-samples", po::value(&o.train_samples)->default_value(300),
+      "synthetic training images");
+  add("val-samples", po::value(&o.val_samples)->default_value(150), "synthetic validation images");
+  add("batch-size", po::value(&train.batch_size)->default_value(32), "batch size");
+  add("phase1-epochs", po::value(&train.phase1_epochs)->default_value(8),
+      "epochs with the base frozen");
+  add("phase1-lr", po::value(&train.phase1_lr)->default_value(1e-3), "phase 1 Adam learning rate");
+  add("phase2-epochs", po::value(&train.phase2_epochs)->default_value(3),
+      "epochs with the last layers unfrozen");
+  add("phase2-lr", po::value(&train.phase2_lr)->default_value(1e-4), "phase 2 Adam learning rate");
+  add("unfreeze-last", po::value(&train.unfreeze_last)->default_value(10),
+      "base layers unfrozen in phase 2");
+  add("seed", po::value(&o.seed)->default_value(0), "seed for weights, data and shuffling");
+  add("threads", po::value(&o.threads)->default_value(0),
+      "compute threads per rank (0 = the node's cores / its ranks)");
+  add("weights", po::value(&o.weights)->default_value("none"),
+      "base weights: none (random), imagenet or FILE.h5");
+  add("weights-dir", po::value(&o.weights_dir), "directory holding the imagenet notop file");
+  add("init", po::value(&o.init),
+      "start from this full model (base + head), e.g. one written by --save");
+  add("save", po::value(&o.save), "write the trained model here (Keras save_weights layout)");
   return opts.parse(argc, argv);
 }
 

@@ -15,8 +15,9 @@ namespace parafine {
 
 CommandOptions::CommandOptions(const std::string& command, const std::string& usage)
     : usage_(usage), description_("parafine " + command + " options") {
-  description_.add_options()("help,h", "show this help")("config", po::value<std::string>(),
-                                                         "INI file with any of these options");
+  auto add = description_.add_options();
+  add("help,h", "show this help");
+  add("config", po::value<std::string>(), "INI file with any of these options");
 }
 
 po::options_description_easy_init CommandOptions::add() {

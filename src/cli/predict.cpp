@@ -45,18 +45,19 @@ bool parse(int argc, char** argv, const char* command, const char* data_option,
            InferenceOptions& o) {
   CommandOptions opts(
       command, std::string(command) + " --model M.h5 --" + data_option + " DATA.h5 [options]");
-  opts.add()("model", po::value(&o.model)->required(),
-             "full model file (written by --save, or Keras save_weights)")(
-      data_option, po::value(&o.data)->required(), "image folder or HDF5 dataset")(
-      "batch-size", po::value(&o.batch_size)->default_value(32), "images per forward pass")(
-      "image-size", po::value(&o.image_size)->default_value(0),
-      "resize images to this size (0: the dataset's)")(
-      "preprocess", po::value(&o.preprocess)->default_value("caffe"), "caffe | none")(
-      "threads", po::value(&o.threads)->default_value(0),
+  auto add = opts.add();
+  add("model", po::value(&o.model)->required(),
+      "full model file (written by --save, or Keras save_weights)");
+  add(data_option, po::value(&o.data)->required(), "image folder or HDF5 dataset");
+  add("batch-size", po::value(&o.batch_size)->default_value(32), "images per forward pass");
+  add("image-size", po::value(&o.image_size)->default_value(0),
+      "resize images to this size (0: the dataset's)");
+  add("preprocess", po::value(&o.preprocess)->default_value("caffe"), "caffe | none");
+  add("threads", po::value(&o.threads)->default_value(0),
       "threads per rank, for compute and for checking an image folder's files "
       "(0 = the node's cores / its ranks)");
   if (std::string(command) == "predict")
-    opts.add()("output", po::value(&o.output), "CSV file to write (default: standard output)");
+    add("output", po::value(&o.output), "CSV file to write (default: standard output)");
   if (!opts.parse(argc, argv)) return false;
   if (o.batch_size < 1)
     throw UsageError("--batch-size must be at least 1, got " + std::to_string(o.batch_size));

@@ -46,62 +46,64 @@ struct TrainOptions {
 bool parse_options(int argc, char** argv, TrainOptions& o) {
   TrainConfig& c = o.config;
   CommandOptions opts("train", "train --train PATH [--val PATH] [options]");
-  opts.add()("train", po::value(&o.train_path), "training data: image folder or HDF5 dataset")(
-      "val", po::value(&o.val_path), "validation data: image folder or HDF5 dataset")(
-      "weights", po::value(&o.weights)->default_value("imagenet"),
-      "base weights: imagenet | none | FILE.h5")("weights-dir", po::value(&o.weights_dir),
-                                                 "directory holding the imagenet notop file")(
-      "init", po::value(&o.init),
-      "start from a full model (base + head), e.g. one written by --save")(
-      "classes", po::value(&o.classes)->default_value(0),
-      "number of classes (0: from the training data)")(
-      "head-units", po::value(&o.net.head_units)->default_value(1024),
-      "units of the dense head layer")("image-size", po::value(&c.image_size)->default_value(224),
-                                       "input height and width")(
-      "batch-size", po::value(&c.batch_size)->default_value(32), "global batch size")(
-      "phase1-epochs", po::value(&c.phase1_epochs)->default_value(10),
-      "epochs with the base frozen")("phase1-lr", po::value(&c.phase1_lr)->default_value(1e-3),
-                                     "phase 1 Adam learning rate")(
-      "phase2-epochs", po::value(&c.phase2_epochs)->default_value(10),
-      "epochs with the last layers unfrozen")(
-      "phase2-lr", po::value(&c.phase2_lr)->default_value(1e-5), "phase 2 Adam learning rate")(
-      "unfreeze-last", po::value(&c.unfreeze_last)->default_value(10),
-      "base layers (Keras layers[-N:]) unfrozen")(
-      "unfreeze-from", po::value(&o.unfreeze_from),
-      "unfreeze this base layer and all after it instead")(
-      "shuffle", po::value(&o.shuffle)->default_value("true"), "true | false")(
-      "bn-mode", po::value(&o.bn_mode)->default_value("sync"),
-      "trainable BN across ranks: sync | local | frozen")(
-      "bucket-mb", po::value(&c.bucket_mb)->default_value(25.0),
-      "gradient allreduce bucket size in MiB")("checkpoint-dir", po::value(&c.checkpoint_dir),
-                                               "write a checkpoint here after every epoch")(
-      "checkpoint-steps", po::value(&c.checkpoint_steps)->default_value(0),
-      "also every this many steps (0: epochs only)")(
-      "keep-checkpoints", po::value(&c.keep_checkpoints)->default_value(3),
-      "how many of the newest checkpoints to keep")(
-      "resume", po::bool_switch(&c.resume),
-      "continue from the newest valid checkpoint in --checkpoint-dir")(
-      "max-steps", po::value(&c.max_steps)->default_value(0),
-      "stop after this many steps, with a checkpoint (0: no limit)")(
-      "seed", po::value(&c.seed)->default_value(0),
-      "seed for initialisation, shuffling and augmentation")(
-      "preprocess", po::value(&o.preprocess)->default_value("caffe"), "caffe | none")(
-      "augment", po::value(&o.augment)->default_value("none"), "none | flip")(
-      "cache", po::value(&o.cache_mode)->default_value("auto"),
+  auto add = opts.add();
+  add("train", po::value(&o.train_path), "training data: image folder or HDF5 dataset");
+  add("val", po::value(&o.val_path), "validation data: image folder or HDF5 dataset");
+  add("weights", po::value(&o.weights)->default_value("imagenet"),
+      "base weights: imagenet | none | FILE.h5");
+  add("weights-dir", po::value(&o.weights_dir), "directory holding the imagenet notop file");
+  add("init", po::value(&o.init),
+      "start from a full model (base + head), e.g. one written by --save");
+  add("classes", po::value(&o.classes)->default_value(0),
+      "number of classes (0: from the training data)");
+  add("head-units", po::value(&o.net.head_units)->default_value(1024),
+      "units of the dense head layer");
+  add("image-size", po::value(&c.image_size)->default_value(224), "input height and width");
+  add("batch-size", po::value(&c.batch_size)->default_value(32), "global batch size");
+  add("phase1-epochs", po::value(&c.phase1_epochs)->default_value(10),
+      "epochs with the base frozen");
+  add("phase1-lr", po::value(&c.phase1_lr)->default_value(1e-3), "phase 1 Adam learning rate");
+  add("phase2-epochs", po::value(&c.phase2_epochs)->default_value(10),
+      "epochs with the last layers unfrozen");
+  add("phase2-lr", po::value(&c.phase2_lr)->default_value(1e-5), "phase 2 Adam learning rate");
+  add("unfreeze-last", po::value(&c.unfreeze_last)->default_value(10),
+      "base layers (Keras layers[-N:]) unfrozen");
+  add("unfreeze-from", po::value(&o.unfreeze_from),
+      "unfreeze this base layer and all after it instead");
+  add("shuffle", po::value(&o.shuffle)->default_value("true"), "true | false");
+  add("bn-mode", po::value(&o.bn_mode)->default_value("sync"),
+      "trainable BN across ranks: sync | local | frozen");
+  add("bucket-mb", po::value(&c.bucket_mb)->default_value(25.0),
+      "gradient allreduce bucket size in MiB");
+  add("checkpoint-dir", po::value(&c.checkpoint_dir), "write a checkpoint here after every epoch");
+  add("checkpoint-steps", po::value(&c.checkpoint_steps)->default_value(0),
+      "also every this many steps (0: epochs only)");
+  add("keep-checkpoints", po::value(&c.keep_checkpoints)->default_value(3),
+      "how many of the newest checkpoints to keep");
+  add("resume", po::bool_switch(&c.resume),
+      "continue from the newest valid checkpoint in --checkpoint-dir");
+  add("max-steps", po::value(&c.max_steps)->default_value(0),
+      "stop after this many steps, with a checkpoint (0: no limit)");
+  add("seed", po::value(&c.seed)->default_value(0),
+      "seed for initialisation, shuffling and augmentation");
+  add("preprocess", po::value(&o.preprocess)->default_value("caffe"), "caffe | none");
+  add("augment", po::value(&o.augment)->default_value("none"), "none | flip");
+  add("cache", po::value(&o.cache_mode)->default_value("auto"),
       "auto: compute the frozen base once per sample and train from its output "
-      "(off with --augment) | off")("cache-mem", po::value(&o.cache_mem)->default_value("auto"),
-                                    "memory per rank for the feature cache, e.g. 8G "
-                                    "(auto: half the node's available memory / its ranks)")(
-      "cache-dir", po::value(&c.cache.dir),
-      "where the feature cache spills beyond --cache-mem (default: the temp dir)")(
-      "on-bad-image", po::value(&o.on_bad_image)->default_value("skip"), "skip | fail")(
-      "save", po::value(&o.save), "write the fine-tuned model here (Keras save_weights layout)")(
-      "history", po::value(&o.history_path),
+      "(off with --augment) | off");
+  add("cache-mem", po::value(&o.cache_mem)->default_value("auto"),
+      "memory per rank for the feature cache, e.g. 8G "
+      "(auto: half the node's available memory / its ranks)");
+  add("cache-dir", po::value(&c.cache.dir),
+      "where the feature cache spills beyond --cache-mem (default: the temp dir)");
+  add("on-bad-image", po::value(&o.on_bad_image)->default_value("skip"), "skip | fail");
+  add("save", po::value(&o.save), "write the fine-tuned model here (Keras save_weights layout)");
+  add("history", po::value(&o.history_path),
       "CSV with one row per epoch "
-      "(phase, epoch, loss, acc, val_loss, val_acc, seconds, img/s)")(
-      "threads", po::value(&o.threads)->default_value(0),
-      "compute threads per rank (0 = the node's cores / its ranks)")(
-      "loader-threads", po::value(&c.loader_threads)->default_value(2), "image decoding threads");
+      "(phase, epoch, loss, acc, val_loss, val_acc, seconds, img/s)");
+  add("threads", po::value(&o.threads)->default_value(0),
+      "compute threads per rank (0 = the node's cores / its ranks)");
+  add("loader-threads", po::value(&c.loader_threads)->default_value(2), "image decoding threads");
   if (!opts.parse(argc, argv)) return false;
   if (!o.init.empty() && !opts.given("weights")) o.weights = "none";  // --init brings its own base
   o.unfreeze_last_given = opts.given("unfreeze-last");
