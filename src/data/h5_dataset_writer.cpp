@@ -52,7 +52,8 @@ void collectively(F&& step) {
 class ImageDatasetFile {
  public:
   ImageDatasetFile(const std::string& path, int samples, int image_size)
-      : out_(path, "converted dataset"),
+      : out_(path, "converted dataset",
+             static_cast<std::uint64_t>(samples) * image_size * image_size * 3 + 8ull * samples),
         file_(std::make_unique<H5File>(out_.temp_path(), H5File::Mode::kTruncate)) {
     const hsize_t dims[4] = {static_cast<hsize_t>(samples), static_cast<hsize_t>(image_size),
                              static_cast<hsize_t>(image_size), 3};
@@ -80,26 +81,38 @@ class ImageDatasetFile {
     const herr_t status = H5Dwrite(images_, H5T_NATIVE_UCHAR, mem, space_, H5P_DEFAULT, pixels);
     H5Sclose(mem);
     if (status < 0)
-      throw std::runtime_error(out_.temp_path() + ": cannot write images (disk full?)");
+      throw std::runtime_error(out_.failure("HDF5 could not write images " +
+                                            std::to_string(begin) + ".." +
+                                            std::to_string(begin + count - 1)));
   }
 
   // Writes the labels and class names, closes the file and renames it into place.
+  // Every result is checked: HDF5 writes buffered image chunks only when the dataset and the
+  // file close, so a full disk may show only there.
   void finish(const SampleSource& source) {
-    std::vector<long long> labels(static_cast<size_t>(source.size()));
-    for (int i = 0; i < source.size(); ++i) labels[static_cast<size_t>(i)] = source.label(i);
-    file_->write_int64("/labels", labels);
-    if (!source.class_names().empty())
-      file_->write_string_list_attribute("/", "class_names", source.class_names());
-    close_datasets();
-    file_.reset();  // closed before the rename
+    try {
+      std::vector<long long> labels(static_cast<size_t>(source.size()));
+      for (int i = 0; i < source.size(); ++i) labels[static_cast<size_t>(i)] = source.label(i);
+      file_->write_int64("/labels", labels);
+      if (!source.class_names().empty())
+        file_->write_string_list_attribute("/", "class_names", source.class_names());
+      if (!close_datasets())
+        throw std::runtime_error("HDF5 could not write the buffered images (disk full, or a file "
+                                 "size limit?)");
+      file_->close();
+    } catch (const std::runtime_error& e) {
+      throw std::runtime_error(out_.failure(e.what()));
+    }
     out_.commit();
   }
 
  private:
-  void close_datasets() {
-    if (images_ >= 0) H5Dclose(images_);
+  // False when HDF5 could not write the images' buffered chunks.
+  bool close_datasets() {
+    const bool ok = images_ < 0 || H5Dclose(images_) >= 0;
     if (space_ >= 0) H5Sclose(space_);
     images_ = space_ = -1;
+    return ok;
   }
 
   AtomicFile out_;  // declared first: destroyed (temporary removed) after the file is closed

@@ -14,10 +14,23 @@ struct Handle {  // closes an HDF5 object with the right function
   ~Handle() {
     if (id >= 0) close(id);
   }
+  // Closes now and reports whether HDF5 managed to (for written objects, whose buffered data
+  // reaches the file only then).
+  bool close_checked() {
+    const hid_t h = id;
+    id = -1;
+    return h < 0 || close(h) >= 0;
+  }
 };
 }  // namespace
 
 H5File::H5File(const std::string& path, Mode mode) : path_(path) {
+  // HDF5 1.10 keeps a file whose close failed (a full disk) in its tables and crashes in its
+  // exit handler trying to close it again; parafine reports the failure itself, so the
+  // library's exit-time cleanup is switched off (before HDF5's first use: every path into
+  // HDF5 starts with an H5File).
+  static const bool no_atexit = (H5dont_atexit(), true);
+  (void)no_atexit;
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
   if (mode == Mode::kRead) {
     if (FILE* probe = std::fopen(path.c_str(), "rb")) {
@@ -43,6 +56,16 @@ H5File::H5File(const std::string& path, Mode mode) : path_(path) {
 
 H5File::~H5File() {
   if (id_ >= 0) H5Fclose(id_);
+}
+
+void H5File::close() {
+  if (id_ < 0) return;
+  const bool flushed = H5Fflush(id_, H5F_SCOPE_LOCAL) >= 0;
+  const bool closed = H5Fclose(id_) >= 0;
+  id_ = -1;
+  if (!flushed || !closed)
+    throw std::runtime_error(path_ + ": HDF5 could not write the whole file (disk full, or a file "
+                             "size limit?)");
 }
 
 bool H5File::exists(const std::string& object_path) const {
@@ -123,8 +146,10 @@ void write_dataset(hid_t file, const std::string& path, const std::string& datas
   Handle d{
       H5Dcreate2(file, dataset.c_str(), file_type, space.id, lcpl.id, H5P_DEFAULT, H5P_DEFAULT),
       H5Dclose};
-  if (d.id < 0 || H5Dwrite(d.id, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
-    throw std::runtime_error(path + ": cannot write dataset " + dataset);
+  if (d.id < 0 || H5Dwrite(d.id, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0 ||
+      !d.close_checked())
+    throw std::runtime_error(path + ": cannot write dataset " + dataset +
+                             " (disk full, or a file size limit?)");
 }
 }  // namespace
 
@@ -252,7 +277,7 @@ void H5File::write_string_list_attribute(const std::string& object_path, const s
   Handle a{H5Acreate_by_name(id_, object_path.c_str(), attr.c_str(), type.id, space.id, H5P_DEFAULT,
                              H5P_DEFAULT, H5P_DEFAULT),
            H5Aclose};
-  if (a.id < 0 || (n && H5Awrite(a.id, type.id, buf.data()) < 0))
+  if (a.id < 0 || (n && H5Awrite(a.id, type.id, buf.data()) < 0) || !a.close_checked())
     throw std::runtime_error(path_ + ": cannot write attribute " + object_path + "@" + attr);
 }
 
@@ -264,7 +289,7 @@ void H5File::write_string_scalar_attribute(const std::string& object_path, const
                              H5P_DEFAULT, H5P_DEFAULT),
            H5Aclose};
   std::string padded = value.empty() ? std::string(1, '\0') : value;
-  if (a.id < 0 || H5Awrite(a.id, type.id, padded.data()) < 0)
+  if (a.id < 0 || H5Awrite(a.id, type.id, padded.data()) < 0 || !a.close_checked())
     throw std::runtime_error(path_ + ": cannot write attribute " + object_path + "@" + attr);
 }
 

@@ -13,9 +13,9 @@ namespace parafine {
 
 void save_keras_model(const Model& model, const std::string& path,
                       const std::vector<std::string>& class_names) {
-  AtomicFile out(path, "saved model");
-  {
-    H5File f(out.temp_path(), H5File::Mode::kTruncate);
+  AtomicFile out(path, "saved model", model.params().size() * sizeof(float));
+  out.write([&](const std::string& temp_path) {
+    H5File f(temp_path, H5File::Mode::kTruncate);
     std::vector<std::string> layer_names;
     for (int i = 0; i < model.size(); ++i) layer_names.push_back(model.layer(i).name());
     f.write_string_list_attribute("/", "layer_names", layer_names);
@@ -38,8 +38,8 @@ void save_keras_model(const Model& model, const std::string& path,
       }
       f.write_string_list_attribute("/" + name, "weight_names", weight_names);
     }
-  }  // closed before the rename
-  out.commit();
+    f.close();  // checked: everything reached the file before it is published
+  });
 }
 
 Model load_full_model(const std::string& path, int image_size,

@@ -82,12 +82,14 @@ void save_checkpoint(const std::string& dir, const Model& model, const Adam* ada
                      const TrainPosition& p, int keep) {
   fs::create_directories(dir);
   const fs::path final_path = fs::path(dir) / checkpoint_name(p);
-  AtomicFile out(final_path.string(), "checkpoint");
+  const std::size_t floats = model.params().size() + model.state().size() +
+                             (adam ? 2 * adam->m_values().size() : 0);
+  AtomicFile out(final_path.string(), "checkpoint", floats * sizeof(float));
   // Loader threads may be reading an HDF5 dataset right now; the HDF5 library need not be
   // thread-safe (see sample_source.hpp).
   std::lock_guard<std::mutex> hdf5_lock(hdf5_mutex());
-  {
-    H5File f(out.temp_path(), H5File::Mode::kTruncate);
+  out.write([&](const std::string& temp_path) {
+    H5File f(temp_path, H5File::Mode::kTruncate);
     f.write_string_scalar_attribute("/", "parafine_checkpoint", "1");
     f.write_tensor("/params", as_tensor(model.params()));
     f.write_tensor("/state", as_tensor(model.state()));
@@ -105,8 +107,8 @@ void save_checkpoint(const std::string& dir, const Model& model, const Adam* ada
         {"batch_size", std::to_string(p.batch_size)},
         {"train_samples", std::to_string(p.samples)}};
     for (const auto& [k, v] : attrs) f.write_string_scalar_attribute("/", k, v);
-  }  // closed before the rename
-  out.commit();
+    f.close();  // checked: everything reached the file before it is published
+  });
   const auto all = list_checkpoints(dir);
   for (std::size_t i = static_cast<std::size_t>(std::max(keep, 1)); i < all.size(); ++i)
     fs::remove(all[i].second);

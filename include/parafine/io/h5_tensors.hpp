@@ -17,7 +17,10 @@ class H5File {
  public:
   enum class Mode { kRead, kTruncate };
   H5File(const std::string& path, Mode mode);
-  ~H5File();
+  ~H5File();  // closes without checking: call close() to learn whether a written file is whole
+  // Flushes and closes, checking both: throws std::runtime_error naming the file when HDF5
+  // could not write everything (a full disk, a file size limit). Idempotent.
+  void close();
   H5File(const H5File&) = delete;
   H5File& operator=(const H5File&) = delete;
 
