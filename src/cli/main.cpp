@@ -1,5 +1,6 @@
 // parafine command-line entry point: dispatches to the subcommands in src/cli/.
 #include <boost/program_options/errors.hpp>
+#include <csignal>
 #include <iostream>
 #include <string>
 
@@ -27,6 +28,10 @@ int run(int argc, char** argv);
 // Under mpirun an error on one rank must end every rank (MPI_Abort), never leave the others
 // waiting in a collective; alone, the exit code says what kind of error it was.
 int main(int argc, char** argv) {
+  // Past a file size limit (ulimit -f, a quota) a write then fails with EFBIG, which the
+  // writers report (naming the file, leaving the previous one intact), instead of the kernel
+  // killing the process with no message and a partial file.
+  std::signal(SIGXFSZ, SIG_IGN);
   parafine::MpiSession mpi(&argc, &argv);
   const int code = run(argc, argv);
   if (code != 0 && parafine::Comm::size() > 1) parafine::MpiSession::abort_all(code);
