@@ -1,7 +1,8 @@
 // Image folders holding entries that are not regular files (issue 11): a FIFO named x.jpg and a
 // symlink to /dev/zero named z.jpg are ignored by the scan (listed in `ignored`) and refused by
 // the decoder without blocking or reading without bound; files above kMaxImageFileBytes are
-// refused before they are read. Symlinks to regular images stay samples.
+// refused before they are read; a --train/--data path that is a FIFO or device is refused. Symlinks
+// to regular images stay samples.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -110,6 +111,21 @@ TEST(FolderInputs, FolderSourceWithAFifoNeitherHangsNorSkipsIt) {
     EXPECT_TRUE(contains(src.ignored(), f.fifo));
     EXPECT_TRUE(src.skipped().empty());
   });
+}
+
+TEST(FolderInputs, ADataPathThatIsAFifoOrDeviceIsRefusedWithoutOpening) {
+  SpecialFolder f;
+  within_seconds(f.fifo, [&] {
+    const std::string msg = test_util::error_message<std::runtime_error>(
+        [&] { open_sample_source(f.fifo, "--train", SourceOptions{}); });
+    EXPECT_NE(msg.find("--train " + f.fifo + ": not a regular file or a directory"),
+              std::string::npos)
+        << msg;
+  });
+  const std::string msg = test_util::error_message<std::runtime_error>(
+      [&] { open_sample_source(f.zero, "--data", SourceOptions{}); });
+  EXPECT_NE(msg.find("--data " + f.zero + ": not a regular file or a directory"), std::string::npos)
+      << msg;
 }
 
 }  // namespace
