@@ -74,6 +74,19 @@ TEST(H5DatasetInputs, DimensionsAboveIntMaxAreRefusedNotWrapped) {
   }
 }
 
+TEST(H5DatasetInputs, LabelCountIsComparedWithoutWrapping) {
+  TempDir tmp;
+  const std::string path = tmp.file("labels.h5");
+  test_util::write_h5_images(path, 2, 2, 2, test_util::random_pixels(24, 1), {});
+  // 2^32 + 2 labels (declared, never written): as an int that count would wrap to 2.
+  const hsize_t count = (hsize_t{1} << 32) + 2;
+  h5_dataset(path, false, "/labels", {count}, H5T_NATIVE_LLONG, nullptr);
+  const std::string msg = open_error(path);
+  EXPECT_NE(msg.find("'labels' has " + std::to_string(count) + " entries for 2 images"),
+            std::string::npos)
+      << msg;
+}
+
 TEST(H5DatasetInputs, OneHotWithoutColumnsIsRefused) {
   TempDir tmp;
   const std::string path = tmp.file("onehot0.h5");
