@@ -115,6 +115,10 @@ std::unique_ptr<SampleSource> open_sample_source(const std::string& path, const 
     throw std::runtime_error(option + " " + path + ": no such file or directory");
   if (S_ISDIR(st.st_mode))
     return std::make_unique<FolderSource>(path, options.on_bad_image, options.threads, options.log);
+  if (!S_ISREG(st.st_mode))  // a FIFO or device: opening it as HDF5 would block or never end
+    throw std::runtime_error(option + " " + path +
+                             ": not a regular file or a directory (give an image folder or an "
+                             "HDF5 dataset)");
   return std::make_unique<H5Source>(path);
 }
 

@@ -2,71 +2,156 @@
 #include "parafine/data/h5_dataset.hpp"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
+#include <cstdio>
 #include <stdexcept>
 
+#include "parafine/data/image_decode.hpp"  // kMaxImageSide, kMaxImagePixels
+
 namespace parafine {
+namespace {
+
+[[noreturn]] void fail(const std::string& message) {
+  throw std::runtime_error(message);
+}
+
+std::string shape_str(const std::vector<hsize_t>& dims) {
+  std::string s;
+  for (auto d : dims) s += (s.empty() ? "" : ",") + std::to_string(d);
+  return "[" + s + "]";
+}
+
+// A label value as stored (read as double, so exact up to 2^53), printed as an integer.
+std::string label_str(double v) {
+  if (std::abs(v) < 9e18) return std::to_string(static_cast<long long>(v));
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.0f", v);
+  return buf;
+}
+
+// Refuses an `images` that is not uint8 [N,H,W,3] with N >= 1, 1 <= H,W <= kMaxImageSide,
+// H*W <= kMaxImagePixels and N <= INT_MAX, before any size is cast to int.
+void check_images(const H5File& file, const std::string& path) {
+  const auto dims = file.dataset_shape("/images");
+  const std::string type = file.dataset_type_name("/images");
+  const std::string what = path + ": 'images' is " + type + " " + shape_str(dims);
+  if (dims.size() != 4 || dims[3] != 3 || type != "uint8")
+    fail(what + ", expected uint8 [N,H,W,3]");
+  if (dims[0] == 0) fail(path + ": 'images' holds no samples");
+  if (dims[0] > static_cast<hsize_t>(INT_MAX))
+    fail(what + ": more than " + std::to_string(INT_MAX) + " samples are not supported");
+  if (dims[1] == 0 || dims[2] == 0)
+    fail(what + ": images of height or width 0 cannot be used (rewrite the file with " +
+         "`parafine convert`)");
+  if (dims[1] > static_cast<hsize_t>(kMaxImageSide) ||
+      dims[2] > static_cast<hsize_t>(kMaxImageSide) ||
+      dims[1] * dims[2] > static_cast<hsize_t>(kMaxImagePixels))
+    fail(what + ": images above " + std::to_string(kMaxImageSide) +
+         " on a side or 2^28 pixels are refused (resize them)");
+}
+
+// Refuses a class count above kMaxClasses; `source` says where the count came from.
+void check_class_count(const std::string& path, long long classes, const std::string& source) {
+  if (classes > kMaxClasses)
+    fail(path + ": " + source + " gives " + std::to_string(classes) + " classes; at most " +
+         std::to_string(kMaxClasses) + " are supported (are the labels class indices 0..C-1?)");
+}
+
+// The class index of each row of one-hot `labels` [n,classes].
+std::vector<int> read_onehot(const H5File& file, const std::string& path, int n, int classes) {
+  const std::vector<double> onehot = file.read_doubles("/labels");
+  if (onehot.size() != static_cast<std::size_t>(n) * static_cast<std::size_t>(classes))
+    fail(path + ": read " + std::to_string(onehot.size()) + " values of 'labels', expected " +
+         std::to_string(n) + "x" + std::to_string(classes));
+  std::vector<int> labels;
+  labels.reserve(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    const double* row = onehot.data() + static_cast<std::size_t>(i) * classes;
+    double sum = 0;
+    for (int c = 0; c < classes; ++c) sum += row[c];
+    const double* top = std::max_element(row, row + classes);
+    if (std::abs(sum - 1.0) > 1e-6 || std::abs(*top - 1.0) > 1e-6)
+      fail(path + ": row " + std::to_string(i) + " of the [N,C] 'labels' is not one-hot");
+    labels.push_back(static_cast<int>(top - row));
+  }
+  return labels;
+}
+
+// Integer `labels` [n] (read as doubles, so any stored integer is compared exactly in range);
+// *classes is class_names.size() when there are names, else max label + 1.
+std::vector<int> read_indices(const H5File& file, const std::string& path, int n, int names,
+                              int* classes) {
+  if (file.dataset_type_class("/labels") != H5T_INTEGER)
+    fail(path + ": 'labels' [N] must be integers, found " + file.dataset_type_name("/labels"));
+  const std::vector<double> values = file.read_doubles("/labels");
+  if (values.size() != static_cast<std::size_t>(n))
+    fail(path + ": read " + std::to_string(values.size()) + " 'labels' for " + std::to_string(n) +
+         " images");
+  const auto top = std::max_element(values.begin(), values.end());
+  if (names == 0 && *top >= 0) {
+    check_class_count(path, *top >= 1e18 ? LLONG_MAX : static_cast<long long>(*top) + 1,
+                      "label " + label_str(*top) + " of sample " +
+                          std::to_string(top - values.begin()) +
+                          " (no class_names: classes = max label + 1)");
+  }
+  *classes = names > 0 ? names : static_cast<int>(std::max(*top, -1.0)) + 1;
+  std::vector<int> labels(values.size());
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (values[i] < 0 || values[i] >= *classes)
+      fail(path + ": label " + label_str(values[i]) + " of sample " + std::to_string(i) +
+           " is outside [0," + std::to_string(*classes) + ")");
+    labels[i] = static_cast<int>(values[i]);
+  }
+  return labels;
+}
+
+}  // namespace
 
 H5ImageDataset::H5ImageDataset(const std::string& path) : file_(path, H5File::Mode::kRead) {
   if (!file_.exists("/images"))
-    throw std::runtime_error(
-        path + ": no 'images' dataset (expected uint8 [N,H,W,3]; `parafine convert` makes one)");
+    fail(path + ": no 'images' dataset (expected uint8 [N,H,W,3]; `parafine convert` makes one)");
+  check_images(file_, path);
   const auto dims = file_.dataset_shape("/images");
-  if (dims.size() != 4 || dims[3] != 3 || file_.dataset_type_name("/images") != "uint8") {
-    std::string shape;
-    for (auto d : dims) shape += (shape.empty() ? "" : ",") + std::to_string(d);
-    throw std::runtime_error(path + ": 'images' is " + file_.dataset_type_name("/images") + " [" +
-                             shape + "], expected uint8 [N,H,W,3]");
-  }
   n_ = static_cast<int>(dims[0]);
   h_ = static_cast<int>(dims[1]);
   w_ = static_cast<int>(dims[2]);
-  if (n_ == 0) throw std::runtime_error(path + ": 'images' holds no samples");
   if (file_.has_attribute("/", "class_names"))
     class_names_ = file_.read_string_list_attribute("/", "class_names");
+  check_class_count(path, static_cast<long long>(class_names_.size()), "attribute class_names");
+  const int names = static_cast<int>(class_names_.size());
   if (file_.exists("/labels")) {
     const auto ld = file_.dataset_shape("/labels");
-    if (ld.empty() || static_cast<int>(ld[0]) != n_)
-      throw std::runtime_error(path + ": 'labels' has " +
-                               (ld.empty() ? std::string("no") : std::to_string(ld[0])) +
-                               " entries for " + std::to_string(n_) + " images");
+    if (ld.empty() || ld[0] != dims[0])
+      fail(path + ": 'labels' has " + (ld.empty() ? std::string("no") : std::to_string(ld[0])) +
+           " entries for " + std::to_string(n_) + " images");
     if (ld.size() == 2) {  // one-hot [N,C]
+      if (ld[1] == 0)
+        fail(path + ": 'labels' is " + shape_str(ld) +
+             ", one-hot labels need at least one column (class)");
+      check_class_count(
+          path, ld[1] > static_cast<hsize_t>(LLONG_MAX) ? LLONG_MAX : static_cast<long long>(ld[1]),
+          "one-hot 'labels' " + shape_str(ld));
       classes_ = static_cast<int>(ld[1]);
-      const std::vector<double> onehot = file_.read_doubles("/labels");
-      for (int i = 0; i < n_; ++i) {
-        const double* row = onehot.data() + static_cast<size_t>(i) * classes_;
-        double sum = 0;
-        for (int c = 0; c < classes_; ++c) sum += row[c];
-        const double top = *std::max_element(row, row + classes_);
-        if (std::abs(sum - 1.0) > 1e-6 || std::abs(top - 1.0) > 1e-6)
-          throw std::runtime_error(path + ": row " + std::to_string(i) +
-                                   " of the [N,C] 'labels' is not one-hot");
-        labels_.push_back(static_cast<int>(std::max_element(row, row + classes_) - row));
-      }
+      labels_ = read_onehot(file_, path, n_, classes_);
     } else if (ld.size() == 1) {
-      if (file_.dataset_type_class("/labels") != H5T_INTEGER)
-        throw std::runtime_error(path + ": 'labels' [N] must be integers, found " +
-                                 file_.dataset_type_name("/labels"));
-      labels_ = file_.read_ints("/labels");
-      classes_ = class_names_.empty() ? *std::max_element(labels_.begin(), labels_.end()) + 1
-                                      : static_cast<int>(class_names_.size());
-      for (int i = 0; i < n_; ++i)
-        if (labels_[static_cast<size_t>(i)] < 0 || labels_[static_cast<size_t>(i)] >= classes_)
-          throw std::runtime_error(
-              path + ": label " + std::to_string(labels_[static_cast<size_t>(i)]) + " of sample " +
-              std::to_string(i) + " is outside [0," + std::to_string(classes_) + ")");
+      labels_ = read_indices(file_, path, n_, names, &classes_);
     } else {
-      throw std::runtime_error(path + ": 'labels' must be [N] integers or [N,C] one-hot");
+      fail(path + ": 'labels' " + shape_str(ld) + " must be [N] integers or [N,C] one-hot");
     }
-  } else if (!class_names_.empty()) {
-    classes_ = static_cast<int>(class_names_.size());
+  } else {
+    classes_ = names;
   }
-  if (!class_names_.empty() && static_cast<int>(class_names_.size()) != classes_)
-    throw std::runtime_error(path + ": " + std::to_string(class_names_.size()) +
-                             " class_names for " + std::to_string(classes_) + " label columns");
+  if (names != 0 && names != classes_)
+    fail(path + ": " + std::to_string(names) + " class_names for " + std::to_string(classes_) +
+         " label columns");
 }
 
 void resize_bilinear(const unsigned char* src, int h, int w, float* dst, int oh, int ow) {
+  if (h < 1 || w < 1 || oh < 1 || ow < 1)
+    throw std::invalid_argument("resize_bilinear: empty image " + std::to_string(h) + "x" +
+                                std::to_string(w) + " -> " + std::to_string(oh) + "x" +
+                                std::to_string(ow));
   const float sy = static_cast<float>(h) / oh, sx = static_cast<float>(w) / ow;
   for (int y = 0; y < oh; ++y) {
     const float fy = std::clamp((y + 0.5f) * sy - 0.5f, 0.0f, static_cast<float>(h - 1));

@@ -5,6 +5,10 @@
 // library state (and its memory) is owned by a RAII holder in the caller's frame.
 #include "parafine/data/image_decode.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -12,7 +16,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <memory>
 
 extern "C" {
@@ -351,20 +354,55 @@ std::string first_bytes_hex(const unsigned char* data, std::size_t size) {
   return s;
 }
 
+const char* file_kind(mode_t mode) {
+  if (S_ISFIFO(mode)) return "FIFO (named pipe)";
+  if (S_ISCHR(mode)) return "character device";
+  if (S_ISBLK(mode)) return "block device";
+  if (S_ISSOCK(mode)) return "socket";
+  return "special file";
+}
+
+// Reads a regular file of at most kMaxImageFileBytes. O_NONBLOCK: opening a FIFO returns at once
+// instead of waiting for a writer; fstat on the open descriptor then refuses anything that is
+// not a regular file (devices such as /dev/zero never end), so nothing here blocks or reads
+// without bound.
 std::vector<unsigned char> read_whole_file(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec))
-    throw std::runtime_error(path + ": is a directory, not an image file");
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
-  if (!f) throw std::runtime_error(path + ": cannot open: " + std::strerror(errno));
-  std::vector<unsigned char> bytes;
-  const auto expected = std::filesystem::file_size(path, ec);
-  if (!ec) bytes.reserve(static_cast<std::size_t>(expected));
-  unsigned char buf[1 << 16];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f.get())) > 0) bytes.insert(bytes.end(), buf, buf + n);
-  if (std::ferror(f.get()))
-    throw std::runtime_error(path + ": read error: " + std::strerror(errno));
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) throw std::runtime_error(path + ": cannot open: " + std::strerror(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0)
+    throw std::runtime_error(path + ": cannot stat: " + std::strerror(errno));
+  if (S_ISDIR(st.st_mode)) throw std::runtime_error(path + ": is a directory, not an image file");
+  if (!S_ISREG(st.st_mode))
+    bad(path, std::string("not a regular file but a ") + file_kind(st.st_mode) +
+                  "; only regular files are read as images (remove it from the folder)");
+  const auto too_large = [&](long long size) {
+    bad(path, std::to_string(size) + " bytes; image files above " +
+                  std::to_string(kMaxImageFileBytes >> 20) +
+                  " MiB are refused (resize or recompress it)");
+  };
+  if (st.st_size > kMaxImageFileBytes) too_large(st.st_size);
+  // Up to one byte past the bound, so a file that grew since fstat is still refused.
+  std::vector<unsigned char> bytes(static_cast<std::size_t>(st.st_size) + 1);
+  std::size_t got = 0;
+  for (;;) {
+    if (got == bytes.size()) {
+      if (static_cast<long long>(got) > kMaxImageFileBytes) too_large(static_cast<long long>(got));
+      bytes.resize(std::min<std::size_t>(bytes.size() * 2 + 4096, kMaxImageFileBytes + 1));
+    }
+    const ssize_t n = ::read(fd, bytes.data() + got, bytes.size() - got);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw std::runtime_error(path + ": read error: " + std::strerror(errno));
+    }
+    got += static_cast<std::size_t>(n);
+  }
+  bytes.resize(got);
   return bytes;
 }
 

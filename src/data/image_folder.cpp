@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <stdexcept>
 #include <system_error>
+#include <utility>
 
 #include "parafine/data/image_decode.hpp"
 
@@ -43,6 +44,16 @@ bool is_symlink(const fs::directory_entry& e) {
   return e.is_symlink(ec);
 }
 
+// True for an entry that exists but is not a regular file after following symlinks: a FIFO, a
+// device (a symlink to /dev/zero), a socket. Such entries are never images (reading a FIFO
+// blocks, a device may never end). An entry that cannot be stat'ed (a dangling symlink) is not
+// special: it stays a candidate, and decoding reports why it cannot be opened.
+bool is_special(const fs::directory_entry& e) {
+  std::error_code ec;
+  const fs::file_status st = e.status(ec);
+  return !ec && fs::exists(st) && !fs::is_regular_file(st) && !fs::is_directory(st);
+}
+
 // Appends the images below class folder `root` in Keras order; returns how many.
 int scan_class(const fs::path& root, int label, ImageFolder& out) {
   // All directories of the tree (not through symlinks), sorted by path like sorted(os.walk(...)).
@@ -54,17 +65,17 @@ int scan_class(const fs::path& root, int label, ImageFolder& out) {
             [](const fs::path& a, const fs::path& b) { return a.string() < b.string(); });
   int count = 0;
   for (const auto& d : dirs) {
-    std::vector<std::string> names;
+    std::vector<std::pair<std::string, bool>> names;  // (name, is a FIFO/device/socket)
     for (const auto& e : list_dir(d)) {
       if (!is_dir(e))
-        names.push_back(e.path().filename().string());
+        names.emplace_back(e.path().filename().string(), is_special(e));
       else if (is_symlink(e))
         out.ignored.push_back(e.path().string());  // symlinked sub-directory: not followed
     }
     std::sort(names.begin(), names.end());
-    for (const auto& name : names) {
+    for (const auto& [name, special] : names) {
       const std::string path = (d / name).string();
-      if (has_image_extension(name)) {
+      if (!special && has_image_extension(name)) {
         out.files.push_back(path);
         out.labels.push_back(label);
         ++count;
@@ -97,7 +108,7 @@ ImageFolder scan_image_folder(const std::string& dir) {
       out.class_names.push_back(e.path().filename().string());
     } else {
       out.ignored.push_back(e.path().string());
-      top_level_images += has_image_extension(e.path().filename().string());
+      top_level_images += !is_special(e) && has_image_extension(e.path().filename().string());
     }
   }
   std::sort(out.class_names.begin(), out.class_names.end());

@@ -53,7 +53,8 @@ struct SourceOptions {
   std::ostream* log = nullptr;
 };
 
-// A directory opens as a FolderSource, a file as an H5Source (HDF5 dataset). `option` names
+// A directory opens as a FolderSource, a regular file (or a symlink to one) as an H5Source (HDF5
+// dataset); anything else (a FIFO, a device) is refused without being opened. `option` names
 // the command-line option in errors ("--train").
 std::unique_ptr<SampleSource> open_sample_source(const std::string& path, const std::string& option,
                                                  const SourceOptions& options);

@@ -11,10 +11,18 @@
 
 namespace parafine {
 
+// Most classes a dataset may have (from one-hot width, class_names, or max label + 1 without
+// class_names): a label of 1e6 or INT_MAX is a damaged or wrong file, not a million-class task.
+// 100000 is over four times ImageNet-21k's 21841 classes.
+constexpr int kMaxClasses = 100000;
+
 class H5ImageDataset {
  public:
-  // Throws std::runtime_error naming the file for a missing/ill-shaped `images`, labels that
-  // do not match it, or labels outside [0, classes) when classes is known.
+  // Throws std::runtime_error naming the file for a missing/ill-shaped `images` (not uint8
+  // [N,H,W,3], N = 0 or above INT_MAX, height or width 0, or larger than kMaxImageSide /
+  // kMaxImagePixels of image_decode.hpp), labels that do not match it (count, [N,0] one-hot,
+  // not one-hot), labels outside [0, classes), or more than kMaxClasses classes. A single class
+  // is accepted here (evaluating one class's images is legitimate); training must refuse it.
   explicit H5ImageDataset(const std::string& path);
 
   const std::string& path() const { return file_.path(); }
@@ -34,7 +42,8 @@ class H5ImageDataset {
 };
 
 // Bilinear resize of one RGB uint8 image [h,w,3] to floats [oh,ow,3] with TensorFlow's
-// half-pixel centres (tf.image.resize, antialias off).
+// half-pixel centres (tf.image.resize, antialias off). Throws std::invalid_argument for an
+// empty source or target (a side below 1).
 void resize_bilinear(const unsigned char* src, int h, int w, float* dst, int oh, int ow);
 
 }  // namespace parafine

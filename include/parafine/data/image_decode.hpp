@@ -29,9 +29,16 @@ class BadImageError : public std::runtime_error {
 constexpr int kMaxImageSide = 65535;
 constexpr long long kMaxImagePixels = 1LL << 28;
 
+// Largest image file read: 256 MiB. A JPEG or PNG of the largest accepted image is far smaller;
+// the bound stops a huge or endless file from being read into memory.
+constexpr long long kMaxImageFileBytes = 256LL << 20;
+
 // Reads and decodes `path`. The format is chosen by content (magic bytes), not by extension, so
 // a PNG named .jpg decodes. Throws BadImageError ("<path>: <reason>") for bad content and
 // std::runtime_error when the file cannot be opened or read (an I/O problem, not a bad image).
+// Only regular files are read (symlinks to them are fine): a FIFO, device or socket is a
+// BadImageError ("not a regular file but a FIFO (named pipe); ..."), found without blocking, and
+// so is a file above kMaxImageFileBytes ("<n> bytes; image files above 256 MiB are refused").
 //
 // Conventions (chosen to match tf.io.decode_image(channels=3) in TensorFlow 2.x):
 // - JPEG: libjpeg-turbo, integer-fast IDCT (TF's default dct_method), fancy upsampling. Any

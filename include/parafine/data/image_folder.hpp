@@ -1,6 +1,6 @@
 // Listing an image folder (DESIGN.md §4): one sub-folder per class, classes sorted by name give
 // the label indices, as keras.utils.image_dataset_from_directory(labels='inferred') does. Only
-// names are examined here; decoding is image_decode.hpp's job.
+// names and file types are examined here; decoding is image_decode.hpp's job.
 #pragma once
 
 #include <string>
@@ -24,6 +24,9 @@ struct ImageFolder {
 //   a class are not followed (no cycles) and are listed in `ignored`;
 // - files accepted by has_image_extension (.jpg .jpeg .png, any case) are samples; everything
 //   else (including .bmp/.gif, which Keras would take but parafine cannot decode) is `ignored`;
+// - only regular files (or symlinks to them) can be samples: a FIFO, a device (e.g. a symlink to
+//   /dev/zero) or a socket is `ignored` whatever its name, so nothing blocks or reads forever;
+//   a dangling symlink with an image name stays a sample and fails to decode (reported);
 // - names starting with '.' (.DS_Store, .ipynb_checkpoints, ...) are skipped silently.
 // Throws std::runtime_error naming the path and the fix when `dir` is missing or not a directory,
 // has no class sub-folders (e.g. a folder of images), when no class holds an image, or when a
