@@ -57,6 +57,23 @@ TEST(TwoPhase, ZeroEpochPhasesAreAllowed) {
   EXPECT_EQ(run_two_phase(model, train, nullptr, c, log).size(), 0u);
 }
 
+// A one-class "classifier" trains silently to loss 0 (issue 11, defect 3): refused, named.
+TEST(TwoPhase, ASingleClassIsRefused) {
+  Model model = test_util::keras_initialized_resnet50(ResNet50Config{32, 1, 8, 4, 3}, 1);
+  const InMemorySource train = make_synthetic_source(8, 32, 1, 1);
+  TrainConfig c;
+  c.image_size = 32;
+  c.batch_size = 4;
+  c.phase1_epochs = 1;
+  c.phase2_epochs = 0;
+  std::ostringstream log;
+  const std::string m = test_util::error_message<std::invalid_argument>(
+      [&] { run_two_phase(model, train, nullptr, c, log); });
+  std::cout << m << "\n";
+  EXPECT_NE(m.find("--train has 1 class"), std::string::npos) << m;
+  EXPECT_NE(m.find("at least 2"), std::string::npos) << m;
+}
+
 TEST(TwoPhase, BadOptionsAreNamed) {
   auto message = [](const TrainConfig& c) {
     return test_util::error_message<std::invalid_argument>([&] { validate(c); });

@@ -130,6 +130,12 @@ class TwoPhaseRun {
 void TwoPhaseRun::prepare() {
   validate(c_);
   check_classes(model_, train_, "--train");
+  if (train_.classes() < 2)
+    throw std::invalid_argument(
+        "--train has " + std::to_string(train_.classes()) +
+        " class: a classifier needs at least 2 (a softmax over one class has loss 0 and learns "
+        "nothing); add another class folder, or for an HDF5 dataset set class_names or check "
+        "the labels (without class_names, classes = max label + 1)");
   if (val_) check_classes(model_, *val_, "--val");
   set_batch_norm_inference_only(model_, c_.bn_mode == BnMode::kFrozen);
   use_global_batch_statistics(model_, false);
