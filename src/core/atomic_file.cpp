@@ -2,12 +2,15 @@
 #include "parafine/core/atomic_file.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <stdexcept>
 #include <utility>
 
@@ -32,7 +35,38 @@ bool sync_path(const std::string& path, bool directory) {
   return ok;
 }
 
+std::string host_name() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0) return "host";
+  std::string h(name);
+  for (char& c : h)
+    if (c == '-' || c == '/') c = '_';  // '-' separates the name from the pid
+  return h;
+}
+
+const char kTempTag[] = ".tmp-";
+
 }  // namespace
+
+int remove_abandoned_temp_files(const std::string& dir, const std::string& prefix) {
+  const std::string here = host_name();
+  int removed = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    const auto tag = name.rfind(kTempTag);
+    if (name.compare(0, prefix.size(), prefix) != 0 || tag == std::string::npos) continue;
+    const std::string owner = name.substr(tag + sizeof kTempTag - 1);  // "<host>-<pid>"
+    const auto dash = owner.rfind('-');
+    if (dash == std::string::npos || owner.substr(0, dash) != here) continue;
+    char* end = nullptr;
+    const long pid = std::strtol(owner.c_str() + dash + 1, &end, 10);
+    if (pid <= 0 || *end != '\0' || pid == ::getpid()) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;  // still running
+    if (std::filesystem::remove(entry.path(), ec)) ++removed;
+  }
+  return removed;
+}
 
 std::string human_bytes(std::uint64_t bytes) {
   char buf[32];
@@ -49,7 +83,7 @@ std::string human_bytes(std::uint64_t bytes) {
 
 AtomicFile::AtomicFile(std::string target_path, std::string what, std::uint64_t expected_bytes)
     : target_path_(std::move(target_path)),
-      temp_path_(target_path_ + ".tmp" + std::to_string(::getpid())),
+      temp_path_(target_path_ + kTempTag + host_name() + "-" + std::to_string(::getpid())),
       what_(std::move(what)),
       expected_bytes_(expected_bytes) {}
 
@@ -57,7 +91,9 @@ AtomicFile::~AtomicFile() {
   if (!committed_) discard();
 }
 
-void AtomicFile::discard() { std::remove(temp_path_.c_str()); }
+void AtomicFile::discard() {
+  std::remove(temp_path_.c_str());
+}
 
 std::string AtomicFile::failure(const std::string& reason) const {
   std::string m = "cannot write the " + what_ + " " + target_path_ + ": " + reason;

@@ -81,6 +81,7 @@ bool has_checkpoints(const std::string& dir) {
 void save_checkpoint(const std::string& dir, const Model& model, const Adam* adam,
                      const TrainPosition& p, int keep) {
   fs::create_directories(dir);
+  remove_abandoned_temp_files(dir, "ckpt-");  // left by a run killed while writing
   const fs::path final_path = fs::path(dir) / checkpoint_name(p);
   const std::size_t floats = model.params().size() + model.state().size() +
                              (adam ? 2 * adam->m_values().size() : 0);

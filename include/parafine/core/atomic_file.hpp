@@ -1,6 +1,6 @@
 // Publishing a file only when it is complete: the writer fills a temporary file beside the
-// target ("<target>.tmp<pid>", same directory so the rename is atomic), and commit() syncs it
-// to disk and renames it into place. Until then the target is untouched, so a failure, a full
+// target ("<target>.tmp-<host>-<pid>", same directory so the rename is atomic), and commit() syncs
+// it to disk and renames it into place. Until then the target is untouched, so a failure, a full
 // disk or a crash never leaves a truncated model, checkpoint, dataset or prediction file
 // behind, and a previous file survives.
 #pragma once
@@ -40,6 +40,13 @@ class AtomicFile {
   std::uint64_t expected_bytes_;
   bool committed_ = false;
 };
+
+// Removes the temporary files of AtomicFiles in `dir` whose names start with `prefix` and
+// whose process is gone (killed while writing: SIGKILL, or SIGTERM under mpirun, run no
+// destructor): only those written on this host by a process id that no longer exists, so a
+// live writer's file, or another host's on a shared filesystem, is never touched. Returns the
+// number removed.
+int remove_abandoned_temp_files(const std::string& dir, const std::string& prefix);
 
 // "1.3 MB", "512 KB", "17 B".
 std::string human_bytes(std::uint64_t bytes);
