@@ -281,5 +281,52 @@ inline SyntheticBatch synthetic_batch(int samples, int image_size, int classes,
   return b;
 }
 
+// Records of CSV text as RFC 4180 has them: a field in double quotes may hold commas, line
+// breaks and doubled quotes (""), which are unquoted here; records end at \n or \r\n.
+inline std::vector<std::vector<std::string>> parse_csv_rfc4180(const std::string& text) {
+  std::vector<std::vector<std::string>> rows;
+  std::vector<std::string> row;
+  std::string field;
+  bool quoted = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char ch = text[i];
+    if (quoted) {
+      if (ch != '"') {
+        field += ch;
+      } else if (i + 1 < text.size() && text[i + 1] == '"') {
+        field += '"';
+        ++i;
+      } else {
+        quoted = false;
+      }
+    } else if (ch == '"') {
+      quoted = true;
+    } else if (ch == ',') {
+      row.push_back(field);
+      field.clear();
+    } else if (ch == '\n') {
+      row.push_back(field);
+      rows.push_back(row);
+      row.clear();
+      field.clear();
+    } else if (ch != '\r') {
+      field += ch;
+    }
+  }
+  if (!field.empty() || !row.empty()) {  // a last record without a line break
+    row.push_back(field);
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+// The RFC 4180 records of a CSV file (parse_csv_rfc4180).
+inline std::vector<std::vector<std::string>> read_csv_rfc4180(const std::string& file) {
+  std::ifstream in(file);
+  std::stringstream text;
+  text << in.rdbuf();
+  return parse_csv_rfc4180(text.str());
+}
+
 }  // namespace test_util
 }  // namespace parafine

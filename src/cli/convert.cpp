@@ -38,8 +38,11 @@ int run_convert(int argc, char** argv) {
   add("on-bad-image", po::value(&on_bad_image)->default_value("skip"), "skip | fail");
   add("threads", po::value(&threads)->default_value(0),
       "decoding threads per rank (0 = the node's cores / its ranks)");
+  opts.describe_range("image-size", kImageSizeRange);
+  opts.bound("threads", 0, kMaxThreads, "0: the node's cores / its ranks");
   if (!opts.parse(argc, argv)) return 0;
-  check_image_size(image_size);
+  check_image_size_option(image_size);
+  if (Comm::is_root()) check_output_path("--output", output);  // rank 0 writes it
   // Decoding is CPU-bound, and under mpirun every rank decodes its share at the same time.
   threads = threads_per_rank(threads);
   std::ostream* log = Comm::is_root() ? &std::cout : nullptr;  // one voice under mpirun

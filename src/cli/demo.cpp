@@ -28,6 +28,20 @@ struct DemoOptions {
   std::string save, weights, weights_dir, init;
 };
 
+// The allowed range of every numeric option, checked by opts.parse (options.hpp).
+void bound_demo_options(CommandOptions& opts) {
+  opts.describe_range("image-size", kImageSizeRange);
+  opts.bound("width", 1, 1024, "64 = the real network");
+  opts.bound("classes", 1, kMaxHeadUnits);
+  opts.bound("head-units", 1, kMaxHeadUnits);
+  opts.bound("train-samples", 1, 1000000);
+  opts.bound("val-samples", 1, 1000000);
+  opts.bound("batch-size", 1, kMaxBatchSize);
+  opts.bound("phase1-epochs", 0, kMaxEpochs);
+  opts.bound("phase2-epochs", 0, kMaxEpochs);
+  opts.bound("threads", 0, kMaxThreads, "0: the node's cores / its ranks");
+}
+
 // Returns false after printing --help.
 bool parse_demo_options(int argc, char** argv, DemoOptions& o) {
   ResNet50Config& net = o.net;
@@ -61,7 +75,11 @@ bool parse_demo_options(int argc, char** argv, DemoOptions& o) {
   add("init", po::value(&o.init),
       "start from this full model (base + head), e.g. one written by --save");
   add("save", po::value(&o.save), "write the trained model here (Keras save_weights layout)");
-  return opts.parse(argc, argv);
+  bound_demo_options(opts);
+  if (!opts.parse(argc, argv)) return false;
+  check_image_size_option(net.image_size);
+  check_output_path("--save", o.save);
+  return true;
 }
 
 }  // namespace

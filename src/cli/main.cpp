@@ -2,6 +2,7 @@
 #include <boost/program_options/errors.hpp>
 #include <csignal>
 #include <iostream>
+#include <new>
 #include <string>
 
 #include "cli/cli.hpp"
@@ -66,6 +67,11 @@ int run(int argc, char** argv) {
   } catch (const std::invalid_argument& e) {  // UsageError and bad option values
     std::cerr << "parafine " << command << where << ": " << e.what() << "\n";
     return 2;
+  } catch (const std::bad_alloc&) {  // which allocation failed is not known here
+    std::cerr << "parafine " << command << where
+              << ": error: out of memory (an allocation failed). Try a smaller --batch-size, "
+                 "--image-size or --cache-mem, or fewer ranks per node.\n";
+    return 1;
   } catch (const std::exception& e) {
     std::cerr << "parafine " << command << where << ": error: " << e.what() << "\n";
     return 1;

@@ -1,13 +1,17 @@
 // The options steps every command shares, and the --threads default (see options.hpp).
 #include "cli/options.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <thread>
 
 #include "cli/cli.hpp"
 #include "parafine/dist/comm.hpp"
+#include "parafine/model/resnet50.hpp"
 
 namespace po = boost::program_options;
 
@@ -28,6 +32,25 @@ void CommandOptions::positional(const char* name) {
   positional_.add(name, -1);
 }
 
+namespace {
+
+// "--head-units" or "head-units" (a --config key) as the bounds_ key.
+std::string bare_name(const po::error& e) {
+  const auto* named = dynamic_cast<const po::error_with_option_name*>(&e);
+  if (!named) return "";
+  std::string name = named->get_option_name();
+  name.erase(0, name.find_first_not_of('-'));
+  return name;
+}
+
+}  // namespace
+
+// For a bounded option whose value did not parse (e.g. 3e9 or 1e-9 for an int), the range.
+std::string CommandOptions::range_text(const std::string& name) const {
+  const auto b = bounds_.find(name);
+  return b == bounds_.end() ? "" : "; allowed: " + b->second.range;
+}
+
 bool CommandOptions::parse(int argc, char** argv) {
   try {
     auto parser = po::command_line_parser(argc, argv).options(description_).positional(positional_);
@@ -39,9 +62,21 @@ bool CommandOptions::parse(int argc, char** argv) {
     if (values_.count("config")) read_config_file(values_["config"].as<std::string>());
     po::notify(values_);
   } catch (const po::error& e) {
-    throw UsageError(e.what());
+    throw UsageError(e.what() + range_text(bare_name(e)));
   }
+  check_bounds();
   return true;
+}
+
+void CommandOptions::check_bounds() const {
+  for (const auto& [name, b] : bounds_) {
+    if (!b.compare || !values_.count(name)) continue;
+    const int where = b.compare(values_[name]);
+    if (where == 0) continue;
+    throw UsageError("--" + name + " must be " +
+                     (where < 0 ? "at least " + b.min : "at most " + b.max) + ", got " +
+                     b.show(values_[name]) + "; allowed: " + b.range);
+  }
 }
 
 // po::store keeps a value already stored, so what the command line gave wins over the file.
@@ -51,7 +86,7 @@ void CommandOptions::read_config_file(const std::string& path) {
   try {
     po::store(po::parse_config_file(file, description_), values_);
   } catch (const po::error& e) {
-    throw UsageError("--config " + path + ": " + e.what());
+    throw UsageError("--config " + path + ": " + e.what() + range_text(bare_name(e)));
   }
 }
 
@@ -59,8 +94,37 @@ bool CommandOptions::given(const char* name) const {
   return values_.count(name) && !values_[name].defaulted();
 }
 
+void check_image_size_option(int image_size) {
+  check_image_size(image_size);
+  if (image_size > kMaxImageSize)
+    throw UsageError("--image-size must be at most " + std::to_string(kMaxImageSize) + ", got " +
+                     std::to_string(image_size) + "; allowed: " + kImageSizeRange +
+                     " (a larger image does not fit in memory)");
+}
+
+void check_output_path(const char* option, const std::string& path) {
+  if (path.empty()) return;
+  namespace fs = std::filesystem;
+  const std::string what = std::string(option) + " " + path + ": ";
+  fs::path dir = fs::path(path).parent_path();
+  if (dir.empty()) dir = ".";
+  std::error_code ec;
+  if (!fs::exists(dir, ec))
+    throw UsageError(what + "directory " + dir.string() +
+                     " does not exist; create it or choose another path");
+  if (!fs::is_directory(dir, ec)) throw UsageError(what + dir.string() + " is not a directory");
+  if (::access(dir.c_str(), W_OK | X_OK) != 0)
+    throw UsageError(what + "directory " + dir.string() +
+                     " is not writable by this user; choose another path");
+  if (fs::is_directory(path, ec)) throw UsageError(what + "is a directory; give a file name");
+  if (fs::exists(path, ec) && ::access(path.c_str(), W_OK) != 0)
+    throw UsageError(what + "the existing file is not writable by this user");
+}
+
 int threads_per_rank(int requested) {
-  if (requested < 0) throw UsageError("--threads must be >= 0");
+  if (requested < 0 || requested > kMaxThreads)
+    throw UsageError("--threads must be between 0 and " + std::to_string(kMaxThreads) + ", got " +
+                     std::to_string(requested) + " (0: the node's cores / its ranks)");
   if (requested > 0) return requested;
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   return std::max(1, cores / Comm::ranks_on_node());

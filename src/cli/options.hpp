@@ -6,7 +6,11 @@
 #pragma once
 
 #include <boost/program_options.hpp>
+#include <functional>
+#include <map>
+#include <sstream>
 #include <string>
+#include <vector>
 
 namespace parafine {
 
@@ -29,8 +33,28 @@ class CommandOptions {
   // Whether `name` was given (on the command line or in the --config file), not defaulted.
   bool given(const char* name) const;
 
+  // Bounds the numeric option `name` (already added, of value type T) to [min, max]: parse()
+  // then refuses a value outside it, or one that is not a number of type T at all (e.g. 3e9 for
+  // an int), with a UsageError naming the option, the value and the allowed range, before any
+  // data or MPI work. `why`, when given, is appended to the message ("at most 1024 ...").
+  template <class T>
+  void bound(const char* name, T min, T max, const std::string& why = "");
+  // Only the range text for a value of `name` that does not parse; the command checks the
+  // value itself (--image-size: check_image_size_option).
+  void describe_range(const char* name, const std::string& range) { bounds_[name].range = range; }
+
  private:
   void read_config_file(const std::string& path);
+  void check_bounds() const;
+  std::string range_text(const std::string& name) const;
+
+  struct Bound {
+    std::string range, min, max;  // "1..65536 (why)", "1", "65536"
+    // -1 below min, 0 in range, 1 above max
+    std::function<int(const boost::program_options::variable_value&)> compare;
+    std::function<std::string(const boost::program_options::variable_value&)> show;
+  };
+  std::map<std::string, Bound> bounds_;
 
   std::string usage_;
   boost::program_options::options_description description_;
@@ -38,10 +62,51 @@ class CommandOptions {
   boost::program_options::variables_map values_;
 };
 
+template <class T>
+void CommandOptions::bound(const char* name, T min, T max, const std::string& why) {
+  const auto text = [](T v) {
+    std::ostringstream s;
+    s << v;
+    return s.str();
+  };
+  Bound b;
+  b.range = text(min) + ".." + text(max) + (why.empty() ? "" : " (" + why + ")");
+  b.min = text(min);
+  b.max = text(max);
+  b.compare = [min, max](const boost::program_options::variable_value& v) {
+    const T x = v.as<T>();
+    return x >= min ? (x <= max ? 0 : 1) : -1;  // NaN is below
+  };
+  b.show = [text](const boost::program_options::variable_value& v) { return text(v.as<T>()); };
+  bounds_[name] = b;
+}
+
+// The largest --threads: far beyond any node's cores, far below where the OpenMP runtime fails
+// to create its threads (--threads 100000 crashed it).
+constexpr int kMaxThreads = 1024;
+// The largest --image-size: 4096x4096 is 85x the pixels of ResNet50's 224x224, and its conv1
+// output alone is 1 GiB per image; beyond that an allocation fails.
+constexpr int kMaxImageSize = 4096;
+constexpr const char* kImageSizeRange = "32..4096";
+// The largest --head-units: 64x Keras's 1024 (the head's kernel is 2048 x units floats).
+constexpr int kMaxHeadUnits = 65536;
+
+// --image-size: at least 32 (check_image_size's wording) and at most kMaxImageSize, else a
+// UsageError naming the option, the value and the range.
+void check_image_size_option(int image_size);
+
+// Every option naming a file to write (--save, --history, --output): refuses `path` with a
+// UsageError naming `option` and the path when it cannot be created, i.e. its directory is
+// missing, not a directory or not writable, or the path is a directory or a file this user
+// cannot write. Checked before any data is loaded, so a run cannot lose its result at the end.
+// Checks nothing for an empty path.
+void check_output_path(const char* option, const std::string& path);
+
 // Threads per rank for `--threads requested`: `requested` when above 0; for 0 the default,
 // the node's cores (std::thread::hardware_concurrency) divided by the ranks on this node
 // (Comm::ranks_on_node), at least 1. Alone that is every core; under mpirun the ranks of a node
-// share its cores instead of each taking all of them. Throws UsageError for a negative value.
+// share its cores instead of each taking all of them. Throws UsageError for a value outside
+// 0..kMaxThreads.
 // Collective under mpirun (every rank calls it at the same point).
 int threads_per_rank(int requested);
 

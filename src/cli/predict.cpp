@@ -27,7 +27,8 @@ namespace parafine {
 namespace {
 
 // A CSV field as RFC 4180 has it: quoted (with doubled quotes) when it holds a comma, a quote
-// or a line break, so a file name like "a,b.jpg" cannot shift the columns.
+// or a line break, so a file name like "a,b.jpg" or a class name like "tabby, striped" (in the
+// header's p_<name> and the predicted column) cannot shift the columns.
 std::string csv_field(const std::string& text) {
   if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
   std::string quoted = "\"";
@@ -58,11 +59,13 @@ bool parse(int argc, char** argv, const char* command, const char* data_option,
       "(0 = the node's cores / its ranks)");
   if (std::string(command) == "predict")
     add("output", po::value(&o.output), "CSV file to write (default: standard output)");
+  opts.bound("batch-size", 1, kMaxBatchSize);
+  opts.describe_range("image-size", std::string("0 (the dataset's) or ") + kImageSizeRange);
+  opts.bound("threads", 0, kMaxThreads, "0: the node's cores / its ranks");
   if (!opts.parse(argc, argv)) return false;
-  if (o.batch_size < 1)
-    throw UsageError("--batch-size must be at least 1, got " + std::to_string(o.batch_size));
-  if (o.image_size != 0) check_image_size(o.image_size);
+  if (o.image_size != 0) check_image_size_option(o.image_size);
   parse_preprocess(o.preprocess);
+  if (Comm::is_root()) check_output_path("--output", o.output);  // rank 0 writes it
   set_threads(threads_per_rank(o.threads));
   return true;
 }
@@ -127,7 +130,8 @@ std::string predict_rows(Model& model, int classes, const SampleSource& data,
       const int index = batch.indices[static_cast<size_t>(i)];
       rows << index << "\t" << csv_field(data.sample_name(index));
       for (int c = 0; c < classes; ++c) rows << "," << row[c];
-      rows << "," << names[static_cast<size_t>(std::max_element(row, row + classes) - row)] << '\0';
+      const auto best = static_cast<size_t>(std::max_element(row, row + classes) - row);
+      rows << "," << csv_field(names[best]) << '\0';
     }
   }
   return rows.str();
@@ -154,7 +158,7 @@ Rows gather_rows(const std::string& mine) {
 void write_csv(std::ostream& out, const char* first_column, const std::vector<std::string>& names,
                const Rows& lines) {
   out << first_column;
-  for (const auto& n : names) out << ",p_" << n;
+  for (const auto& n : names) out << "," << csv_field("p_" + n);
   out << ",predicted\n";
   for (const auto& [index, line] : lines) out << line << "\n";
 }

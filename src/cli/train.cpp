@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <sstream>
 #include <tuple>
 
@@ -41,6 +42,24 @@ struct TrainOptions {
   int threads = 0, classes = 0;
   bool unfreeze_last_given = false;  // not just its default
 };
+
+// The allowed range of every numeric option, checked by opts.parse (options.hpp).
+void bound_options(CommandOptions& opts) {
+  constexpr int kInt = std::numeric_limits<int>::max();
+  opts.bound("head-units", 1, kMaxHeadUnits);
+  opts.describe_range("image-size", kImageSizeRange);
+  opts.bound("batch-size", 1, kMaxBatchSize);
+  opts.bound("phase1-epochs", 0, kMaxEpochs);
+  opts.bound("phase2-epochs", 0, kMaxEpochs);
+  opts.bound("bucket-mb", kMinBucketMb, kMaxBucketMb,
+             "MiB; a bucket holds at least one float, 4 bytes");
+  opts.bound("checkpoint-steps", 0, kInt, "0: at epoch ends only");
+  opts.bound("keep-checkpoints", 1, kInt);
+  opts.bound("max-steps", 0L, std::numeric_limits<long>::max(), "0: no limit");
+  opts.bound("classes", 0, kMaxHeadUnits, "0: from the training data");
+  opts.bound("threads", 0, kMaxThreads, "0: the node's cores / its ranks");
+  opts.bound("loader-threads", 1, kMaxThreads);
+}
 
 // Returns false after printing --help.
 bool parse_options(int argc, char** argv, TrainOptions& o) {
@@ -104,6 +123,7 @@ bool parse_options(int argc, char** argv, TrainOptions& o) {
   add("threads", po::value(&o.threads)->default_value(0),
       "compute threads per rank (0 = the node's cores / its ranks)");
   add("loader-threads", po::value(&c.loader_threads)->default_value(2), "image decoding threads");
+  bound_options(opts);
   if (!opts.parse(argc, argv)) return false;
   if (!o.init.empty() && !opts.given("weights")) o.weights = "none";  // --init brings its own base
   o.unfreeze_last_given = opts.given("unfreeze-last");
@@ -135,6 +155,22 @@ void check_checkpoint_dir(const TrainConfig& c) {
                                 "it, or use an empty directory");
 }
 
+// --cache-mem SIZE in bytes: at most this node's memory (a larger budget would end in an
+// allocation failure, not in spilling to --cache-dir).
+long long parse_cache_mem(const std::string& text) {
+  const double ram = physical_memory_bytes();
+  const std::string range = "; allowed: 0.." + format_bytes(ram) + " (this node's memory) or auto";
+  std::size_t bytes = 0;
+  try {
+    bytes = parse_byte_size(text, "--cache-mem");
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what() + range);
+  }
+  require(static_cast<double>(bytes) <= ram,
+          "--cache-mem must be at most this node's memory, got '" + text + "'" + range);
+  return static_cast<long long>(bytes);
+}
+
 // Every option that can be checked without the data is checked here, before any data or MPI
 // work; the strings are parsed into `o.config`.
 void validate_options(TrainOptions& o) {
@@ -148,8 +184,7 @@ void validate_options(TrainOptions& o) {
   c.augment = parse_augment(o.augment);
   c.bn_mode = parse_bn_mode(o.bn_mode);
   c.cache.mode = parse_cache_mode(o.cache_mode);
-  if (o.cache_mem != "auto")
-    c.cache.memory_bytes = static_cast<long long>(parse_byte_size(o.cache_mem, "--cache-mem"));
+  if (o.cache_mem != "auto") c.cache.memory_bytes = parse_cache_mem(o.cache_mem);
   check_cache_dir(c.cache);
   c.unfreeze_from = o.unfreeze_from;
   if (o.unfreeze_last_given && !o.unfreeze_from.empty())
@@ -159,13 +194,17 @@ void validate_options(TrainOptions& o) {
   require(c.checkpoint_steps >= 0, "--checkpoint-steps must be >= 0");
   require(c.keep_checkpoints >= 1, "--keep-checkpoints must be at least 1");
   require(c.max_steps >= 0, "--max-steps must be >= 0");
-  check_image_size(c.image_size);  // before validate(c): the one wording of the minimum
+  check_image_size_option(c.image_size);  // before validate(c): the one wording of the range
   validate(c);
   if (!o.unfreeze_from.empty()) {  // the layer name, on a model that only has the names
     Model names_only = build_resnet50(ResNet50Config{32, 1, 1, 1, 3});
     unfreeze_base_from(names_only, o.unfreeze_from);
   }
   check_checkpoint_dir(c);
+  if (Comm::is_root()) {  // rank 0 writes them
+    check_output_path("--save", o.save);
+    check_output_path("--history", o.history_path);
+  }
 }
 
 struct TrainData {

@@ -2,6 +2,7 @@
 #include "parafine/train/train_config.hpp"
 
 #include <cmath>
+#include <sstream>
 #include <stdexcept>
 
 #include "parafine/model/resnet50.hpp"
@@ -25,9 +26,12 @@ BnMode parse_bn_mode(const std::string& name) {
 
 void validate(const TrainConfig& c) {
   const auto n = [](auto v) { return std::to_string(v); };
-  require(c.batch_size >= 1, "--batch-size must be at least 1, got " + n(c.batch_size));
-  require(c.phase1_epochs >= 0, "--phase1-epochs must be >= 0, got " + n(c.phase1_epochs));
-  require(c.phase2_epochs >= 0, "--phase2-epochs must be >= 0, got " + n(c.phase2_epochs));
+  require(c.batch_size >= 1 && c.batch_size <= kMaxBatchSize,
+          "--batch-size must be between 1 and " + n(kMaxBatchSize) + ", got " + n(c.batch_size));
+  require(c.phase1_epochs >= 0 && c.phase1_epochs <= kMaxEpochs,
+          "--phase1-epochs must be between 0 and " + n(kMaxEpochs) + ", got " + n(c.phase1_epochs));
+  require(c.phase2_epochs >= 0 && c.phase2_epochs <= kMaxEpochs,
+          "--phase2-epochs must be between 0 and " + n(kMaxEpochs) + ", got " + n(c.phase2_epochs));
   require(std::isfinite(c.phase1_lr) && c.phase1_lr >= 0,
           "--phase1-lr must be a finite number >= 0");
   require(std::isfinite(c.phase2_lr) && c.phase2_lr >= 0,
@@ -36,8 +40,13 @@ void validate(const TrainConfig& c) {
           "--unfreeze-last must be between 0 and 175, got " + n(c.unfreeze_last));
   check_image_size(c.image_size);
   require(c.loader_threads >= 1, "loader threads must be at least 1");
-  require(c.bucket_mb > 0 && std::isfinite(c.bucket_mb),
-          "--bucket-mb must be a positive number of MiB");
+  if (!(c.bucket_mb >= kMinBucketMb && c.bucket_mb <= kMaxBucketMb)) {
+    std::ostringstream m;
+    m << "--bucket-mb must be between " << kMinBucketMb << " and " << kMaxBucketMb << ", got "
+      << c.bucket_mb << "; allowed: " << kMinBucketMb << ".." << kMaxBucketMb
+      << " MiB (a bucket holds at least one float, 4 bytes)";
+    throw std::invalid_argument(m.str());
+  }
   require(c.calibrate_bn_samples >= 0, "calibration sample count must be >= 0");
 }
 

@@ -46,6 +46,15 @@ struct TrainConfig {
   CacheOptions cache;  // --cache, --cache-mem, --cache-dir (cache_plan.hpp)
 };
 
+// Upper bounds of the options (validate, and the commands at parse time): far beyond any
+// sensible run, below where memory or int arithmetic fails.
+constexpr int kMaxBatchSize = 65536;
+constexpr int kMaxEpochs = 100000;
+// A gradient bucket holds at least one float (4 bytes) and at most 4 GiB (ResNet50's gradients
+// are ~100 MB, so one bucket already holds them all).
+constexpr double kMinBucketMb = 4.0 / (1024 * 1024);
+constexpr double kMaxBucketMb = 4096.0;
+
 // Throws std::invalid_argument naming the option for a bad configuration.
 void validate(const TrainConfig& config);
 
