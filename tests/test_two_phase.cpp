@@ -9,6 +9,7 @@
 #include "parafine/data/synthetic_data.hpp"
 #include "parafine/model/initializers.hpp"
 #include "parafine/model/resnet50.hpp"
+#include "parafine/train/checkpoint.hpp"
 #include "parafine/train/trainer.hpp"
 #include "test_util.hpp"
 
@@ -72,6 +73,66 @@ TEST(TwoPhase, ASingleClassIsRefused) {
   std::cout << m << "\n";
   EXPECT_NE(m.find("--train has 1 class"), std::string::npos) << m;
   EXPECT_NE(m.find("at least 2"), std::string::npos) << m;
+}
+
+// Issue 11, defect 7: a resume with an option that changes the trajectory (here the phase-2
+// learning rate) used to continue silently; it is refused, listing what differs.
+TEST(TwoPhase, ResumeRefusesChangedTrajectoryOptions) {
+  test_util::TempDir dir;
+  const InMemorySource train = make_synthetic_source(8, 32, 2, 1);
+  TrainConfig c;
+  c.image_size = 32;
+  c.batch_size = 4;
+  c.phase1_epochs = 1;
+  c.phase2_epochs = 1;
+  c.checkpoint_dir = dir.file("ckpt");
+  c.max_steps = 1;
+  std::ostringstream log;
+  Model model = test_util::keras_initialized_resnet50(ResNet50Config{32, 2, 8, 4, 3}, 1);
+  run_two_phase(model, train, nullptr, c, log);
+  c.resume = true;
+  c.max_steps = 0;
+  TrainConfig changed = c;
+  changed.phase2_lr = 2e-5;
+  changed.image_size = 64;
+  Model again = test_util::keras_initialized_resnet50(ResNet50Config{32, 2, 8, 4, 3}, 1);
+  const std::string m = test_util::error_message<std::invalid_argument>(
+      [&] { run_two_phase(again, train, nullptr, changed, log); });
+  std::cout << m << "\n";
+  EXPECT_NE(m.find("--phase2-lr 1.0000000000000001e-05 in the checkpoint, 2.0000000000000002e-05 "
+                   "now"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("--image-size 32 in the checkpoint, 64 now"), std::string::npos) << m;
+  // With the checkpoint's options it continues: one step of phase 1 was left, then phase 2.
+  EXPECT_EQ(run_two_phase(again, train, nullptr, c, log).size(), 2u);
+}
+
+// Issue 11, defect 7: two runs started together on one --checkpoint-dir both ran and replaced
+// each other's checkpoints; the second is now refused while the first holds the directory.
+TEST(TwoPhase, ACheckpointDirectoryServesOneRunAtATime) {
+  test_util::TempDir dir;
+  const std::string ckpt = dir.file("ckpt");
+  {
+    CheckpointDirLock first(ckpt);
+    const std::string m =
+        test_util::error_message<std::runtime_error>([&] { CheckpointDirLock second(ckpt); });
+    std::cout << m << "\n";
+    EXPECT_NE(m.find("is in use by another run (host "), std::string::npos) << m;
+    TrainConfig c;
+    c.image_size = 32;
+    c.batch_size = 4;
+    c.phase1_epochs = 1;
+    c.phase2_epochs = 0;
+    c.checkpoint_dir = ckpt;
+    Model model = test_util::keras_initialized_resnet50(ResNet50Config{32, 2, 8, 4, 3}, 1);
+    const InMemorySource train = make_synthetic_source(8, 32, 2, 1);
+    std::ostringstream log;
+    const std::string r = test_util::error_message<std::runtime_error>(
+        [&] { run_two_phase(model, train, nullptr, c, log); });
+    EXPECT_NE(r.find("is in use by another run"), std::string::npos) << r;
+  }
+  EXPECT_NO_THROW(CheckpointDirLock again(ckpt));  // released with the first run
 }
 
 TEST(TwoPhase, BadOptionsAreNamed) {

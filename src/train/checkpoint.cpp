@@ -1,8 +1,14 @@
 // Training checkpoints (see checkpoint.hpp).
 #include "parafine/train/checkpoint.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <ostream>
@@ -79,12 +85,12 @@ bool has_checkpoints(const std::string& dir) {
 }
 
 void save_checkpoint(const std::string& dir, const Model& model, const Adam* adam,
-                     const TrainPosition& p, int keep) {
+                     const TrainPosition& p, int keep, const std::string& run_options) {
   fs::create_directories(dir);
   remove_abandoned_temp_files(dir, "ckpt-");  // left by a run killed while writing
   const fs::path final_path = fs::path(dir) / checkpoint_name(p);
-  const std::size_t floats = model.params().size() + model.state().size() +
-                             (adam ? 2 * adam->m_values().size() : 0);
+  const std::size_t floats =
+      model.params().size() + model.state().size() + (adam ? 2 * adam->m_values().size() : 0);
   AtomicFile out(final_path.string(), "checkpoint", floats * sizeof(float));
   // Loader threads may be reading an HDF5 dataset right now; the HDF5 library need not be
   // thread-safe (see sample_source.hpp).
@@ -106,7 +112,8 @@ void save_checkpoint(const std::string& dir, const Model& model, const Adam* ada
         {"partial_count", std::to_string(p.partial.count)},
         {"seed", std::to_string(p.seed)},
         {"batch_size", std::to_string(p.batch_size)},
-        {"train_samples", std::to_string(p.samples)}};
+        {"train_samples", std::to_string(p.samples)},
+        {"run_options", run_options}};
     for (const auto& [k, v] : attrs) f.write_string_scalar_attribute("/", k, v);
     f.close();  // checked: everything reached the file before it is published
   });
@@ -135,6 +142,7 @@ Checkpoint load_latest_checkpoint(const std::string& dir, const Model& model, st
       c.position.seed = std::stoull(attr("seed"));
       c.position.batch_size = std::stoi(attr("batch_size"));
       c.position.samples = std::stoi(attr("train_samples"));
+      if (f.has_attribute("/", "run_options")) c.run_options = attr("run_options");
       c.params = read_floats(f, "/params", model.params().size());
       c.state = read_floats(f, "/state", model.state().size());
       const std::size_t moments = f.dataset_shape("/adam_m").empty()
@@ -163,6 +171,35 @@ void broadcast_checkpoint(Checkpoint& ck) {
   Comm::broadcast(ck.adam_m.data(), ck.adam_m.size());
   Comm::broadcast(ck.adam_v.data(), ck.adam_v.size());
   ck.path = Comm::broadcast(ck.path);
+  ck.run_options = Comm::broadcast(ck.run_options);
+}
+
+CheckpointDirLock::CheckpointDirLock(const std::string& dir) {
+  fs::create_directories(dir);
+  const std::string path = (fs::path(dir) / ".parafine.lock").string();
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0)
+    throw std::runtime_error("--checkpoint-dir " + dir + ": cannot create " + path + ": " +
+                             std::strerror(errno));
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    char owner[256] = {};
+    const ssize_t n = ::pread(fd_, owner, sizeof owner - 1, 0);
+    ::close(fd_);
+    fd_ = -1;
+    throw std::runtime_error("--checkpoint-dir " + dir + " is in use by another run (" +
+                             std::string(owner, n > 0 ? static_cast<std::size_t>(n) : 0) +
+                             "); give each run its own checkpoint directory");
+  }
+  char host[128] = {};
+  ::gethostname(host, sizeof host - 1);
+  const std::string me = "host " + std::string(host) + ", pid " + std::to_string(::getpid());
+  if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, me.data(), me.size(), 0) < 0) {
+    // The lock holds without the note; the note only helps the message above.
+  }
+}
+
+CheckpointDirLock::~CheckpointDirLock() {
+  if (fd_ >= 0) ::close(fd_);  // releases the lock
 }
 
 }  // namespace parafine

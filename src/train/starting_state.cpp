@@ -29,6 +29,19 @@ TrainPosition resume_position(Model& model, const SampleSource& train, const Tra
   same(from.seed == c.seed, "--seed " + std::to_string(from.seed));
   same(from.batch_size == c.batch_size, "--batch-size " + std::to_string(from.batch_size));
   same(from.samples == train.size(), std::to_string(from.samples) + " training samples");
+  // Checkpoints written before the options were recorded carry none; they are checked above.
+  const std::string differ =
+      resumed.run_options.empty()
+          ? ""
+          : trajectory_differences(resumed.run_options, trajectory_options(c));
+  if (!differ.empty())
+    throw std::invalid_argument("--resume: " + resumed.path +
+                                " was written by a run with other "
+                                "options (" +
+                                differ +
+                                "); the run cannot continue as it was. "
+                                "Use the checkpoint's options, or start a new run in another "
+                                "--checkpoint-dir");
   // The other replicas get the weights with the broadcast that ends starting_state.
   if (Comm::is_root()) model.set_weights(resumed.params, resumed.state);
   log << "resuming from " << resumed.path << " (phase " << from.phase << ", epoch " << from.epoch

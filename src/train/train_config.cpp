@@ -2,6 +2,8 @@
 #include "parafine/train/train_config.hpp"
 
 #include <cmath>
+#include <cstdio>
+#include <map>
 #include <sstream>
 #include <stdexcept>
 
@@ -48,6 +50,55 @@ void validate(const TrainConfig& c) {
     throw std::invalid_argument(m.str());
   }
   require(c.calibrate_bn_samples >= 0, "calibration sample count must be >= 0");
+}
+
+std::string trajectory_options(const TrainConfig& c) {
+  const auto exact = [](double v) {
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%.17g", v);
+    return std::string(buf);
+  };
+  const char* bn = c.bn_mode == BnMode::kSync    ? "sync"
+                   : c.bn_mode == BnMode::kLocal ? "local"
+                                                 : "frozen";
+  std::ostringstream o;
+  o << "--batch-size " << c.batch_size << "\n--seed " << c.seed << "\n--shuffle "
+    << (c.shuffle ? "true" : "false") << "\n--image-size " << c.image_size << "\n--preprocess "
+    << (c.preprocess == Preprocess::kCaffe ? "caffe" : "none") << "\n--augment "
+    << (c.augment == Augment::kFlip ? "flip" : "none") << "\n--bn-mode " << bn
+    << "\n--phase1-epochs " << c.phase1_epochs << "\n--phase1-lr " << exact(c.phase1_lr)
+    << "\n--phase2-lr " << exact(c.phase2_lr) << "\n"
+    << (c.unfreeze_from.empty() ? "--unfreeze-last " + std::to_string(c.unfreeze_last)
+                                : "--unfreeze-from " + c.unfreeze_from)
+    << "\n";
+  return o.str();
+}
+
+std::string trajectory_differences(const std::string& checkpoint, const std::string& now) {
+  const auto parse = [](const std::string& text) {
+    std::map<std::string, std::string> m;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+      const auto space = line.find(' ');
+      if (space != std::string::npos) m[line.substr(0, space)] = line.substr(space + 1);
+    }
+    return m;
+  };
+  const auto was = parse(checkpoint), is = parse(now);
+  std::string out;
+  const auto note = [&](const std::string& key, const std::string& a, const std::string& b) {
+    out += (out.empty() ? "" : "; ") + key + " " + a + " in the checkpoint, " + b + " now";
+  };
+  for (const auto& [key, value] : was) {
+    const auto it = is.find(key);
+    if (it == is.end())
+      note(key, value, "not given");
+    else if (it->second != value)
+      note(key, value, it->second);
+  }
+  for (const auto& [key, value] : is)
+    if (!was.count(key)) note(key, "not given", value);
+  return out;
 }
 
 PrefetchConfig prefetch_config(const TrainConfig& c, Augment augment, int epoch) {

@@ -92,6 +92,7 @@ class TwoPhaseRun {
 
  private:
   void prepare();
+  void lock_checkpoint_dir();
   Adam start_phase(int phase);
   bool run_phase(int phase);
   bool run_epoch(int phase, int epoch, Adam& adam, double& phase_seconds);
@@ -116,9 +117,10 @@ class TwoPhaseRun {
   std::ostream& log_;
   const std::function<void(const EpochStats&)>& on_epoch_;
 
-  Checkpoint resumed_;     // the checkpoint a --resume continues from
-  TrainPosition from_;     // where this run starts
-  TrainingCaches caches_;  // the frozen prefix's features, when cached
+  std::unique_ptr<CheckpointDirLock> lock_;  // rank 0's, with --checkpoint-dir
+  Checkpoint resumed_;                       // the checkpoint a --resume continues from
+  TrainPosition from_;                       // where this run starts
+  TrainingCaches caches_;                    // the frozen prefix's features, when cached
   std::optional<ShardPlan> train_plan_;
   long steps_this_run_ = 0;  // for --max-steps
   std::vector<EpochStats> history_;
@@ -137,6 +139,7 @@ void TwoPhaseRun::prepare() {
         "nothing); add another class folder, or for an HDF5 dataset set class_names or check "
         "the labels (without class_names, classes = max label + 1)");
   if (val_) check_classes(model_, *val_, "--val");
+  lock_checkpoint_dir();
   set_batch_norm_inference_only(model_, c_.bn_mode == BnMode::kFrozen);
   use_global_batch_statistics(model_, false);
   freeze_base(model_);
@@ -148,6 +151,22 @@ void TwoPhaseRun::prepare() {
   caches_ = build_training_caches(model_, train_, val_, c_, phase2_first, from_.phase, log_);
   train_plan_.emplace(train_.size(), c_.batch_size, Comm::size(), Comm::rank(), c_.shuffle, c_.seed,
                       "--train");
+}
+
+// Rank 0 takes the checkpoint directory for this run; every rank stops if it cannot.
+void TwoPhaseRun::lock_checkpoint_dir() {
+  if (c_.checkpoint_dir.empty()) return;
+  bool failed = false;
+  std::string message;
+  if (Comm::is_root()) {
+    try {
+      lock_ = std::make_unique<CheckpointDirLock>(c_.checkpoint_dir);
+    } catch (const std::exception& e) {
+      failed = true;
+      message = e.what();
+    }
+  }
+  agree_on_failure(failed, message);
 }
 
 // Unfreezes phase 2's layers, logs the phase, and builds its fresh optimizer (with the
@@ -342,7 +361,7 @@ void TwoPhaseRun::checkpoint(const Adam* adam, TrainPosition at) const {
   at.seed = c_.seed;
   at.batch_size = c_.batch_size;
   at.samples = train_.size();
-  save_checkpoint(c_.checkpoint_dir, model_, adam, at, c_.keep_checkpoints);
+  save_checkpoint(c_.checkpoint_dir, model_, adam, at, c_.keep_checkpoints, trajectory_options(c_));
 }
 
 }  // namespace

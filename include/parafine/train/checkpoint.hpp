@@ -32,8 +32,10 @@ std::string checkpoint_name(const TrainPosition& p);
 
 // Writes a checkpoint (call on rank 0 only) and deletes all but the newest `keep`. `adam` may
 // be null at a phase boundary (the next phase starts a fresh optimizer).
+// `run_options` (trajectory_options of the run, train_config.hpp) is stored so a resume can
+// list every option that differs.
 void save_checkpoint(const std::string& dir, const Model& model, const Adam* adam,
-                     const TrainPosition& position, int keep);
+                     const TrainPosition& position, int keep, const std::string& run_options = "");
 
 // Whether `dir` holds files named like checkpoints (ckpt-p*-e*-s*.h5; not temporary files).
 bool has_checkpoints(const std::string& dir);
@@ -41,6 +43,7 @@ bool has_checkpoints(const std::string& dir);
 struct Checkpoint {
   std::string path;
   TrainPosition position;
+  std::string run_options;  // "" in checkpoints written before they were recorded
   std::vector<float> params, state, adam_m, adam_v;
   long adam_t = 0;
 };
@@ -49,6 +52,20 @@ struct Checkpoint {
 // newer ones that do not are reported to `log` and skipped. Throws std::runtime_error when
 // there is none (naming the directory).
 Checkpoint load_latest_checkpoint(const std::string& dir, const Model& model, std::ostream& log);
+
+// One run at a time per checkpoint directory: rank 0 holds an exclusive lock (flock) on
+// <dir>/.parafine.lock for the run's lifetime. Throws std::runtime_error naming the directory
+// and the run holding it (host and process id) when another run has it.
+class CheckpointDirLock {
+ public:
+  explicit CheckpointDirLock(const std::string& dir);
+  ~CheckpointDirLock();
+  CheckpointDirLock(const CheckpointDirLock&) = delete;
+  CheckpointDirLock& operator=(const CheckpointDirLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
 
 // Collective: rank 0's position, optimizer state and path on every rank. Not the weights:
 // rank 0 loads them into its model, and the trainer broadcasts the model to every replica.

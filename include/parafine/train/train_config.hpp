@@ -58,6 +58,15 @@ constexpr double kMaxBucketMb = 4096.0;
 // Throws std::invalid_argument naming the option for a bad configuration.
 void validate(const TrainConfig& config);
 
+// The options that decide a run's trajectory, one "--option value" per line (learning rates
+// exactly): a checkpoint records them and a --resume must match every one. Not the rank or
+// thread count, the bucket size or where files go: those do not change the result.
+std::string trajectory_options(const TrainConfig& config);
+
+// The lines of `checkpoint` and `now` (trajectory_options) that differ, as
+// "--x A in the checkpoint, B now; ..."; "" when they agree.
+std::string trajectory_differences(const std::string& checkpoint, const std::string& now);
+
 // What the prefetcher needs from a TrainConfig (image size, preprocessing, loader threads,
 // seed), with this augmentation for this (global, 0-based) epoch.
 PrefetchConfig prefetch_config(const TrainConfig& config, Augment augment, int epoch);
