@@ -5,6 +5,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -15,6 +17,7 @@
 #include "cli/cli.hpp"
 #include "cli/options.hpp"
 #include "parafine/cache/feature_store.hpp"  // parse_byte_size
+#include "parafine/core/atomic_file.hpp"
 #include "parafine/core/compute.hpp"
 #include "parafine/data/folder_source.hpp"
 #include "parafine/dist/comm.hpp"
@@ -255,27 +258,53 @@ void report_run(const TrainOptions& o, const TrainData& d, std::ostream& out) {
 
 // --history: one CSV row per epoch, written by rank 0 and flushed at once so the rows survive
 // a crash. A resumed run continues the file it finds.
+// --history: one row per epoch (rank 0). The whole file is rewritten through AtomicFile after
+// every epoch (a few hundred bytes), so a full disk or a kill never leaves a half-written
+// file, and a resumed run, which repeats the epoch it stopped in (or, after a lost checkpoint,
+// an earlier one), replaces those rows instead of adding a second copy.
 class HistoryCsv {
  public:
-  HistoryCsv(const std::string& path, bool resume, bool has_val) : has_val_(has_val) {
-    if (path.empty() || !Comm::is_root()) return;
-    const bool append = resume && std::ifstream(path).good();
-    file_.open(path, append ? std::ios::app : std::ios::trunc);
-    if (!file_) throw std::runtime_error("--history: cannot write " + path);
-    if (!append) file_ << "phase,epoch,loss,acc,val_loss,val_acc,seconds,img_per_s\n" << std::flush;
+  HistoryCsv(const std::string& path, bool resume, bool has_val)
+      : path_(Comm::is_root() ? path : std::string()), has_val_(has_val) {
+    if (path_.empty() || !resume) return;
+    std::ifstream in(path_);
+    std::string line;
+    if (!std::getline(in, line)) return;  // no earlier history
+    while (std::getline(in, line))
+      if (!line.empty()) rows_.push_back(line);
   }
+
   void write(const EpochStats& s) {
-    if (!file_.is_open()) return;
-    file_ << s.phase << "," << s.epoch << "," << s.loss << "," << s.accuracy << ","
-          << (has_val_ ? std::to_string(s.val_loss) : "") << ","
-          << (has_val_ ? std::to_string(s.val_accuracy) : "") << "," << s.seconds << ","
-          << s.images_per_second << "\n"
-          << std::flush;
+    if (path_.empty()) return;
+    rows_.erase(std::remove_if(rows_.begin(), rows_.end(),
+                               [&](const std::string& row) {
+                                 int phase = 0, epoch = 0;
+                                 std::sscanf(row.c_str(), "%d,%d", &phase, &epoch);
+                                 return std::make_pair(phase, epoch) >=
+                                        std::make_pair(s.phase, s.epoch);
+                               }),
+                rows_.end());
+    std::ostringstream row;
+    row << s.phase << "," << s.epoch << "," << s.loss << "," << s.accuracy << ","
+        << (has_val_ ? std::to_string(s.val_loss) : "") << ","
+        << (has_val_ ? std::to_string(s.val_accuracy) : "") << "," << s.seconds << ","
+        << s.images_per_second;
+    rows_.push_back(row.str());
+    AtomicFile out(path_, "--history file");
+    out.write([&](const std::string& temp_path) {
+      std::ofstream file(temp_path, std::ios::trunc);
+      file << kHeader << "\n";
+      for (const std::string& r : rows_) file << r << "\n";
+      file.close();
+      if (!file) throw std::runtime_error("writing failed (disk full, or a file size limit?)");
+    });
   }
 
  private:
-  std::ofstream file_;
+  static constexpr const char* kHeader = "phase,epoch,loss,acc,val_loss,val_acc,seconds,img_per_s";
+  std::string path_;  // "" on ranks other than 0 and without --history
   bool has_val_;
+  std::vector<std::string> rows_;  // without the header, in epoch order
 };
 
 // Peak resident memory of rank 0 and the largest of any rank (collective).

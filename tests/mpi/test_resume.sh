@@ -45,6 +45,18 @@ grep -q "feature cache: on: phase 2 trains from conv5_block2_out" "$work/last.lo
   || { cat "$work/last.log"; fail "the phase-2 resume did not rebuild the phase-2 cache"; }
 compare_weights "$work/cached_full.h5" "$work/cached_resumed.h5" 0 0 "feature cache: resumed vs uninterrupted"
 
+# --history across a lost checkpoint (issue 11, defect 6): a run killed while writing a
+# checkpoint resumes from an earlier one and repeats epochs it had already logged; each epoch
+# must still have exactly one row, the last one written.
+run --checkpoint-dir "$work/ckh" --history "$work/h.csv" --max-steps 6 --checkpoint-steps 2
+ls "$work/ckh" | sort | tail -2 | while read -r f; do rm "$work/ckh/$f"; done  # lost: resume at epoch 1, step 4
+run --checkpoint-dir "$work/ckh" --history "$work/h.csv" --resume
+grep -q "resuming from .*ckpt-p1-e0001-s0000004.h5" "$work/last.log" || { cat "$work/last.log"; fail "did not resume inside epoch 1"; }
+rows=$(tail -n +2 "$work/h.csv" | cut -d, -f1,2)
+[ "$(echo "$rows" | sort -u | wc -l)" = 4 ] && [ "$(echo "$rows" | wc -l)" = 4 ] \
+  || { cat "$work/h.csv"; fail "--history after a resume: expected one row per epoch (4)"; }
+echo "history after a lost checkpoint: $(echo $rows)"
+
 set +e
 mpirun -np 2 "$parafine" ${job/--seed 7/--seed 8} --checkpoint-dir "$work/ck" --resume > "$work/seed.log" 2>&1
 grep -q "written with --seed 7" "$work/seed.log" || { cat "$work/seed.log"; fail "a resume with another --seed was accepted"; }
