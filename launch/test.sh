@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Sets up a fresh machine (packages, build) and runs the whole test suite with CTest.
+# Sets up a fresh machine (packages, build) and runs the whole test suite with CTest, then the
+# unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer (launch/test_sanitizers.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 launch/install_deps.sh
 launch/build.sh
-cd build
-ctest --output-on-failure --timeout 900 "$@"
+(cd build && ctest --output-on-failure --timeout 900 "$@")
+launch/test_sanitizers.sh

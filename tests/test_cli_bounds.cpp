@@ -94,6 +94,9 @@ TEST(CliBounds, ConvertRefusesOutOfRangeSizes) {
 
 // The limit on address space makes a large (but allowed) synthetic dataset fail to allocate.
 TEST(CliBounds, AllocationFailureSaysMemoryRanOutAndWhatToDo) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "AddressSanitizer reserves terabytes of shadow memory, which ulimit -v forbids";
+#endif
   const CommandResult r = test_util::run_command(
       "ulimit -v 4000000 && " + std::string(PARAFINE_BINARY) +
       " demo --threads 1 --image-size 4096 --train-samples 1000 --val-samples 1000");
