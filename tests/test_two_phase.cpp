@@ -44,14 +44,25 @@ TEST(TwoPhase, LossFallsInBothPhases) {
             std::string::npos);
 }
 
-TEST(TwoPhase, ZeroEpochPhasesAreAllowed) {
-  Model model = test_util::keras_initialized_resnet50(ResNet50Config{32, 2, 8, 4, 3}, 1);
-  const InMemorySource train = make_synthetic_source(8, 32, 2, 1);
+// A tiny run: 32x32 images, global batch 4, the given epochs per phase.
+TrainConfig tiny_run(int phase1_epochs, int phase2_epochs) {
   TrainConfig c;
   c.image_size = 32;
   c.batch_size = 4;
-  c.phase1_epochs = 0;
-  c.phase2_epochs = 1;
+  c.phase1_epochs = phase1_epochs;
+  c.phase2_epochs = phase2_epochs;
+  return c;
+}
+
+// A width-4 ResNet50 with `classes` outputs, Keras-initialised.
+Model tiny_model(int classes) {
+  return test_util::keras_initialized_resnet50(ResNet50Config{32, classes, 8, 4, 3}, 1);
+}
+
+TEST(TwoPhase, ZeroEpochPhasesAreAllowed) {
+  Model model = tiny_model(2);
+  const InMemorySource train = make_synthetic_source(8, 32, 2, 1);
+  TrainConfig c = tiny_run(0, 1);
   std::ostringstream log;
   EXPECT_EQ(run_two_phase(model, train, nullptr, c, log).size(), 1u);
   c.phase2_epochs = 0;
@@ -60,13 +71,9 @@ TEST(TwoPhase, ZeroEpochPhasesAreAllowed) {
 
 // A one-class "classifier" trains silently to loss 0 (issue 11, defect 3): refused, named.
 TEST(TwoPhase, ASingleClassIsRefused) {
-  Model model = test_util::keras_initialized_resnet50(ResNet50Config{32, 1, 8, 4, 3}, 1);
+  Model model = tiny_model(1);
   const InMemorySource train = make_synthetic_source(8, 32, 1, 1);
-  TrainConfig c;
-  c.image_size = 32;
-  c.batch_size = 4;
-  c.phase1_epochs = 1;
-  c.phase2_epochs = 0;
+  TrainConfig c = tiny_run(1, 0);
   std::ostringstream log;
   const std::string m = test_util::error_message<std::invalid_argument>(
       [&] { run_two_phase(model, train, nullptr, c, log); });
@@ -80,22 +87,18 @@ TEST(TwoPhase, ASingleClassIsRefused) {
 TEST(TwoPhase, ResumeRefusesChangedTrajectoryOptions) {
   test_util::TempDir dir;
   const InMemorySource train = make_synthetic_source(8, 32, 2, 1);
-  TrainConfig c;
-  c.image_size = 32;
-  c.batch_size = 4;
-  c.phase1_epochs = 1;
-  c.phase2_epochs = 1;
+  TrainConfig c = tiny_run(1, 1);
   c.checkpoint_dir = dir.file("ckpt");
   c.max_steps = 1;
   std::ostringstream log;
-  Model model = test_util::keras_initialized_resnet50(ResNet50Config{32, 2, 8, 4, 3}, 1);
+  Model model = tiny_model(2);
   run_two_phase(model, train, nullptr, c, log);
   c.resume = true;
   c.max_steps = 0;
   TrainConfig changed = c;
   changed.phase2_lr = 2e-5;
   changed.image_size = 64;
-  Model again = test_util::keras_initialized_resnet50(ResNet50Config{32, 2, 8, 4, 3}, 1);
+  Model again = tiny_model(2);
   const std::string m = test_util::error_message<std::invalid_argument>(
       [&] { run_two_phase(again, train, nullptr, changed, log); });
   std::cout << m << "\n";
@@ -119,13 +122,9 @@ TEST(TwoPhase, ACheckpointDirectoryServesOneRunAtATime) {
         test_util::error_message<std::runtime_error>([&] { CheckpointDirLock second(ckpt); });
     std::cout << m << "\n";
     EXPECT_NE(m.find("is in use by another run (host "), std::string::npos) << m;
-    TrainConfig c;
-    c.image_size = 32;
-    c.batch_size = 4;
-    c.phase1_epochs = 1;
-    c.phase2_epochs = 0;
+    TrainConfig c = tiny_run(1, 0);
     c.checkpoint_dir = ckpt;
-    Model model = test_util::keras_initialized_resnet50(ResNet50Config{32, 2, 8, 4, 3}, 1);
+    Model model = tiny_model(2);
     const InMemorySource train = make_synthetic_source(8, 32, 2, 1);
     std::ostringstream log;
     const std::string r = test_util::error_message<std::runtime_error>(
