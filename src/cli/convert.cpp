@@ -36,10 +36,8 @@ int run_convert(int argc, char** argv) {
   add("image-size", po::value(&image_size)->default_value(224),
       "resize every image to this square size");
   add("on-bad-image", po::value(&on_bad_image)->default_value("skip"), "skip | fail");
-  add("threads", po::value(&threads)->default_value(0),
-      "decoding threads per rank (0 = the node's cores / its ranks)");
+  add_threads_option(opts, threads, "decoding threads");
   opts.describe_range("image-size", kImageSizeRange);
-  opts.bound("threads", 0, kMaxThreads, "0: the node's cores / its ranks");
   if (!opts.parse(argc, argv)) return 0;
   check_image_size_option(image_size);
   if (Comm::is_root()) check_output_path("--output", output);  // rank 0 writes it

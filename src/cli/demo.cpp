@@ -33,13 +33,8 @@ void bound_demo_options(CommandOptions& opts) {
   opts.describe_range("image-size", kImageSizeRange);
   opts.bound("width", 1, 1024, "64 = the real network");
   opts.bound("classes", 1, kMaxHeadUnits);
-  opts.bound("head-units", 1, kMaxHeadUnits);
   opts.bound("train-samples", 1, 1000000);
   opts.bound("val-samples", 1, 1000000);
-  opts.bound("batch-size", 1, kMaxBatchSize);
-  opts.bound("phase1-epochs", 0, kMaxEpochs);
-  opts.bound("phase2-epochs", 0, kMaxEpochs);
-  opts.bound("threads", 0, kMaxThreads, "0: the node's cores / its ranks");
 }
 
 // Returns false after printing --help.
@@ -53,22 +48,17 @@ bool parse_demo_options(int argc, char** argv, DemoOptions& o) {
   add("width", po::value(&net.width)->default_value(16),
       "ResNet50 conv1 filters (64 = the real network)");
   add("classes", po::value(&net.classes)->default_value(3), "number of classes");
-  add("head-units", po::value(&net.head_units)->default_value(64), "units of the dense head layer");
   add("train-samples", po::value(&o.train_samples)->default_value(300),
       "synthetic training images");
   add("val-samples", po::value(&o.val_samples)->default_value(150), "synthetic validation images");
-  add("batch-size", po::value(&train.batch_size)->default_value(32), "batch size");
-  add("phase1-epochs", po::value(&train.phase1_epochs)->default_value(8),
-      "epochs with the base frozen");
-  add("phase1-lr", po::value(&train.phase1_lr)->default_value(1e-3), "phase 1 Adam learning rate");
-  add("phase2-epochs", po::value(&train.phase2_epochs)->default_value(3),
-      "epochs with the last layers unfrozen");
-  add("phase2-lr", po::value(&train.phase2_lr)->default_value(1e-4), "phase 2 Adam learning rate");
-  add("unfreeze-last", po::value(&train.unfreeze_last)->default_value(10),
-      "base layers unfrozen in phase 2");
+  // The demo's schedule: a narrow network, fewer epochs, a larger phase-2 rate.
+  net.head_units = 64;
+  train.phase1_epochs = 8;
+  train.phase2_epochs = 3;
+  train.phase2_lr = 1e-4;
+  add_schedule_options(opts, train, net);
   add("seed", po::value(&o.seed)->default_value(0), "seed for weights, data and shuffling");
-  add("threads", po::value(&o.threads)->default_value(0),
-      "compute threads per rank (0 = the node's cores / its ranks)");
+  add_threads_option(opts, o.threads, "compute threads");
   add("weights", po::value(&o.weights)->default_value("none"),
       "base weights: none (random), imagenet or FILE.h5");
   add("weights-dir", po::value(&o.weights_dir), "directory holding the imagenet notop file");

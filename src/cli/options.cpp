@@ -12,6 +12,7 @@
 #include "cli/cli.hpp"
 #include "parafine/dist/comm.hpp"
 #include "parafine/model/resnet50.hpp"
+#include "parafine/train/train_config.hpp"
 
 namespace po = boost::program_options;
 
@@ -119,6 +120,33 @@ void check_output_path(const char* option, const std::string& path) {
   if (fs::is_directory(path, ec)) throw UsageError(what + "is a directory; give a file name");
   if (fs::exists(path, ec) && ::access(path.c_str(), W_OK) != 0)
     throw UsageError(what + "the existing file is not writable by this user");
+}
+
+void add_schedule_options(CommandOptions& opts, TrainConfig& c, ResNet50Config& net) {
+  auto add = opts.add();
+  add("head-units", po::value(&net.head_units)->default_value(net.head_units),
+      "units of the dense head layer");
+  add("batch-size", po::value(&c.batch_size)->default_value(c.batch_size), "global batch size");
+  add("phase1-epochs", po::value(&c.phase1_epochs)->default_value(c.phase1_epochs),
+      "epochs with the base frozen");
+  add("phase1-lr", po::value(&c.phase1_lr)->default_value(c.phase1_lr),
+      "phase 1 Adam learning rate");
+  add("phase2-epochs", po::value(&c.phase2_epochs)->default_value(c.phase2_epochs),
+      "epochs with the last layers unfrozen");
+  add("phase2-lr", po::value(&c.phase2_lr)->default_value(c.phase2_lr),
+      "phase 2 Adam learning rate (a fresh Adam)");
+  add("unfreeze-last", po::value(&c.unfreeze_last)->default_value(c.unfreeze_last),
+      "base layers (Keras layers[-N:]) unfrozen in phase 2");
+  opts.bound("head-units", 1, kMaxHeadUnits);
+  opts.bound("batch-size", 1, kMaxBatchSize);
+  opts.bound("phase1-epochs", 0, kMaxEpochs);
+  opts.bound("phase2-epochs", 0, kMaxEpochs);
+}
+
+void add_threads_option(CommandOptions& opts, int& threads, const std::string& use) {
+  opts.add()("threads", po::value(&threads)->default_value(0),
+             (use + " per rank (0 = the node's cores / its ranks)").c_str());
+  opts.bound("threads", 0, kMaxThreads, "0: the node's cores / its ranks");
 }
 
 int threads_per_rank(int requested) {

@@ -95,6 +95,16 @@ constexpr int kMaxHeadUnits = 65536;
 // UsageError naming the option, the value and the range.
 void check_image_size_option(int image_size);
 
+struct TrainConfig;
+struct ResNet50Config;
+// The two-phase schedule that train and demo share, with its bounds: --head-units,
+// --batch-size, --phase1-epochs, --phase1-lr, --phase2-epochs, --phase2-lr, --unfreeze-last.
+// The defaults are the values `config` and `net` hold when it is called (demo sets its own).
+void add_schedule_options(CommandOptions& opts, TrainConfig& config, ResNet50Config& net);
+// --threads with its bound: threads per rank (0 = threads_per_rank's default); `use` says what
+// they do in this command.
+void add_threads_option(CommandOptions& opts, int& threads, const std::string& use);
+
 // Every option naming a file to write (--save, --history, --output): refuses `path` with a
 // UsageError naming `option` and the path when it cannot be created, i.e. its directory is
 // missing, not a directory or not writable, or the path is a directory or a file this user

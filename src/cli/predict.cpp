@@ -54,14 +54,11 @@ bool parse(int argc, char** argv, const char* command, const char* data_option,
   add("image-size", po::value(&o.image_size)->default_value(0),
       "resize images to this size (0: the dataset's)");
   add("preprocess", po::value(&o.preprocess)->default_value("caffe"), "caffe | none");
-  add("threads", po::value(&o.threads)->default_value(0),
-      "threads per rank, for compute and for checking an image folder's files "
-      "(0 = the node's cores / its ranks)");
+  add_threads_option(opts, o.threads, "threads for compute and for checking a folder's files,");
   if (std::string(command) == "predict")
     add("output", po::value(&o.output), "CSV file to write (default: standard output)");
   opts.bound("batch-size", 1, kMaxBatchSize);
   opts.describe_range("image-size", std::string("0 (the dataset's) or ") + kImageSizeRange);
-  opts.bound("threads", 0, kMaxThreads, "0: the node's cores / its ranks");
   if (!opts.parse(argc, argv)) return false;
   if (o.image_size != 0) check_image_size_option(o.image_size);
   parse_preprocess(o.preprocess);

@@ -49,18 +49,13 @@ struct TrainOptions {
 // The allowed range of every numeric option, checked by opts.parse (options.hpp).
 void bound_options(CommandOptions& opts) {
   constexpr int kInt = std::numeric_limits<int>::max();
-  opts.bound("head-units", 1, kMaxHeadUnits);
   opts.describe_range("image-size", kImageSizeRange);
-  opts.bound("batch-size", 1, kMaxBatchSize);
-  opts.bound("phase1-epochs", 0, kMaxEpochs);
-  opts.bound("phase2-epochs", 0, kMaxEpochs);
   opts.bound("bucket-mb", kMinBucketMb, kMaxBucketMb,
              "MiB; a bucket holds at least one float, 4 bytes");
   opts.bound("checkpoint-steps", 0, kInt, "0: at epoch ends only");
   opts.bound("keep-checkpoints", 1, kInt);
   opts.bound("max-steps", 0L, std::numeric_limits<long>::max(), "0: no limit");
   opts.bound("classes", 0, kMaxHeadUnits, "0: from the training data");
-  opts.bound("threads", 0, kMaxThreads, "0: the node's cores / its ranks");
   opts.bound("loader-threads", 1, kMaxThreads);
 }
 
@@ -78,18 +73,8 @@ bool parse_options(int argc, char** argv, TrainOptions& o) {
       "start from a full model (base + head), e.g. one written by --save");
   add("classes", po::value(&o.classes)->default_value(0),
       "number of classes (0: from the training data)");
-  add("head-units", po::value(&o.net.head_units)->default_value(1024),
-      "units of the dense head layer");
+  add_schedule_options(opts, c, o.net);  // the defaults of TrainConfig and ResNet50Config
   add("image-size", po::value(&c.image_size)->default_value(224), "input height and width");
-  add("batch-size", po::value(&c.batch_size)->default_value(32), "global batch size");
-  add("phase1-epochs", po::value(&c.phase1_epochs)->default_value(10),
-      "epochs with the base frozen");
-  add("phase1-lr", po::value(&c.phase1_lr)->default_value(1e-3), "phase 1 Adam learning rate");
-  add("phase2-epochs", po::value(&c.phase2_epochs)->default_value(10),
-      "epochs with the last layers unfrozen");
-  add("phase2-lr", po::value(&c.phase2_lr)->default_value(1e-5), "phase 2 Adam learning rate");
-  add("unfreeze-last", po::value(&c.unfreeze_last)->default_value(10),
-      "base layers (Keras layers[-N:]) unfrozen");
   add("unfreeze-from", po::value(&o.unfreeze_from),
       "unfreeze this base layer and all after it instead");
   add("shuffle", po::value(&o.shuffle)->default_value("true"), "true | false");
@@ -123,8 +108,7 @@ bool parse_options(int argc, char** argv, TrainOptions& o) {
   add("history", po::value(&o.history_path),
       "CSV with one row per epoch "
       "(phase, epoch, loss, acc, val_loss, val_acc, seconds, img/s)");
-  add("threads", po::value(&o.threads)->default_value(0),
-      "compute threads per rank (0 = the node's cores / its ranks)");
+  add_threads_option(opts, o.threads, "compute threads");
   add("loader-threads", po::value(&c.loader_threads)->default_value(2), "image decoding threads");
   bound_options(opts);
   if (!opts.parse(argc, argv)) return false;
