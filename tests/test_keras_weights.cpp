@@ -24,6 +24,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <functional>
 #include <iostream>
 #include <iterator>
 #include <limits>
@@ -412,6 +414,57 @@ TEST(KerasWeightsDeathTest, Keras1FileWithVariableLengthUtf8AttributesLoadsInAFr
       },
       ::testing::ExitedWithCode(0), "loaded as the first HDF5 read");
   std::cout << "a fresh process loaded keras1_notop.h5 (variable-length UTF-8 attributes)\n";
+}
+
+// A copy of a fixture with `patch` applied to its bytes, in `dir`.
+std::string patched_copy(const std::string& name, const TempDir& dir,
+                         const std::function<void(std::string& bytes)>& patch) {
+  std::ifstream in(fixture(name), std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  patch(bytes);
+  const std::string path = dir.file("damaged_" + name);
+  std::ofstream(path, std::ios::binary) << bytes;
+  return path;
+}
+
+// Issue 11, defect 2: bit flips in the global heap that holds a Keras-1 file's
+// variable-length layer names crashed HDF5 (SIGSEGV inside its string read) and with it the
+// process; under mpirun the job then hung. Here the first heap object's 8-byte length (bytes
+// 24..31 of the "GCOL" collection) is made larger than 2^39: HDF5 1.10 crashes reading it.
+// The file is read in a checking child first, so the crash is this message.
+TEST(KerasWeights, DamagedVariableLengthStringHeapIsAMessageNotACrash) {
+  TempDir dir;
+  const std::string path = patched_copy("keras1_notop.h5", dir, [](std::string& bytes) {
+    const std::size_t heap = bytes.find("GCOL");
+    ASSERT_NE(heap, std::string::npos) << "no global heap in keras1_notop.h5";
+    bytes[heap + 28] = '\xff';
+  });
+  Model m = fresh_model();
+  const Snapshot before = snapshot(m);
+  const std::string msg = load_error(m, path, WeightScope::kBase);
+  std::cout << "damaged heap: " << msg << "\n";
+  EXPECT_NE(msg.find(path + ": damaged, or not a Keras weight file"), std::string::npos) << msg;
+  expect_untouched(m, before, "damaged heap");
+}
+
+// Issue 11, defect 2: a flipped bit made conv1_conv's kernel [7,7,3,W] claim 2^35+W output
+// channels; the dimension read as W (int truncation), passed the shape check, and the read
+// then asked for 2^35 floats: a bare std::bad_alloc. Now the dimension itself is refused.
+TEST(KerasWeights, DimensionBeyondIntIsRefusedBeforeAnyAllocation) {
+  TempDir dir;
+  const std::string path = patched_copy("tf_keras_notop.h5", dir, [](std::string& bytes) {
+    const std::uint64_t dims[4] = {7, 7, 3, kWidth};  // the dataspace message's dimensions
+    const std::string pattern(reinterpret_cast<const char*>(dims), sizeof dims);
+    const std::size_t at = bytes.find(pattern);
+    ASSERT_NE(at, std::string::npos) << "conv1_conv kernel dimensions not found";
+    bytes[at + 3 * 8 + 4] = '\x08';  // bit 35 of the last dimension
+  });
+  Model m = fresh_model();
+  const std::string msg = load_error(m, path, WeightScope::kBase);
+  std::cout << "huge dimension: " << msg << "\n";
+  EXPECT_NE(msg.find("conv1_conv"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(std::to_string((std::uint64_t{1} << 35) + kWidth)), std::string::npos) << msg;
+  EXPECT_NE(msg.find("damaged"), std::string::npos) << msg;
 }
 
 TEST(KerasWeights, TopClassifierIsIgnoredWithANote) {

@@ -12,6 +12,10 @@ struct UsageError : std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
+// Installs the handler that reports a crash (which rank, which signal, a backtrace) and then
+// dies of the same signal; call before MPI_Init (see crash_report.cpp).
+void install_crash_report();
+
 int run_demo(int argc, char** argv);
 int run_inspect(int argc, char** argv);
 int run_predict(int argc, char** argv);

@@ -56,16 +56,8 @@ void report_loadability(const H5File& h5, const KerasWeightFile& file) {
   for (const auto& p : check.problems) std::cout << "  " << p << "\n";
 }
 
-}  // namespace
-
-int run_inspect(int argc, char** argv) {
-  std::vector<std::string> files;
-  CommandOptions opts("inspect", "inspect FILE.h5");
-  opts.add()("file", po::value(&files), "the Keras weight file (also the first argument)");
-  opts.positional("file");
-  if (!opts.parse(argc, argv)) return 0;
-  if (files.size() != 1) throw UsageError("usage: parafine inspect FILE.h5");
-  H5File h5(files[0], H5File::Mode::kRead);
+void print_inspection(const std::string& path) {
+  H5File h5(path, H5File::Mode::kRead);
   const KerasWeightFile file = read_keras_weight_file(h5);
   std::cout << "file: " << file.path << "\nlayout: " << layout_name(file.layout);
   if (!file.keras_version.empty()) std::cout << " (keras_version " << file.keras_version << ")";
@@ -90,6 +82,19 @@ int run_inspect(int argc, char** argv) {
   std::cout << "total: " << file.layers.size() << " layers with weights, " << with_commas(total)
             << " parameters\n";
   report_loadability(h5, file);
+}
+
+}  // namespace
+
+int run_inspect(int argc, char** argv) {
+  std::vector<std::string> files;
+  CommandOptions opts("inspect", "inspect FILE.h5");
+  opts.add()("file", po::value(&files), "the Keras weight file (also the first argument)");
+  opts.positional("file");
+  if (!opts.parse(argc, argv)) return 0;
+  if (files.size() != 1) throw UsageError("usage: parafine inspect FILE.h5");
+  // Run first where a crash of HDF5 on a damaged file is a message (its output discarded).
+  parse_untrusted_hdf5(files[0], "Keras weight file", [&] { print_inspection(files[0]); });
   return 0;
 }
 

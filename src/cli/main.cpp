@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   // writers report (naming the file, leaving the previous one intact), instead of the kernel
   // killing the process with no message and a partial file.
   std::signal(SIGXFSZ, SIG_IGN);
+  parafine::install_crash_report();
   parafine::MpiSession mpi(&argc, &argv);
   const int code = run(argc, argv);
   if (code != 0 && parafine::Comm::size() > 1) parafine::MpiSession::abort_all(code);

@@ -84,10 +84,6 @@ void CommandOptions::bound(const char* name, T min, T max, const std::string& wh
 // The largest --threads: far beyond any node's cores, far below where the OpenMP runtime fails
 // to create its threads (--threads 100000 crashed it).
 constexpr int kMaxThreads = 1024;
-// The largest --image-size: 4096x4096 is 85x the pixels of ResNet50's 224x224, and its conv1
-// output alone is 1 GiB per image; beyond that an allocation fails.
-constexpr int kMaxImageSize = 4096;
-constexpr const char* kImageSizeRange = "32..4096";
 // The largest --head-units: 64x Keras's 1024 (the head's kernel is 2048 x units floats).
 constexpr int kMaxHeadUnits = 65536;
 

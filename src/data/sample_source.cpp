@@ -78,11 +78,6 @@ void InMemorySource::load(int i, int image_size, float* out) const {
 
 // ---- H5Source ----------------------------------------------------------------------------
 
-std::mutex& hdf5_mutex() {
-  static std::mutex m;
-  return m;
-}
-
 H5Source::H5Source(const std::string& path) : path_(path) {
   std::lock_guard<std::mutex> lock(hdf5_mutex());
   try {

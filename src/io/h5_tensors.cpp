@@ -1,9 +1,15 @@
 // HDF5 helpers (see h5_tensors.hpp).
 #include "parafine/io/h5_tensors.hpp"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <limits>
 #include <stdexcept>
+
+#include "parafine/core/isolated_call.hpp"
 
 namespace parafine {
 
@@ -23,6 +29,57 @@ struct Handle {  // closes an HDF5 object with the right function
   }
 };
 }  // namespace
+
+std::mutex& hdf5_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+namespace {
+double check_timeout_seconds(const std::string& path) {
+  if (const char* env = std::getenv("PARAFINE_HDF5_CHECK_TIMEOUT")) {
+    char* end = nullptr;
+    const double v = std::strtod(env, &end);
+    if (end != env && *end == '\0' && v > 0) return v;
+  }
+  struct stat st {};
+  const double megabytes =
+      ::stat(path.c_str(), &st) == 0 ? static_cast<double>(st.st_size) / 1e6 : 0;
+  return 60 + megabytes / 20;
+}
+}  // namespace
+
+void parse_untrusted_hdf5(const std::string& path, const std::string& what,
+                          const std::function<void()>& parse) {
+  const double timeout = check_timeout_seconds(path);
+  IsolatedOutcome outcome;
+  {
+    // No other thread is inside HDF5 while the child is forked (its copy of the library's
+    // state must be consistent) or while it runs.
+    std::lock_guard<std::mutex> lock(hdf5_mutex());
+    outcome = run_isolated(parse, timeout);
+  }
+  using Kind = IsolatedOutcome::Kind;
+  switch (outcome.kind) {
+    case Kind::kSucceeded:
+    case Kind::kNotRun:  // fork failed (no memory or processes left): read it unprotected
+      parse();
+      return;
+    case Kind::kThrew:
+      throw std::runtime_error(outcome.message);
+    case Kind::kCrashed:
+      throw std::runtime_error(path + ": damaged, or not a " + what +
+                               ": reading it crashed the HDF5 library (" +
+                               signal_description(outcome.signal) +
+                               ", in a separate checking process); parafine did not use it");
+    case Kind::kTimedOut:
+      throw std::runtime_error(path + ": damaged, or not a " + what +
+                               ": the HDF5 library was still reading it after " +
+                               std::to_string(static_cast<long>(timeout)) +
+                               " s (a damaged file can make it loop; on a very slow filesystem set "
+                               "PARAFINE_HDF5_CHECK_TIMEOUT=SECONDS)");
+  }
+}
 
 H5File::H5File(const std::string& path, Mode mode) : path_(path) {
   // HDF5 1.10 keeps a file whose close failed (a full disk) in its tables and crashes in its
@@ -64,7 +121,8 @@ void H5File::close() {
   const bool closed = H5Fclose(id_) >= 0;
   id_ = -1;
   if (!flushed || !closed)
-    throw std::runtime_error(path_ + ": HDF5 could not write the whole file (disk full, or a file "
+    throw std::runtime_error(path_ +
+                             ": HDF5 could not write the whole file (disk full, or a file "
                              "size limit?)");
 }
 
@@ -91,15 +149,56 @@ std::vector<hsize_t> H5File::dataset_shape(const std::string& dataset) const {
   Handle d{open_dataset(dataset), H5Dclose};
   Handle s{H5Dget_space(d.id), H5Sclose};
   const int rank = H5Sget_simple_extent_ndims(s.id);
-  std::vector<hsize_t> dims(static_cast<size_t>(std::max(rank, 0)));
-  if (rank > 0) H5Sget_simple_extent_dims(s.id, dims.data(), nullptr);
+  if (rank < 0 || rank > H5S_MAX_RANK)
+    throw std::runtime_error(path_ + ": " + dataset + " has no readable shape (damaged file?)");
+  std::vector<hsize_t> dims(static_cast<size_t>(rank));
+  if (rank > 0 && H5Sget_simple_extent_dims(s.id, dims.data(), nullptr) < 0)
+    throw std::runtime_error(path_ + ": " + dataset + " has no readable shape (damaged file?)");
+  // A damaged header can claim any size; no dataset parafine reads has 2^40 elements.
+  hsize_t elements = 1;
+  for (hsize_t d : dims) {
+    if (d != 0 && elements > (hsize_t{1} << 40) / d)
+      throw std::runtime_error(path_ + ": " + dataset + " claims a shape of " + dims_text(dims) +
+                               ", over 2^40 elements (damaged file?)");
+    elements *= d;
+  }
   return dims;
 }
 
+void H5File::check_stored_size(const std::string& dataset) const {
+  const auto dims = dataset_shape(dataset);
+  Handle d{open_dataset(dataset), H5Dclose};
+  Handle type{H5Dget_type(d.id), H5Tclose};
+  Handle create{H5Dget_create_plist(d.id), H5Pclose};
+  if (type.id < 0 || create.id < 0)
+    throw std::runtime_error(path_ + ": " + dataset + " has no readable type (damaged file?)");
+  if (H5Pget_nfilters(create.id) != 0) return;  // compressed: any size is possible
+  long double needed = static_cast<long double>(H5Tget_size(type.id));  // no overflow
+  for (hsize_t x : dims) needed *= static_cast<long double>(x);
+  const hsize_t stored = H5Dget_storage_size(d.id);
+  if (needed > 0 && static_cast<long double>(stored) < needed)
+    throw std::runtime_error(
+        path_ + ": " + dataset + " has shape " + dims_text(dims) + ", which needs " +
+        std::to_string(static_cast<unsigned long long>(std::min(needed, 1.8e19L))) +
+        " bytes, but the file stores " + std::to_string(stored) + " (damaged or truncated file?)");
+}
+
+std::string dims_text(const std::vector<hsize_t>& dims) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < dims.size(); ++i) s += (i ? "," : "") + std::to_string(dims[i]);
+  return s + "]";
+}
+
 namespace {
+// Most values one read_* call returns: 2^31 (8 GiB of floats), far above any weight tensor.
+constexpr std::size_t kMaxReadValues = std::size_t{1} << 31;
+
 template <typename T>
 std::vector<T> read_all(const H5File& f, hid_t dset, hid_t mem_type, const std::string& name,
                         std::size_t n) {
+  if (n > kMaxReadValues)
+    throw std::runtime_error(f.path() + ": " + name + " claims " + std::to_string(n) +
+                             " values, more than parafine reads from one dataset (damaged file?)");
   std::vector<T> out(n);
   if (n && H5Dread(dset, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) < 0)
     throw std::runtime_error(f.path() + ": cannot read " + name + " as a number array");
@@ -116,7 +215,12 @@ Tensor H5File::read_tensor(const std::string& dataset) const {
   const auto dims = dataset_shape(dataset);
   Handle d{open_dataset(dataset), H5Dclose};
   std::vector<int> sd;
-  for (hsize_t x : dims) sd.push_back(static_cast<int>(x));
+  for (hsize_t x : dims) {
+    if (x > static_cast<hsize_t>(std::numeric_limits<int>::max()))
+      throw std::runtime_error(path_ + ": " + dataset + " has a dimension of " + std::to_string(x) +
+                               " (damaged file?)");
+    sd.push_back(static_cast<int>(x));
+  }
   if (sd.empty()) sd.push_back(1);
   Tensor t{Shape(sd)};
   auto v = read_all<float>(*this, d.id, H5T_NATIVE_FLOAT, dataset, count(dims));
@@ -168,6 +272,13 @@ void H5File::write_int64(const std::string& dataset, const std::vector<long long
                 values.data());
 }
 
+namespace {
+// Bounds on a string-array attribute: Keras splits lists at HDF5's 64 KiB attribute limit, so
+// real files stay far below these; a damaged header can claim anything.
+constexpr hssize_t kMaxAttributeStrings = 1 << 20;
+constexpr std::size_t kMaxAttributeBytes = std::size_t{64} << 20;
+}  // namespace
+
 std::vector<std::string> H5File::read_string_attribute(const std::string& object_path,
                                                        const std::string& attr) const {
   if (H5Aexists_by_name(id_, object_path.c_str(), attr.c_str(), H5P_DEFAULT) <= 0)
@@ -180,7 +291,11 @@ std::vector<std::string> H5File::read_string_attribute(const std::string& object
   if (H5Tget_class(type.id) != H5T_STRING)
     throw std::runtime_error(path_ + ": attribute " + object_path + "@" + attr +
                              " is not a string array");
-  const std::size_t n = static_cast<std::size_t>(H5Sget_simple_extent_npoints(space.id));
+  const hssize_t points = H5Sget_simple_extent_npoints(space.id);
+  if (points < 0 || points > kMaxAttributeStrings)
+    throw std::runtime_error(path_ + ": attribute " + object_path + "@" + attr + " claims " +
+                             std::to_string(points) + " strings (damaged file?)");
+  const std::size_t n = static_cast<std::size_t>(points);
   std::vector<std::string> out;
   if (H5Tis_variable_str(type.id) > 0) {
     Handle mem{H5Tcopy(H5T_C_S1), H5Tclose};
@@ -193,6 +308,10 @@ std::vector<std::string> H5File::read_string_attribute(const std::string& object
     H5Dvlen_reclaim(mem.id, space.id, H5P_DEFAULT, ptrs.data());
   } else {
     const std::size_t len = H5Tget_size(type.id);
+    if (len == 0 || len > kMaxAttributeBytes / std::max<std::size_t>(n, 1))
+      throw std::runtime_error(path_ + ": attribute " + object_path + "@" + attr + " claims " +
+                               std::to_string(n) + " strings of " + std::to_string(len) +
+                               " bytes (damaged file?)");
     std::vector<char> buf(n * len);
     if (n && H5Aread(a.id, type.id, buf.data()) < 0)
       throw std::runtime_error(path_ + ": cannot read attribute " + attr);

@@ -1,6 +1,7 @@
 // Reading the structure of Keras HDF5 weight files (see keras_file.hpp).
 #include "parafine/io/keras_file.hpp"
 
+#include <limits>
 #include <regex>
 #include <stdexcept>
 
@@ -116,7 +117,13 @@ KerasWeightFile read_keras_weight_file(const H5File& f) {
         throw std::runtime_error(f.path() + ": layer '" + stored + "' lists weight '" + wn +
                                  "' but " + w.dataset +
                                  " does not exist (truncated or damaged file?)");
-      for (hsize_t d : f.dataset_shape(w.dataset)) w.shape.push_back(static_cast<int>(d));
+      for (hsize_t d : f.dataset_shape(w.dataset)) {
+        if (d > static_cast<hsize_t>(std::numeric_limits<int>::max()))
+          throw std::runtime_error(f.path() + ": " + w.dataset + " has a dimension of " +
+                                   std::to_string(d) + " (damaged file?)");
+        w.shape.push_back(static_cast<int>(d));
+      }
+      f.check_stored_size(w.dataset);
       w.dtype = f.dataset_type_name(w.dataset);
       w.is_float = f.dataset_type_class(w.dataset) == H5T_FLOAT;
       layer.weights.push_back(std::move(w));

@@ -94,15 +94,17 @@ WeightCheck check_and_load_keras_weights(Model& model, const H5File& h5,
 
 void load_keras_weights(Model& model, const std::string& path, WeightScope scope,
                         std::ostream* log) {
-  H5File h5(path, H5File::Mode::kRead);
-  const KerasWeightFile file = read_keras_weight_file(h5);
-  const WeightCheck check = check_and_load_keras_weights(model, h5, file, scope, true);
-  if (!check.problems.empty()) {
+  WeightCheck check;
+  parse_untrusted_hdf5(path, "Keras weight file", [&] {
+    H5File h5(path, H5File::Mode::kRead);
+    const KerasWeightFile file = read_keras_weight_file(h5);
+    check = check_and_load_keras_weights(model, h5, file, scope, true);
+    if (check.problems.empty()) return;
     std::string msg = path + " (" + layout_name(file.layout) + "): cannot load weights, " +
                       std::to_string(check.problems.size()) + " problem(s):";
     for (const auto& p : check.problems) msg += "\n  " + p;
     throw std::runtime_error(msg);
-  }
+  });
   if (log)
     for (const auto& n : check.notes) *log << path << ": " << n << "\n";
 }
@@ -124,6 +126,18 @@ ResNet50Config resnet50_config_of(const KerasWeightFile& file, int image_size) {
   c.channels = kernel_dim("conv1_conv", 2);
   c.head_units = kernel_dim("dense", 1);
   c.classes = kernel_dim("dense_1", 1);
+  // Shapes a damaged file might claim but no model parafine builds has: the limits of train's
+  // --head-units and of a dataset's classes, and 16x ResNet50's width.
+  auto check = [&](const char* what, int value, int most) {
+    if (value < 1 || value > most)
+      throw std::runtime_error(file.path + ": the weights give " + what + " = " +
+                               std::to_string(value) + ", outside 1.." + std::to_string(most) +
+                               " (damaged file, or not a ResNet50 model?)");
+  };
+  check("the conv1 width", c.width, 1024);
+  check("the input channels", c.channels, 4);
+  check("the dense head units", c.head_units, 65536);
+  check("the classes", c.classes, 100000);
   return c;
 }
 

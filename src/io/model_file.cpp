@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <stdexcept>
 
 #include "parafine/core/atomic_file.hpp"
@@ -42,17 +43,27 @@ void save_keras_model(const Model& model, const std::string& path,
   });
 }
 
-Model load_full_model(const std::string& path, int image_size,
+namespace {
+
+// The image size a model file was saved at (its parafine_image_size attribute), else 224.
+int saved_image_size(const H5File& h5, const KerasWeightFile& file) {
+  if (!h5.has_attribute(file.root, "parafine_image_size")) return 224;
+  const auto v = h5.read_string_attribute(file.root, "parafine_image_size");
+  if (v.empty()) return 224;
+  char* end = nullptr;
+  const long size = std::strtol(v[0].c_str(), &end, 10);
+  if (end == v[0].c_str() || *end != '\0' || size < 32 || size > kMaxImageSize)
+    throw std::runtime_error(h5.path() + ": attribute parafine_image_size is '" +
+                             v[0].substr(0, 40) + "', not an image size in " + kImageSizeRange +
+                             " (damaged file?)");
+  return static_cast<int>(size);
+}
+
+Model read_full_model(const std::string& path, int image_size,
                       std::vector<std::string>* class_names) {
   H5File h5(path, H5File::Mode::kRead);
   const KerasWeightFile file = read_keras_weight_file(h5);
-  if (image_size <= 0) {
-    image_size = 224;
-    if (h5.has_attribute(file.root, "parafine_image_size")) {
-      const auto v = h5.read_string_attribute(file.root, "parafine_image_size");
-      if (!v.empty()) image_size = std::atoi(v[0].c_str());
-    }
-  }
+  if (image_size <= 0) image_size = saved_image_size(h5, file);
   Model model = build_resnet50(resnet50_config_of(file, image_size));
   const WeightCheck check = check_and_load_keras_weights(model, h5, file, WeightScope::kFull, true);
   if (!check.problems.empty()) {
@@ -67,6 +78,16 @@ Model load_full_model(const std::string& path, int image_size,
       *class_names = h5.read_string_list_attribute(file.root, "class_names");
   }
   return model;
+}
+
+}  // namespace
+
+Model load_full_model(const std::string& path, int image_size,
+                      std::vector<std::string>* class_names) {
+  std::optional<Model> model;
+  parse_untrusted_hdf5(path, "Keras model file",
+                       [&] { model.emplace(read_full_model(path, image_size, class_names)); });
+  return std::move(*model);
 }
 
 }  // namespace parafine

@@ -7,9 +7,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <mutex>
 #include <ostream>
 #include <stdexcept>
@@ -52,6 +55,7 @@ Tensor as_tensor(const std::vector<float>& v) {
 }
 
 std::vector<float> read_floats(const H5File& f, const std::string& name, std::size_t expected) {
+  f.check_stored_size(name);
   const auto dims = f.dataset_shape(name);
   std::size_t n = 1;
   for (auto d : dims) n *= static_cast<std::size_t>(d);
@@ -61,6 +65,58 @@ std::vector<float> read_floats(const H5File& f, const std::string& name, std::si
   if (n == 0) return {};
   const Tensor t = f.read_tensor(name);
   return std::vector<float>(t.data(), t.data() + n);
+}
+
+// A whole-number root attribute of a checkpoint, in [lo, hi].
+long long integer_attribute(const H5File& f, const char* name, long long lo, long long hi) {
+  const auto v = f.read_string_attribute("/", name);
+  const std::string text = v.empty() ? std::string() : v[0];
+  char* end = nullptr;
+  errno = 0;
+  const long long x = std::strtoll(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || errno == ERANGE || x < lo || x > hi)
+    throw std::runtime_error("attribute " + std::string(name) + " is '" + text.substr(0, 40) +
+                             "', not a whole number in [" + std::to_string(lo) + ", " +
+                             std::to_string(hi) + "] (damaged file?)");
+  return x;
+}
+
+Checkpoint read_checkpoint(const std::string& path, const Model& model) {
+  H5File f(path, H5File::Mode::kRead);
+  auto attr = [&](const char* name) { return f.read_string_attribute("/", name).at(0); };
+  auto number = [&](const char* name, long long lo, long long hi) {
+    return integer_attribute(f, name, lo, hi);
+  };
+  constexpr long long kIntMax = std::numeric_limits<int>::max();
+  Checkpoint c;
+  c.path = path;
+  c.position.phase = static_cast<int>(number("phase", 1, 2));
+  c.position.epoch = static_cast<int>(number("epoch", 1, kIntMax));
+  c.position.step = static_cast<int>(number("step", 0, kIntMax));
+  c.position.partial.count = static_cast<int>(number("partial_count", 0, kIntMax));
+  c.position.partial.correct =
+      static_cast<int>(number("partial_correct", 0, c.position.partial.count));
+  c.position.partial.loss_sum = std::strtod(attr("partial_loss_sum").c_str(), nullptr);
+  if (!std::isfinite(c.position.partial.loss_sum) || c.position.partial.loss_sum < 0)
+    throw std::runtime_error("attribute partial_loss_sum is not a finite loss (damaged file?)");
+  c.adam_t = static_cast<long>(number("adam_t", 0, std::numeric_limits<long>::max()));
+  const std::string seed = attr("seed");
+  char* seed_end = nullptr;
+  c.position.seed = std::strtoull(seed.c_str(), &seed_end, 10);
+  if (seed.empty() || *seed_end != '\0')
+    throw std::runtime_error("attribute seed is '" + seed.substr(0, 40) +
+                             "', not a whole number (damaged file?)");
+  c.position.batch_size = static_cast<int>(number("batch_size", 1, kIntMax));
+  c.position.samples = static_cast<int>(number("train_samples", 1, kIntMax));
+  if (f.has_attribute("/", "run_options")) c.run_options = attr("run_options");
+  c.params = read_floats(f, "/params", model.params().size());
+  c.state = read_floats(f, "/state", model.state().size());
+  const std::size_t moments = f.dataset_shape("/adam_m").empty()
+                                  ? 0
+                                  : static_cast<std::size_t>(f.dataset_shape("/adam_m")[0]);
+  c.adam_m = read_floats(f, "/adam_m", moments);
+  c.adam_v = read_floats(f, "/adam_v", moments);
+  return c;
 }
 
 std::vector<std::pair<TrainPosition, fs::path>> list_checkpoints(const std::string& dir) {
@@ -128,28 +184,9 @@ Checkpoint load_latest_checkpoint(const std::string& dir, const Model& model, st
     throw std::invalid_argument("--resume: no checkpoint (ckpt-*.h5) in --checkpoint-dir " + dir);
   for (const auto& [position, path] : all) {
     try {
-      H5File f(path.string(), H5File::Mode::kRead);
-      auto attr = [&](const char* name) { return f.read_string_attribute("/", name).at(0); };
       Checkpoint c;
-      c.path = path.string();
-      c.position.phase = std::stoi(attr("phase"));
-      c.position.epoch = std::stoi(attr("epoch"));
-      c.position.step = std::stoi(attr("step"));
-      c.position.partial.loss_sum = std::stod(attr("partial_loss_sum"));
-      c.position.partial.correct = std::stoi(attr("partial_correct"));
-      c.position.partial.count = std::stoi(attr("partial_count"));
-      c.adam_t = std::stol(attr("adam_t"));
-      c.position.seed = std::stoull(attr("seed"));
-      c.position.batch_size = std::stoi(attr("batch_size"));
-      c.position.samples = std::stoi(attr("train_samples"));
-      if (f.has_attribute("/", "run_options")) c.run_options = attr("run_options");
-      c.params = read_floats(f, "/params", model.params().size());
-      c.state = read_floats(f, "/state", model.state().size());
-      const std::size_t moments = f.dataset_shape("/adam_m").empty()
-                                      ? 0
-                                      : static_cast<std::size_t>(f.dataset_shape("/adam_m")[0]);
-      c.adam_m = read_floats(f, "/adam_m", moments);
-      c.adam_v = read_floats(f, "/adam_v", moments);
+      parse_untrusted_hdf5(path.string(), "parafine checkpoint",
+                           [&] { c = read_checkpoint(path.string(), model); });
       return c;
     } catch (const std::exception& e) {
       log << "skipping checkpoint " << path.string() << ": " << e.what() << std::endl;

@@ -60,11 +60,6 @@ class InMemorySource : public SampleSource {
   std::vector<std::string> class_names_;
 };
 
-// The serial HDF5 library is not guaranteed thread-safe (this machine's build is, others are
-// not): every HDF5 call made while a prefetcher may be reading an H5Source must hold this
-// process-wide mutex. H5Source takes it around each read, and around opening and closing.
-std::mutex& hdf5_mutex();
-
 // An HDF5 image dataset read one sample at a time with a hyperslab [i:i+1, :, :, :] of
 // `images`. Labels, classes and class names come from H5ImageDataset (which validates the
 // file); pixels are read through this source's own handle on the file. Reads are serialised

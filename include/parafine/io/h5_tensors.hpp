@@ -4,12 +4,33 @@
 
 #include <hdf5.h>
 
+#include <functional>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "parafine/core/tensor.hpp"
 
 namespace parafine {
+
+// The serial HDF5 library is not guaranteed thread-safe (this machine's build is, others are
+// not): every HDF5 call made while a prefetcher may be reading an H5Source must hold this
+// process-wide mutex. H5Source takes it around each read, and around opening and closing.
+std::mutex& hdf5_mutex();
+
+// HDF5 is not hardened against hostile files: a damaged heap or object header can crash it
+// (inside its variable-length string read, for one) or make it loop. Reading a file a user
+// gives therefore goes through this: parse() runs first in a forked child process
+// (core/isolated_call.hpp), and only when it finishes there is it run again here, where its
+// results are kept. A clean failure in the child is rethrown with the child's message; a crash
+// or a hang becomes std::runtime_error "<path>: damaged, or not a <what> ...". The child is
+// given 60 s plus 1 s per 20 MB of file (PARAFINE_HDF5_CHECK_TIMEOUT=SECONDS overrides, for a
+// very slow filesystem). The caller must not hold hdf5_mutex(); parse() must not take it.
+void parse_untrusted_hdf5(const std::string& path, const std::string& what,
+                          const std::function<void()>& parse);
+
+// "[2,3,4]", for messages.
+std::string dims_text(const std::vector<hsize_t>& dims);
 
 // An open HDF5 file; closes on destruction. Errors from the HDF5 library are silenced and
 // turned into exceptions that name the file.
@@ -28,8 +49,12 @@ class H5File {
   const std::string& path() const { return path_; }
 
   bool exists(const std::string& object_path) const;
-  // Shape of a dataset (a scalar has rank 0).
+  // Shape of a dataset (a scalar has rank 0). Throws for a shape of more than 2^40 elements,
+  // which only a damaged header claims.
   std::vector<hsize_t> dataset_shape(const std::string& dataset) const;
+  // Throws when an uncompressed dataset stores fewer bytes than its shape and type need: a
+  // damaged header claiming a larger shape than the file holds.
+  void check_stored_size(const std::string& dataset) const;
   // Reads a numeric dataset converted to float / double / int (HDF5 converts the type).
   Tensor read_tensor(const std::string& dataset) const;
   std::vector<double> read_doubles(const std::string& dataset) const;

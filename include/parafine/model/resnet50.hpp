@@ -21,6 +21,11 @@ struct ResNet50Config {
   int channels = 3;
 };
 
+// The largest image size: 4096x4096 is 85x the pixels of ResNet50's 224x224, and its conv1
+// output alone is 1 GiB per image; beyond that an allocation fails.
+constexpr int kMaxImageSize = 4096;
+constexpr const char* kImageSizeRange = "32..4096";
+
 // The one check of the input size (ResNet50 halves it five times, so below 32 nothing is
 // left): throws std::invalid_argument "--image-size must be at least 32 (ResNet50 downsamples
 // 32x), got N" for image_size < 32.
