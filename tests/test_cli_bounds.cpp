@@ -103,8 +103,28 @@ TEST(CliBounds, AllocationFailureSaysMemoryRanOutAndWhatToDo) {
   std::cout << r.output;
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_TRUE(contains(r.output, "out of memory")) << r.output;
-  EXPECT_TRUE(contains(r.output, "--batch-size")) << r.output;
   EXPECT_TRUE(contains(r.output, "--image-size")) << r.output;
+  // What was being allocated, and how large: 1000 images of 4096x4096x3 bytes.
+  EXPECT_TRUE(contains(r.output, "the synthetic dataset (1000 images of 4096x4096) (46.9 GiB)"))
+      << r.output;
+}
+
+// A training step too large for the address space: the message names the step, the batch
+// per rank and the image size, and how much the layer outputs and gradients take.
+TEST(CliBounds, TrainingStepOutOfMemoryNamesTheBatchAndItsSize) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "AddressSanitizer reserves terabytes of shadow memory, which ulimit -v forbids";
+#endif
+  const CommandResult r = test_util::run_command(
+      "ulimit -v 3000000 && " + std::string(PARAFINE_BINARY) +
+      " demo --threads 1 --image-size 512 --batch-size 16 --train-samples 16 --val-samples 2 "
+      "--unfreeze-last 175 --phase1-epochs 0 --phase2-epochs 1");
+  std::cout << r.output;
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_TRUE(contains(r.output, "out of memory allocating a training step of phase 2"))
+      << r.output;
+  EXPECT_TRUE(contains(r.output, "16 images of 512x512 per rank")) << r.output;
+  EXPECT_TRUE(contains(r.output, "--batch-size")) << r.output;
 }
 
 }  // namespace

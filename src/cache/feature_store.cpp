@@ -208,16 +208,4 @@ std::size_t parse_byte_size(const std::string& text, const std::string& option) 
   return static_cast<std::size_t>(value * scale);
 }
 
-std::string format_bytes(double bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (bytes >= 1024 && u < 4) {
-    bytes /= 1024;
-    ++u;
-  }
-  std::ostringstream s;
-  s << std::fixed << std::setprecision(u == 0 ? 0 : 1) << bytes << " " << units[u];
-  return s.str();
-}
-
 }  // namespace parafine

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cli/cli.hpp"
+#include "parafine/core/out_of_memory.hpp"
 #include "parafine/dist/comm.hpp"
 
 namespace {
@@ -68,6 +69,9 @@ int run(int argc, char** argv) {
   } catch (const std::invalid_argument& e) {  // UsageError and bad option values
     std::cerr << "parafine " << command << where << ": " << e.what() << "\n";
     return 2;
+  } catch (const parafine::OutOfMemory& e) {  // names what was being allocated, and how large
+    std::cerr << "parafine " << command << where << ": error: " << e.what() << "\n";
+    return 1;
   } catch (const std::bad_alloc&) {  // which allocation failed is not known here
     std::cerr << "parafine " << command << where
               << ": error: out of memory (an allocation failed). Try a smaller --batch-size, "

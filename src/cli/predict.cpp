@@ -11,6 +11,7 @@
 #include "parafine/core/atomic_file.hpp"
 #include "parafine/core/compute.hpp"
 #include "parafine/core/loss.hpp"
+#include "parafine/core/out_of_memory.hpp"
 #include "parafine/data/data_order.hpp"
 #include "parafine/data/folder_source.hpp"
 #include "parafine/data/h5_dataset.hpp"
@@ -110,8 +111,9 @@ void complete_class_names(std::vector<std::string>& names, const SampleSource& d
 
 // This rank's share of every batch, as "<index>\t<csv row>\0" per sample; the model has
 // `classes` outputs, each with a name.
-std::string predict_rows(Model& model, int classes, const SampleSource& data,
-                         const InferenceOptions& o, const std::vector<std::string>& names) {
+std::string predict_rows_unguarded(Model& model, int classes, const SampleSource& data,
+                                   const InferenceOptions& o,
+                                   const std::vector<std::string>& names) {
   const ShardPlan plan(data.size(), o.batch_size, Comm::size(), Comm::rank(), false, 0, "--input");
   PrefetchConfig p;
   p.image_size = model.sample_input_shape()[0];
@@ -132,6 +134,17 @@ std::string predict_rows(Model& model, int classes, const SampleSource& data,
     }
   }
   return rows.str();
+}
+
+std::string predict_rows(Model& model, int classes, const SampleSource& data,
+                         const InferenceOptions& o, const std::vector<std::string>& names) {
+  const int local_batch = (o.batch_size + Comm::size() - 1) / Comm::size();
+  const int size = model.sample_input_shape()[0];
+  return allocating("inference on " + std::to_string(local_batch) + " images of " +
+                        std::to_string(size) + "x" + std::to_string(size) +
+                        " per rank (the layer outputs, at most)",
+                    model.activation_bytes(local_batch), "Try a smaller --batch-size.",
+                    [&] { return predict_rows_unguarded(model, classes, data, o, names); });
 }
 
 using Rows = std::vector<std::pair<int, std::string>>;  // (sample index, CSV row)

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "parafine/core/out_of_memory.hpp"
 #include "parafine/core/rng.hpp"
 
 namespace parafine {
@@ -14,7 +15,12 @@ InMemorySource make_synthetic_source(int samples, int image_size, int classes, s
         "synthetic dataset: samples, classes and image size must be positive");
   std::vector<std::string> names;
   for (int c = 0; c < classes; ++c) names.push_back("class" + std::to_string(c));
-  std::vector<unsigned char> pixels(static_cast<size_t>(samples) * image_size * image_size * 3);
+  const std::size_t bytes = static_cast<size_t>(samples) * image_size * image_size * 3;
+  std::vector<unsigned char> pixels =
+      allocating("the synthetic dataset (" + std::to_string(samples) + " images of " +
+                     std::to_string(image_size) + "x" + std::to_string(image_size) + ")",
+                 static_cast<double>(bytes), "Try fewer samples or a smaller --image-size.",
+                 [&] { return std::vector<unsigned char>(bytes); });
   std::vector<int> labels(static_cast<size_t>(samples));
   SplitMix64 rng(seed);
   for (int i = 0; i < samples; ++i) {

@@ -2,6 +2,7 @@
 // down to the earliest trainable layer (see model.hpp).
 #include "parafine/model/model.hpp"
 #include "parafine/core/compute.hpp"
+#include "parafine/core/out_of_memory.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -88,8 +89,12 @@ void Model::build() {
         st += specs[j].shape.numel();
       }
   }
-  params_.assign(p, 0.0f);
-  state_.assign(st, 0.0f);
+  allocating("the model's weights (" + std::to_string(p + st) + " floats)",
+             static_cast<double>(p + st) * sizeof(float),
+             "The model is larger than this machine's memory: a smaller --head-units?", [&] {
+               params_.assign(p, 0.0f);
+               state_.assign(st, 0.0f);
+             });
   for (const ParamRef& r : refs_) layer(r.node).bind_param(r.index, data(r), nullptr);
   outputs_.resize(nodes_.size());
   node_grads_.resize(nodes_.size());
@@ -102,6 +107,12 @@ void Model::build() {
   din_.reserve(max_inputs);
   scratch_.resize(max_inputs);
   built_ = true;
+}
+
+double Model::activation_bytes(int batch) const {
+  double floats = 0;
+  for (int i = 0; i < size(); ++i) floats += static_cast<double>(output_shape(i, batch).numel());
+  return floats * sizeof(float);
 }
 
 Shape Model::output_shape(int node, int batch) const {

@@ -3,6 +3,7 @@
 
 #include <stdexcept>
 
+#include "parafine/core/out_of_memory.hpp"
 #include "parafine/data/data_order.hpp"
 #include "parafine/dist/comm.hpp"
 #include "parafine/dist/replica.hpp"
@@ -35,8 +36,14 @@ LossResult evaluate(Model& model, const SampleSource& data, int batch_size, int 
   p.image_size = image_size;
   p.preprocess = preprocess;
   p.threads = loader_threads;
-  EpochFeed batches(data, plan.local_batches(0), p);
-  return evaluate_feed(model, batches);
+  const int local_batch = (batch_size + Comm::size() - 1) / Comm::size();
+  return allocating(
+      "inference on " + std::to_string(local_batch) + " images of " + std::to_string(image_size) +
+          "x" + std::to_string(image_size) + " per rank (the layer outputs, at most)",
+      model.activation_bytes(local_batch), "Try a smaller --batch-size or --image-size.", [&] {
+        EpochFeed batches(data, plan.local_batches(0), p);
+        return evaluate_feed(model, batches);
+      });
 }
 
 }  // namespace parafine

@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "parafine/core/out_of_memory.hpp"
 #include "parafine/data/data_order.hpp"
 #include "parafine/dist/comm.hpp"
 #include "parafine/dist/replica.hpp"
@@ -56,9 +57,18 @@ void calibrate_frozen_batch_norm(Model& model, const SampleSource& train, const 
   const std::vector<int> order = epoch_order(train.size(), true, c.seed, -1);
   BatchPrefetcher one(train, {std::vector<int>(order.begin(), order.begin() + n)},
                       prefetch_config(c, Augment::kNone, -1));
-  Batch batch;
-  one.next(batch);
-  model.calibrate_batch_norm(batch.images);
+  const std::string size = std::to_string(c.image_size);
+  allocating(
+      "the BatchNormalization calibration of the random base (one forward pass of " +
+          std::to_string(n) + " images of " + size + "x" + size + ")",
+      model.activation_bytes(n) + static_cast<double>(n) * 3 * c.image_size * c.image_size * 4,
+      "Try a smaller --image-size, or start from --weights (a random base is calibrated on up to "
+      "64 training images).",
+      [&] {
+        Batch batch;
+        one.next(batch);
+        model.calibrate_batch_norm(batch.images);
+      });
   log << "randomly initialised base: frozen BatchNormalization statistics calibrated on " << n
       << " training images" << std::endl;
 }

@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "parafine/core/adam.hpp"
+#include "parafine/core/out_of_memory.hpp"
 #include "parafine/data/data_order.hpp"
 #include "parafine/dist/comm.hpp"
 #include "parafine/dist/gradient_sync.hpp"
@@ -202,8 +203,19 @@ Adam TwoPhaseRun::start_phase(int phase) {
 bool TwoPhaseRun::run_phase(int phase) {
   Adam adam = start_phase(phase);
   double phase_seconds = 0;
+  const int local_batch = (c_.batch_size + Comm::size() - 1) / Comm::size();
+  const double step_bytes = 2 * model_.activation_bytes(local_batch);  // outputs + gradients
+  const std::string what =
+      "a training step of phase " + std::to_string(phase) +
+      " (the layer outputs and their gradients for " + std::to_string(local_batch) + " images of " +
+      std::to_string(c_.image_size) + "x" + std::to_string(c_.image_size) + " per rank, at most)";
+  const std::string advice =
+      "Try a smaller --batch-size or --image-size, fewer ranks per node, or a smaller "
+      "--cache-mem.";
   for (int e = continuing(phase) ? from_.epoch : 1; e <= epochs_of(phase); ++e)
-    if (!run_epoch(phase, e, adam, phase_seconds)) return false;
+    if (!allocating(what, step_bytes, advice,
+                    [&] { return run_epoch(phase, e, adam, phase_seconds); }))
+      return false;
   if (epochs_of(phase) > 0) {
     std::ostringstream line;
     line << "phase " << phase << " took " << std::fixed << std::setprecision(1) << phase_seconds

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "parafine/core/out_of_memory.hpp"  // format_bytes
+
 namespace parafine {
 
 // One rank's memory budget and spill file, shared by all of its FeatureStores.
@@ -80,8 +82,5 @@ std::size_t default_cache_budget(int ranks_on_node);
 // optional B or iB may follow. Throws std::invalid_argument naming `option` for anything else
 // (and for more than 2^62 bytes).
 std::size_t parse_byte_size(const std::string& text, const std::string& option);
-
-// 1536 -> "1.5 KiB"
-std::string format_bytes(double bytes);
 
 }  // namespace parafine

@@ -53,6 +53,9 @@ class Model {
   int index_of(const std::string& name) const;  // -1 when absent
   Shape sample_input_shape() const;             // [H,W,C]
   Shape output_shape(int node, int batch) const;
+  // Bytes of every layer's output for a batch: what a forward holds at most (training keeps
+  // about as much again for the gradients). For out-of-memory messages.
+  double activation_bytes(int batch) const;
 
   // Weights. Layers hold pointers into these blocks: change values, never sizes (set_weights
   // copies a whole saved block in after checking its size).
