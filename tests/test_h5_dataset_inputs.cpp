@@ -5,6 +5,10 @@
 
 #include <climits>
 #include <cstdint>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <string>
 #include <vector>
 
 #include "parafine/data/h5_dataset.hpp"
@@ -147,6 +151,47 @@ TEST(H5DatasetInputs, ResizeOfAnEmptyImageThrows) {
   const unsigned char px[3] = {1, 2, 3};
   EXPECT_THROW(resize_bilinear(px, 0, 1, out.data(), 2, 2), std::invalid_argument);
   EXPECT_THROW(resize_bilinear(px, 1, 0, out.data(), 2, 2), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace parafine
+
+namespace parafine {
+namespace {
+
+// The place of the pixels is checked before any sample is read (issue 11: damaged HDF5 files
+// must give a message): the layout message of a contiguous `images` dataset holds its address
+// and size; the address is moved far beyond the end of the file.
+TEST(H5DatasetInputs, PixelsBeyondTheEndOfTheFileAreRefusedAtOpen) {
+  TempDir dir;
+  const std::string path = dir.file("moved.h5");
+  test_util::write_h5_images(path, 4, 8, 8, test_util::random_pixels(4 * 8 * 8 * 3, 1),
+                             {0, 1, 0, 1});
+  haddr_t offset = 0;
+  hsize_t size = 0;
+  {
+    const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+    const hid_t d = H5Dopen2(f, "/images", H5P_DEFAULT);
+    offset = H5Dget_offset(d);
+    size = H5Dget_storage_size(d);
+    H5Dclose(d);
+    H5Fclose(f);
+  }
+  ASSERT_NE(offset, HADDR_UNDEF) << "write_h5_images should write a contiguous dataset";
+  std::cout << "images: " << size << " bytes at offset " << offset << "\n";
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  in.close();
+  const std::uint64_t layout[2] = {offset, size};
+  // (rfind: the dataspace before it can hold the same bytes, misaligned: dims 8 then 3)
+  const std::size_t at = bytes.rfind(std::string(reinterpret_cast<const char*>(layout), 16));
+  ASSERT_NE(at, std::string::npos) << "layout message (address, size) not found";
+  bytes[at + 5] = '\x10';  // address + 2^44
+  std::ofstream(path, std::ios::binary) << bytes;
+  const std::string msg = source_error(path);
+  std::cout << msg << "\n";
+  EXPECT_NE(msg.find(path + ": 'images' is damaged or truncated"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("beyond the end of the file"), std::string::npos) << msg;
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // HDF5 image dataset reading (see h5_dataset.hpp).
 #include "parafine/data/h5_dataset.hpp"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <climits>
 #include <cmath>
@@ -145,6 +147,38 @@ H5ImageDataset::H5ImageDataset(const std::string& path) : file_(path, H5File::Mo
   if (names != 0 && names != classes_)
     fail(path + ": " + std::to_string(names) + " class_names for " + std::to_string(classes_) +
          " label columns");
+}
+
+void H5ImageDataset::check_pixel_storage() const {
+  struct stat st {};
+  if (::stat(path().c_str(), &st) != 0) fail(path() + ": cannot stat the file");
+  const auto file_size = static_cast<haddr_t>(st.st_size);
+  const hid_t d = H5Dopen2(file_.id(), "/images", H5P_DEFAULT);
+  if (d < 0) fail(path() + ": cannot open 'images'");
+  std::string problem;
+  hsize_t chunks = 0;
+  const haddr_t contiguous = H5Dget_offset(d);
+  if (contiguous != HADDR_UNDEF) {
+    const hsize_t bytes = H5Dget_storage_size(d);
+    if (contiguous > file_size || bytes > file_size - contiguous)
+      problem = "its pixels (" + std::to_string(bytes) + " bytes at offset " +
+                std::to_string(contiguous) + ") lie beyond the end of the file (" +
+                std::to_string(file_size) + " bytes)";
+  } else if (H5Dget_num_chunks(d, H5S_ALL, &chunks) >= 0) {
+    for (hsize_t i = 0; i < chunks && problem.empty(); ++i) {
+      haddr_t address = 0;
+      hsize_t size = 0;
+      unsigned filter_mask = 0;
+      if (H5Dget_chunk_info(d, H5S_ALL, i, nullptr, &filter_mask, &address, &size) < 0)
+        problem = "the index of its chunks cannot be read (chunk " + std::to_string(i) + ")";
+      else if (address > file_size || size > file_size - address)
+        problem = "pixel chunk " + std::to_string(i) + " (" + std::to_string(size) +
+                  " bytes at offset " + std::to_string(address) +
+                  ") lies beyond the end of the file (" + std::to_string(file_size) + " bytes)";
+    }
+  }
+  H5Dclose(d);
+  if (!problem.empty()) fail(path() + ": 'images' is damaged or truncated: " + problem);
 }
 
 void resize_bilinear(const unsigned char* src, int h, int w, float* dst, int oh, int ow) {

@@ -79,6 +79,10 @@ void InMemorySource::load(int i, int image_size, float* out) const {
 // ---- H5Source ----------------------------------------------------------------------------
 
 H5Source::H5Source(const std::string& path) : path_(path) {
+  // The metadata, labels, class names and the index of the pixel chunks are read first where a
+  // crash of HDF5 on a damaged file is a message (io/h5_tensors.hpp).
+  check_untrusted_hdf5(path, "HDF5 image dataset",
+                       [&] { H5ImageDataset(path).check_pixel_storage(); });
   std::lock_guard<std::mutex> lock(hdf5_mutex());
   try {
     meta_ = std::make_unique<H5ImageDataset>(path);

@@ -49,21 +49,20 @@ double check_timeout_seconds(const std::string& path) {
 }
 }  // namespace
 
-void parse_untrusted_hdf5(const std::string& path, const std::string& what,
-                          const std::function<void()>& parse) {
+void check_untrusted_hdf5(const std::string& path, const std::string& what,
+                          const std::function<void()>& check) {
   const double timeout = check_timeout_seconds(path);
   IsolatedOutcome outcome;
   {
-    // No other thread is inside HDF5 while the child is forked (its copy of the library's
-    // state must be consistent) or while it runs.
+    // No other thread is inside HDF5 while the child is forked: its copy of the library's
+    // state must be consistent.
     std::lock_guard<std::mutex> lock(hdf5_mutex());
-    outcome = run_isolated(parse, timeout);
+    outcome = run_isolated(check, timeout);
   }
   using Kind = IsolatedOutcome::Kind;
   switch (outcome.kind) {
     case Kind::kSucceeded:
-    case Kind::kNotRun:  // fork failed (no memory or processes left): read it unprotected
-      parse();
+    case Kind::kNotRun:  // fork failed: the caller reads the file unprotected
       return;
     case Kind::kThrew:
       throw std::runtime_error(outcome.message);
@@ -79,6 +78,13 @@ void parse_untrusted_hdf5(const std::string& path, const std::string& what,
                                " s (a damaged file can make it loop; on a very slow filesystem set "
                                "PARAFINE_HDF5_CHECK_TIMEOUT=SECONDS)");
   }
+}
+
+void parse_untrusted_hdf5(const std::string& path, const std::string& what,
+                          const std::function<void()>& parse) {
+  check_untrusted_hdf5(path, what, parse);
+  std::lock_guard<std::mutex> lock(hdf5_mutex());
+  parse();
 }
 
 H5File::H5File(const std::string& path, Mode mode) : path_(path) {

@@ -25,6 +25,11 @@ class H5ImageDataset {
   // is accepted here (evaluating one class's images is legitimate); training must refuse it.
   explicit H5ImageDataset(const std::string& path);
 
+  // Walks the storage of `images` (every chunk's place, or the contiguous block) and throws
+  // std::runtime_error naming the file when any of it lies beyond the end of the file: a
+  // damaged index or a truncated copy, found before training reads a sample from it.
+  void check_pixel_storage() const;
+
   const std::string& path() const { return file_.path(); }
   int size() const { return n_; }
   int height() const { return h_; }

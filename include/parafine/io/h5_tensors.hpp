@@ -20,12 +20,17 @@ std::mutex& hdf5_mutex();
 
 // HDF5 is not hardened against hostile files: a damaged heap or object header can crash it
 // (inside its variable-length string read, for one) or make it loop. Reading a file a user
-// gives therefore goes through this: parse() runs first in a forked child process
-// (core/isolated_call.hpp), and only when it finishes there is it run again here, where its
-// results are kept. A clean failure in the child is rethrown with the child's message; a crash
-// or a hang becomes std::runtime_error "<path>: damaged, or not a <what> ...". The child is
-// given 60 s plus 1 s per 20 MB of file (PARAFINE_HDF5_CHECK_TIMEOUT=SECONDS overrides, for a
-// very slow filesystem). The caller must not hold hdf5_mutex(); parse() must not take it.
+// gives therefore goes through these. check_untrusted_hdf5 runs check() in a forked child
+// process (core/isolated_call.hpp) and returns when it finished there; a clean failure in the
+// child is rethrown with the child's message, and a crash or a hang becomes
+// std::runtime_error "<path>: damaged, or not a <what> ...". The child is given 60 s plus 1 s
+// per 20 MB of file (PARAFINE_HDF5_CHECK_TIMEOUT=SECONDS overrides, for a very slow
+// filesystem). When no child can be forked (no memory or processes left) it returns at once.
+// parse_untrusted_hdf5 checks with parse() itself and then runs parse() here, where its
+// results are kept. Both hold hdf5_mutex() throughout: the caller must not hold it, and
+// check() / parse() must not take it.
+void check_untrusted_hdf5(const std::string& path, const std::string& what,
+                          const std::function<void()>& check);
 void parse_untrusted_hdf5(const std::string& path, const std::string& what,
                           const std::function<void()>& parse);
 
