@@ -66,7 +66,7 @@ TEST(CheckpointReader, OutOfRangeAttributesAreNamedAndTheOlderCheckpointIsUsed) 
       {"phase", "7", "attribute phase is '7', not a whole number in [1, 2]"},
       {"epoch", "banana", "attribute epoch is 'banana'"},
       {"partial_correct", "99", "attribute partial_correct is '99'"},  // more than the count
-      {"batch_size", "0", "attribute batch_size is '0'"},
+      {"batch_size", "-1", "attribute batch_size is '-1'"},
       {"seed", "12x", "attribute seed is '12x'"},
       {"partial_loss_sum", "nan", "partial_loss_sum is not a finite loss"},
   };

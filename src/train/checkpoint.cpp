@@ -106,8 +106,8 @@ Checkpoint read_checkpoint(const std::string& path, const Model& model) {
   if (seed.empty() || *seed_end != '\0')
     throw std::runtime_error("attribute seed is '" + seed.substr(0, 40) +
                              "', not a whole number (damaged file?)");
-  c.position.batch_size = static_cast<int>(number("batch_size", 1, kIntMax));
-  c.position.samples = static_cast<int>(number("train_samples", 1, kIntMax));
+  c.position.batch_size = static_cast<int>(number("batch_size", 0, kIntMax));
+  c.position.samples = static_cast<int>(number("train_samples", 0, kIntMax));
   if (f.has_attribute("/", "run_options")) c.run_options = attr("run_options");
   c.params = read_floats(f, "/params", model.params().size());
   c.state = read_floats(f, "/state", model.state().size());
