@@ -32,6 +32,7 @@ struct JpegOptions {
   bool progressive = false;
   int jpeg_color_space = -1;  // J_COLOR_SPACE to store, or -1 for libjpeg's default for the input
   bool adobe_marker = true;   // only consulted for CMYK/YCCK (libjpeg writes one by default)
+  int restart_interval = 0;   // MCUs between RSTn markers, 0 = none
 };
 
 // pixels: [h, w, comps] in `in_cs` (JCS_RGB, JCS_GRAYSCALE or JCS_CMYK).
@@ -53,6 +54,7 @@ inline Bytes encode_jpeg(const Bytes& pixels, int w, int h, int comps, J_COLOR_S
     jpeg_set_colorspace(&c, static_cast<J_COLOR_SPACE>(opt.jpeg_color_space));
   if (in_cs == JCS_CMYK) c.write_Adobe_marker = opt.adobe_marker ? TRUE : FALSE;
   jpeg_set_quality(&c, opt.quality, TRUE);
+  c.restart_interval = static_cast<unsigned>(opt.restart_interval);
   if (opt.progressive) jpeg_simple_progression(&c);
   jpeg_start_compress(&c, TRUE);
   while (c.next_scanline < c.image_height) {
