@@ -40,21 +40,27 @@ struct Options {
   std::string keep_failures = "fuzz-failures";
   double timeout = 10;
   std::string replay;
-  std::string work_dir;  // default: a fresh directory under the system temp directory
+  std::string work_dir;     // default: a fresh directory under the system temp directory
+  bool in_process = false;  // --replay without a child, for a debugger
 };
 
 const char* const kUsage =
     "usage: fuzz_inputs [--parser image|h5_dataset|keras_tf|keras1|checkpoint|all]\n"
     "                   [--mutants N] [--seed S] [--corpus DIR] [--keep-failures DIR]\n"
-    "                   [--timeout SECONDS] [--work-dir DIR] [--replay FILE]\n"
+    "                   [--timeout SECONDS] [--work-dir DIR] [--replay FILE [--in-process]]\n"
     "Mutates the seed corpus N times per parser and runs each mutant in a forked child.\n"
     "Failures (signal, timeout, other exit, empty message, bad_alloc) are saved in\n"
-    "--keep-failures (default ./fuzz-failures); --replay runs one saved file again.\n";
+    "--keep-failures (default ./fuzz-failures); --replay runs one saved file again\n"
+    "(--in-process: in the driver itself, to run it under gdb).\n";
 
 Options parse_options(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
+    if (arg == "--in-process") {
+      o.in_process = true;
+      continue;
+    }
     if (arg == "--help" || arg == "-h") {
       std::cout << kUsage;
       std::exit(0);
@@ -229,6 +235,11 @@ void print_campaign(const ParserSpec& spec, const Options& o, const Campaign& c)
 int replay(const ParserSpec& spec, const Options& o, parafine::Model& model) {
   const std::string path = mutant_path(spec, o.work_dir, fs::path(o.replay).extension().string());
   write_file(path, read_file(o.replay));
+  if (o.in_process) {
+    run_parser(spec, path, model);
+    std::cout << "[" << spec.name << "] replay of " << o.replay << ": accepted (in process)\n";
+    return 0;
+  }
   const ChildResult r =
       run_in_child([&] { run_parser(spec, path, model); }, o.timeout, kChildMemoryLimit);
   std::cout << "[" << spec.name << "] replay of " << o.replay << ": " << outcome_name(r.outcome)
