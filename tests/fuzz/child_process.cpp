@@ -168,7 +168,8 @@ ChildResult run_in_child(const std::function<void()>& body, double timeout_secon
   int status = 0;
   bool exited = false, timed_out = false;
   while (!exited) {
-    drain(fds, texts, 20);
+    const bool pipes_closed = fds[0].fd < 0 && fds[1].fd < 0;  // the child is exiting
+    drain(fds, texts, pipes_closed ? 1 : 20);
     exited = waitpid(pid, &status, WNOHANG) == pid;
     if (!exited && std::chrono::steady_clock::now() > deadline) {
       kill(-pid, SIGKILL);
