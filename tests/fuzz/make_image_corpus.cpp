@@ -52,8 +52,8 @@ void write_jpegs(const fs::path& dir, const Bytes& rgb) {
   for (std::size_t i = 0; i < grey.size(); ++i) grey[i] = rgb[3 * i + 1];
   save(dir, "grey.jpg", encode_jpeg(grey, kWidth, kHeight, 1, JCS_GRAYSCALE, {90}));
   JpegOptions restarts{90};
-  restarts.restart_interval = 1;
-  save(dir, "restart_markers.jpg", encode_jpeg(rgb, kWidth, kHeight, 3, JCS_RGB, restarts));
+  restarts.restart_interval = 1;  // 48x32 is 3x2 MCUs of 16x16 (4:2:0): five RSTn markers
+  save(dir, "restart_markers.jpg", encode_jpeg(smooth_rgb(48, 32), 48, 32, 3, JCS_RGB, restarts));
   Bytes cmyk;
   for (std::size_t i = 0; i < rgb.size(); i += 3)
     cmyk.insert(cmyk.end(), {rgb[i], rgb[i + 1], rgb[i + 2], static_cast<unsigned char>(i)});
