@@ -13,6 +13,7 @@
 #include <iostream>
 #include <iterator>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -259,34 +260,44 @@ int replay(const ParserSpec& spec, const Options& o, parafine::Model& model) {
   return is_failure(r.outcome) ? 1 : 0;
 }
 
+// The work directory fuzz_inputs made for itself, removed on every way out of main.
+struct OwnWorkDir {
+  std::string path;
+  OwnWorkDir() {
+    std::string pattern = (fs::temp_directory_path() / "fuzz_inputs.XXXXXX").string();
+    if (!mkdtemp(pattern.data())) throw std::runtime_error("cannot create a work directory");
+    path = pattern;
+  }
+  ~OwnWorkDir() {
+    std::error_code ignored;
+    fs::remove_all(path, ignored);
+  }
+};
+
+int run(Options o) {
+  std::unique_ptr<OwnWorkDir> own_work_dir;
+  if (o.work_dir.empty()) {
+    own_work_dir = std::make_unique<OwnWorkDir>();
+    o.work_dir = own_work_dir->path;
+  }
+  parafine::Model model = build_fuzz_model();
+  if (!o.replay.empty()) return replay(*find_parser(o.parser), o, model);
+  std::size_t failures = 0;
+  for (const ParserSpec& spec : parser_specs()) {
+    if (o.parser != "all" && o.parser != spec.name) continue;
+    const Campaign c = run_campaign(spec, o, model);
+    print_campaign(spec, o, c);
+    failures += c.failures.size();
+  }
+  std::cout << (failures ? "FAILED: " : "OK: ") << failures << " failing mutant(s)\n";
+  return failures ? 1 : 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   try {
-    Options o = parse_options(argc, argv);
-    const bool own_work_dir = o.work_dir.empty();
-    if (own_work_dir) {
-      std::string pattern = (fs::temp_directory_path() / "fuzz_inputs.XXXXXX").string();
-      if (!mkdtemp(pattern.data())) throw std::runtime_error("cannot create a work directory");
-      o.work_dir = pattern;
-    }
-    parafine::Model model = build_fuzz_model();
-    int status = 0;
-    if (!o.replay.empty()) {
-      status = replay(*find_parser(o.parser), o, model);
-    } else {
-      std::size_t failures = 0;
-      for (const ParserSpec& spec : parser_specs()) {
-        if (o.parser != "all" && o.parser != spec.name) continue;
-        const Campaign c = run_campaign(spec, o, model);
-        print_campaign(spec, o, c);
-        failures += c.failures.size();
-      }
-      std::cout << (failures ? "FAILED: " : "OK: ") << failures << " failing mutant(s)\n";
-      status = failures ? 1 : 0;
-    }
-    if (own_work_dir) fs::remove_all(o.work_dir);
-    return status;
+    return run(parse_options(argc, argv));
   } catch (const std::exception& e) {
     std::cerr << "fuzz_inputs: " << e.what() << "\n";
     return 2;
