@@ -24,22 +24,22 @@
 namespace fs = std::filesystem;
 using namespace parafine::fuzz;
 
-namespace {
-
 #if defined(__SANITIZE_ADDRESS__)
-constexpr long long kChildMemoryLimit = 0;  // ASan reserves terabytes of shadow address space
-}  // namespace
-// Instead, ASan's allocator refuses allocations above 4 GiB by returning null (std::bad_alloc
-// from new), as malloc does under the RLIMIT_AS of the other builds: HDF5 copes with a failed
-// malloc of a damaged size, and ASan's default (abort) would report that as a crash. Options in
-// ASAN_OPTIONS (launch/test_sanitizers.sh) are added to these.
+// Under ASan the child's address space is not limited (ASan reserves terabytes of shadow
+// memory); instead ASan's allocator refuses allocations above 4 GiB by returning null
+// (std::bad_alloc from new), as malloc does under the RLIMIT_AS of the other builds: HDF5 copes
+// with a failed malloc of a damaged size, and ASan's default (abort) would report that as a
+// crash. Options in ASAN_OPTIONS (launch/test_sanitizers.sh) are added to these.
 extern "C" const char* __asan_default_options() {
   return "allocator_may_return_null=1:max_allocation_size_mb=4096";
 }
-namespace {
+constexpr long long kChildMemoryLimit = 0;
 #else
 constexpr long long kChildMemoryLimit = 4LL << 30;
 #endif
+
+namespace {
+
 constexpr int kMessagesShown = 6;
 
 struct Options {
