@@ -26,10 +26,11 @@ using namespace parafine::fuzz;
 
 #if defined(__SANITIZE_ADDRESS__)
 // Under ASan the child's address space is not limited (ASan reserves terabytes of shadow
-// memory); instead ASan's allocator refuses allocations above 4 GiB by returning null
-// (std::bad_alloc from new), as malloc does under the RLIMIT_AS of the other builds: HDF5 copes
-// with a failed malloc of a damaged size, and ASan's default (abort) would report that as a
-// crash. Options in ASAN_OPTIONS (launch/test_sanitizers.sh) are added to these.
+// memory); instead malloc returns null for allocations above 4 GiB, as under the RLIMIT_AS of
+// the other builds: HDF5 copes with a failed malloc of a damaged size, which ASan's default
+// (abort) would report as a crash. A C++ `new` of such a size still ends in an ASan report and
+// SIGABRT, a failure as std::bad_alloc is elsewhere. Options in ASAN_OPTIONS
+// (launch/test_sanitizers.sh) are added to these.
 extern "C" const char* __asan_default_options() {
   return "allocator_may_return_null=1:max_allocation_size_mb=4096";
 }
