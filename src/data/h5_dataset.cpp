@@ -32,8 +32,54 @@ std::string label_str(double v) {
   return buf;
 }
 
+// What is wrong with the storage layout of `images` (shape `dims`, already checked), or "".
+// HDF5 1.10 trusts a damaged layout message when reading: a compact dataset storing fewer
+// bytes than its shape crashed in H5Dread (or returned memory past the message as pixels), and
+// so did chunks larger than a fixed-size dataset (tests/fuzz findings).
+std::string images_layout_problem(hid_t dataset, const std::vector<hsize_t>& dims) {
+  const hid_t plist = H5Dget_create_plist(dataset);
+  const hid_t space = H5Dget_space(dataset);
+  std::string problem;
+  hsize_t current[4] = {}, max_dims[4] = {}, chunk[4] = {};
+  const hsize_t bytes = dims[0] * dims[1] * dims[2] * dims[3];  // < 2^31 * 2^28 * 3: no overflow
+  const H5D_layout_t layout = plist >= 0 ? H5Pget_layout(plist) : H5D_LAYOUT_ERROR;
+  if (plist < 0 || space < 0 || H5Sget_simple_extent_dims(space, current, max_dims) != 4) {
+    problem = "has no readable storage layout";
+  } else if (layout == H5D_COMPACT || layout == H5D_CONTIGUOUS) {
+    const hsize_t stored = H5Dget_storage_size(dataset);
+    const int filters = H5Pget_nfilters(plist);
+    if (filters != 0)
+      problem = "is not chunked but lists " + std::to_string(filters) + " filter(s)";
+    else if (layout == H5D_COMPACT ? stored != bytes : stored != 0 && stored != bytes)
+      problem = "stores " + std::to_string(stored) + " bytes for " + shape_str(dims) + " (" +
+                std::to_string(bytes) + " bytes)";
+  } else if (layout != H5D_CHUNKED) {
+    problem = "has a storage layout other than contiguous, chunked or compact";
+  } else if (H5Pget_chunk(plist, 4, chunk) != 4) {
+    problem = "has chunks of another rank than its 4 dimensions";
+  } else {
+    for (int i = 0; i < 4 && problem.empty(); ++i)
+      if (chunk[i] == 0 || (max_dims[i] != H5S_UNLIMITED && chunk[i] > max_dims[i]))
+        problem = "has chunks " + shape_str({chunk, chunk + 4}) +
+                  " larger than its maximum shape " + shape_str({max_dims, max_dims + 4});
+  }
+  if (space >= 0) H5Sclose(space);
+  if (plist >= 0) H5Pclose(plist);
+  return problem;
+}
+
+void check_images_layout(const H5File& file, const std::string& path,
+                         const std::vector<hsize_t>& dims) {
+  const hid_t dataset = H5Dopen2(file.id(), "/images", H5P_DEFAULT);
+  if (dataset < 0) fail(path + ": cannot open 'images'");
+  const std::string problem = images_layout_problem(dataset, dims);
+  H5Dclose(dataset);
+  if (!problem.empty()) fail(path + ": 'images' " + problem + " (a damaged file?)");
+}
+
 // Refuses an `images` that is not uint8 [N,H,W,3] with N >= 1, 1 <= H,W <= kMaxImageSide,
-// H*W <= kMaxImagePixels and N <= INT_MAX, before any size is cast to int.
+// H*W <= kMaxImagePixels and N <= INT_MAX, before any size is cast to int, or whose storage
+// layout does not fit that shape.
 void check_images(const H5File& file, const std::string& path) {
   const auto dims = file.dataset_shape("/images");
   const std::string type = file.dataset_type_name("/images");
@@ -51,6 +97,7 @@ void check_images(const H5File& file, const std::string& path) {
       dims[1] * dims[2] > static_cast<hsize_t>(kMaxImagePixels))
     fail(what + ": images above " + std::to_string(kMaxImageSide) +
          " on a side or 2^28 pixels are refused (resize them)");
+  check_images_layout(file, path, dims);
 }
 
 // Refuses a class count above kMaxClasses; `source` says where the count came from.
