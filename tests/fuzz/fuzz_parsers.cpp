@@ -61,8 +61,8 @@ void run_image(const std::string& path) {
 // when there are at most kMaxSamplesReadInFull (a mutated N can reach INT_MAX over fill values
 // of unallocated chunks), else the first and last half of that many.
 void run_h5_dataset(const std::string& path) {
-  const H5ImageDataset dataset(path);
-  const H5Source source(path);
+  const H5Source source(path);  // as train, predict and evaluate open a dataset
+  const H5ImageDataset& dataset = source.dataset();
   std::vector<float> pixels(static_cast<std::size_t>(kSampleImageSize) * kSampleImageSize * 3);
   const int n = source.size();
   const int half = kMaxSamplesReadInFull / 2;
@@ -77,10 +77,11 @@ void run_h5_dataset(const std::string& path) {
 }
 
 // The structure reader and the checks `parafine inspect` runs (which report, not throw, a shape
-// mismatch), then the all-or-nothing load of --weights / --init.
+// mismatch), behind the same checking child as inspect, then the all-or-nothing load of
+// --weights / --init.
 void run_keras(const std::string& path, Model& model) {
   WeightScope scope = WeightScope::kBase;
-  {
+  parse_untrusted_hdf5(path, "Keras weight file", [&] {
     const H5File h5(path, H5File::Mode::kRead);
     const KerasWeightFile file = read_keras_weight_file(h5);
     if (file.find("dense") && file.find("dense_1")) {
@@ -88,7 +89,7 @@ void run_keras(const std::string& path, Model& model) {
       resnet50_config_of(file, 32);
     }
     check_and_load_keras_weights(model, h5, file, scope, false);
-  }
+  });
   std::ostringstream log;
   load_keras_weights(model, path, scope, &log);
 }
