@@ -114,3 +114,32 @@ TEST(CheckpointReader, DatasetClaimingMoreThanTheFileStoresIsRefused) {
 
 }  // namespace
 }  // namespace parafine
+
+namespace parafine {
+namespace {
+
+// A bit flipped on disk in a weight (not in any structure HDF5 checks) used to load silently
+// and change the resumed run; the checkpoint's content checksum finds it.
+TEST(CheckpointReader, FlippedWeightBitIsFoundByTheContentChecksum) {
+  const Model m = tiny_model();
+  TempDir dir;
+  save_checkpoint(dir.path.string(), m, nullptr, position(1), 5);
+  const std::string path = dir.file(checkpoint_name(position(1)));
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  in.close();
+  const float* first = m.params().data() + 100;  // 16 bytes of params, found in the file
+  const std::size_t at = bytes.find(std::string(reinterpret_cast<const char*>(first), 16));
+  ASSERT_NE(at, std::string::npos) << "params[100..104) not found in the file";
+  bytes[at + 3] ^= 0x01;  // the lowest exponent bit of params[100]: the value halves or doubles
+  std::ofstream(path, std::ios::binary) << bytes;
+  std::ostringstream log;
+  const std::string msg = test_util::error_message<std::runtime_error>(
+      [&] { load_latest_checkpoint(dir.path.string(), m, log); });
+  std::cout << log.str();
+  EXPECT_NE(log.str().find("does not match the checksum written with it"), std::string::npos)
+      << log.str();
+}
+
+}  // namespace
+}  // namespace parafine

@@ -54,6 +54,41 @@ Tensor as_tensor(const std::vector<float>& v) {
   return t;
 }
 
+// A 64-bit checksum of a checkpoint's content (its root attributes and its four float blocks),
+// stored as the attribute content_checksum, so that a bit flipped on disk after the write is
+// found at --resume instead of silently changing the run. Each step is a bijection of the
+// state for a given word, so any change of a single word changes the result.
+class ContentChecksum {
+ public:
+  void add(const void* data, std::size_t bytes) {
+    const auto* p = static_cast<const unsigned char*>(data);
+    mix(bytes);
+    for (; bytes >= 8; bytes -= 8, p += 8) {
+      std::uint64_t w;
+      std::memcpy(&w, p, 8);
+      mix(w);
+    }
+    std::uint64_t tail = 0;
+    std::memcpy(&tail, p, bytes);
+    mix(tail);
+  }
+  void add(const std::string& text) { add(text.data(), text.size()); }
+  void add(const std::vector<float>& v) { add(v.data(), v.size() * sizeof(float)); }
+  std::string hex() const {
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h_));
+    return buf;
+  }
+
+ private:
+  void mix(std::uint64_t w) {
+    h_ ^= w;
+    h_ = (h_ << 29) | (h_ >> 35);
+    h_ *= 0x9E3779B97F4A7C15ull;
+  }
+  std::uint64_t h_ = 0x243F6A8885A308D3ull;
+};
+
 std::vector<float> read_floats(const H5File& f, const std::string& name, std::size_t expected) {
   f.check_stored_size(name);
   const auto dims = f.dataset_shape(name);
@@ -116,6 +151,19 @@ Checkpoint read_checkpoint(const std::string& path, const Model& model) {
                                   : static_cast<std::size_t>(f.dataset_shape("/adam_m")[0]);
   c.adam_m = read_floats(f, "/adam_m", moments);
   c.adam_v = read_floats(f, "/adam_v", moments);
+  if (f.has_attribute("/", "content_checksum")) {  // checkpoints before issue 11 have none
+    ContentChecksum checksum;
+    for (const char* name :
+         {"phase", "epoch", "step", "adam_t", "partial_loss_sum", "partial_correct",
+          "partial_count", "seed", "batch_size", "train_samples", "run_options"})
+      checksum.add(std::string(name) + "=" + attr(name));
+    for (const auto* block : {&c.params, &c.state, &c.adam_m, &c.adam_v}) checksum.add(*block);
+    if (checksum.hex() != attr("content_checksum"))
+      throw std::runtime_error("its content does not match the checksum written with it (" +
+                               checksum.hex() + " instead of " +
+                               attr("content_checksum").substr(0, 16) +
+                               "): damaged on disk after it was written");
+  }
   return c;
 }
 
@@ -170,7 +218,15 @@ void save_checkpoint(const std::string& dir, const Model& model, const Adam* ada
         {"batch_size", std::to_string(p.batch_size)},
         {"train_samples", std::to_string(p.samples)},
         {"run_options", run_options}};
-    for (const auto& [k, v] : attrs) f.write_string_scalar_attribute("/", k, v);
+    ContentChecksum checksum;
+    for (const auto& [k, v] : attrs) {
+      f.write_string_scalar_attribute("/", k, v);
+      checksum.add(std::string(k) + "=" + v);
+    }
+    for (const auto* block : {&model.params(), &model.state(), adam ? &adam->m_values() : nullptr,
+                              adam ? &adam->v_values() : nullptr})
+      checksum.add(block ? *block : std::vector<float>{});
+    f.write_string_scalar_attribute("/", "content_checksum", checksum.hex());
     f.close();  // checked: everything reached the file before it is published
   });
   const auto all = list_checkpoints(dir);
