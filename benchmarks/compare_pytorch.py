@@ -160,6 +160,7 @@ def fmt_list(values, digits=2):
 def main():
     args = parse_args()
     started = datetime.datetime.now().astimezone()
+    commit = git_commit()  # before the runs: a commit made during them must not be reported
     log_dir = args.log_dir or tempfile.mkdtemp(prefix="compare_pytorch_")
     os.makedirs(log_dir, exist_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
@@ -181,7 +182,7 @@ def main():
 
     first_torch = next(iter(runs.values()))["pytorch"][0]
     first_parafine = next(iter(runs.values()))["parafine"][0]
-    print(f"compare_pytorch: parafine {git_commit()} vs PyTorch {first_torch['torch_version']}")
+    print(f"compare_pytorch: parafine {commit} vs PyTorch {first_torch['torch_version']}")
     print(f"CPU: {cpu_model_name()}, {os.cpu_count()} logical CPU(s)")
     print(f"date: {started:%Y-%m-%d %H:%M} - {finished:%H:%M %Z}")
     print(f"config: batch {args.batch}, {args.image_size}x{args.image_size}, {args.threads} "
