@@ -148,3 +148,27 @@ TEST_F(CliInference, BadInputGivesAClearMessageAndNonZeroExit) {
 
 }  // namespace
 }  // namespace parafine
+
+namespace parafine {
+namespace {
+
+// Names read from a damaged file can hold any bytes; the message shows them escaped (\xNN),
+// never raw control characters or invalid UTF-8 on the user's terminal, and keeps valid UTF-8.
+TEST(CliMessages, NamesFromADamagedFileAreEscapedInMessages) {
+  test_util::TempDir dir;
+  const std::string path = dir.file("odd_names.h5");
+  {
+    H5File f(path, H5File::Mode::kTruncate);
+    f.write_string_list_attribute("/", "layer_names",
+                                  {std::string("conv\x01\x1b[2J\xff") + "\xc3\xa9"});
+    f.close();
+  }
+  const CommandResult r = run_parafine("inspect " + path);
+  std::cout << r.output;
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("layer_names lists 'conv\\x01\\x1b[2J\\xff\xc3\xa9'"), std::string::npos)
+      << r.output;
+}
+
+}  // namespace
+}  // namespace parafine

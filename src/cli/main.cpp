@@ -23,6 +23,42 @@ const char* kUsage =
     "  evaluate   --model M.h5 --data PATH\n"
     "PATH is an image folder (one sub-folder per class) or an HDF5 dataset.\n";
 
+// An error message as it may be shown on a terminal: names read from a damaged file can hold
+// any bytes, so control characters (but newline and tab) and bytes that are not UTF-8 are
+// written as \xNN; valid UTF-8 (class names in any script) passes unchanged.
+std::string printable(const std::string& text) {
+  std::string out;
+  auto escape = [&](unsigned char c) {
+    const char* hex = "0123456789abcdef";
+    out += "\\x";
+    out += hex[c >> 4];
+    out += hex[c & 15];
+  };
+  for (std::size_t i = 0; i < text.size();) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x80) {
+      if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f)
+        escape(c);
+      else
+        out += static_cast<char>(c);
+      ++i;
+      continue;
+    }
+    const std::size_t length = c >= 0xf0 && c < 0xf5 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
+    bool valid = length > 0 && c < 0xf5 && i + length <= text.size();
+    for (std::size_t k = 1; valid && k < length; ++k)
+      valid = (static_cast<unsigned char>(text[i + k]) & 0xc0) == 0x80;
+    if (valid) {
+      out.append(text, i, length);
+      i += length;
+    } else {
+      escape(c);
+      ++i;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 int run(int argc, char** argv);
@@ -64,13 +100,13 @@ int run(int argc, char** argv) {
     std::cerr << "parafine: unknown command '" << command << "'\n" << kUsage;
     return 2;
   } catch (const boost::program_options::error& e) {
-    std::cerr << "parafine " << command << where << ": " << e.what() << "\n";
+    std::cerr << "parafine " << command << where << ": " << printable(e.what()) << "\n";
     return 2;
   } catch (const std::invalid_argument& e) {  // UsageError and bad option values
-    std::cerr << "parafine " << command << where << ": " << e.what() << "\n";
+    std::cerr << "parafine " << command << where << ": " << printable(e.what()) << "\n";
     return 2;
   } catch (const parafine::OutOfMemory& e) {  // names what was being allocated, and how large
-    std::cerr << "parafine " << command << where << ": error: " << e.what() << "\n";
+    std::cerr << "parafine " << command << where << ": error: " << printable(e.what()) << "\n";
     return 1;
   } catch (const std::bad_alloc&) {  // which allocation failed is not known here
     std::cerr << "parafine " << command << where
@@ -78,7 +114,7 @@ int run(int argc, char** argv) {
                  "--image-size or --cache-mem, or fewer ranks per node.\n";
     return 1;
   } catch (const std::exception& e) {
-    std::cerr << "parafine " << command << where << ": error: " << e.what() << "\n";
+    std::cerr << "parafine " << command << where << ": error: " << printable(e.what()) << "\n";
     return 1;
   }
 }
