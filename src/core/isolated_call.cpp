@@ -20,7 +20,8 @@ namespace parafine {
 namespace {
 
 // In the child: default dispositions for the crash signals (parafine's own crash report is
-// for the real process), no core file, output discarded.
+// for the real process), no core file, stdout discarded (the work runs again in the parent,
+// whose output it is). stderr stays: a sanitizer's report from the child must be seen.
 void prepare_child() {
   for (int s : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) std::signal(s, SIG_DFL);
   const rlimit no_core{0, 0};
@@ -28,7 +29,6 @@ void prepare_child() {
   const int null_fd = ::open("/dev/null", O_WRONLY);
   if (null_fd >= 0) {
     dup2(null_fd, STDOUT_FILENO);
-    dup2(null_fd, STDERR_FILENO);
     ::close(null_fd);
   }
 }

@@ -23,7 +23,7 @@ struct IsolatedOutcome {
 };
 
 // Runs work() in a child process and waits for it, at most timeout_seconds. The child's stdout
-// and stderr go to /dev/null (the caller runs the work again in-process once it is known to be
+// goes to /dev/null (the caller runs the work again in-process once it is known to be
 // safe, and its output belongs there), it makes no core dump, and it leaves with _exit, so no
 // atexit handler or MPI finalisation runs twice. Whatever the work changes in memory is lost
 // with the child. The work must not take a lock that another thread of this process may hold
