@@ -69,7 +69,7 @@ class ContentChecksum {
       mix(w);
     }
     std::uint64_t tail = 0;
-    std::memcpy(&tail, p, bytes);
+    if (bytes > 0) std::memcpy(&tail, p, bytes);  // (p may be null for an empty block)
     mix(tail);
   }
   void add(const std::string& text) { add(text.data(), text.size()); }
