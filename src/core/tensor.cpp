@@ -78,6 +78,10 @@ std::vector<float> Tensor::take_storage() {
   return std::move(data_);
 }
 
+std::vector<float> Tensor::hollow_out() {
+  return std::move(data_);  // a moved-from vector is empty: data_.size() != numel()
+}
+
 void Tensor::give_storage(std::vector<float>&& v, const Shape& s) {
   data_ = std::move(v);
   shape_ = s;

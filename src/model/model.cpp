@@ -100,6 +100,7 @@ void Model::build() {
   node_grads_.resize(nodes_.size());
   keep_.assign(nodes_.size(), false);
   user_keep_.assign(nodes_.size(), false);
+  drop_values_.assign(nodes_.size(), false);
   std::size_t max_inputs = 1;
   for (const auto& node : nodes_) max_inputs = std::max(max_inputs, node.inputs.size());
   ins_.reserve(max_inputs);
@@ -179,6 +180,17 @@ void Model::plan(bool training) {
     bool keep = i == last || user_keep_[static_cast<size_t>(i)] || i >= cut_;
     for (int c : nodes_[static_cast<size_t>(i)].consumers) keep = keep || c >= cut_;
     keep_[static_cast<size_t>(i)] = keep;
+  }
+  // Kept outputs that no backward reads the values of are dropped once their consumers ran:
+  // BatchNormalization's (its backward reads x and its statistics; its consumer, a ReLU or
+  // an Add, reads none), and the residual Add's (its ReLU reads its own output).
+  for (int i = 0; i < size(); ++i) {
+    bool drop = training && keep_[static_cast<size_t>(i)] && i != last &&
+                !user_keep_[static_cast<size_t>(i)] &&
+                (i < cut_ || !layer(i).backward_reads_output_values());
+    for (int c : nodes_[static_cast<size_t>(i)].consumers)
+      drop = drop && (c < cut_ || !layer(c).backward_reads_input_values());
+    drop_values_[static_cast<size_t>(i)] = drop;
   }
   plan_fusions();
   if (!training) return;
@@ -334,9 +346,13 @@ const Tensor& Model::run(int first, const Tensor& given, bool training) {
       outputs_[static_cast<size_t>(i)].give_storage(pool_.acquire(os.numel()), os);
       node.layer->forward(ins, outputs_[static_cast<size_t>(i)], training);
     }
-    for (int k : node.inputs)
-      if (--pending_[static_cast<size_t>(k)] == 0 && !keep_[static_cast<size_t>(k)])
+    for (int k : node.inputs) {
+      if (--pending_[static_cast<size_t>(k)] != 0) continue;
+      if (!keep_[static_cast<size_t>(k)])
         release(outputs_[static_cast<size_t>(k)]);
+      else if (drop_values_[static_cast<size_t>(k)])
+        pool_.release(outputs_[static_cast<size_t>(k)].hollow_out());
+    }
   }
   backward_ready_ = training;
   return outputs_.back();
@@ -414,7 +430,7 @@ void Model::backward(const Tensor& dlogits, const std::function<void(std::size_t
 
 const Tensor& Model::output(int node) const {
   const Tensor& t = outputs_.at(static_cast<size_t>(node));
-  if (t.empty())
+  if (t.empty() || t.hollow())
     throw std::logic_error("the output of layer '" + layer(node).name() +
                            "' was not kept by the last forward (frozen prefix); call keep_output");
   return t;

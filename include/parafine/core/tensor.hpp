@@ -77,6 +77,10 @@ class Tensor {
   // while it has storage.
   std::vector<float> take_storage();
   void give_storage(std::vector<float>&& v, const Shape& s);
+  // Moves the storage out but keeps the shape: a hollow tensor, whose values are gone while
+  // its shape still answers (for a backward that needs only the shape of an output).
+  std::vector<float> hollow_out();
+  bool hollow() const { return data_.size() != numel(); }
 
  private:
   Shape shape_;

@@ -19,6 +19,7 @@ class BatchNormalization : public Layer {
 
   explicit BatchNormalization(std::string name, float epsilon = 1.001e-5f, float momentum = 0.99f);
   const char* type() const override { return "BatchNormalization"; }
+  bool backward_reads_output_values() const override { return false; }  // x and the statistics
 
   Shape infer_shape(const std::vector<Shape>& in) override;
   // gamma, beta (optimised); moving_mean, moving_variance (state)

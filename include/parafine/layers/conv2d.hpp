@@ -15,6 +15,7 @@ class Conv2D : public Layer {
   Conv2D(std::string name, int filters, int kernel, int stride, Padding padding,
          bool use_bias = true);
   const char* type() const override { return "Conv2D"; }
+  bool backward_reads_output_values() const override { return false; }  // x and dy only
 
   Shape infer_shape(const std::vector<Shape>& in) override;
   std::vector<ParamSpec> param_specs() const override;  // kernel, bias

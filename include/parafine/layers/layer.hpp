@@ -74,6 +74,13 @@ class Layer {
   virtual void backward(const std::vector<const Tensor*>& in, const Tensor& out, const Tensor& dout,
                         const std::vector<Tensor*>& din) = 0;
 
+  // What backward reads. A Model drops (hollows out, keeping the shape) an output in a training
+  // step once no backward will read its values: neither the layer's own (output) nor any
+  // consumer's (input). Conservative defaults; a layer that overrides them must not read
+  // the values it disclaims (shapes stay readable).
+  virtual bool backward_reads_input_values() const { return true; }
+  virtual bool backward_reads_output_values() const { return true; }
+
   void set_workspace(Workspace* ws) { ws_ = ws; }
 
  protected:

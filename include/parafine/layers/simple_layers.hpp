@@ -29,6 +29,8 @@ class ZeroPadding2D : public Layer {
  public:
   ZeroPadding2D(std::string name, int pad) : Layer(std::move(name)), pad_(pad) {}
   const char* type() const override { return "ZeroPadding2D"; }
+  bool backward_reads_input_values() const override { return false; }
+  bool backward_reads_output_values() const override { return false; }
   Shape infer_shape(const std::vector<Shape>& in) override;
   void forward(const std::vector<const Tensor*>& in, Tensor& out, bool training) override;
   void backward(const std::vector<const Tensor*>& in, const Tensor& out, const Tensor& dout,
@@ -45,6 +47,8 @@ class ReLU : public Layer {
  public:
   using Layer::Layer;
   const char* type() const override { return "Activation"; }
+  bool backward_reads_input_values() const override { return false; }
+  bool backward_reads_output_values() const override { return true; }
   Shape infer_shape(const std::vector<Shape>& in) override;
   void forward(const std::vector<const Tensor*>& in, Tensor& out, bool training) override;
   void backward(const std::vector<const Tensor*>& in, const Tensor& out, const Tensor& dout,
@@ -56,6 +60,8 @@ class Add : public Layer {
  public:
   using Layer::Layer;
   const char* type() const override { return "Add"; }
+  bool backward_reads_input_values() const override { return false; }
+  bool backward_reads_output_values() const override { return false; }
   int num_inputs() const override { return 2; }
   Shape infer_shape(const std::vector<Shape>& in) override;
   void forward(const std::vector<const Tensor*>& in, Tensor& out, bool training) override;
@@ -87,6 +93,8 @@ class GlobalAveragePooling2D : public Layer {
  public:
   using Layer::Layer;
   const char* type() const override { return "GlobalAveragePooling2D"; }
+  bool backward_reads_input_values() const override { return false; }
+  bool backward_reads_output_values() const override { return false; }
   Shape infer_shape(const std::vector<Shape>& in) override;
   void forward(const std::vector<const Tensor*>& in, Tensor& out, bool training) override;
   void backward(const std::vector<const Tensor*>& in, const Tensor& out, const Tensor& dout,

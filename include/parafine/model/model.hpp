@@ -140,7 +140,8 @@ class Model {
   BufferPool pool_;
   std::vector<Tensor> outputs_, node_grads_;
   std::vector<bool> keep_, user_keep_;
-  int cut_ = 0;  // backward visits nodes >= cut_
+  std::vector<bool> drop_values_;  // kept for its shape only: no backward reads its values
+  int cut_ = 0;                    // backward visits nodes >= cut_
   std::vector<Fusion> fusion_;
   std::vector<float> folded_kernel_, folded_bias_, bn_scale_, bn_shift_;
   bool built_ = false;
