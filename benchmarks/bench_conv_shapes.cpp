@@ -288,26 +288,29 @@ std::string ratio(double a, double b) {
   return buf;
 }
 
-void print_header(const Options& o, std::ofstream& csv) {
-  std::string h = "layer                  shape (HxWxCin -> Cout)      n   GFLOP |";
+// The CSV columns: per engine and pass its median/min/max ms and GFLOP/s, then bare sgemm.
+std::string csv_columns(const Options& o) {
   std::string c = "name,shape,count,gflop_forward";
+  for (const char* pass : {"fwd", "bwd"})
+    for (const parafine::ConvEngine e : o.engines)
+      for (const char* col : {"ms_median", "ms_min", "ms_max", "gflops"})
+        c += std::string(",") + pass + "_" + parafine::conv_engine_name(e) + "_" + col;
+  if (o.sgemm_equivalent) c += ",fwd_sgemm_gflops,bwd_sgemm_gflops";
+  return c;
+}
+
+void print_header(const Options& o) {
+  std::string h = "layer                  shape (HxWxCin -> Cout)      n   GFLOP |";
   char b[64];
   for (const char* pass : {"fwd", "bwd"}) {
     for (const parafine::ConvEngine e : o.engines) {
-      const std::string name = parafine::conv_engine_name(e);
-      std::snprintf(b, sizeof b, " %s %-6s", pass, name.c_str());
+      std::snprintf(b, sizeof b, " %s %-6s", pass, parafine::conv_engine_name(e));
       h += b;
-      for (const char* col : {"ms_median", "ms_min", "ms_max", "gflops"})
-        c += std::string(",") + pass + "_" + name + "_" + col;
     }
     h += o.engines.size() == 2 ? "     x |" : " |";
   }
-  if (o.sgemm_equivalent) {
-    h += " sgemm GF/s fwd bwd";
-    c += ",fwd_sgemm_gflops,bwd_sgemm_gflops";
-  }
+  if (o.sgemm_equivalent) h += " sgemm GF/s fwd bwd";
   std::cout << h << "\n(ms medians)\n";
-  if (csv) csv << c << "\n";
 }
 
 void print_row(const Options& o, const Row& r, std::ofstream& csv) {
@@ -360,7 +363,12 @@ int main(int argc, char** argv) {
       std::cerr << "bench_conv_shapes: cannot write --csv file '" << o.csv << "'\n";
       return 1;
     }
+    csv << csv_columns(o) << "\n";
   }
+  // The sgemm rows fill the first engine's forward columns and leave the rest empty.
+  const std::string columns = csv_columns(o);
+  const std::string sgemm_padding(
+      static_cast<std::size_t>(std::count(columns.begin(), columns.end(), ',') - 7), ',');
 
   char line[512];
   // The ceiling, measured before and after the shapes: a big gap between the two says the
@@ -382,12 +390,12 @@ int main(int argc, char** argv) {
     if (csv)
       csv << "sgemm_square_" << when << ',' << n << "x" << n << "x" << n << ",1," << flops * 1e-9
           << ',' << t.median * 1e3 << ',' << t.min * 1e3 << ',' << t.max * 1e3 << ','
-          << flops / t.median * 1e-9 << "\n";
+          << flops / t.median * 1e-9 << sgemm_padding << "\n";
   };
   square_sgemm("before");
   std::cout << "\n";
 
-  print_header(o, csv);
+  print_header(o);
   int convs = 0;
   const std::size_t ne = o.engines.size();
   double net_flops = 0, net_fwd_gemm_s = 0, net_bwd_gemm_s = 0;
