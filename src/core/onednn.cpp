@@ -23,7 +23,8 @@ dnnl::engine& engine() {
 }
 
 dnnl::stream& stream() {
-  static dnnl::stream s(engine());
+  // One per thread: two threads running models at once never share an in-order stream.
+  thread_local dnnl::stream s(engine());
   return s;
 }
 

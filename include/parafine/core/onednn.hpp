@@ -9,7 +9,8 @@
 
 namespace parafine::onednn {
 
-// One CPU engine and one in-order stream for the process (oneDNN runs on our OpenMP pool).
+// The process's CPU engine, and an in-order stream per calling thread (oneDNN runs on our
+// OpenMP pool).
 dnnl::engine& engine();
 dnnl::stream& stream();
 
