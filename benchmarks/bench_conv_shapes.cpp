@@ -1,13 +1,16 @@
 // bench_conv_shapes: GFLOP/s of parafine's Conv2D on every distinct Conv2D shape of ResNet50
 // (benchdnn / XNNPACK style: real layer shapes, named by the first Keras layer that has them),
 // forward and, separately, backward (weight grad + input grad; bias grad skipped as in the
-// network, where every conv feeds a BatchNormalization). Next to each, the rate OpenBLAS
-// reaches on the bare sgemm calls of the same sizes (one call, no im2col / col2im / bias), so
-// the gap is what the layer spends around sgemm. First, a big square sgemm as the machine's
-// ceiling. Medians over repeats; FLOPs count 2 per multiply-add.
+// network, where every conv feeds a BatchNormalization), on each engine (--engines: oneDNN
+// primitives, im2col + OpenBLAS), timed alternately engine by engine within every repeat.
+// Next to them, the rate OpenBLAS reaches on the bare sgemm calls the im2col engine makes (one
+// call, no im2col / col2im / bias), so the gap is what that engine spends around sgemm. First,
+// a big square sgemm as the machine's ceiling. Medians over repeats; FLOPs count 2 per
+// multiply-add; "x" is the first engine's time over the second's (> 1: the second is faster).
 //
 //   bench_conv_shapes [--batch 32] [--image-size 224] [--threads T] [--repeats 5]
-//                     [--gemm-size 4096] [--filter SUBSTRING] [--no-sgemm] [--csv FILE]
+//                     [--engines im2col,onednn] [--gemm-size 4096] [--filter SUBSTRING]
+//                     [--no-sgemm] [--csv FILE]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -16,6 +19,8 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <memory>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -41,13 +46,31 @@ struct Options {
   int repeats = 5;
   int gemm_size = 4096;
   bool sgemm_equivalent = true;
+  std::vector<parafine::ConvEngine> engines{parafine::ConvEngine::kIm2col,
+                                            parafine::ConvEngine::kOneDnn};
   std::string filter;
   std::string csv;
 };
 
+std::vector<parafine::ConvEngine> parse_engines(const std::string& list) {
+  std::vector<parafine::ConvEngine> e;
+  std::stringstream ss(list);
+  for (std::string item; std::getline(ss, item, ',');) {
+    if (item == "im2col")
+      e.push_back(parafine::ConvEngine::kIm2col);
+    else if (item == "onednn")
+      e.push_back(parafine::ConvEngine::kOneDnn);
+    else
+      throw std::invalid_argument("--engines: unknown engine '" + item + "' (im2col, onednn)");
+  }
+  if (e.empty() || e.size() > 2) throw std::invalid_argument("--engines: one or two engines");
+  return e;
+}
+
 Options parse(int argc, char** argv) {
   Options o;
   bool no_sgemm = false;
+  std::string engines = "im2col,onednn";
   bench::po::options_description opts("bench_conv_shapes options");
   auto add = opts.add_options();
   add("help,h", "show this help");
@@ -58,6 +81,8 @@ Options parse(int argc, char** argv) {
   add("repeats", bench::po::value(&o.repeats)->default_value(o.repeats), "timed runs per shape");
   add("gemm-size", bench::po::value(&o.gemm_size)->default_value(o.gemm_size),
       "square sgemm ceiling size (0: skip)");
+  add("engines", bench::po::value(&engines)->default_value(engines),
+      "engines to time alternately, comma-separated: im2col, onednn");
   add("filter", bench::po::value(&o.filter), "only shapes whose name contains this");
   add("no-sgemm", bench::po::bool_switch(&no_sgemm), "skip the bare-sgemm comparison");
   add("csv", bench::po::value(&o.csv), "also write the results here");
@@ -68,6 +93,12 @@ Options parse(int argc, char** argv) {
   bench::require_at_least("bench_conv_shapes", "repeats", o.repeats, 1);
   bench::require_at_least("bench_conv_shapes", "gemm-size", o.gemm_size, 0);
   o.sgemm_equivalent = !no_sgemm;
+  try {
+    o.engines = parse_engines(engines);
+  } catch (const std::exception& e) {
+    std::cerr << "bench_conv_shapes: " << e.what() << "\n";
+    std::exit(2);
+  }
   return o;
 }
 
@@ -142,11 +173,66 @@ std::vector<ConvShape> resnet50_conv_shapes(const Options& o) {
   return shapes;
 }
 
+// Timings of one engine on one shape.
+struct EngineTimes {
+  Summary fwd, bwd;
+};
+
 struct Row {
   ConvShape shape;
   double flops = 0;  // forward
-  Summary fwd, bwd, fwd_gemm, bwd_gemm;
+  std::vector<EngineTimes> engines;  // in Options::engines order
+  Summary fwd_gemm, bwd_gemm;
 };
+
+Summary summarize(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return {n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]), v.front(), v.back()};
+}
+
+template <class Fn>
+double seconds(Fn&& fn) {
+  const auto t0 = Clock::now();
+  fn();
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// The layer on every engine, timed alternately: each repeat runs forward on engine A, B, ...,
+// then backward on A, B, ..., so a slow spell of the shared machine hits every engine alike.
+void time_engines(const ConvShape& s, const Options& o, const Shape& in, std::vector<float>& kernel,
+                  Row& row) {
+  const std::size_t kn = kernel.size(), e_count = o.engines.size();
+  std::vector<float> dkernel(kn), bias(static_cast<std::size_t>(s.cout), 0.0f),
+      dbias(static_cast<std::size_t>(s.cout));
+  parafine::Workspace ws;
+  std::vector<std::unique_ptr<Conv2D>> convs;
+  for (const parafine::ConvEngine e : o.engines) {
+    convs.push_back(std::make_unique<Conv2D>(s.name, s.cout, s.k, s.stride, s.padding));
+    Conv2D& conv = *convs.back();
+    conv.set_engine(e);
+    conv.infer_shape({in});
+    conv.set_workspace(&ws);
+    conv.bind_param(0, kernel.data(), dkernel.data());
+    conv.bind_param(1, bias.data(), dbias.data());
+    conv.set_bias_gradient_is_zero(true);
+  }
+  Tensor x(in), y, dy(s.out), dx;
+  fill_uniform(x.data(), x.numel(), -1.0f, 1.0f, 2);
+  fill_uniform(dy.data(), dy.numel(), -1.0f, 1.0f, 3);
+  std::vector<std::vector<double>> fwd(e_count), bwd(e_count);
+  for (int r = -1; r < o.repeats; ++r) {  // r = -1: warm-up (primitive creation, buffers)
+    for (std::size_t e = 0; e < e_count; ++e) {
+      const double t = seconds([&] { convs[e]->forward({&x}, y, true); });
+      if (r >= 0) fwd[e].push_back(t);
+    }
+    for (std::size_t e = 0; e < e_count; ++e) {
+      const double t = seconds([&] { convs[e]->backward({&x}, y, dy, {&dx}); });
+      if (r >= 0) bwd[e].push_back(t);
+    }
+  }
+  for (std::size_t e = 0; e < e_count; ++e) row.engines.push_back({summarize(fwd[e]), summarize(bwd[e])});
+}
 
 Row bench_shape(const ConvShape& s, const Options& o) {
   Row row;
@@ -160,27 +246,18 @@ Row bench_shape(const ConvShape& s, const Options& o) {
   row.flops = conv.forward_flops(in);
 
   const std::size_t kn = static_cast<std::size_t>(s.k) * s.k * s.cin * s.cout;
-  std::vector<float> kernel(kn), dkernel(kn), bias(static_cast<std::size_t>(s.cout), 0.0f),
-      dbias(static_cast<std::size_t>(s.cout));
+  std::vector<float> kernel(kn), dkernel(kn);
   const float limit = static_cast<float>(std::sqrt(6.0 / (s.k * s.k * (s.cin + s.cout))));
   fill_uniform(kernel.data(), kn, -limit, limit, 1);
-  parafine::Workspace ws;
-  conv.set_workspace(&ws);
-  conv.bind_param(0, kernel.data(), dkernel.data());
-  conv.bind_param(1, bias.data(), dbias.data());
-  conv.set_bias_gradient_is_zero(true);
-
-  Tensor x(in), y, dy(out), dx;
-  fill_uniform(x.data(), x.numel(), -1.0f, 1.0f, 2);
-  fill_uniform(dy.data(), dy.numel(), -1.0f, 1.0f, 3);
-  row.fwd = time_runs(o.repeats, [&] { conv.forward({&x}, y, true); });
-  row.bwd = time_runs(o.repeats, [&] { conv.backward({&x}, y, dy, {&dx}); });
+  time_engines(s, o, in, kernel, row);
 
   if (o.sgemm_equivalent) {
-    // The multiplies the layer does, as single sgemm calls on ready-made columns:
+    // The multiplies the im2col engine does, as single sgemm calls on ready-made columns:
     // forward  y[M,Cout] = col[M,K] W[K,Cout]; backward dW[K,Cout] = col^T dy, dcol[M,K] = dy W^T.
     const int m = static_cast<int>(out.rows()), kk = s.k * s.k * s.cin, n = s.cout;
     std::vector<float> col(static_cast<std::size_t>(m) * kk), c(static_cast<std::size_t>(m) * n);
+    Tensor dy(out);
+    fill_uniform(dy.data(), dy.numel(), -1.0f, 1.0f, 3);
     fill_uniform(col.data(), col.size(), -1.0f, 1.0f, 4);
     row.fwd_gemm = time_runs(o.repeats, [&] {
       parafine::sgemm(false, false, m, n, kk, 1.0f, col.data(), kk, kernel.data(), n, 0.0f,
@@ -205,6 +282,71 @@ std::string gflops(double flops, double seconds) {
   return b;
 }
 
+std::string ratio(double a, double b) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f", b > 0 ? a / b : 0.0);
+  return buf;
+}
+
+// The CSV columns: per engine and pass its median/min/max ms and GFLOP/s, then bare sgemm.
+std::string csv_columns(const Options& o) {
+  std::string c = "name,shape,count,gflop_forward";
+  for (const char* pass : {"fwd", "bwd"})
+    for (const parafine::ConvEngine e : o.engines)
+      for (const char* col : {"ms_median", "ms_min", "ms_max", "gflops"})
+        c += std::string(",") + pass + "_" + parafine::conv_engine_name(e) + "_" + col;
+  if (o.sgemm_equivalent) c += ",fwd_sgemm_gflops,bwd_sgemm_gflops";
+  return c;
+}
+
+void print_header(const Options& o) {
+  std::string h = "layer                  shape (HxWxCin -> Cout)      n   GFLOP |";
+  char b[64];
+  for (const char* pass : {"fwd", "bwd"}) {
+    for (const parafine::ConvEngine e : o.engines) {
+      std::snprintf(b, sizeof b, " %s %-6s", pass, parafine::conv_engine_name(e));
+      h += b;
+    }
+    h += o.engines.size() == 2 ? "     x |" : " |";
+  }
+  if (o.sgemm_equivalent) h += " sgemm GF/s fwd bwd";
+  std::cout << h << "\n(ms medians)\n";
+}
+
+void print_row(const Options& o, const Row& r, std::ofstream& csv) {
+  const ConvShape& s = r.shape;
+  char b[256];
+  std::snprintf(b, sizeof b, "%-22s %-26s %3d %7.2f |", s.name.c_str(), s.str().c_str(), s.count,
+                r.flops * 1e-9);
+  std::string line = b;
+  if (csv) csv << s.name << ',' << s.str() << ',' << s.count << ',' << r.flops * 1e-9;
+  for (int pass = 0; pass < 2; ++pass) {
+    const double flops = pass == 0 ? r.flops : 2 * r.flops;
+    for (const EngineTimes& t : r.engines) {
+      const Summary& m = pass == 0 ? t.fwd : t.bwd;
+      std::snprintf(b, sizeof b, " %10.1f", m.median * 1e3);
+      line += b;
+      if (csv)
+        csv << ',' << m.median * 1e3 << ',' << m.min * 1e3 << ',' << m.max * 1e3 << ','
+            << flops / m.median * 1e-9;
+    }
+    if (r.engines.size() == 2) {
+      const Summary& a = pass == 0 ? r.engines[0].fwd : r.engines[0].bwd;
+      const Summary& z = pass == 0 ? r.engines[1].fwd : r.engines[1].bwd;
+      line += " " + std::string(6 - std::min<std::size_t>(6, ratio(a.median, z.median).size()), ' ') +
+              ratio(a.median, z.median);
+    }
+    line += " |";
+  }
+  if (o.sgemm_equivalent) {
+    line += " " + gflops(r.flops, r.fwd_gemm.median) + " " + gflops(2 * r.flops, r.bwd_gemm.median);
+    if (csv)
+      csv << ',' << r.flops / r.fwd_gemm.median * 1e-9 << ',' << 2 * r.flops / r.bwd_gemm.median * 1e-9;
+  }
+  std::cout << line << std::endl;
+  if (csv) csv << '\n';
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -221,9 +363,12 @@ int main(int argc, char** argv) {
       std::cerr << "bench_conv_shapes: cannot write --csv file '" << o.csv << "'\n";
       return 1;
     }
-    csv << "name,shape,count,gflop_forward,fwd_ms_median,fwd_ms_min,fwd_ms_max,fwd_gflops,"
-           "fwd_sgemm_gflops,bwd_ms_median,bwd_ms_min,bwd_ms_max,bwd_gflops,bwd_sgemm_gflops\n";
+    csv << csv_columns(o) << "\n";
   }
+  // The sgemm rows fill the first engine's forward columns and leave the rest empty.
+  const std::string columns = csv_columns(o);
+  const std::string sgemm_padding(
+      static_cast<std::size_t>(std::count(columns.begin(), columns.end(), ',') - 7), ',');
 
   char line[512];
   // The ceiling, measured before and after the shapes: a big gap between the two says the
@@ -245,51 +390,44 @@ int main(int argc, char** argv) {
     if (csv)
       csv << "sgemm_square_" << when << ',' << n << "x" << n << "x" << n << ",1," << flops * 1e-9
           << ',' << t.median * 1e3 << ',' << t.min * 1e3 << ',' << t.max * 1e3 << ','
-          << flops / t.median * 1e-9 << ",,,,,,\n";
+          << flops / t.median * 1e-9 << sgemm_padding << "\n";
   };
   square_sgemm("before");
   std::cout << "\n";
 
-  std::snprintf(line, sizeof line, "%-22s %-26s %3s %7s | %8s %7s %7s | %8s %7s %7s\n", "layer",
-                "shape (HxWxCin -> Cout)", "n", "GFLOP", "fwd ms", "GF/s", "sgemm", "bwd ms",
-                "GF/s", "sgemm");
-  std::cout << line;
+  print_header(o);
   int convs = 0;
-  double net_flops = 0, net_fwd_s = 0, net_bwd_s = 0, net_fwd_gemm_s = 0, net_bwd_gemm_s = 0;
+  const std::size_t ne = o.engines.size();
+  double net_flops = 0, net_fwd_gemm_s = 0, net_bwd_gemm_s = 0;
+  std::vector<double> net_fwd_s(ne, 0.0), net_bwd_s(ne, 0.0);
   for (const ConvShape& s : resnet50_conv_shapes(o)) {
     if (!o.filter.empty() && s.name.find(o.filter) == std::string::npos) continue;
     const Row r = bench_shape(s, o);
-    const std::string shape = s.str();
-    std::snprintf(line, sizeof line, "%-22s %-26s %3d %7.2f | %8.1f %7s %7s | %8.1f %7s %7s\n",
-                  s.name.c_str(), shape.c_str(), s.count, r.flops * 1e-9, r.fwd.median * 1e3,
-                  gflops(r.flops, r.fwd.median).c_str(),
-                  o.sgemm_equivalent ? gflops(r.flops, r.fwd_gemm.median).c_str() : "-",
-                  r.bwd.median * 1e3, gflops(2 * r.flops, r.bwd.median).c_str(),
-                  o.sgemm_equivalent ? gflops(2 * r.flops, r.bwd_gemm.median).c_str() : "-");
-    std::cout << line << std::flush;
+    print_row(o, r, csv);
     convs += s.count;
     net_flops += s.count * r.flops;
-    net_fwd_s += s.count * r.fwd.median;
-    net_bwd_s += s.count * r.bwd.median;
+    for (std::size_t e = 0; e < ne; ++e) {
+      net_fwd_s[e] += s.count * r.engines[e].fwd.median;
+      net_bwd_s[e] += s.count * r.engines[e].bwd.median;
+    }
     net_fwd_gemm_s += s.count * r.fwd_gemm.median;
     net_bwd_gemm_s += s.count * r.bwd_gemm.median;
-    if (csv)
-      csv << s.name << ',' << s.str() << ',' << s.count << ',' << r.flops * 1e-9 << ','
-          << r.fwd.median * 1e3 << ',' << r.fwd.min * 1e3 << ',' << r.fwd.max * 1e3 << ','
-          << r.flops / r.fwd.median * 1e-9 << ','
-          << (o.sgemm_equivalent ? r.flops / r.fwd_gemm.median * 1e-9 : 0.0) << ','
-          << r.bwd.median * 1e3 << ',' << r.bwd.min * 1e3 << ',' << r.bwd.max * 1e3 << ','
-          << 2 * r.flops / r.bwd.median * 1e-9 << ','
-          << (o.sgemm_equivalent ? 2 * r.flops / r.bwd_gemm.median * 1e-9 : 0.0) << '\n';
   }
-  std::snprintf(line, sizeof line,
-                "\nthe %d convs above weighted by count:\n"
-                "  forward  %.1f GFLOP in %.2f s = %.1f GFLOP/s (bare sgemm %.2f s)\n"
-                "  backward %.1f GFLOP in %.2f s = %.1f GFLOP/s (bare sgemm %.2f s)\n",
-                convs, net_flops * 1e-9, net_fwd_s, net_flops / net_fwd_s * 1e-9,
-                o.sgemm_equivalent ? net_fwd_gemm_s : 0.0, 2 * net_flops * 1e-9, net_bwd_s,
-                2 * net_flops / net_bwd_s * 1e-9, o.sgemm_equivalent ? net_bwd_gemm_s : 0.0);
-  std::cout << line;
+  std::cout << "\nthe " << convs << " convs above weighted by count:\n";
+  for (std::size_t e = 0; e < ne; ++e) {
+    std::snprintf(line, sizeof line,
+                  "  %-7s forward  %.1f GFLOP in %.2f s = %.1f GFLOP/s; backward %.1f GFLOP in "
+                  "%.2f s = %.1f GFLOP/s\n",
+                  parafine::conv_engine_name(o.engines[e]), net_flops * 1e-9, net_fwd_s[e],
+                  net_flops / net_fwd_s[e] * 1e-9, 2 * net_flops * 1e-9, net_bwd_s[e],
+                  2 * net_flops / net_bwd_s[e] * 1e-9);
+    std::cout << line;
+  }
+  if (o.sgemm_equivalent) {
+    std::snprintf(line, sizeof line, "  bare sgemm forward %.2f s, backward %.2f s\n",
+                  net_fwd_gemm_s, net_bwd_gemm_s);
+    std::cout << line;
+  }
   std::cout << "\n";
   square_sgemm("after");
   std::cout << "(backward = weight grad + input grad; in the network conv1_conv needs no input\n"

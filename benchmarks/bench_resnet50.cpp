@@ -435,7 +435,9 @@ int main(int argc, char** argv) {
 
   std::cout << "bench_resnet50: ResNet50 width 64, dense 1024, 2 classes; batch " << o.batch << ", "
             << o.image_size << "x" << o.image_size << ", " << o.threads << " thread(s), "
-            << o.warmup << " warm-up + " << o.repeats << " timed step(s) per scenario\n";
+            << o.warmup << " warm-up + " << o.repeats << " timed step(s) per scenario; conv engine "
+            << parafine::conv_engine_name(parafine::default_conv_engine())
+            << " (PARAFINE_CONV_ENGINE)\n";
 
   Tensor x;
   std::vector<int> labels;

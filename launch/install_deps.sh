@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config
   libopenmpi-dev openmpi-bin
-  libeigen3-dev libhdf5-dev libopenblas-openmp-dev libboost-program-options-dev
+  libeigen3-dev libhdf5-dev libopenblas-openmp-dev libdnnl-dev libboost-program-options-dev
   libgtest-dev libjpeg-dev libpng-dev
   python3 python3-numpy python3-h5py python3-torch   # the independent reference in tests/
 )

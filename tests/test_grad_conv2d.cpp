@@ -1,12 +1,14 @@
 // Conv2D against finite differences (input, kernel and bias gradients) for the kernel sizes,
-// strides and paddings ResNet50 uses, and its forward against a naive direct convolution in
-// double with TensorFlow's 'same' padding placement (extra padding at the bottom/right).
+// strides and paddings ResNet50 uses (and odd sizes of them, batch 1), and its forward against
+// a naive direct convolution in double with TensorFlow's 'same' padding placement (extra
+// padding at the bottom/right), on both engines (oneDNN, im2col + sgemm).
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <iostream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "gradient_checker.hpp"
@@ -23,18 +25,22 @@ struct ConvCase {
   std::string name;
   int kernel, stride;
   Padding padding;
-  int h, w;  // input height and width; N = 2, Cin = 3, Cout = 4
+  int h, w;  // input height and width; Cin = 3, Cout = 4
   bool bias;
+  int n = 2;  // batch
 };
+
+using EngineCase = std::tuple<ConvCase, ConvEngine>;
 
 // gtest prints a failing parameter with this instead of its bytes.
 void PrintTo(const ConvCase& c, std::ostream* os) {
-  *os << c.name << (c.bias ? " with bias" : " without bias") << " on input [2," << c.h << "," << c.w
-      << ",3]";
+  *os << c.name << (c.bias ? " with bias" : " without bias") << " on input [" << c.n << "," << c.h
+      << "," << c.w << ",3]";
 }
 
-std::string case_name(const ::testing::TestParamInfo<ConvCase>& info) {
-  return info.param.name + (info.param.bias ? "_bias" : "_nobias");
+std::string case_name(const ::testing::TestParamInfo<EngineCase>& info) {
+  const ConvCase& c = std::get<0>(info.param);
+  return c.name + (c.bias ? "_bias_" : "_nobias_") + conv_engine_name(std::get<1>(info.param));
 }
 
 std::vector<ConvCase> cases() {
@@ -46,11 +52,24 @@ std::vector<ConvCase> cases() {
     // 8 rows: padding 0 top / 1 bottom; 7 columns: 1 left / 1 right.
     c.push_back({"k3_same_s2", 3, 2, Padding::kSame, 8, 7, bias});
     c.push_back({"k7_valid_s2", 7, 2, Padding::kValid, 11, 12, bias});  // conv1_conv
+    // Odd sizes, batch 1: a strided 'same' 3x3 on 9 rows (1 top / 1 bottom) and 7 columns;
+    // a strided 1x1 on 9 rows (all read) and 8 columns (the last never read); a 7x7/2 'valid'
+    // on 13 rows (all read) and 12 columns (the last never read).
+    c.push_back({"k3_same_s2_odd_n1", 3, 2, Padding::kSame, 9, 7, bias, 1});
+    c.push_back({"k1_s2_odd_n1", 1, 2, Padding::kValid, 9, 8, bias, 1});
+    c.push_back({"k7_valid_s2_odd_n1", 7, 2, Padding::kValid, 13, 12, bias, 1});
   }
   return c;
 }
 
 constexpr int kN = 2, kCin = 3, kCout = 4;
+
+std::vector<EngineCase> engine_cases() {
+  std::vector<EngineCase> e;
+  for (const ConvEngine engine : {ConvEngine::kOneDnn, ConvEngine::kIm2col})
+    for (const ConvCase& c : cases()) e.emplace_back(c, engine);
+  return e;
+}
 
 // Direct convolution in double. ref[n,r,q,o] = b[o] + sum x[n, r*s - top + a, q*s - left + b, i]
 // * w[a,b,i,o]; abs_sum holds sum |terms| (the scale of the float32 rounding error).
@@ -101,13 +120,14 @@ NaiveConv naive_conv(const Tensor& x, const float* w, const float* b, int k, int
   return c;
 }
 
-class Conv2DGrad : public ::testing::TestWithParam<ConvCase> {};
+class Conv2DGrad : public ::testing::TestWithParam<EngineCase> {};
 
 TEST_P(Conv2DGrad, MatchesFiniteDifferences) {
-  const ConvCase& p = GetParam();
+  const ConvCase& p = std::get<0>(GetParam());
   Rng rng(1000 + p.kernel * 10 + p.stride);
   Conv2D conv("conv_" + p.name, kCout, p.kernel, p.stride, p.padding, p.bias);
-  Tensor x(Shape{kN, p.h, p.w, kCin});
+  conv.set_engine(std::get<1>(GetParam()));
+  Tensor x(Shape{p.n, p.h, p.w, kCin});
   gradcheck::fill_uniform(x, -1.0, 1.0, rng);
   LayerFixture fx(conv, {x.shape()}, rng);
 
@@ -119,10 +139,11 @@ TEST_P(Conv2DGrad, MatchesFiniteDifferences) {
 }
 
 TEST_P(Conv2DGrad, ForwardMatchesNaiveConvolution) {
-  const ConvCase& p = GetParam();
+  const ConvCase& p = std::get<0>(GetParam());
   Rng rng(2000 + p.kernel * 10 + p.stride);
   Conv2D conv("conv_" + p.name, kCout, p.kernel, p.stride, p.padding, p.bias);
-  Tensor x(Shape{kN, p.h, p.w, kCin});
+  conv.set_engine(std::get<1>(GetParam()));
+  Tensor x(Shape{p.n, p.h, p.w, kCin});
   gradcheck::fill_uniform(x, -1.0, 1.0, rng);
   LayerFixture fx(conv, {x.shape()}, rng);
   Tensor y;
@@ -131,7 +152,7 @@ TEST_P(Conv2DGrad, ForwardMatchesNaiveConvolution) {
   const NaiveConv ref =
       naive_conv(x, fx.value("kernel").data(), p.bias ? fx.value("bias").data() : nullptr, p.kernel,
                  p.stride, p.padding, kCout);
-  ASSERT_EQ(y.shape(), (Shape{kN, ref.ho, ref.wo, kCout})) << "got " << y.shape().str();
+  ASSERT_EQ(y.shape(), (Shape{p.n, ref.ho, ref.wo, kCout})) << "got " << y.shape().str();
   // float32 products and sums: error well under 1e-5 of sum |terms|; a wrong tap moves an
   // output by about one term, ~1/(k*k*Cin) of that sum.
   constexpr double kTol = 1e-5;
@@ -142,21 +163,26 @@ TEST_P(Conv2DGrad, ForwardMatchesNaiveConvolution) {
     ASSERT_LE(err, kTol) << "output " << i << " " << gradcheck::unravel(i, y.shape())
                          << ": parafine " << y[i] << ", naive " << ref.ref[i];
   }
-  std::cout << "[forward] Conv2D " << p.name << (p.bias ? " bias" : " nobias") << " pad_top "
+  std::cout << "[forward] Conv2D " << conv_engine_name(conv.engine()) << " " << p.name
+            << (p.bias ? " bias" : " nobias") << " pad_top "
             << ref.pad_top << " pad_left " << ref.pad_left << ": max |y - naive| / sum|terms| "
             << worst << " (tolerance " << kTol << ")" << std::endl;
 }
 
-INSTANTIATE_TEST_SUITE_P(ResNet50Shapes, Conv2DGrad, ::testing::ValuesIn(cases()), case_name);
+INSTANTIATE_TEST_SUITE_P(ResNet50Shapes, Conv2DGrad, ::testing::ValuesIn(engine_cases()),
+                         case_name);
 
 // 'same' padding placement written out by hand: all-ones 6x5 input and 3x3 kernel, stride 2.
 // Rows: out 3, total padding 1 -> 0 top, 1 bottom, so the windows hold 3, 3, 2 image rows.
 // Columns: out 3, total padding 2 -> 1 left, 1 right: 2, 3, 2 image columns.
 // Each output is the number of in-image taps (symmetric or top-heavy padding would put the
 // short window first).
-TEST(Conv2DForward, SamePaddingExtraGoesBottomRight) {
+class Conv2DEngine : public ::testing::TestWithParam<ConvEngine> {};
+
+TEST_P(Conv2DEngine, SamePaddingExtraGoesBottomRight) {
   Rng rng(3);
   Conv2D conv("conv_same", 1, 3, 2, Padding::kSame, /*use_bias=*/false);
+  conv.set_engine(GetParam());
   Tensor x(Shape{1, 6, 5, 1});
   x.fill(1.0f);
   LayerFixture fx(conv, {x.shape()}, rng);
@@ -169,6 +195,12 @@ TEST(Conv2DForward, SamePaddingExtraGoesBottomRight) {
     for (int q = 0; q < 3; ++q)
       EXPECT_EQ(y[r * 3 + q], expected[r][q]) << "output (" << r << "," << q << ")";
 }
+
+INSTANTIATE_TEST_SUITE_P(Engines, Conv2DEngine,
+                         ::testing::Values(ConvEngine::kOneDnn, ConvEngine::kIm2col),
+                         [](const ::testing::TestParamInfo<ConvEngine>& i) {
+                           return std::string(conv_engine_name(i.param));
+                         });
 
 // The check must be able to fail: the same layer with a corrupted backward.
 TEST(Conv2DGradChecker, DetectsInputGradientShiftedByOnePixel) {

@@ -1,11 +1,14 @@
-// Conv2D forward/backward through im2col + OpenBLAS sgemm (see conv2d.hpp).
+// Conv2D forward/backward through oneDNN or im2col + OpenBLAS sgemm (see conv2d.hpp).
 #include "parafine/layers/conv2d.hpp"
 
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <stdexcept>
 
+#include "conv_onednn.hpp"
 #include "parafine/core/compute.hpp"
 
 namespace parafine {
@@ -15,6 +18,24 @@ namespace {
 constexpr std::size_t kMaxColumnFloats = std::size_t(16) << 20;
 }  // namespace
 
+ConvEngine default_conv_engine() {
+  static const ConvEngine e = [] {
+    const char* v = std::getenv("PARAFINE_CONV_ENGINE");
+    if (!v || !*v) return ConvEngine::kOneDnn;
+    const std::string s(v);
+    if (s == "onednn") return ConvEngine::kOneDnn;
+    if (s == "im2col") return ConvEngine::kIm2col;
+    throw std::invalid_argument("PARAFINE_CONV_ENGINE must be im2col or onednn, not '" + s + "'");
+  }();
+  return e;
+}
+
+const char* conv_engine_name(ConvEngine e) {
+  return e == ConvEngine::kOneDnn ? "onednn" : "im2col";
+}
+
+Conv2D::~Conv2D() = default;
+
 Conv2D::Conv2D(std::string name, int filters, int kernel, int stride, Padding padding,
                bool use_bias)
     : Layer(std::move(name)),
@@ -22,7 +43,8 @@ Conv2D::Conv2D(std::string name, int filters, int kernel, int stride, Padding pa
       k_(kernel),
       stride_(stride),
       padding_(padding),
-      use_bias_(use_bias) {
+      use_bias_(use_bias),
+      engine_(default_conv_engine()) {
   if (filters < 1 || kernel < 1 || stride < 1)
     fail("filters, kernel size and stride must be positive");
 }
@@ -69,6 +91,26 @@ Conv2D::Geometry Conv2D::geometry(const Shape& s) const {
 double Conv2D::forward_flops(const Shape& in) const {
   const Geometry g = geometry(in);
   return 2.0 * g.n * g.ho * g.wo * static_cast<double>(k_) * k_ * in[3] * filters_;
+}
+
+ConvDims Conv2D::onednn_dims(const Geometry& g) const {
+  // oneDNN wants (in - k + top + bottom) / stride + 1 == out; TF's 'same' puts the rest of the
+  // total padding at the bottom/right, 'valid' pads nothing.
+  const int pad_bottom =
+      padding_ == Padding::kSame ? std::max((g.ho - 1) * stride_ + k_ - g.h, 0) - g.pad_top : 0;
+  const int pad_right =
+      padding_ == Padding::kSame ? std::max((g.wo - 1) * stride_ + k_ - g.w, 0) - g.pad_left : 0;
+  return ConvDims{g.n,  g.h,     g.w,        cin_,       g.ho,      g.wo, filters_,
+                  k_,   stride_, g.pad_top, g.pad_left, pad_bottom, pad_right};
+}
+
+ConvOneDnn& Conv2D::onednn() {
+  if (!onednn_) onednn_ = std::make_unique<ConvOneDnn>();
+  return *onednn_;
+}
+
+int Conv2D::onednn_cached_primitives() const {
+  return onednn_ ? onednn_->cached_primitives() : 0;
 }
 
 bool Conv2D::is_pointwise() const {
@@ -137,17 +179,26 @@ void Conv2D::col2im_add(const float* col, const Geometry& g, int n0, int n1, flo
       }
 }
 
-void Conv2D::forward(const std::vector<const Tensor*>& in, Tensor& out, bool) {
-  forward_with(*in[0], out, param(0), use_bias_ ? param(1) : nullptr, false);
+void Conv2D::forward(const std::vector<const Tensor*>& in, Tensor& out, bool training) {
+  forward_impl(*in[0], out, param(0), use_bias_ ? param(1) : nullptr, false, training);
 }
 
 void Conv2D::forward_with(const Tensor& input, Tensor& out, const float* kernel, const float* bias,
                           bool relu) {
+  forward_impl(input, out, kernel, bias, relu, false);
+}
+
+void Conv2D::forward_impl(const Tensor& input, Tensor& out, const float* kernel, const float* bias,
+                          bool relu, bool training) {
   const Shape os = infer_one(input.shape());
   out.resize(os);
   const Geometry g = geometry(input.shape());
   const float* x = input.data();
   float* y = out.data();
+  if (engine_ == ConvEngine::kOneDnn) {
+    if (g.n > 0) onednn().forward(onednn_dims(g), x, kernel, bias, relu, training, y, *ws_);
+    return;
+  }
   const int kcols = k_ * k_ * cin_;
   const size_t out_rows_per_image = static_cast<size_t>(g.ho) * g.wo;
 
@@ -223,6 +274,10 @@ void Conv2D::backward(const std::vector<const Tensor*>& in, const Tensor& out, c
     if (!bias_grad_zero_) bias_gradient(dy, static_cast<long>(out.shape().rows()), db);
   }
 
+  if (engine_ == ConvEngine::kOneDnn) {
+    backward_onednn(g, x, dy, weight_grads, dx);
+    return;
+  }
   if (is_pointwise()) {
     const int rows = static_cast<int>(out.shape().rows());
     // dW[Cin,Cout] = x^T dy ; dx[rows,Cin] = dy W^T
@@ -255,6 +310,13 @@ void Conv2D::backward(const std::vector<const Tensor*>& in, const Tensor& out, c
       col2im_add(col, g, n0, n1, dx->data());
     }
   }
+}
+
+void Conv2D::backward_onednn(const Geometry& g, const float* x, const float* dy, bool weight_grads,
+                             Tensor* dx) {
+  const ConvDims d = onednn_dims(g);
+  if (weight_grads) onednn().backward_weights(d, x, dy, grad(0), *ws_);
+  if (dx) onednn().backward_data(d, dy, param(0), dx->data(), *ws_);
 }
 
 }  // namespace parafine

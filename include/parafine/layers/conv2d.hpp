@@ -1,8 +1,12 @@
 // Conv2D as Keras defines it: NHWC input, HWIO kernel [KH,KW,Cin,Cout], optional bias [Cout],
 // stride, 'valid' or 'same' padding (TensorFlow's rule: extra padding goes bottom/right).
-// Compute: 1x1 stride-1 convolutions are one sgemm over [N*H*W, Cin]; others build im2col
-// columns [rows, KH*KW*Cin] (column order matches the HWIO kernel) a few images at a time.
+// Two engines compute it. oneDNN: convolution primitives on the NHWC tensors, created once
+// per input shape (src/layers/conv_onednn.hpp). im2col: 1x1 stride-1 convolutions are one
+// sgemm over [N*H*W, Cin]; others build im2col columns [rows, KH*KW*Cin] (column order matches
+// the HWIO kernel) a few images at a time, multiplied by OpenBLAS sgemm.
 #pragma once
+
+#include <memory>
 
 #include "parafine/layers/layer.hpp"
 
@@ -10,10 +14,20 @@ namespace parafine {
 
 enum class Padding { kValid, kSame };
 
+enum class ConvEngine { kIm2col, kOneDnn };
+// The engine a new Conv2D uses: PARAFINE_CONV_ENGINE=im2col|onednn (read once; any other
+// value throws std::invalid_argument), else the faster one as measured (benchmarks/README.md).
+ConvEngine default_conv_engine();
+const char* conv_engine_name(ConvEngine e);
+
+class ConvOneDnn;
+struct ConvDims;
+
 class Conv2D : public Layer {
  public:
   Conv2D(std::string name, int filters, int kernel, int stride, Padding padding,
          bool use_bias = true);
+  ~Conv2D() override;
   const char* type() const override { return "Conv2D"; }
   bool backward_reads_output_values() const override { return false; }  // x and dy only
 
@@ -32,6 +46,12 @@ class Conv2D : public Layer {
   void forward_with(const Tensor& input, Tensor& out, const float* kernel, const float* bias,
                     bool relu);
 
+  // Which engine computes this layer (default_conv_engine() when constructed).
+  void set_engine(ConvEngine e) { engine_ = e; }
+  ConvEngine engine() const { return engine_; }
+  // oneDNN primitive sets this layer has cached (0 under im2col): one per kind and shape.
+  int onednn_cached_primitives() const;
+
   int filters() const { return filters_; }
   int kernel_size() const { return k_; }
   int stride() const { return stride_; }
@@ -46,6 +66,12 @@ class Conv2D : public Layer {
   };
   Shape infer_one(const Shape& in);  // infer_shape for the one input, without a vector
   Geometry geometry(const Shape& in) const;
+  ConvDims onednn_dims(const Geometry& g) const;
+  ConvOneDnn& onednn();
+  void forward_impl(const Tensor& input, Tensor& out, const float* kernel, const float* bias,
+                    bool relu, bool training);
+  void backward_onednn(const Geometry& g, const float* x, const float* dy, bool weight_grads,
+                       Tensor* dx);
   void bias_gradient(const float* dy, long rows, float* db);
   bool is_pointwise() const;  // 1x1, stride 1: the input already is the column matrix
   int images_per_chunk(const Geometry& g) const;
@@ -57,6 +83,8 @@ class Conv2D : public Layer {
   bool use_bias_;
   int cin_ = 0;
   bool bias_grad_zero_ = false;
+  ConvEngine engine_;
+  std::unique_ptr<ConvOneDnn> onednn_;  // created on first use
   ThreadSums bias_sums_;            // per-thread column sums of dy for the bias gradient
   std::vector<double> bias_total_;  // [Cout], their total
 };

@@ -18,12 +18,17 @@ struct ParamSpec {
   bool optimised;
 };
 
-// Scratch memory shared by all layers of a model (im2col columns).
+// Scratch memory shared by all layers of a model: a holds im2col columns or oneDNN's
+// scratchpad, b the kernels reordered into the layout a oneDNN convolution prefers.
 struct Workspace {
-  std::vector<float> a;
+  std::vector<float> a, b;
   float* get_a(std::size_t n) {
     if (a.size() < n) a.resize(n);
     return a.data();
+  }
+  float* get_b(std::size_t n) {
+    if (b.size() < n) b.resize(n);
+    return b.data();
   }
 };
 
