@@ -142,8 +142,8 @@ std::string predict_rows(Model& model, int classes, const SampleSource& data,
   const int size = model.sample_input_shape()[0];
   return allocating("inference on " + std::to_string(local_batch) + " images of " +
                         std::to_string(size) + "x" + std::to_string(size) +
-                        " per rank (the layer outputs, at most)",
-                    model.activation_bytes(local_batch), "Try a smaller --batch-size.",
+                        " per rank (the layer outputs, estimated)",
+                    model.step_bytes(local_batch, false), "Try a smaller --batch-size.",
                     [&] { return predict_rows_unguarded(model, classes, data, o, names); });
 }
 

@@ -110,12 +110,6 @@ void Model::build() {
   built_ = true;
 }
 
-double Model::activation_bytes(int batch) const {
-  double floats = 0;
-  for (int i = 0; i < size(); ++i) floats += static_cast<double>(output_shape(i, batch).numel());
-  return floats * sizeof(float);
-}
-
 Shape Model::output_shape(int node, int batch) const {
   Shape s = nodes_.at(static_cast<size_t>(node)).sample_shape;
   s.set(0, batch);
@@ -173,25 +167,60 @@ void Model::bind_gradients() {
   for (int i = 0; i < size(); ++i) bound_trainable_[static_cast<size_t>(i)] = layer(i).trainable;
 }
 
-void Model::plan(bool training) {
-  cut_ = training ? first_trainable_node() : size();
+void Model::plan_outputs(bool training, int cut, std::vector<bool>& keep,
+                         std::vector<bool>& drop) const {
   const int last = size() - 1;
+  keep.assign(nodes_.size(), false);
+  drop.assign(nodes_.size(), false);
   for (int i = 0; i < size(); ++i) {
-    bool keep = i == last || user_keep_[static_cast<size_t>(i)] || i >= cut_;
-    for (int c : nodes_[static_cast<size_t>(i)].consumers) keep = keep || c >= cut_;
-    keep_[static_cast<size_t>(i)] = keep;
+    bool k = i == last || user_keep_[static_cast<size_t>(i)] || i >= cut;
+    for (int c : nodes_[static_cast<size_t>(i)].consumers) k = k || c >= cut;
+    keep[static_cast<size_t>(i)] = k;
   }
   // Kept outputs that no backward reads the values of are dropped once their consumers ran:
   // BatchNormalization's (its backward reads x and its statistics; its consumer, a ReLU or
   // an Add, reads none), and the residual Add's (its ReLU reads its own output).
   for (int i = 0; i < size(); ++i) {
-    bool drop = training && keep_[static_cast<size_t>(i)] && i != last &&
-                !user_keep_[static_cast<size_t>(i)] &&
-                (i < cut_ || !layer(i).backward_reads_output_values());
+    bool d = training && keep[static_cast<size_t>(i)] && i != last &&
+             !user_keep_[static_cast<size_t>(i)] &&
+             (i < cut || !layer(i).backward_reads_output_values());
     for (int c : nodes_[static_cast<size_t>(i)].consumers)
-      drop = drop && (c < cut_ || !layer(c).backward_reads_input_values());
-    drop_values_[static_cast<size_t>(i)] = drop;
+      d = d && (c < cut || !layer(c).backward_reads_input_values());
+    drop[static_cast<size_t>(i)] = d;
   }
+}
+
+double Model::step_bytes(int batch, bool training) const {
+  const int cut = training ? first_trainable_node() : size();
+  std::vector<bool> keep, drop;
+  plan_outputs(training, cut, keep, drop);
+  auto bytes = [&](int i) {
+    return static_cast<double>(output_shape(i, batch).numel()) * sizeof(float);
+  };
+  std::vector<int> pending(nodes_.size());
+  for (size_t i = 0; i < nodes_.size(); ++i)
+    pending[i] = static_cast<int>(nodes_[i].consumers.size());
+  double live = 0, peak = 0, widest = 0;
+  for (int i = 0; i < size(); ++i) {  // forward, releasing as run() does
+    live += bytes(i);
+    peak = std::max(peak, live);
+    double around = bytes(i);
+    for (int k : nodes_[static_cast<size_t>(i)].inputs) {
+      around += bytes(k);
+      if (--pending[static_cast<size_t>(k)] == 0 &&
+          (!keep[static_cast<size_t>(k)] || drop[static_cast<size_t>(k)]))
+        live -= bytes(k);
+    }
+    if (i >= cut) widest = std::max(widest, around);
+  }
+  // Backward holds what forward kept plus, at one layer, its output's gradient and its
+  // inputs' (twice: a second consumer's gradient is summed in from scratch).
+  return std::max(peak, live + 2 * widest);
+}
+
+void Model::plan(bool training) {
+  cut_ = training ? first_trainable_node() : size();
+  plan_outputs(training, cut_, keep_, drop_values_);
   plan_fusions();
   if (!training) return;
   bind_gradients();

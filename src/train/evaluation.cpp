@@ -39,8 +39,8 @@ LossResult evaluate(Model& model, const SampleSource& data, int batch_size, int 
   const int local_batch = (batch_size + Comm::size() - 1) / Comm::size();
   return allocating(
       "inference on " + std::to_string(local_batch) + " images of " + std::to_string(image_size) +
-          "x" + std::to_string(image_size) + " per rank (the layer outputs, at most)",
-      model.activation_bytes(local_batch), "Try a smaller --batch-size or --image-size.", [&] {
+          "x" + std::to_string(image_size) + " per rank (the layer outputs, estimated)",
+      model.step_bytes(local_batch, false), "Try a smaller --batch-size or --image-size.", [&] {
         EpochFeed batches(data, plan.local_batches(0), p);
         return evaluate_feed(model, batches);
       });

@@ -61,7 +61,7 @@ void calibrate_frozen_batch_norm(Model& model, const SampleSource& train, const 
   allocating(
       "the BatchNormalization calibration of the random base (one forward pass of " +
           std::to_string(n) + " images of " + size + "x" + size + ")",
-      model.activation_bytes(n) + static_cast<double>(n) * 3 * c.image_size * c.image_size * 4,
+      model.step_bytes(n, false) + static_cast<double>(n) * 3 * c.image_size * c.image_size * 4,
       "Try a smaller --image-size, or start from --weights (a random base is calibrated on up to "
       "64 training images).",
       [&] {

@@ -204,11 +204,11 @@ bool TwoPhaseRun::run_phase(int phase) {
   Adam adam = start_phase(phase);
   double phase_seconds = 0;
   const int local_batch = (c_.batch_size + Comm::size() - 1) / Comm::size();
-  const double step_bytes = 2 * model_.activation_bytes(local_batch);  // outputs + gradients
+  const double step_bytes = model_.step_bytes(local_batch, true);
   const std::string what =
       "a training step of phase " + std::to_string(phase) +
       " (the layer outputs and their gradients for " + std::to_string(local_batch) + " images of " +
-      std::to_string(c_.image_size) + "x" + std::to_string(c_.image_size) + " per rank, at most)";
+      std::to_string(c_.image_size) + "x" + std::to_string(c_.image_size) + " per rank, estimated)";
   const std::string advice =
       "Try a smaller --batch-size or --image-size, fewer ranks per node, or a smaller "
       "--cache-mem.";

@@ -22,9 +22,17 @@ std::string format_bytes(double bytes);
 // "out of memory allocating <what> (<size>)" followed by `advice` when given.
 std::string out_of_memory_text(const std::string& what, double bytes, const std::string& advice);
 
+// Under an address-space limit (ulimit -v, RLIMIT_AS) that leaves less than `bytes` above what
+// the process maps now, throws OutOfMemory saying so. Libraries do not all survive a failed
+// allocation (oneDNN crashed creating a primitive), so a step that cannot fit is refused before
+// it starts. Without a limit it does nothing: the kernel's overcommit decides, not an estimate.
+void check_address_space(const std::string& what, double bytes, const std::string& advice);
+
+// Runs fn after check_address_space, turning a std::bad_alloc into OutOfMemory.
 template <typename F>
 auto allocating(const std::string& what, double bytes, const std::string& advice, F&& fn)
     -> decltype(fn()) {
+  check_address_space(what, bytes, advice);
   try {
     return fn();
   } catch (const std::bad_alloc&) {

@@ -53,9 +53,11 @@ class Model {
   int index_of(const std::string& name) const;  // -1 when absent
   Shape sample_input_shape() const;             // [H,W,C]
   Shape output_shape(int node, int batch) const;
-  // Bytes of every layer's output for a batch: what a forward holds at most (training keeps
-  // about as much again for the gradients). For out-of-memory messages.
-  double activation_bytes(int batch) const;
+  // About the most bytes of layer outputs (and, training, their gradients) that a forward
+  // (and backward) of `batch` images holds at once under the current freezing: forward's
+  // releases simulated, backward's transient gradients at the widest trainable layer. For
+  // out-of-memory checks and messages.
+  double step_bytes(int batch, bool training) const;
 
   // Weights. Layers hold pointers into these blocks: change values, never sizes (set_weights
   // copies a whole saved block in after checking its size).
@@ -129,6 +131,9 @@ class Model {
   void plan_fusions();
   void run_fused(int i, const std::vector<const Tensor*>& ins);
   void plan(bool training);
+  // Which outputs a forward keeps for backward (or the caller), and which of those it drops
+  // once their consumers ran (no backward reads their values), for a given first trainable node.
+  void plan_outputs(bool training, int cut, std::vector<bool>& keep, std::vector<bool>& drop) const;
   const Tensor& run(int first, const Tensor& given, bool training);
   void bind_gradients();
   void release(Tensor& t) { pool_.release(t.take_storage()); }
