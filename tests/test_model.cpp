@@ -192,6 +192,22 @@ TEST(ResNet50, FrozenPrefixActivationsAreReleased) {
             << m.size() << " layer outputs\n";
   // conv5_block2_out, the 10 trainable layers but their 3 BNs and the Add, the head
   EXPECT_EQ(kept, 1 + 10 - 4 + 3);
+  // Backward hands each trainable layer's output back to the pool once it served its own and
+  // its consumers' backward: only the logits and conv5_block2_out (frozen) remain.
+  Tensor dlogits(m.output(m.size() - 1).shape());
+  dlogits.fill(0.1f);
+  m.backward(dlogits);
+  int after_backward = 0;
+  for (int i = 0; i < m.size(); ++i) {
+    try {
+      m.output(i);
+      ++after_backward;
+    } catch (const std::logic_error&) {
+    }
+  }
+  std::cout << "after backward " << after_backward << " layer outputs are held\n";
+  EXPECT_EQ(after_backward, 2);
+  EXPECT_NO_THROW(m.output(m.size() - 1));
 }
 
 TEST(ResNet50, BadConfigurationsNameTheOption) {

@@ -452,6 +452,9 @@ void Model::backward(const Tensor& dlogits, const std::function<void(std::size_t
       release(scratch[a]);
     }
     release(dout);
+    // Node j's output has served its own backward and its consumers' (all later, so done):
+    // its buffer goes back to the pool for the gradients still to come.
+    if (j != last && !user_keep_[static_cast<size_t>(j)]) release(outputs_[static_cast<size_t>(j)]);
     if (grads_ready && node.has_params) grads_ready(ready_end[static_cast<size_t>(j)]);
   }
   if (grads_ready) grads_ready(grads_.size());
