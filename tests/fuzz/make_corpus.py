@@ -18,20 +18,19 @@ finding reproduces from (parser, seed, mutant index) alone. Written with plain h
   ``res2a_branch2a``, ``res2a_branch2a_W_1:0``, ``bn_conv1_running_std_1:0``...), with
   VARIABLE-length string attributes split as ``layer_names0``/``layer_names1`` (where HDF5's
   vlen string read crashed in earlier probes), the same subset.
-* ``image/``       is written by the C++ tool ``fuzz_make_image_corpus`` (libjpeg/libpng via
-  tests/image_writers.hpp, as python3-pil is not installed); pass ``--image-tool`` to run it.
+The JPEG/PNG seeds are not committed: the CTest fixture ``fuzz_corpus`` generates them in
+the build tree with the C++ tool ``fuzz_make_image_corpus`` (libjpeg/libpng via
+tests/image_writers.hpp) next to links to these folders.
 
 The checkpoint corpus is not committed: fuzz_inputs writes one at startup with
 save_checkpoint, so it always has the current checkpoint format.
 
 Usage:
-    /usr/bin/python3 tests/fuzz/make_corpus.py --out tests/fuzz/corpus \
-        [--image-tool build/tests/fuzz_make_image_corpus]
+    /usr/bin/python3 tests/fuzz/make_corpus.py --out tests/fuzz/corpus
 """
 
 import argparse
 import os
-import subprocess
 import sys
 
 import h5py
@@ -137,14 +136,11 @@ def write_keras1(out, values):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.join(HERE, "corpus"))
-    ap.add_argument("--image-tool", help="build/tests/fuzz_make_image_corpus, writes image/")
     args = ap.parse_args()
     write_image_datasets(os.path.join(args.out, "h5_dataset"))
     layers, n_base, values = tiny_model_values()
     write_keras_tf(os.path.join(args.out, "keras_tf"), layers, n_base, values)
     write_keras1(os.path.join(args.out, "keras1"), values)
-    if args.image_tool:
-        subprocess.run([args.image_tool, os.path.join(args.out, "image")], check=True)
     for root, _, files in sorted(os.walk(args.out)):
         for name in sorted(files):
             path = os.path.join(root, name)

@@ -1,8 +1,8 @@
 // fuzz_make_image_corpus DIR: writes the JPEG/PNG seeds of the fuzz target's `image` parser
-// (tests/fuzz/corpus/image/) with libjpeg and libpng through tests/image_writers.hpp, since
-// python3-pil is not installed. Deterministic: same files on every run (make_corpus.py runs
-// it with --image-tool). Small images (16x12), so mutations land in headers and entropy data
-// alike.
+// with libjpeg and libpng through tests/image_writers.hpp (python3-pil is not installed). The
+// CTest fixture fuzz_corpus runs it into build/tests/fuzz-corpus/image/ before each fuzz run,
+// so no image is tracked in git. Deterministic: the same files on every run. Small images
+// (16x12), so mutations land in headers and entropy data alike.
 #include <filesystem>
 #include <fstream>
 #include <iostream>
