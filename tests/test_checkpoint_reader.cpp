@@ -90,9 +90,7 @@ TEST(CheckpointReader, DatasetClaimingMoreThanTheFileStoresIsRefused) {
   TempDir dir;
   save_checkpoint(dir.path.string(), m, nullptr, position(1), 5);
   const std::string path = dir.file(checkpoint_name(position(1)));
-  std::ifstream in(path, std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  in.close();
+  std::string bytes = test_util::bytes_of(path);
   // /params is a 1-D dataset of params().size() floats: its dataspace holds that size twice
   // (dimension and maximum). Make the dimension 2^32 larger.
   const std::uint64_t n = m.params().size();
@@ -100,7 +98,7 @@ TEST(CheckpointReader, DatasetClaimingMoreThanTheFileStoresIsRefused) {
   const std::size_t at = bytes.find(pattern + pattern);
   ASSERT_NE(at, std::string::npos) << "the dataspace of /params was not found";
   bytes[at + 4] = '\x01';
-  std::ofstream(path, std::ios::binary) << bytes;
+  test_util::write_bytes(path, bytes);
   std::ostringstream log;
   const std::string msg = test_util::error_message<std::runtime_error>(
       [&] { load_latest_checkpoint(dir.path.string(), m, log); });
@@ -125,14 +123,12 @@ TEST(CheckpointReader, FlippedWeightBitIsFoundByTheContentChecksum) {
   TempDir dir;
   save_checkpoint(dir.path.string(), m, nullptr, position(1), 5);
   const std::string path = dir.file(checkpoint_name(position(1)));
-  std::ifstream in(path, std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  in.close();
+  std::string bytes = test_util::bytes_of(path);
   const float* first = m.params().data() + 100;  // 16 bytes of params, found in the file
   const std::size_t at = bytes.find(std::string(reinterpret_cast<const char*>(first), 16));
   ASSERT_NE(at, std::string::npos) << "params[100..104) not found in the file";
   bytes[at + 3] ^= 0x01;  // the lowest exponent bit of params[100]: the value halves or doubles
-  std::ofstream(path, std::ios::binary) << bytes;
+  test_util::write_bytes(path, bytes);
   std::ostringstream log;
   const std::string msg = test_util::error_message<std::runtime_error>(
       [&] { load_latest_checkpoint(dir.path.string(), m, log); });

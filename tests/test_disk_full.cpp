@@ -47,10 +47,7 @@ class FileSizeLimit {
   sighandler_t old_handler_;
 };
 
-std::string bytes_of(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+using test_util::bytes_of;
 
 std::vector<std::string> temp_files_in(const fs::path& dir) {
   std::vector<std::string> found;

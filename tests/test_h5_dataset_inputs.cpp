@@ -278,15 +278,13 @@ TEST(H5DatasetInputs, PixelsBeyondTheEndOfTheFileAreRefusedAtOpen) {
   }
   ASSERT_NE(offset, HADDR_UNDEF) << "write_h5_images should write a contiguous dataset";
   std::cout << "images: " << size << " bytes at offset " << offset << "\n";
-  std::ifstream in(path, std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  in.close();
+  std::string bytes = test_util::bytes_of(path);
   const std::uint64_t layout[2] = {offset, size};
   // (rfind: the dataspace before it can hold the same bytes, misaligned: dims 8 then 3)
   const std::size_t at = bytes.rfind(std::string(reinterpret_cast<const char*>(layout), 16));
   ASSERT_NE(at, std::string::npos) << "layout message (address, size) not found";
   bytes[at + 5] = '\x10';  // address + 2^44
-  std::ofstream(path, std::ios::binary) << bytes;
+  test_util::write_bytes(path, bytes);
   const std::string msg = source_error(path);
   std::cout << msg << "\n";
   EXPECT_NE(msg.find(path + ": 'images' is damaged or truncated"), std::string::npos) << msg;

@@ -419,11 +419,10 @@ TEST(KerasWeightsDeathTest, Keras1FileWithVariableLengthUtf8AttributesLoadsInAFr
 // A copy of a fixture with `patch` applied to its bytes, in `dir`.
 std::string patched_copy(const std::string& name, const TempDir& dir,
                          const std::function<void(std::string& bytes)>& patch) {
-  std::ifstream in(fixture(name), std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string bytes = test_util::bytes_of(fixture(name));
   patch(bytes);
   const std::string path = dir.file("damaged_" + name);
-  std::ofstream(path, std::ios::binary) << bytes;
+  test_util::write_bytes(path, bytes);
   return path;
 }
 

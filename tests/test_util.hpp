@@ -18,6 +18,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
@@ -41,6 +42,16 @@ namespace test_util {
 
 // A private temporary directory (mkdtemp: a new one for every instance, so tests running at
 // the same time never share it), removed with everything in it at the end of its scope.
+// A whole file's bytes ("" when it cannot be read), and writing bytes back (for patching a
+// file as damage would).
+inline std::string bytes_of(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+inline void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+}
+
 struct TempDir {
   std::filesystem::path path;
 
