@@ -250,7 +250,7 @@ struct Runner {
     if (!std::isfinite(r.loss_sum))
       throw std::runtime_error("the loss became " + std::to_string(r.loss_sum));
     model.backward(dlogits);
-    adam.step(model.params().data(), model.grads().data());
+    adam.step(model.trainable_params(), model.grads().data());
   }
 };
 
@@ -361,7 +361,7 @@ void profile_step(Model& m, const std::string& scenario, const Tensor& x,
       give(dout);
     }
     t0 = Clock::now();
-    adam.step(m.params().data(), m.grads().data());
+    adam.step(m.trainable_params(), m.grads().data());
     adam_s += timed * seconds_since(t0);
   }
   double total = loss_s + adam_s + gradsum_s;

@@ -120,6 +120,12 @@ TEST_P(ConvEngines, PrimitiveCacheFollowsTheBatchSize) {
   EXPECT_EQ(p.im2col.onednn_cached_primitives(), 0);
 }
 
+// A KernelSource for a kernel that may change between calls (stamp 0).
+KernelSource unstamped(const std::vector<float>& kernel) {
+  const float* k = kernel.data();
+  return KernelSource{0, [k] { return k; }};
+}
+
 // forward_with: a substitute kernel and bias (a folded BN) and the fused ReLU.
 TEST_P(ConvEngines, ForwardWithReluAgrees) {
   const Shape4& s = GetParam();
@@ -132,10 +138,10 @@ TEST_P(ConvEngines, ForwardWithReluAgrees) {
   gradcheck::fill_uniform(bias.data(), bias.size(), -1.0, 1.0, rng);
   for (const bool relu : {true, false}) {
     Tensor y1, y2, plain;
-    p.onednn.forward_with(x, y1, kernel.data(), bias.data(), relu);
-    p.im2col.forward_with(x, y2, kernel.data(), bias.data(), relu);
+    p.onednn.forward_with(x, y1, unstamped(kernel), bias.data(), relu);
+    p.im2col.forward_with(x, y2, unstamped(kernel), bias.data(), relu);
     expect_close(y1.data(), y2.data(), y1.numel(), std::string(s.name) + " forward_with");
-    p.im2col.forward_with(x, plain, kernel.data(), bias.data(), false);
+    p.im2col.forward_with(x, plain, unstamped(kernel), bias.data(), false);
     std::size_t zeros = 0, negatives = 0;
     for (std::size_t i = 0; i < y1.numel(); ++i) {
       zeros += y1[i] == 0.0f;
@@ -147,12 +153,83 @@ TEST_P(ConvEngines, ForwardWithReluAgrees) {
   }
   // Without a bias, and the layer's own weights afterwards: the substitute did not stick.
   Tensor y1, y2;
-  p.onednn.forward_with(x, y1, kernel.data(), nullptr, true);
-  p.im2col.forward_with(x, y2, kernel.data(), nullptr, true);
+  p.onednn.forward_with(x, y1, unstamped(kernel), nullptr, true);
+  p.im2col.forward_with(x, y2, unstamped(kernel), nullptr, true);
   expect_close(y1.data(), y2.data(), y1.numel(), std::string(s.name) + " forward_with, no bias");
   p.onednn.forward({&x}, y1, false);
   p.im2col.forward({&x}, y2, false);
   expect_close(y1.data(), y2.data(), y1.numel(), std::string(s.name) + " forward after");
+}
+
+// accumulate (the residual Add fused): out = relu(conv + bias + shortcut), computed into the
+// shortcut's buffer, on both engines, against conv + bias, then the Add and ReLU by hand.
+TEST_P(ConvEngines, ForwardWithAccumulateAddsTheShortcut) {
+  const Shape4& s = GetParam();
+  EnginePair p(s);
+  Rng rng(37);
+  Tensor x(Shape{s.n, s.h, s.w, s.cin});
+  gradcheck::fill_uniform(x, -1.0, 1.0, rng);
+  std::vector<float> kernel(p.kernel.size()), bias(p.bias.size());
+  gradcheck::fill_uniform(kernel.data(), kernel.size(), -1.0, 1.0, rng);
+  gradcheck::fill_uniform(bias.data(), bias.size(), -1.0, 1.0, rng);
+  Tensor plain;
+  p.im2col.forward_with(x, plain, unstamped(kernel), bias.data(), false);
+  Tensor shortcut(plain.shape());
+  gradcheck::fill_uniform(shortcut, -2.0, 2.0, rng);
+  for (const bool relu : {true, false}) {
+    std::vector<float> expected(plain.numel());
+    for (std::size_t i = 0; i < expected.size(); ++i) {
+      const float v = plain[i] + shortcut[i];
+      expected[i] = relu && v < 0.0f ? 0.0f : v;
+    }
+    for (Conv2D* c : {&p.onednn, &p.im2col}) {
+      Tensor y = shortcut;
+      c->forward_with(x, y, unstamped(kernel), bias.data(), relu, /*accumulate=*/true);
+      expect_close(y.data(), expected.data(), y.numel(),
+                   std::string(s.name) + " accumulate, " + conv_engine_name(c->engine()) +
+                       (relu ? ", relu" : ""));
+    }
+  }
+  Tensor wrong(Shape{s.n, 1, 1, s.cout});
+  EXPECT_THROW(p.onednn.forward_with(x, wrong, unstamped(kernel), nullptr, false, true),
+               std::invalid_argument);
+}
+
+// A stamped kernel is asked for once per stamp: the same stamp reuses the copy oneDNN holds
+// (even if the values behind it changed, which is why callers change the stamp with them), a
+// new stamp fetches and uses the new values, and an unstamped call drops the copy.
+TEST_P(ConvEngines, StampedKernelIsFetchedOncePerStamp) {
+  const Shape4& s = GetParam();
+  EnginePair p(s);
+  Rng rng(41);
+  Tensor x(Shape{s.n, s.h, s.w, s.cin});
+  gradcheck::fill_uniform(x, -1.0, 1.0, rng);
+  std::vector<float> a(p.kernel.size()), b(p.kernel.size());
+  gradcheck::fill_uniform(a.data(), a.size(), -1.0, 1.0, rng);
+  gradcheck::fill_uniform(b.data(), b.size(), -1.0, 1.0, rng);
+  std::vector<float> current = a;
+  int fetched = 0;
+  auto source = [&](std::uint64_t stamp) {
+    return KernelSource{stamp, [&] {
+                          ++fetched;
+                          return static_cast<const float*>(current.data());
+                        }};
+  };
+  Tensor ya, yb, y;
+  p.im2col.forward_with(x, ya, unstamped(a), nullptr, false);
+  p.im2col.forward_with(x, yb, unstamped(b), nullptr, false);
+  p.onednn.forward_with(x, y, source(7), nullptr, false);
+  expect_close(y.data(), ya.data(), y.numel(), std::string(s.name) + " stamp 7");
+  current = b;
+  p.onednn.forward_with(x, y, source(7), nullptr, false);
+  EXPECT_EQ(fetched, 1) << "the second call with stamp 7 reuses the held copy";
+  expect_close(y.data(), ya.data(), y.numel(), std::string(s.name) + " stamp 7 again");
+  p.onednn.forward_with(x, y, source(8), nullptr, false);
+  EXPECT_EQ(fetched, 2);
+  expect_close(y.data(), yb.data(), y.numel(), std::string(s.name) + " stamp 8");
+  p.onednn.forward_with(x, y, unstamped(a), nullptr, false);
+  p.onednn.forward_with(x, y, source(8), nullptr, false);
+  EXPECT_EQ(fetched, 3) << "an unstamped call dropped the held copy";
 }
 
 INSTANTIATE_TEST_SUITE_P(OddShapes, ConvEngines, ::testing::ValuesIn(odd_shapes()),

@@ -165,6 +165,66 @@ TEST(ResNet50, TrainingTouchesOnlyTheTrainableSuffix) {
   EXPECT_EQ(trainable_changed, 19);  // 3 kernels, 3 BN x 4 (moving stats too), 4 head tensors
 }
 
+// The frozen prefix keeps its BN-folded kernels between forwards; every way weights change
+// (a frozen weight written through data() or state(), set_weights, an optimizer step on a
+// trainable model followed by an inference forward) must show in the next forward. The truth
+// is a fresh model given the same weights, which has folded nothing yet.
+TEST(ResNet50, FoldedFrozenKernelsFollowWeightChanges) {
+  Model m = test_util::keras_initialized_resnet50(tiny(), 5);
+  const test_util::SyntheticBatch data = test_util::synthetic_batch(6, 32, 3, 2);
+  m.calibrate_batch_norm(data.images);
+  freeze_base(m);
+  auto fresh_forward = [&](const Model& like) {
+    Model fresh = test_util::keras_initialized_resnet50(tiny(), 99);
+    fresh.set_weights(like.params(), like.state());
+    freeze_base(fresh);
+    return fresh.forward(data.images, false);
+  };
+  auto expect_matches_fresh = [&](const std::string& what) {
+    const Tensor y = m.forward(data.images, false);
+    const Tensor truth = fresh_forward(m);
+    const std::size_t diffs = test_util::bit_diffs(y.data(), truth.data(), y.numel());
+    std::cout << what << ": " << diffs << " of " << y.numel() << " outputs differ bitwise\n";
+    EXPECT_EQ(diffs, 0u) << what;
+    return y;
+  };
+  const Tensor y0 = expect_matches_fresh("first forward");
+  // A frozen kernel and a frozen BN's moving variance changed in place.
+  float* kernel = m.data(m.find_param("conv2_block1_1_conv", "kernel"));
+  kernel[0] += 0.5f;
+  kernel[7] -= 0.5f;
+  m.state()[m.find_param("conv3_block2_2_bn", "moving_variance").offset] *= 4.0f;
+  const Tensor y1 = expect_matches_fresh("after data() and state() writes");
+  EXPECT_GT(test_util::bit_diffs(y0.data(), y1.data(), y0.numel()), 0u) << "the change shows";
+  // set_weights back to the start.
+  Model start = test_util::keras_initialized_resnet50(tiny(), 5);
+  start.calibrate_batch_norm(data.images);
+  m.set_weights(start.params(), start.state());
+  const Tensor y2 = expect_matches_fresh("after set_weights");
+  EXPECT_EQ(test_util::bit_diffs(y0.data(), y2.data(), y0.numel()), 0u);
+  // Everything trainable: training steps through trainable_params() change the kernels and
+  // the BN statistics an inference forward folds.
+  for (int i = 0; i < m.size(); ++i) m.layer(i).trainable = true;
+  Adam adam(m.trainable_size(), 1e-2);
+  Tensor dlogits;
+  for (int step = 0; step < 2; ++step) {
+    m.forward(data.images, true);
+    const auto& head = static_cast<const Dense&>(m.layer(m.size() - 1));
+    softmax_cross_entropy(head.logits(), data.labels, data.size(), &dlogits);
+    m.backward(dlogits);
+    adam.step(m.trainable_params(), m.grads().data());
+    m.forward(data.images, false);  // an evaluation between steps
+  }
+  const Tensor y3 = m.forward(data.images, false);
+  Model fresh = test_util::keras_initialized_resnet50(tiny(), 99);
+  fresh.set_weights(m.params(), m.state());
+  const Tensor truth = fresh.forward(data.images, false);
+  const std::size_t diffs = test_util::bit_diffs(y3.data(), truth.data(), y3.numel());
+  std::cout << "after training steps: " << diffs << " outputs differ bitwise from a fresh model\n";
+  EXPECT_EQ(diffs, 0u);
+  EXPECT_GT(test_util::bit_diffs(y0.data(), y3.data(), y0.numel()), 0u);
+}
+
 TEST(ResNet50, FrozenPrefixActivationsAreReleased) {
   Model m = test_util::keras_initialized_resnet50(tiny(), 1);
   const test_util::SyntheticBatch data = test_util::synthetic_batch(4, 32, 3, 1);

@@ -180,31 +180,38 @@ void Conv2D::col2im_add(const float* col, const Geometry& g, int n0, int n1, flo
 }
 
 void Conv2D::forward(const std::vector<const Tensor*>& in, Tensor& out, bool training) {
-  forward_impl(*in[0], out, param(0), use_bias_ ? param(1) : nullptr, false, training);
+  const float* kernel = param(0);
+  forward_impl(*in[0], out, KernelSource{0, [kernel] { return kernel; }},
+               use_bias_ ? param(1) : nullptr, false, false, training);
 }
 
-void Conv2D::forward_with(const Tensor& input, Tensor& out, const float* kernel, const float* bias,
-                          bool relu) {
-  forward_impl(input, out, kernel, bias, relu, false);
+void Conv2D::forward_with(const Tensor& input, Tensor& out, const KernelSource& kernel,
+                          const float* bias, bool relu, bool accumulate) {
+  forward_impl(input, out, kernel, bias, relu, accumulate, false);
 }
 
-void Conv2D::forward_impl(const Tensor& input, Tensor& out, const float* kernel, const float* bias,
-                          bool relu, bool training) {
+void Conv2D::forward_impl(const Tensor& input, Tensor& out, const KernelSource& source,
+                          const float* bias, bool relu, bool accumulate, bool training) {
   const Shape os = infer_one(input.shape());
+  if (accumulate && out.shape() != os)
+    fail("the tensor to accumulate into is " + out.shape().str() + ", the output " + os.str());
   out.resize(os);
   const Geometry g = geometry(input.shape());
   const float* x = input.data();
   float* y = out.data();
   if (engine_ == ConvEngine::kOneDnn) {
-    if (g.n > 0) onednn().forward(onednn_dims(g), x, kernel, bias, relu, training, y, *ws_);
+    if (g.n > 0)
+      onednn().forward(onednn_dims(g), x, source, bias, relu, accumulate, training, y, *ws_);
     return;
   }
+  const float* kernel = source.plain();
+  const float beta = accumulate ? 1.0f : 0.0f;
   const int kcols = k_ * k_ * cin_;
   const size_t out_rows_per_image = static_cast<size_t>(g.ho) * g.wo;
 
   if (is_pointwise()) {
     sgemm(false, false, static_cast<int>(os.rows()), filters_, cin_, 1.0f, x, cin_, kernel,
-          filters_, 0.0f, y, filters_);
+          filters_, beta, y, filters_);
   } else {
     const int chunk = images_per_chunk(g);
     float* col = ws_->get_a(static_cast<size_t>(chunk) * out_rows_per_image * kcols);
@@ -212,7 +219,7 @@ void Conv2D::forward_impl(const Tensor& input, Tensor& out, const float* kernel,
       const int n1 = std::min(g.n, n0 + chunk);
       im2col(x, g, n0, n1, col);
       sgemm(false, false, static_cast<int>((n1 - n0) * out_rows_per_image), filters_, kcols, 1.0f,
-            col, kcols, kernel, filters_, 0.0f, y + n0 * out_rows_per_image * filters_, filters_);
+            col, kcols, kernel, filters_, beta, y + n0 * out_rows_per_image * filters_, filters_);
     }
   }
   if (bias || relu) {

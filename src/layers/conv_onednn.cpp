@@ -58,6 +58,7 @@ void* scratchpad(Workspace& ws, std::size_t bytes) {
 // The plain HWIO kernel (or kernel gradient) and the layout the primitive chose for it, with
 // the reorder between them (from HWIO for kernels, to HWIO for gradients) when they differ.
 struct KernelLayout {
+  dnnl::memory::desc chosen_md;
   dnnl::memory plain, chosen, scratch;
   dnnl::reorder reorder;
   bool needed = false;
@@ -67,6 +68,7 @@ struct KernelLayout {
     const dnnl::memory::desc plain_md = onednn::f32(kernel_dims(d), Tag::hwio);
     plain = onednn::unbound(plain_md);
     chosen = onednn::unbound(chosen_md);
+    this->chosen_md = chosen_md;
     chosen_bytes = chosen_md.get_size();
     needed = chosen_md != plain_md;
     if (!needed) return;
@@ -118,11 +120,17 @@ void remember(std::vector<std::unique_ptr<Entry>>& cache, std::unique_ptr<Entry>
 
 struct ConvOneDnn::Forward {
   ConvDims d;
-  bool bias, relu, training;
+  bool bias, relu, accumulate, training;
   dnnl::convolution_forward conv;
   KernelLayout kernel;
   dnnl::memory src, bias_mem, dst, scratch;
   std::size_t scratch_bytes = 0;
+};
+
+struct ConvOneDnn::FrozenKernel {
+  dnnl::memory::desc layout;
+  std::vector<float> values;
+  std::uint64_t stamp = 0;
 };
 
 struct ConvOneDnn::BackwardData {
@@ -149,21 +157,23 @@ int ConvOneDnn::cached_primitives() const {
 }
 
 ConvOneDnn::Forward& ConvOneDnn::forward_for(const ConvDims& d, bool bias, bool relu,
-                                             bool training) {
+                                             bool accumulate, bool training) {
   for (auto& e : forward_)
-    if (same_dims(e->d, d) && e->bias == bias && e->relu == relu && e->training == training)
+    if (same_dims(e->d, d) && e->bias == bias && e->relu == relu &&
+        e->accumulate == accumulate && e->training == training)
       return *e;
   auto e = std::make_unique<Forward>();
   e->d = d;
   e->bias = bias;
   e->relu = relu;
+  e->accumulate = accumulate;
   e->training = training;
   dnnl::primitive_attr attr = user_scratchpad();
-  if (relu) {
-    dnnl::post_ops ops;
-    ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
-    attr.set_post_ops(ops);
-  }
+  // Post-ops run after the bias, in order: dst = relu(conv + bias + dst).
+  dnnl::post_ops ops;
+  if (accumulate) ops.append_sum(1.0f);
+  if (relu) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+  if (accumulate || relu) attr.set_post_ops(ops);
   const dnnl::convolution_forward::primitive_desc pd(forward_desc(d, bias, training), attr,
                                                      onednn::engine());
   e->conv = dnnl::convolution_forward(pd);
@@ -223,11 +233,43 @@ ConvOneDnn::BackwardWeights& ConvOneDnn::backward_weights_for(const ConvDims& d)
   return *backward_weights_.back();
 }
 
-void ConvOneDnn::forward(const ConvDims& d, const float* x, const float* kernel, const float* bias,
-                         bool relu, bool training, float* y, Workspace& ws) {
-  Forward& e = forward_for(d, bias != nullptr, relu, training);
-  float* w = e.kernel.chosen_buffer(kernel, ws);
-  e.kernel.run(kernel, w, /*to_chosen=*/true, ws);
+// The stamped kernel in e's layout: reordered (or copied) from source.plain() when the copy
+// kept for that layout has another stamp.
+const float* ConvOneDnn::frozen_kernel(Forward& e, const KernelSource& source, Workspace& ws) {
+  FrozenKernel* f = nullptr;
+  for (auto& k : frozen_)
+    if (k->layout == e.kernel.chosen_md) f = k.get();
+  if (!f) {
+    frozen_.push_back(std::make_unique<FrozenKernel>());
+    f = frozen_.back().get();
+    f->layout = e.kernel.chosen_md;
+  }
+  if (f->stamp != source.stamp) {
+    const float* plain = source.plain();
+    f->values.resize(e.kernel.chosen_bytes / sizeof(float) + 1);
+    if (e.kernel.needed)
+      e.kernel.run(plain, f->values.data(), /*to_chosen=*/true, ws);
+    else
+      std::memcpy(f->values.data(), plain, e.kernel.chosen_bytes);
+    f->stamp = source.stamp;
+  }
+  return f->values.data();
+}
+
+void ConvOneDnn::forward(const ConvDims& d, const float* x, const KernelSource& source,
+                         const float* bias, bool relu, bool accumulate, bool training, float* y,
+                         Workspace& ws) {
+  Forward& e = forward_for(d, bias != nullptr, relu, accumulate, training);
+  const float* w = nullptr;
+  if (source.stamp != 0) {
+    w = frozen_kernel(e, source, ws);
+  } else {
+    frozen_.clear();  // trainable now: the frozen copies are stale
+    const float* kernel = source.plain();
+    float* chosen = e.kernel.chosen_buffer(kernel, ws);
+    e.kernel.run(kernel, chosen, /*to_chosen=*/true, ws);
+    w = chosen;
+  }
   Arg args[5] = {{DNNL_ARG_SRC, &e.src, x}, {DNNL_ARG_WEIGHTS, &e.kernel.chosen, w},
                  {DNNL_ARG_DST, &e.dst, y}};
   int n = 3;

@@ -101,6 +101,7 @@ void Model::build() {
   keep_.assign(nodes_.size(), false);
   user_keep_.assign(nodes_.size(), false);
   drop_values_.assign(nodes_.size(), false);
+  folded_.assign(nodes_.size(), Folded{});
   std::size_t max_inputs = 1;
   for (const auto& node : nodes_) max_inputs = std::max(max_inputs, node.inputs.size());
   ins_.reserve(max_inputs);
@@ -124,6 +125,7 @@ void Model::set_weights(const std::vector<float>& params, const std::vector<floa
                                 std::to_string(state_.size()));
   std::copy(params.begin(), params.end(), params_.begin());
   std::copy(state.begin(), state.end(), state_.begin());
+  ++weights_generation_;
 }
 
 const ParamRef& Model::find_param(const std::string& layer_name, const std::string& var) const {
@@ -219,7 +221,10 @@ double Model::step_bytes(int batch, bool training) const {
 }
 
 void Model::plan(bool training) {
-  cut_ = training ? first_trainable_node() : size();
+  first_trainable_ = first_trainable_node();
+  cut_ = training ? first_trainable_ : size();
+  // A training forward updates the trainable BatchNormalizations' moving statistics.
+  if (training) ++trainable_generation_;
   plan_outputs(training, cut_, keep_, drop_values_);
   plan_fusions();
   if (!training) return;
@@ -252,8 +257,17 @@ void Model::plan_fusions() {
       auto* bn = dynamic_cast<BatchNormalization*>(&layer(next));
       if (!bn || next >= cut_ || bn->calibrating() || bn->uses_batch_statistics(cut_ < size()))
         continue;
-      Fusion f{Fused::kConvChain, next, next, false};
-      const int after = only_consumer(next);
+      Fusion f;
+      f.kind = Fused::kConvChain;
+      f.bn = f.end = next;
+      int after = only_consumer(next);
+      const int shortcut = after >= 0 && after < cut_ ? residual_shortcut(after, next, i) : -1;
+      if (shortcut >= 0) {
+        f.add = f.end = after;
+        f.shortcut = shortcut;
+        fusion_[static_cast<size_t>(after)].kind = Fused::kSkipped;
+        after = only_consumer(after);
+      }
       if (after >= 0 && after < cut_ && dynamic_cast<ReLU*>(&layer(after))) {
         f.end = after;
         f.relu = true;
@@ -262,10 +276,58 @@ void Model::plan_fusions() {
       fusion_[static_cast<size_t>(next)].kind = Fused::kSkipped;
       fusion_[static_cast<size_t>(i)] = f;
     } else if (dynamic_cast<Add*>(&l) && next < cut_ && dynamic_cast<ReLU*>(&layer(next))) {
-      fusion_[static_cast<size_t>(i)] = Fusion{Fused::kAddRelu, -1, next, true};
+      Fusion f;
+      f.kind = Fused::kAddRelu;
+      f.end = next;
+      f.relu = true;
+      fusion_[static_cast<size_t>(i)] = f;
       fusion_[static_cast<size_t>(next)].kind = Fused::kSkipped;
     }
   }
+}
+
+// The shortcut whose buffer conv `head`'s folded result (through `bn`) can be added into when
+// node `add` is the residual Add of the two: the Add's other input, computed before the conv,
+// read by nothing after it but the Add, and not kept.
+// -1 when there is none.
+int Model::residual_shortcut(int add, int bn, int head) const {
+  if (!dynamic_cast<const Add*>(&layer(add))) return -1;
+  const auto& in = nodes_[static_cast<size_t>(add)].inputs;
+  if (in.size() != 2) return -1;
+  const int s = in[0] == bn ? in[1] : in[1] == bn ? in[0] : -1;
+  if (s < 0 || s >= head || keep_[static_cast<size_t>(s)]) return -1;
+  for (int c : nodes_[static_cast<size_t>(s)].consumers)
+    if (c != add && c > head) return -1;
+  return s;
+}
+
+// The folded bias of conv node i, and a stamp for its folded kernel, refolded only when the
+// weights it depends on may have changed since: any weights for a conv in the frozen prefix,
+// and also the trainable ones (an optimizer step, a training forward) for a conv after it
+// (an inference forward of a trainable model fuses every conv).
+const Model::Folded& Model::fold(int i) {
+  Folded& f = folded_[static_cast<size_t>(i)];
+  const bool frozen = i < first_trainable_;
+  if (f.stamp != 0 && f.weights_generation == weights_generation_ &&
+      (frozen || f.trainable_generation == trainable_generation_))
+    return f;
+  const auto& conv = static_cast<const Conv2D&>(layer(i));
+  const auto& bn = static_cast<const BatchNormalization&>(
+      layer(fusion_[static_cast<size_t>(i)].bn));
+  const int cout = conv.filters();
+  bn_scale_.resize(static_cast<size_t>(cout));
+  bn_shift_.resize(static_cast<size_t>(cout));
+  bn.inference_affine(bn_scale_.data(), bn_shift_.data());
+  f.bias.resize(static_cast<size_t>(cout));
+  const bool has_bias = conv.use_bias();
+  for (int c = 0; c < cout; ++c)
+    f.bias[static_cast<size_t>(c)] =
+        (has_bias ? conv.param(1)[c] : 0.0f) * bn_scale_[static_cast<size_t>(c)] +
+        bn_shift_[static_cast<size_t>(c)];
+  f.stamp = next_stamp_++;
+  f.weights_generation = weights_generation_;
+  f.trainable_generation = trainable_generation_;
+  return f;
 }
 
 // Computes fusion head i, writing the output of its chain's last node.
@@ -273,7 +335,10 @@ void Model::run_fused(int i, const std::vector<const Tensor*>& ins) {
   const Fusion& f = fusion_[static_cast<size_t>(i)];
   Tensor& out = outputs_[static_cast<size_t>(f.end)];
   const Shape os = output_shape(f.end, ins[0]->shape()[0]);
-  out.give_storage(pool_.acquire(os.numel()), os);
+  if (f.kind == Fused::kConvChain && f.shortcut >= 0)
+    out.give_storage(outputs_[static_cast<size_t>(f.shortcut)].take_storage(), os);
+  else
+    out.give_storage(pool_.acquire(os.numel()), os);
   if (f.kind == Fused::kAddRelu) {
     const float* a = ins[0]->data();
     const float* b = ins[1]->data();
@@ -286,10 +351,20 @@ void Model::run_fused(int i, const std::vector<const Tensor*>& ins) {
     }
     return;
   }
-  // conv -> BN (inference) [-> ReLU]: W'[..,c] = W[..,c] * scale[c], b'[c] = b[c] * scale[c] +
-  // shift[c].
+  // conv -> BN (inference) [-> Add] [-> ReLU]: W'[..,c] = W[..,c] * scale[c],
+  // b'[c] = b[c] * scale[c] + shift[c]; the kernel is folded only when the conv asks for it.
   auto& conv = static_cast<Conv2D&>(layer(i));
-  const auto& bn = static_cast<const BatchNormalization&>(layer(f.bn));
+  const Folded& folded = fold(i);
+  const KernelSource kernel{folded.stamp, [this, i] { return fold_kernel(i); }};
+  conv.forward_with(*ins[0], out, kernel, folded.bias.data(), f.relu, f.shortcut >= 0);
+}
+
+// Conv node i's kernel [KH,KW,Cin,Cout] times its BatchNormalization's scale (per Cout), into
+// folded_kernel_.
+const float* Model::fold_kernel(int i) {
+  const auto& conv = static_cast<const Conv2D&>(layer(i));
+  const auto& bn = static_cast<const BatchNormalization&>(
+      layer(fusion_[static_cast<size_t>(i)].bn));
   const int cout = conv.filters();
   bn_scale_.resize(static_cast<size_t>(cout));
   bn_shift_.resize(static_cast<size_t>(cout));
@@ -302,13 +377,7 @@ void Model::run_fused(int i, const std::vector<const Tensor*>& ins) {
   for (std::size_t r = 0; r < rows; ++r)
     for (int c = 0; c < cout; ++c)
       folded_kernel_[r * cout + c] = kernel[r * cout + c] * bn_scale_[static_cast<size_t>(c)];
-  folded_bias_.resize(static_cast<size_t>(cout));
-  const bool has_bias = conv.use_bias();
-  for (int c = 0; c < cout; ++c)
-    folded_bias_[static_cast<size_t>(c)] =
-        (has_bias ? conv.param(1)[c] : 0.0f) * bn_scale_[static_cast<size_t>(c)] +
-        bn_shift_[static_cast<size_t>(c)];
-  conv.forward_with(*ins[0], out, folded_kernel_.data(), folded_bias_.data(), f.relu);
+  return folded_kernel_.data();
 }
 
 const Tensor& Model::forward(const Tensor& x, bool training) {
@@ -344,7 +413,7 @@ const Tensor& Model::run(int first, const Tensor& given, bool training) {
   for (int i = 0; i <= first && first > 0; ++i) {
     const Fusion f = fusion_[static_cast<size_t>(i)];
     if (f.kind != Fused::kConvChain && f.kind != Fused::kAddRelu) continue;
-    for (int member : {f.bn, f.end})
+    for (int member : {f.bn, f.add, f.end})
       if (member > first) fusion_[static_cast<size_t>(member)] = Fusion{};
   }
   for (Tensor& t : outputs_) release(t);
@@ -484,6 +553,7 @@ void Model::calibrate_batch_norm(const Tensor& x) {
     throw;
   }
   for (auto* bn : bns) bn->set_calibrating(false);
+  ++weights_generation_;
 }
 
 std::size_t Model::activation_floats() const {

@@ -6,6 +6,8 @@
 // the HWIO kernel) a few images at a time, multiplied by OpenBLAS sgemm.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 
 #include "parafine/layers/layer.hpp"
@@ -22,6 +24,16 @@ const char* conv_engine_name(ConvEngine e);
 
 class ConvOneDnn;
 struct ConvDims;
+
+// The substitute kernel of a fused forward (a frozen conv with its inference BatchNormalization
+// folded in). plain() returns it as HWIO [KH,KW,Cin,Cout]. A nonzero stamp names those values:
+// a conv that already holds a copy made under the same stamp (in the layout oneDNN prefers)
+// reuses it without calling plain(), so a frozen kernel is folded and reordered once, not on
+// every forward. Stamp 0: the values may differ on every call.
+struct KernelSource {
+  std::uint64_t stamp = 0;
+  std::function<const float*()> plain;
+};
 
 class Conv2D : public Layer {
  public:
@@ -41,10 +53,12 @@ class Conv2D : public Layer {
   // batch mean and its gradient is exactly zero; the Model sets this so it stays exactly zero.
   void set_bias_gradient_is_zero(bool z) { bias_grad_zero_ = z; }
 
-  // Forward with substitute weights (kernel [KH,KW,Cin,Cout], bias [Cout] or null) and an
-  // optional fused ReLU: how the Model runs a frozen conv with its inference BN folded in.
-  void forward_with(const Tensor& input, Tensor& out, const float* kernel, const float* bias,
-                    bool relu);
+  // Forward with substitute weights (bias [Cout] or null) and an optional fused ReLU: how the
+  // Model runs a frozen conv with its inference BN folded in. accumulate: `out` already holds
+  // a tensor of the output's shape (a residual shortcut), and the result is added to it before
+  // the ReLU, in place.
+  void forward_with(const Tensor& input, Tensor& out, const KernelSource& kernel,
+                    const float* bias, bool relu, bool accumulate = false);
 
   // Which engine computes this layer (default_conv_engine() when constructed).
   void set_engine(ConvEngine e) { engine_ = e; }
@@ -68,8 +82,8 @@ class Conv2D : public Layer {
   Geometry geometry(const Shape& in) const;
   ConvDims onednn_dims(const Geometry& g) const;
   ConvOneDnn& onednn();
-  void forward_impl(const Tensor& input, Tensor& out, const float* kernel, const float* bias,
-                    bool relu, bool training);
+  void forward_impl(const Tensor& input, Tensor& out, const KernelSource& kernel,
+                    const float* bias, bool relu, bool accumulate, bool training);
   void backward_onednn(const Geometry& g, const float* x, const float* dy, bool weight_grads,
                        Tensor* dx);
   void bias_gradient(const float* dy, long rows, float* db);

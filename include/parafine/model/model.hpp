@@ -60,17 +60,33 @@ class Model {
   double step_bytes(int batch, bool training) const;
 
   // Weights. Layers hold pointers into these blocks: change values, never sizes (set_weights
-  // copies a whole saved block in after checking its size).
-  std::vector<float>& params() { return params_; }
+  // copies a whole saved block in after checking its size). The frozen prefix keeps its
+  // kernels with the BatchNormalization folded in (and in oneDNN's layout) from one forward to
+  // the next: every non-const access below marks all weights as changed, so change weights
+  // through a reference taken after the last forward, never one kept from before it.
+  std::vector<float>& params() {
+    ++weights_generation_;
+    return params_;
+  }
   const std::vector<float>& params() const { return params_; }
-  std::vector<float>& state() { return state_; }
+  std::vector<float>& state() {
+    ++weights_generation_;
+    return state_;
+  }
   const std::vector<float>& state() const { return state_; }
+  // params()[0, trainable_size()) for an optimizer step: marks only the trainable layers'
+  // weights as changed, so the frozen prefix's folded kernels stay valid.
+  float* trainable_params() {
+    ++trainable_generation_;
+    return params_.data();
+  }
   const std::vector<ParamRef>& param_refs() const { return refs_; }
   // Throws std::invalid_argument when a block has another size than the model's.
   void set_weights(const std::vector<float>& params, const std::vector<float>& state);
   // The variable `var` of layer `layer_name`; throws naming both when absent.
   const ParamRef& find_param(const std::string& layer_name, const std::string& var) const;
   float* data(const ParamRef& r) {
+    ++weights_generation_;
     return (r.optimised ? params_.data() : state_.data()) + r.offset;
   }
   const float* data(const ParamRef& r) const {
@@ -119,17 +135,30 @@ class Model {
     bool has_optimised = false;  // ... and some of them are optimised
   };
   // Frozen-prefix fusions, planned per forward: a conv whose only consumer is an inference-
-  // mode BN runs with the BN folded into its weights (and the ReLU after it fused), and an
-  // Add followed by its ReLU runs as one pass. Skipped nodes produce no output of their own.
+  // mode BN runs with the BN folded into its weights, then, when they follow, the residual Add
+  // (the conv accumulates into the shortcut's buffer, when nothing else reads it later) and the
+  // ReLU; an Add followed by its ReLU runs as one pass. Skipped nodes produce no output of
+  // their own.
   enum class Fused { kNone, kConvChain, kAddRelu, kSkipped };
   struct Fusion {
     Fused kind = Fused::kNone;
-    int bn = -1;   // kConvChain: the folded BatchNormalization
-    int end = -1;  // the node whose output the fused computation writes
+    int bn = -1;        // kConvChain: the folded BatchNormalization
+    int add = -1;       // kConvChain: the residual Add it feeds, or -1
+    int shortcut = -1;  // ... and that Add's other input, whose buffer the result is added into
+    int end = -1;       // the node whose output the fused computation writes
     bool relu = false;
+  };
+  // A fused conv's folded bias, and the weight generations and stamp its folded kernel was
+  // made under.
+  struct Folded {
+    std::uint64_t stamp = 0, weights_generation = 0, trainable_generation = 0;
+    std::vector<float> bias;
   };
   void plan_fusions();
   void run_fused(int i, const std::vector<const Tensor*>& ins);
+  int residual_shortcut(int add, int bn, int head) const;
+  const Folded& fold(int conv_node);
+  const float* fold_kernel(int conv_node);
   void plan(bool training);
   // Which outputs a forward keeps for backward (or the caller), and which of those it drops
   // once their consumers ran (no backward reads their values), for a given first trainable node.
@@ -148,7 +177,12 @@ class Model {
   std::vector<bool> drop_values_;  // kept for its shape only: no backward reads its values
   int cut_ = 0;                    // backward visits nodes >= cut_
   std::vector<Fusion> fusion_;
-  std::vector<float> folded_kernel_, folded_bias_, bn_scale_, bn_shift_;
+  std::vector<Folded> folded_;  // by conv node
+  std::vector<float> folded_kernel_, bn_scale_, bn_shift_;
+  // Bumped by every non-const weight access (weights_) and by optimizer steps and training
+  // forwards (trainable_: they change only the trainable layers' weights and BN statistics).
+  std::uint64_t weights_generation_ = 1, trainable_generation_ = 1, next_stamp_ = 1;
+  int first_trainable_ = 0;  // first_trainable_node() at the last plan()
   bool built_ = false;
   bool backward_ready_ = false;
   std::vector<bool> bound_trainable_;
