@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "conv_onednn.hpp"
+#include "parafine/core/bfloat16.hpp"
 #include "parafine/core/compute.hpp"
 
 namespace parafine {
@@ -179,10 +180,28 @@ void Conv2D::col2im_add(const float* col, const Geometry& g, int n0, int n1, flo
       }
 }
 
+// The kernel (and bias) this layer multiplies by: its own, or under mixed_bfloat16 a copy
+// rounded to bfloat16 (in the workspace; the bias in a member).
+const float* Conv2D::compute_kernel() {
+  if (!bfloat16_compute_) return param(0);
+  const std::size_t n = static_cast<std::size_t>(k_) * k_ * cin_ * filters_;
+  float* rounded = ws_->get_c(n);
+  round_to_bfloat16(param(0), n, rounded);
+  return rounded;
+}
+
+const float* Conv2D::compute_bias() {
+  if (!use_bias_) return nullptr;
+  if (!bfloat16_compute_) return param(1);
+  bias_bf16_.resize(static_cast<std::size_t>(filters_));
+  round_to_bfloat16(param(1), bias_bf16_.size(), bias_bf16_.data());
+  return bias_bf16_.data();
+}
+
 void Conv2D::forward(const std::vector<const Tensor*>& in, Tensor& out, bool training) {
-  const float* kernel = param(0);
-  forward_impl(*in[0], out, KernelSource{0, [kernel] { return kernel; }},
-               use_bias_ ? param(1) : nullptr, false, false, training);
+  const float* kernel = compute_kernel();
+  forward_impl(*in[0], out, KernelSource{0, [kernel] { return kernel; }}, compute_bias(), false,
+               false, training);
 }
 
 void Conv2D::forward_with(const Tensor& input, Tensor& out, const KernelSource& kernel,
@@ -256,9 +275,19 @@ void Conv2D::bias_gradient(const float* dy, long rows, float* db) {
 
 void Conv2D::backward(const std::vector<const Tensor*>& in, const Tensor& out, const Tensor& dout,
                       const std::vector<Tensor*>& din) {
+  backward_impl(in, out, dout, din);
+  // mixed_bfloat16: the gradients of the bfloat16 copies, cast back to the float32 variables.
+  if (bfloat16_compute_ && trainable && grad(0)) {
+    round_to_bfloat16(grad(0), static_cast<std::size_t>(k_) * k_ * cin_ * filters_);
+    if (use_bias_) round_to_bfloat16(grad(1), static_cast<std::size_t>(filters_));
+  }
+}
+
+void Conv2D::backward_impl(const std::vector<const Tensor*>& in, const Tensor& out,
+                           const Tensor& dout, const std::vector<Tensor*>& din) {
   const Geometry g = geometry(in[0]->shape());
   const float* x = in[0]->data();
-  const float* kernel = param(0);
+  const float* kernel = din[0] ? compute_kernel() : param(0);
   const float* dy = dout.data();
   const int kcols = k_ * k_ * cin_;
   const size_t out_rows_per_image = static_cast<size_t>(g.ho) * g.wo;
@@ -282,7 +311,7 @@ void Conv2D::backward(const std::vector<const Tensor*>& in, const Tensor& out, c
   }
 
   if (engine_ == ConvEngine::kOneDnn) {
-    backward_onednn(g, x, dy, weight_grads, dx);
+    backward_onednn(g, x, dy, kernel, weight_grads, dx);
     return;
   }
   if (is_pointwise()) {
@@ -319,11 +348,11 @@ void Conv2D::backward(const std::vector<const Tensor*>& in, const Tensor& out, c
   }
 }
 
-void Conv2D::backward_onednn(const Geometry& g, const float* x, const float* dy, bool weight_grads,
-                             Tensor* dx) {
+void Conv2D::backward_onednn(const Geometry& g, const float* x, const float* dy,
+                             const float* kernel, bool weight_grads, Tensor* dx) {
   const ConvDims d = onednn_dims(g);
   if (weight_grads) onednn().backward_weights(d, x, dy, grad(0), *ws_);
-  if (dx) onednn().backward_data(d, dy, param(0), dx->data(), *ws_);
+  if (dx) onednn().backward_data(d, dy, kernel, dx->data(), *ws_);
 }
 
 }  // namespace parafine

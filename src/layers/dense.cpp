@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "parafine/core/bfloat16.hpp"
 #include "parafine/core/compute.hpp"
 
 namespace parafine {
@@ -43,6 +44,16 @@ void softmax_rows(const float* logits, int n, int c, float* probs) {
   }
 }
 
+// The kernel (and bias) this layer multiplies by: its own, or under mixed_bfloat16 copies
+// rounded to bfloat16 (the kernel in the workspace).
+const float* Dense::compute_kernel() {
+  if (!bfloat16_compute_) return param(0);
+  const std::size_t n = static_cast<std::size_t>(in_) * units_;
+  float* rounded = ws_->get_c(n);
+  round_to_bfloat16(param(0), n, rounded);
+  return rounded;
+}
+
 void Dense::forward(const std::vector<const Tensor*>& in, Tensor& out, bool) {
   const Shape os = infer_one(in[0]->shape());
   const int n = os[0];
@@ -50,10 +61,18 @@ void Dense::forward(const std::vector<const Tensor*>& in, Tensor& out, bool) {
   z.resize(os);
   out.resize(os);
   const float* bias = param(1);
+  if (bfloat16_compute_) {
+    bias_bf16_.resize(static_cast<std::size_t>(units_));
+    round_to_bfloat16(bias, bias_bf16_.size(), bias_bf16_.data());
+    bias = bias_bf16_.data();
+  }
   for (int i = 0; i < n; ++i)
     std::memcpy(z.data() + static_cast<size_t>(i) * units_, bias, sizeof(float) * units_);
-  sgemm(false, false, n, units_, in_, 1.0f, in[0]->data(), in_, param(0), units_, 1.0f, z.data(),
-        units_);
+  sgemm(false, false, n, units_, in_, 1.0f, in[0]->data(), in_, compute_kernel(), units_, 1.0f,
+        z.data(), units_);
+  // mixed_bfloat16: the pre-activation in bfloat16; a softmax then runs in float32 on it (the
+  // Keras mixed-precision guide's float32 output), and the loss reads these logits.
+  if (bfloat16_compute_) round_to_bfloat16(z.data(), z.numel());
   if (activation_ == Activation::kRelu) {
     float* y = out.data();
     for (size_t i = 0; i < out.numel(); ++i) y[i] = std::max(y[i], 0.0f);
@@ -83,11 +102,15 @@ void Dense::backward(const std::vector<const Tensor*>& in, const Tensor& out, co
       for (int i = 0; i < n; ++i) s += dz[static_cast<size_t>(i) * units_ + k];
       db[k] = static_cast<float>(s);
     }
+    if (bfloat16_compute_) {  // the gradients of the bfloat16 copies
+      round_to_bfloat16(grad(0), static_cast<std::size_t>(in_) * units_);
+      round_to_bfloat16(grad(1), static_cast<std::size_t>(units_));
+    }
   }
   if (din[0]) {
     din[0]->resize(in[0]->shape());
-    sgemm(false, true, n, in_, units_, 1.0f, dz, units_, param(0), units_, 0.0f, din[0]->data(),
-          in_);
+    sgemm(false, true, n, in_, units_, 1.0f, dz, units_, compute_kernel(), units_, 0.0f,
+          din[0]->data(), in_);
   }
 }
 

@@ -1,6 +1,7 @@
 // Model: graph bookkeeping, weight layout, forward with a released frozen prefix, backward
 // down to the earliest trainable layer (see model.hpp).
 #include "parafine/model/model.hpp"
+#include "parafine/core/bfloat16.hpp"
 #include "parafine/core/compute.hpp"
 #include "parafine/core/out_of_memory.hpp"
 
@@ -320,9 +321,13 @@ const Model::Folded& Model::fold(int i) {
   bn.inference_affine(bn_scale_.data(), bn_shift_.data());
   f.bias.resize(static_cast<size_t>(cout));
   const bool has_bias = conv.use_bias();
+  // mixed_bfloat16: the conv computes with its bias in bfloat16; BN's arithmetic is float32.
+  auto conv_bias = [this](float b) {
+    return precision_ == Precision::kMixedBfloat16 ? round_to_bfloat16(b) : b;
+  };
   for (int c = 0; c < cout; ++c)
     f.bias[static_cast<size_t>(c)] =
-        (has_bias ? conv.param(1)[c] : 0.0f) * bn_scale_[static_cast<size_t>(c)] +
+        (has_bias ? conv_bias(conv.param(1)[c]) : 0.0f) * bn_scale_[static_cast<size_t>(c)] +
         bn_shift_[static_cast<size_t>(c)];
   f.stamp = next_stamp_++;
   f.weights_generation = weights_generation_;
@@ -377,7 +382,23 @@ const float* Model::fold_kernel(int i) {
   for (std::size_t r = 0; r < rows; ++r)
     for (int c = 0; c < cout; ++c)
       folded_kernel_[r * cout + c] = kernel[r * cout + c] * bn_scale_[static_cast<size_t>(c)];
+  // mixed_bfloat16: the folded kernel is what the conv multiplies by, so it is the bfloat16 one
+  // (Keras rounds the kernel, then applies BN in float32 to the rounded conv output: the same
+  // up to one rounding of each).
+  if (precision_ == Precision::kMixedBfloat16)
+    round_to_bfloat16(folded_kernel_.data(), folded_kernel_.size());
   return folded_kernel_.data();
+}
+
+void Model::set_precision(Precision p) {
+  precision_ = p;
+  for (auto& node : nodes_) node.layer->set_bfloat16_compute(p == Precision::kMixedBfloat16);
+  ++weights_generation_;  // the folded kernels are rounded under mixed_bfloat16
+}
+
+void Model::round_if_bfloat16(Tensor& t) const {
+  if (precision_ == Precision::kMixedBfloat16 && !t.hollow())
+    round_to_bfloat16(t.data(), t.numel());
 }
 
 const Tensor& Model::forward(const Tensor& x, bool training) {
@@ -425,6 +446,7 @@ const Tensor& Model::run(int first, const Tensor& given, bool training) {
     Tensor& out = outputs_[static_cast<size_t>(first)];
     out.give_storage(pool_.acquire(given.numel()), given.shape());
     std::memcpy(out.data(), given.data(), sizeof(float) * given.numel());
+    round_if_bfloat16(out);
   }
 
   std::vector<const Tensor*>& ins = ins_;
@@ -436,14 +458,17 @@ const Tensor& Model::run(int first, const Tensor& given, bool training) {
     for (int k : node.inputs) ins.push_back(&outputs_[static_cast<size_t>(k)]);
     const Fused kind = fusion_[static_cast<size_t>(i)].kind;
     if (kind == Fused::kSkipped) continue;  // computed by its fusion head
+    int produced = i;
     if (kind != Fused::kNone) {
       run_fused(i, ins);
+      produced = fusion_[static_cast<size_t>(i)].end;
     } else {
       for (const Tensor* t : ins) in_shapes_.push_back(t->shape());
       const Shape os = node.layer->infer_shape(in_shapes_);
       outputs_[static_cast<size_t>(i)].give_storage(pool_.acquire(os.numel()), os);
       node.layer->forward(ins, outputs_[static_cast<size_t>(i)], training);
     }
+    if (produced != size() - 1) round_if_bfloat16(outputs_[static_cast<size_t>(produced)]);
     for (int k : node.inputs) {
       if (--pending_[static_cast<size_t>(k)] != 0) continue;
       if (!keep_[static_cast<size_t>(k)])
@@ -480,6 +505,7 @@ void Model::backward(const Tensor& dlogits, const std::function<void(std::size_t
   Tensor& top = node_grads_[static_cast<size_t>(last)];
   top.give_storage(pool_.acquire(dlogits.numel()), dlogits.shape());
   std::memcpy(top.data(), dlogits.data(), sizeof(float) * dlogits.numel());
+  round_if_bfloat16(top);  // the float32 loss's gradient, cast to the bfloat16 logits
 
   std::vector<const Tensor*>& ins = ins_;
   std::vector<Tensor*>& din = din_;
@@ -509,8 +535,11 @@ void Model::backward(const Tensor& dlogits, const std::function<void(std::size_t
     }
     if (node.inputs.empty()) ins.push_back(&outputs_[0]);
     node.layer->backward(ins, outputs_[static_cast<size_t>(j)], dout, din);
-    // Gradients arriving at a node from a second consumer are summed in.
+    // Gradients arriving at a node from a second consumer are summed in (under
+    // mixed_bfloat16 each is a bfloat16 tensor, and so is their sum).
     for (size_t a = 0; a < node.inputs.size(); ++a) {
+      if (!din[a]) continue;
+      round_if_bfloat16(*din[a]);
       if (din[a] != &scratch[a]) continue;
       Tensor& gk = node_grads_[static_cast<size_t>(node.inputs[a])];
       const float* s = scratch[a].data();
@@ -518,6 +547,7 @@ void Model::backward(const Tensor& dlogits, const std::function<void(std::size_t
       const long n = static_cast<long>(gk.numel());
 #pragma omp parallel for if (parallel_worth(n))
       for (long i = 0; i < n; ++i) d[i] += s[i];
+      round_if_bfloat16(gk);
       release(scratch[a]);
     }
     release(dout);

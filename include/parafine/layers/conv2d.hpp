@@ -84,8 +84,12 @@ class Conv2D : public Layer {
   ConvOneDnn& onednn();
   void forward_impl(const Tensor& input, Tensor& out, const KernelSource& kernel,
                     const float* bias, bool relu, bool accumulate, bool training);
-  void backward_onednn(const Geometry& g, const float* x, const float* dy, bool weight_grads,
-                       Tensor* dx);
+  void backward_impl(const std::vector<const Tensor*>& in, const Tensor& out, const Tensor& dout,
+                     const std::vector<Tensor*>& din);
+  void backward_onednn(const Geometry& g, const float* x, const float* dy, const float* kernel,
+                       bool weight_grads, Tensor* dx);
+  const float* compute_kernel();
+  const float* compute_bias();
   void bias_gradient(const float* dy, long rows, float* db);
   bool is_pointwise() const;  // 1x1, stride 1: the input already is the column matrix
   int images_per_chunk(const Geometry& g) const;
@@ -99,6 +103,7 @@ class Conv2D : public Layer {
   bool bias_grad_zero_ = false;
   ConvEngine engine_;
   std::unique_ptr<ConvOneDnn> onednn_;  // created on first use
+  std::vector<float> bias_bf16_;    // the bias rounded to bfloat16 (mixed_bfloat16)
   ThreadSums bias_sums_;            // per-thread column sums of dy for the bias gradient
   std::vector<double> bias_total_;  // [Cout], their total
 };

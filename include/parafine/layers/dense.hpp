@@ -33,6 +33,8 @@ class Dense : public Layer {
   int in_ = 0;
   Tensor logits_;
   Tensor dz_;  // scratch for relu backward
+  std::vector<float> bias_bf16_;  // the bias rounded to bfloat16 (mixed_bfloat16)
+  const float* compute_kernel();
 };
 
 // Row-wise softmax of [N,C] logits, computed stably (max subtracted).

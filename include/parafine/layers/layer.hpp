@@ -19,9 +19,14 @@ struct ParamSpec {
 };
 
 // Scratch memory shared by all layers of a model: a holds im2col columns or oneDNN's
-// scratchpad, b the kernels reordered into the layout a oneDNN convolution prefers.
+// scratchpad, b the kernels reordered into the layout a oneDNN convolution prefers, c a
+// kernel rounded to bfloat16 (mixed_bfloat16).
 struct Workspace {
-  std::vector<float> a, b;
+  std::vector<float> a, b, c;
+  float* get_c(std::size_t n) {
+    if (c.size() < n) c.resize(n);
+    return c.data();
+  }
   float* get_a(std::size_t n) {
     if (a.size() < n) a.resize(n);
     return a.data();
@@ -88,6 +93,12 @@ class Layer {
 
   void set_workspace(Workspace* ws) { ws_ = ws; }
 
+  // mixed_bfloat16 (core/precision.hpp): a layer with weights it multiplies by (Conv2D, Dense)
+  // then computes with them rounded to bfloat16 and rounds its weight gradients, as Keras's
+  // autocast variables do; the Model rounds every layer's outputs and input gradients.
+  void set_bfloat16_compute(bool on) { bfloat16_compute_ = on; }
+  bool bfloat16_compute() const { return bfloat16_compute_; }
+
  protected:
   [[noreturn]] void fail(const std::string& what) const;  // throws naming type and layer
   void expect_inputs(const std::vector<Shape>& in, int count, int rank) const;
@@ -98,6 +109,7 @@ class Layer {
   std::vector<float*> values_;
   std::vector<float*> grads_;
   Workspace* ws_ = nullptr;
+  bool bfloat16_compute_ = false;
 
  private:
   std::string name_;

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "parafine/core/precision.hpp"
 #include "parafine/core/tensor.hpp"
 #include "parafine/layers/layer.hpp"
 
@@ -118,6 +119,12 @@ class Model {
   void keep_output(int node, bool keep = true);
   bool keeps_output(int node) const { return user_keep_.at(static_cast<size_t>(node)); }
 
+  // float32 (the default) or Keras's mixed_bfloat16 policy (core/precision.hpp): the Model
+  // then rounds every layer's output but the last (the softmax stays float32) and every
+  // gradient between layers to bfloat16, and tells the layers to compute with bfloat16 weights.
+  void set_precision(Precision p);
+  Precision precision() const { return precision_; }
+
   // Sets every BatchNormalization's moving statistics to the statistics of this batch, layer
   // by layer (each layer sees inputs normalised by the already calibrated ones before it).
   void calibrate_batch_norm(const Tensor& x);
@@ -183,6 +190,8 @@ class Model {
   // forwards (trainable_: they change only the trainable layers' weights and BN statistics).
   std::uint64_t weights_generation_ = 1, trainable_generation_ = 1, next_stamp_ = 1;
   int first_trainable_ = 0;  // first_trainable_node() at the last plan()
+  Precision precision_ = Precision::kFloat32;
+  void round_if_bfloat16(Tensor& t) const;
   bool built_ = false;
   bool backward_ready_ = false;
   std::vector<bool> bound_trainable_;
