@@ -29,10 +29,19 @@
 namespace parafine {
 namespace {
 
+// What one view of the step must match: forward (logits, probabilities, base output), the loss,
+// the updated moving statistics and the gradients (L2 per tensor).
+struct Tolerances {
+  double forward, loss, moving, grads;
+};
+
 struct Case {
   std::string name;  // fixture files ref_<name>_weights.h5 / ref_<name>_ref.h5
   ResNet50Config net;
   int unfreeze_last;
+  Precision precision = Precision::kFloat32;
+  Tolerances end_to_end{5e-4, 1e-4, 1e-4, 5e-2};
+  Tolerances suffix{1e-5, 1e-5, 1e-5, 1e-4};
 };
 
 std::string fixture(const Case& c, const char* kind) {
@@ -86,6 +95,7 @@ class ResNet50Reference : public ::testing::TestWithParam<Case> {
     load_keras_weights(model_, fixture(GetParam(), "weights"), WeightScope::kFull);
     freeze_base(model_);
     unfreeze_last_base_layers(model_, GetParam().unfreeze_last);
+    model_.set_precision(GetParam().precision);
     labels_ = ref_->read_ints("/labels");
   }
 
@@ -132,7 +142,9 @@ class ResNet50Reference : public ::testing::TestWithParam<Case> {
       const float* mine = model_.grads().data() + r.offset;
       ++checked;
       if (r.name == "bias" && feeds_only_batch_norm(model_, r.node)) {
-        // Mathematically zero (the batch mean removes it); kept exactly zero.
+        // Mathematically zero (the batch mean removes it); kept exactly zero. (Under
+        // mixed_bfloat16 the reference's is rounding noise: the bias is added, and rounded, in
+        // bfloat16 before the batch mean is taken.)
         double ref_max = 0;
         for (double v : g) ref_max = std::max(ref_max, std::abs(v));
         for (std::size_t i = 0; i < g.size(); ++i)
@@ -174,8 +186,9 @@ class ResNet50Reference : public ::testing::TestWithParam<Case> {
 
 TEST_P(ResNet50Reference, EndToEnd) {
   const std::string view = "[" + GetParam().name + " end-to-end]";
+  const Tolerances& tol = GetParam().end_to_end;
   model_.forward(ref_->read_tensor("/input"), true);
-  const double kForwardTol = 5e-4;
+  const double kForwardTol = tol.forward;
   const auto ref_base = ref_->read_doubles("/base_output");
   const float* base = model_.output(kResNet50BaseLayers - 1).data();
   const double base_err = scaled_error(base, ref_base);
@@ -186,9 +199,9 @@ TEST_P(ResNet50Reference, EndToEnd) {
             << relu_mask_flips(base, ref_base) << " of " << ref_base.size() << "\n";
   EXPECT_LT(base_err, kForwardTol);
   EXPECT_LT(pooled_err, kForwardTol);
-  check_logits_and_loss(view, kForwardTol, 1e-4);
-  check_moving_statistics(view, 1e-4);
-  check_gradients(view, 5e-2);
+  check_logits_and_loss(view, kForwardTol, tol.loss);
+  check_moving_statistics(view, tol.moving);
+  check_gradients(view, tol.grads);
 }
 
 TEST_P(ResNet50Reference, TrainableSuffix) {
@@ -196,16 +209,52 @@ TEST_P(ResNet50Reference, TrainableSuffix) {
   const std::string boundary = ref_->read_string_attribute("/", "boundary_layer").at(0);
   std::cout << view << " runs from " << boundary << "\n";
   model_.forward_from(model_.index_of(boundary), ref_->read_tensor("/boundary"), true);
-  check_logits_and_loss(view, 1e-5, 1e-5);
-  check_moving_statistics(view, 1e-5);
-  check_gradients(view, 1e-4);
+  const Tolerances& tol = GetParam().suffix;
+  check_logits_and_loss(view, tol.forward, tol.loss);
+  check_moving_statistics(view, tol.moving);
+  check_gradients(view, tol.grads);
+}
+
+// The issue-12 target for mixed_bfloat16: inference predictions within 1e-2 of float32's, on
+// the well-conditioned network (a seeded random network without the tame BN scaling is chaotic:
+// there bfloat16 and float32 give unrelated outputs, in PyTorch as here).
+TEST(MixedBfloat16, PredictionsWithinOneHundredthOfFloat32) {
+  const Case tame{"tame", {64, 3, 32, 16, 3}, 10};
+  H5File ref(fixture(tame, "ref"), H5File::Mode::kRead);
+  const Tensor images = ref.read_tensor("/input");
+  std::vector<float> probs[2];
+  for (const Precision p : {Precision::kFloat32, Precision::kMixedBfloat16}) {
+    Model m = build_resnet50(tame.net);
+    load_keras_weights(m, fixture(tame, "weights"), WeightScope::kFull);
+    freeze_base(m);
+    m.set_precision(p);
+    const Tensor& y = m.forward(images, false);
+    probs[p == Precision::kMixedBfloat16].assign(y.data(), y.data() + y.numel());
+  }
+  double worst = 0;
+  for (std::size_t i = 0; i < probs[0].size(); ++i)
+    worst = std::max(worst, static_cast<double>(std::abs(probs[0][i] - probs[1][i])));
+  std::cout << "mixed_bfloat16 vs float32 predictions: max |difference| " << worst << " over "
+            << probs[0].size() << " probabilities (tol 1e-2)\n";
+  EXPECT_LT(worst, 1e-2);
+  EXPECT_GT(worst, 1e-5) << "the bfloat16 policy changed nothing: is it applied?";
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Topologies, ResNet50Reference,
     ::testing::Values(Case{"small", {64, 3, 32, 16, 3}, 10},        // default unfreeze, narrow
                       Case{"cut_in_conv4", {64, 4, 16, 8, 3}, 40},  // backward into conv4_block6
-                      Case{"full224", {224, 3, 1024, 64, 3}, 10}),  // the real network
+                      Case{"full224", {224, 3, 1024, 64, 3}, 10},   // the real network
+                      // Each block's last BN scaled by 0.1 (a well-conditioned network, as a
+                      // trained one is), in float32 and in mixed_bfloat16 against a float64
+                      // reference that rounds where Keras's policy rounds.
+                      Case{"tame", {64, 3, 32, 16, 3}, 10},
+                      // Measured: end to end, base output 0.017 and gradients 0.21 from the
+                      // reference (rounding decisions that fall the other way early on, grown
+                      // through 50 layers), where float32 is 0.048 and 0.33 from it; the suffix
+                      // agrees to 1e-7 (most tensors bitwise), where float32 is 1e-2 to 0.3 away.
+                      Case{"tame_bf16", {64, 3, 32, 16, 3}, 10, Precision::kMixedBfloat16,
+                           {0.05, 5e-3, 1e-3, 0.5}, {1e-5, 1e-5, 1e-5, 1e-5}}),
     [](const ::testing::TestParamInfo<Case>& info) { return info.param.name; });
 
 }  // namespace

@@ -66,13 +66,21 @@ void Dense::forward(const std::vector<const Tensor*>& in, Tensor& out, bool) {
     round_to_bfloat16(bias, bias_bf16_.size(), bias_bf16_.data());
     bias = bias_bf16_.data();
   }
-  for (int i = 0; i < n; ++i)
-    std::memcpy(z.data() + static_cast<size_t>(i) * units_, bias, sizeof(float) * units_);
+  // float32: z = bias + x W in one sgemm. mixed_bfloat16, as TensorFlow runs it: the bfloat16
+  // matmul result, then a bfloat16 bias add; a softmax then runs in float32 on these logits
+  // (the Keras mixed-precision guide's float32 output), and so does the loss.
+  for (int i = 0; i < n; ++i) {
+    float* row = z.data() + static_cast<size_t>(i) * units_;
+    if (bfloat16_compute_)
+      std::fill(row, row + units_, 0.0f);
+    else
+      std::memcpy(row, bias, sizeof(float) * units_);
+  }
   sgemm(false, false, n, units_, in_, 1.0f, in[0]->data(), in_, compute_kernel(), units_, 1.0f,
         z.data(), units_);
-  // mixed_bfloat16: the pre-activation in bfloat16; a softmax then runs in float32 on it (the
-  // Keras mixed-precision guide's float32 output), and the loss reads these logits.
-  if (bfloat16_compute_) round_to_bfloat16(z.data(), z.numel());
+  if (bfloat16_compute_)
+    for (std::size_t i = 0; i < z.numel(); ++i)
+      z[i] = round_to_bfloat16(round_to_bfloat16(z[i]) + bias[i % static_cast<std::size_t>(units_)]);
   if (activation_ == Activation::kRelu) {
     float* y = out.data();
     for (size_t i = 0; i < out.numel(); ++i) y[i] = std::max(y[i], 0.0f);

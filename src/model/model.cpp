@@ -254,7 +254,9 @@ void Model::plan_fusions() {
     Layer& l = layer(i);
     const int next = only_consumer(i);
     if (next < 0) continue;
-    if (dynamic_cast<Conv2D*>(&l)) {
+    // mixed_bfloat16 rounds the conv's output before BatchNormalization's float32 arithmetic,
+    // as Keras does; a folded kernel would round elsewhere, so the chain runs unfused.
+    if (dynamic_cast<Conv2D*>(&l) && precision_ == Precision::kFloat32) {
       auto* bn = dynamic_cast<BatchNormalization*>(&layer(next));
       if (!bn || next >= cut_ || bn->calibrating() || bn->uses_batch_statistics(cut_ < size()))
         continue;
@@ -321,13 +323,9 @@ const Model::Folded& Model::fold(int i) {
   bn.inference_affine(bn_scale_.data(), bn_shift_.data());
   f.bias.resize(static_cast<size_t>(cout));
   const bool has_bias = conv.use_bias();
-  // mixed_bfloat16: the conv computes with its bias in bfloat16; BN's arithmetic is float32.
-  auto conv_bias = [this](float b) {
-    return precision_ == Precision::kMixedBfloat16 ? round_to_bfloat16(b) : b;
-  };
   for (int c = 0; c < cout; ++c)
     f.bias[static_cast<size_t>(c)] =
-        (has_bias ? conv_bias(conv.param(1)[c]) : 0.0f) * bn_scale_[static_cast<size_t>(c)] +
+        (has_bias ? conv.param(1)[c] : 0.0f) * bn_scale_[static_cast<size_t>(c)] +
         bn_shift_[static_cast<size_t>(c)];
   f.stamp = next_stamp_++;
   f.weights_generation = weights_generation_;
@@ -382,18 +380,12 @@ const float* Model::fold_kernel(int i) {
   for (std::size_t r = 0; r < rows; ++r)
     for (int c = 0; c < cout; ++c)
       folded_kernel_[r * cout + c] = kernel[r * cout + c] * bn_scale_[static_cast<size_t>(c)];
-  // mixed_bfloat16: the folded kernel is what the conv multiplies by, so it is the bfloat16 one
-  // (Keras rounds the kernel, then applies BN in float32 to the rounded conv output: the same
-  // up to one rounding of each).
-  if (precision_ == Precision::kMixedBfloat16)
-    round_to_bfloat16(folded_kernel_.data(), folded_kernel_.size());
   return folded_kernel_.data();
 }
 
 void Model::set_precision(Precision p) {
   precision_ = p;
   for (auto& node : nodes_) node.layer->set_bfloat16_compute(p == Precision::kMixedBfloat16);
-  ++weights_generation_;  // the folded kernels are rounded under mixed_bfloat16
 }
 
 void Model::round_if_bfloat16(Tensor& t) const {

@@ -254,7 +254,24 @@ def last_use(layers):
     return last
 
 
-def forward(layers, params, x_nchw, trainable, keep=(), calibrate=None):
+class _RoundToBfloat16(torch.autograd.Function):
+    """A cast to bfloat16 in a float64 graph: the value rounded (nearest even), and the
+    gradient flowing back through it rounded too, as a bfloat16 tensor's gradient is."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.to(torch.bfloat16).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.to(torch.bfloat16).to(g.dtype)
+
+
+def bf16(x):
+    return _RoundToBfloat16.apply(x)
+
+
+def forward(layers, params, x_nchw, trainable, keep=(), calibrate=None, mixed_bfloat16=False):
     """Run the graph.
 
     x_nchw: [B,3,S,S] float64.  Trainable BN layers use batch statistics;
@@ -262,20 +279,35 @@ def forward(layers, params, x_nchw, trainable, keep=(), calibrate=None):
     (layer_name, x) -> None), it is called before every BN so it can set that
     BN's moving statistics from its input, and all BNs then run in inference
     mode.  Returns (outputs of the layers in `keep` + the final layer,
-    {bn_name: (batch_mean, biased_batch_var, n)} for trainable BNs)."""
+    {bn_name: (batch_mean, biased_batch_var, n)} for trainable BNs).
+
+    mixed_bfloat16: Keras's mixed_bfloat16 policy (keras/mixed_precision/policy.py,
+    autocast_variable.py; BatchNormalization.call computes in float32): every layer's
+    inputs are cast to bfloat16; Conv2D and Dense multiply by kernels cast to bfloat16,
+    round the product, add the bias cast to bfloat16 and round again (conv / matmul, then
+    bias_add, each a bfloat16 op); BatchNormalization computes in float32 (here float64)
+    from its bfloat16 input with float32 gamma, beta and statistics and casts its output
+    to bfloat16; Add and GlobalAveragePooling2D round their results; ReLU, padding and
+    max pooling are exact on bfloat16.  The dense_1 logits are bfloat16; the softmax and
+    the loss are float (the Keras mixed-precision guide's float32 output)."""
+    r = bf16 if mixed_bfloat16 else (lambda t: t)
     last = last_use(layers)
     keep = set(keep) | {layers[-1].name}
     acts, bn_stats = {}, {}
     for i, L in enumerate(layers):
-        ins = [acts[n] for n in L.inputs]
+        ins = [r(acts[n]) for n in L.inputs]
         p = params.get(L.name)
         if L.kind == "input":
-            y = x_nchw
+            y = r(x_nchw)
         elif L.kind == "zeropad":
             q = L.cfg["pad"]
             y = F.pad(ins[0], (q, q, q, q))  # zeros on W then H, both sides
         elif L.kind == "conv":
-            y = conv2d(ins[0], p["kernel"], p["bias"], L.cfg["stride"], L.cfg["pad"])
+            if mixed_bfloat16:
+                y = r(conv2d(ins[0], r(p["kernel"]), None, L.cfg["stride"], L.cfg["pad"]))
+                y = r(y + _channel(r(p["bias"])))
+            else:
+                y = conv2d(ins[0], p["kernel"], p["bias"], L.cfg["stride"], L.cfg["pad"])
         elif L.kind == "bn":
             x = ins[0]
             if calibrate is not None:
@@ -286,17 +318,20 @@ def forward(layers, params, x_nchw, trainable, keep=(), calibrate=None):
                 bn_stats[L.name] = (mean.detach(), var.detach(), x.numel() // x.shape[1])
             else:
                 mean, var = p["moving_mean"], p["moving_variance"]
-            y = batch_norm(x, mean, var, p["gamma"], p["beta"])
+            y = r(batch_norm(x, mean, var, p["gamma"], p["beta"]))
         elif L.kind == "relu":
             y = F.relu(ins[0])
         elif L.kind == "maxpool":
             y = F.max_pool2d(ins[0], L.cfg["size"], L.cfg["stride"])  # valid
         elif L.kind == "add":
-            y = ins[0] + ins[1]
+            y = r(ins[0] + ins[1])
         elif L.kind == "gap":
-            y = ins[0].mean(dim=(2, 3))  # [B, C]
+            y = r(ins[0].mean(dim=(2, 3)))  # [B, C]
         elif L.kind == "dense":
-            y = ins[0] @ p["kernel"] + p["bias"]  # logits for dense_1 (softmax applied later)
+            if mixed_bfloat16:
+                y = r(r(ins[0] @ r(p["kernel"])) + r(p["bias"]))
+            else:
+                y = ins[0] @ p["kernel"] + p["bias"]  # logits for dense_1 (softmax applied later)
             if L.cfg["activation"] == "relu":
                 y = F.relu(y)
         else:
@@ -417,10 +452,12 @@ def boundary_layer(base_names, first_trainable):
     return base_names[i - 1]
 
 
-def train_step_reference(layers, params, x_nchw, labels, trainable, base_out_name, boundary):
+def train_step_reference(layers, params, x_nchw, labels, trainable, base_out_name, boundary,
+                         mixed_bfloat16=False):
     """One training-mode forward + backward; returns numpy results."""
     outs, bn_stats = forward(layers, params, x_nchw, trainable,
-                             keep=(base_out_name, "global_average_pooling2d", boundary))
+                             keep=(base_out_name, "global_average_pooling2d", boundary),
+                             mixed_bfloat16=mixed_bfloat16)
     logits = outs["dense_1"]
     loss = cross_entropy(logits, torch.from_numpy(labels.astype(np.int64)))
     loss.backward()
@@ -538,6 +575,11 @@ def parse_args():
     ap.add_argument("--unfreeze-last", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--self-check", action="store_true")
+    ap.add_argument("--residual-gamma", type=float, default=1.0,
+                    help="scale of the gamma of every block's last BatchNormalization (convN_blockK_3_bn)")
+    ap.add_argument("--precision", choices=["float32", "mixed_bfloat16"], default="float32",
+                    help="the policy of the reference training step (weights and BN "
+                         "calibration are float64 either way, so a seed gives the same weights)")
     return ap.parse_args()
 
 
@@ -559,6 +601,14 @@ def main():
     shapes = infer_shapes(layers, args.image_size)
     rng = np.random.default_rng(args.seed)
     weights = init_weights(layers, shapes, rng)
+    if args.residual_gamma != 1.0:
+        # Each residual block's last BN scaled down: every block a small step from the identity,
+        # as in a trained ResNet, so a rounding early in the network is not amplified into an
+        # unrelated output (seeded random networks are chaotic: float32 against float64 drifts
+        # by ~1e-4 after ~45 layers, bfloat16 decorrelates completely).
+        for L in layers:
+            if L.kind == "bn" and L.name.endswith("_3_bn"):
+                weights[L.name]["gamma"] = (weights[L.name]["gamma"] * args.residual_gamma).astype(np.float32)
     x_nhwc, labels = make_inputs(rng, args.batch, args.image_size, args.classes)
     x_nchw = nhwc_to_nchw(x_nhwc)
 
@@ -568,7 +618,8 @@ def main():
 
     first_trainable = next((n for n in base_names if n in trainable and weights.get(n)), None)
     boundary = boundary_layer(base_names, first_trainable)
-    result = train_step_reference(layers, params, x_nchw, labels, trainable, base_out_name, boundary)
+    result = train_step_reference(layers, params, x_nchw, labels, trainable, base_out_name, boundary,
+                                  mixed_bfloat16=args.precision == "mixed_bfloat16")
     t_ref = time.time()
 
     c, h, w = shapes[base_out_name]
