@@ -35,6 +35,7 @@
 #include "parafine/core/adam.hpp"
 #include "parafine/core/compute.hpp"
 #include "parafine/core/loss.hpp"
+#include "parafine/core/precision.hpp"
 #include "parafine/core/rng.hpp"
 #include "parafine/layers/conv2d.hpp"
 #include "parafine/layers/dense.hpp"
@@ -74,11 +75,12 @@ struct Options {
   bool profile = false;
   std::string csv;
   std::uint64_t seed = 1;
+  parafine::Precision precision = parafine::Precision::kFloat32;
 };
 
 Options parse(int argc, char** argv) {
   Options o;
-  std::string scenarios = "frozen,phase2,full";
+  std::string scenarios = "frozen,phase2,full", precision = "float32";
   bench::po::options_description opts("bench_resnet50 options");
   auto add = opts.add_options();
   add("help,h", "show this help");
@@ -95,7 +97,17 @@ Options parse(int argc, char** argv) {
       "re-run layer by layer and sum time by layer kind");
   add("csv", bench::po::value(&o.csv), "also write the results here");
   add("seed", bench::po::value(&o.seed)->default_value(o.seed), "initialisation seed");
+  add("precision", bench::po::value(&precision)->default_value(precision),
+      "float32 | mixed_bfloat16 | auto (as parafine train --precision)");
   bench::parse_or_exit(argc, argv, "bench_resnet50", opts);
+  try {
+    std::string note;
+    o.precision = parafine::choose_precision(precision, parafine::cpu_bfloat16(), note);
+    if (!note.empty()) std::cout << note << "\n";
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "bench_resnet50: " << e.what() << "\n";
+    std::exit(2);
+  }
   bench::require_at_least("bench_resnet50", "batch", o.batch, 1);
   bench::require_at_least("bench_resnet50", "image-size", o.image_size, 32);
   bench::require_at_least("bench_resnet50", "threads", o.threads, 1);
@@ -437,7 +449,7 @@ int main(int argc, char** argv) {
             << o.image_size << "x" << o.image_size << ", " << o.threads << " thread(s), "
             << o.warmup << " warm-up + " << o.repeats << " timed step(s) per scenario; conv engine "
             << parafine::conv_engine_name(parafine::default_conv_engine())
-            << " (PARAFINE_CONV_ENGINE)\n";
+            << " (PARAFINE_CONV_ENGINE); " << parafine::precision_name(o.precision) << "\n";
 
   Tensor x;
   std::vector<int> labels;
@@ -461,6 +473,7 @@ int main(int argc, char** argv) {
     r.scenario = scenario;
     Model m = parafine::build_resnet50(resnet_config(o));
     m.set_weights(params, state);
+    m.set_precision(o.precision);
     configure(m, scenario);
     const bool training = is_training(scenario);
     r.flops = model_flops(m, o.batch, training);

@@ -19,6 +19,7 @@
 
 #include "parafine/cache/cache_plan.hpp"
 #include "parafine/cache/feature_cache.hpp"
+#include "parafine/core/bfloat16.hpp"
 #include "parafine/data/data_order.hpp"
 #include "parafine/data/synthetic_data.hpp"
 #include "parafine/model/initializers.hpp"
@@ -248,6 +249,40 @@ TEST(FeatureStore, ByteSizes) {
 // The records the cache stores are what the uncached network computes for each sample
 // (here: each sample alone in a batch of 1; the cache ran batches of 8), up to float
 // reassociation: BLAS may sum a GEMM of another size in another order.
+// bfloat16 records: half the bytes; bfloat16 values come back bit for bit (the features of a
+// mixed_bfloat16 model are such values), other values rounded to nearest even; in memory and
+// spilled alike.
+TEST(FeatureStore, Bfloat16RecordsAreHalfTheSizeAndExact) {
+  const TempDir tmp("parafine-cache-test");
+  CacheStorage storage(2 * 6 * 2 + 3, tmp.path.string());  // room for 2 bfloat16 records of 6
+  FeatureStore store(storage, 4, 6, /*bfloat16=*/true);
+  EXPECT_TRUE(store.bfloat16());
+  EXPECT_EQ(store.records_in_memory(), 2);
+  EXPECT_EQ(storage.memory_used(), 2u * 6 * 2);
+  EXPECT_EQ(storage.spill_bytes(), 2u * 6 * 2);
+  auto value = [](int r, int k) {  // exactly representable in bfloat16
+    return std::ldexp(static_cast<float>(1 + r * 6 + k), -(r + k)) * (k % 2 ? -1.0f : 1.0f);
+  };
+  for (int r = 0; r < 4; ++r) {
+    std::vector<float> v(6);
+    for (int k = 0; k < 6; ++k) v[k] = value(r, k);
+    store.put(r, v.data());
+  }
+  for (int r = 0; r < 4; ++r) {
+    std::vector<float> v(6);
+    store.get(r, v.data());
+    for (int k = 0; k < 6; ++k) EXPECT_EQ(v[k], value(r, k)) << "record " << r << " (" << (r < 2 ? "memory" : "spill") << ")";
+  }
+  const std::vector<float> inexact{1.0f + std::ldexp(1.0f, -9), 3.14159265f, -1e-3f, 0, 0, 0};
+  store.put(3, inexact.data());
+  std::vector<float> back(6);
+  store.get(3, back.data());
+  for (int k = 0; k < 3; ++k) {
+    std::cout << inexact[k] << " stored as " << back[k] << "\n";
+    EXPECT_EQ(back[k], round_to_bfloat16(inexact[k]));
+  }
+}
+
 TEST(FeatureCacheTraining, CachedRecordsMatchTheUncachedForward) {
   Model m = small_model(64, 8);
   freeze_base(m);
@@ -294,8 +329,10 @@ struct RunResult {
   std::vector<EpochStats> history;
 };
 
-RunResult train_small(const TrainConfig& c, int samples = 29) {
+RunResult train_small(const TrainConfig& c, int samples = 29,
+                      Precision precision = Precision::kFloat32) {
   Model m = small_model(c.image_size, 8);
+  m.set_precision(precision);
   const InMemorySource train = make_synthetic_source(samples, c.image_size, 3, 21);
   const InMemorySource val = make_synthetic_source(11, c.image_size, 3, 22);
   std::ostringstream log;
@@ -396,6 +433,30 @@ TEST(FeatureCacheTraining, SameWeightsAsWithoutCacheCutInsideConv4) {
   EXPECT_NE(on.log.find("phase 2 from conv4_block4_out"), std::string::npos) << on.log;
   compare(off, on, "--unfreeze-from conv4_block5_1_conv, cache vs no cache", 5e-2,
           kReassociationMax);
+}
+
+// mixed_bfloat16: the cache keeps 16-bit features and training from them is the uncached run
+// bit for bit (every batch one size, as above), in memory and spilled; and the policy is on
+// (the weights differ from a float32 run's).
+TEST(FeatureCacheTraining, MixedBfloat16CacheIsHalfSizeAndBitwiseTheUncachedRun) {
+  TrainConfig c = small_config();
+  c.cache.mode = CacheMode::kOff;
+  const RunResult off = train_small(c, 32, Precision::kMixedBfloat16);
+  const RunResult float32 = train_small(c, 32, Precision::kFloat32);
+  c.cache.mode = CacheMode::kAuto;
+  const RunResult on = train_small(c, 32, Precision::kMixedBfloat16);
+  std::cout << on.log.substr(0, on.log.find("phase 1:")) << "\n";
+  EXPECT_NE(on.log.find("(bfloat16)"), std::string::npos) << on.log;
+  compare(off, on, "mixed_bfloat16, cache vs no cache", 0.0, 0.0);
+  const TempDir tmp("parafine-cache-test");
+  c.cache.memory_bytes = 10000;
+  c.cache.dir = tmp.path.string();
+  const RunResult spilled = train_small(c, 32, Precision::kMixedBfloat16);
+  EXPECT_NE(spilled.log.find("(unlinked: removed when the process ends)"), std::string::npos);
+  compare(off, spilled, "mixed_bfloat16, spilled cache vs no cache", 0.0, 0.0);
+  const double apart = test_util::max_abs_diff(off.params, float32.params);
+  std::cout << "mixed_bfloat16 vs float32 weights after training: max |dw| " << apart << "\n";
+  EXPECT_GT(apart, 0.0);
 }
 
 TEST(FeatureCacheTraining, SpillingEqualsMemoryBitForBit) {

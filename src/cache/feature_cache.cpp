@@ -19,6 +19,7 @@ DatasetCache::DatasetCache(const Model& model, const SampleSource& data, int bat
     : data_(&data), name_(name), ownership_(data.size(), batch, Comm::size(), name), nodes_(nodes) {
   for (int node : nodes_) shapes_.push_back(model.output_shape(node, 1));
   stores_.resize(nodes_.size());
+  bfloat16_ = model.precision() == Precision::kMixedBfloat16;
 }
 
 std::size_t DatasetCache::index_of(int node) const {
@@ -31,7 +32,7 @@ std::size_t DatasetCache::index_of(int node) const {
 void DatasetCache::allocate(int node, CacheStorage& storage) {
   const std::size_t k = index_of(node);
   stores_[k] = std::make_unique<FeatureStore>(storage, ownership_.owned_count(Comm::rank()),
-                                              shapes_[k].numel());
+                                              shapes_[k].numel(), bfloat16_);
 }
 
 const FeatureStore& DatasetCache::store(int node) const {
@@ -47,7 +48,7 @@ Shape DatasetCache::sample_shape(int node) const {
 
 std::size_t DatasetCache::bytes_per_sample() const {
   std::size_t n = 0;
-  for (const Shape& s : shapes_) n += s.numel() * sizeof(float);
+  for (const Shape& s : shapes_) n += s.numel() * (bfloat16_ ? 2 : sizeof(float));
   return n;
 }
 

@@ -17,6 +17,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "parafine/core/bfloat16.hpp"
+
 namespace parafine {
 
 namespace {
@@ -105,63 +107,84 @@ void transfer_all(Io io, std::size_t bytes, std::uint64_t offset, const char* do
 
 }  // namespace
 
-void CacheStorage::write(std::uint64_t offset, const float* data, std::size_t floats) {
-  const char* src = reinterpret_cast<const char*>(data);
+void CacheStorage::write(std::uint64_t offset, const void* data, std::size_t bytes) {
+  const char* src = static_cast<const char*>(data);
   transfer_all([&](std::size_t at, std::size_t count,
                    off_t where) { return ::pwrite(fd_, src + at, count, where); },
-               floats * sizeof(float), offset, "writing", "no byte written", dir_);
+               bytes, offset, "writing", "no byte written", dir_);
 }
 
-void CacheStorage::read(std::uint64_t offset, float* data, std::size_t floats) const {
-  char* dst = reinterpret_cast<char*>(data);
+void CacheStorage::read(std::uint64_t offset, void* data, std::size_t bytes) const {
+  char* dst = static_cast<char*>(data);
   transfer_all([&](std::size_t at, std::size_t count,
                    off_t where) { return ::pread(fd_, dst + at, count, where); },
-               floats * sizeof(float), offset, "reading", "unexpected end of file", dir_);
+               bytes, offset, "reading", "unexpected end of file", dir_);
 }
 
-FeatureStore::FeatureStore(CacheStorage& storage, int records, std::size_t record_floats)
-    : storage_(&storage), records_(records), record_floats_(record_floats) {
+FeatureStore::FeatureStore(CacheStorage& storage, int records, std::size_t record_floats,
+                           bool bfloat16)
+    : storage_(&storage),
+      records_(records),
+      record_floats_(record_floats),
+      value_bytes_(bfloat16 ? sizeof(std::uint16_t) : sizeof(float)) {
   if (records < 0 || record_floats == 0)
     throw std::invalid_argument("FeatureStore: bad record layout");
-  const std::size_t record_bytes = record_floats * sizeof(float);
+  const std::size_t bytes = record_bytes();
   in_memory_ = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(records),
-                                                      storage.memory_left() / record_bytes));
+                                                      storage.memory_left() / bytes));
   try {
-    memory_.resize(static_cast<std::size_t>(in_memory_) * record_floats);
+    memory_.resize(static_cast<std::size_t>(in_memory_) * bytes);
+    if (bfloat16 && in_memory_ < records) words_.resize(record_floats);
   } catch (const std::bad_alloc&) {
     throw std::runtime_error(
-        "cannot allocate " + format_bytes(static_cast<double>(in_memory_) * record_bytes) +
+        "cannot allocate " + format_bytes(static_cast<double>(in_memory_) * bytes) +
         " for the feature cache: lower --cache-mem (it is more than this machine can give)");
   }
-  storage.use_memory(static_cast<std::size_t>(in_memory_) * record_bytes);
-  const std::uint64_t spilled = static_cast<std::uint64_t>(records - in_memory_) * record_bytes;
+  storage.use_memory(static_cast<std::size_t>(in_memory_) * bytes);
+  const std::uint64_t spilled = static_cast<std::uint64_t>(records - in_memory_) * bytes;
   if (spilled > 0) spill_offset_ = storage.reserve_spill(spilled);
 }
 
 void FeatureStore::put(int record, const float* src) {
   if (record < 0 || record >= records_)
     throw std::out_of_range("FeatureStore::put: record " + std::to_string(record));
+  const std::size_t bytes = record_bytes();
   if (record < in_memory_) {
-    std::copy(src, src + record_floats_,
-              memory_.data() + static_cast<std::size_t>(record) * record_floats_);
+    unsigned char* dst = memory_.data() + static_cast<std::size_t>(record) * bytes;
+    if (bfloat16())
+      to_bfloat16_words(src, record_floats_, reinterpret_cast<std::uint16_t*>(dst));
+    else
+      std::memcpy(dst, src, bytes);
     return;
   }
-  storage_->write(spill_offset_ + static_cast<std::uint64_t>(record - in_memory_) * record_floats_ *
-                                      sizeof(float),
-                  src, record_floats_);
+  const std::uint64_t at = spill_offset_ + static_cast<std::uint64_t>(record - in_memory_) * bytes;
+  if (bfloat16()) {
+    to_bfloat16_words(src, record_floats_, words_.data());
+    storage_->write(at, words_.data(), bytes);
+  } else {
+    storage_->write(at, src, bytes);
+  }
 }
 
 void FeatureStore::get(int record, float* dst) const {
   if (record < 0 || record >= records_)
     throw std::out_of_range("FeatureStore::get: record " + std::to_string(record));
+  const std::size_t bytes = record_bytes();
   if (record < in_memory_) {
-    const float* src = memory_.data() + static_cast<std::size_t>(record) * record_floats_;
-    std::copy(src, src + record_floats_, dst);
+    const unsigned char* src = memory_.data() + static_cast<std::size_t>(record) * bytes;
+    if (bfloat16())
+      from_bfloat16_words(reinterpret_cast<const std::uint16_t*>(src), record_floats_, dst);
+    else
+      std::memcpy(dst, src, bytes);
     return;
   }
-  storage_->read(spill_offset_ + static_cast<std::uint64_t>(record - in_memory_) * record_floats_ *
-                                     sizeof(float),
-                 dst, record_floats_);
+  const std::uint64_t at = spill_offset_ + static_cast<std::uint64_t>(record - in_memory_) * bytes;
+  if (bfloat16()) {
+    storage_->read(at, words_.data(), bytes);
+    from_bfloat16_words(words_.data(), record_floats_, dst);
+  } else {
+    storage_->read(at, dst, bytes);
+  }
 }
 
 double physical_memory_bytes() {

@@ -158,4 +158,29 @@ int threads_per_rank(int requested) {
   return std::max(1, cores / Comm::ranks_on_node());
 }
 
+void add_precision_option(CommandOptions& opts, std::string& precision) {
+  opts.add()("precision", po::value(&precision)->default_value("float32"),
+             "float32 | mixed_bfloat16 (Keras's policy: float32 variables, optimizer, "
+             "BatchNormalization and loss; bfloat16 activations, gradients and Conv2D/Dense "
+             "weights) | auto");
+}
+
+Precision resolve_precision(const std::string& requested, std::ostream& log) {
+  CpuBfloat16 cpu = cpu_bfloat16();
+  // The choice must not differ between ranks: a rank without bfloat16 decides for all.
+  std::vector<int> lacks{cpu.avx512_bf16 || cpu.amx_bf16 ? 0 : 1};
+  Comm::allreduce_max(lacks);
+  if (lacks[0]) cpu = CpuBfloat16{};
+  std::string note;
+  Precision p;
+  try {
+    p = choose_precision(requested, cpu, note);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(std::string(e.what()) +
+                     (Comm::size() > 1 ? " (on at least one rank's node)" : ""));
+  }
+  if (!note.empty()) log << note << std::endl;
+  return p;
+}
+
 }  // namespace parafine

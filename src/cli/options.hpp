@@ -8,9 +8,12 @@
 #include <boost/program_options.hpp>
 #include <functional>
 #include <map>
+#include <ostream>
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include "parafine/core/precision.hpp"
 
 namespace parafine {
 
@@ -115,5 +118,12 @@ void check_output_path(const char* option, const std::string& path);
 // 0..kMaxThreads.
 // Collective under mpirun (every rank calls it at the same point).
 int threads_per_rank(int requested);
+
+// --precision float32|mixed_bfloat16|auto (Keras's policy names; core/precision.hpp).
+void add_precision_option(CommandOptions& opts, std::string& precision);
+// The precision every rank runs (collective): mixed_bfloat16 needs AVX512_BF16 or AMX-BF16 on
+// every rank's CPU, else a UsageError (exit 2) saying so; auto's choice, or what the policy
+// costs here, goes to `log` as one line.
+Precision resolve_precision(const std::string& requested, std::ostream& log);
 
 }  // namespace parafine

@@ -38,7 +38,7 @@ std::string csv_field(const std::string& text) {
 }
 
 struct InferenceOptions {
-  std::string model, data, output, preprocess = "caffe";
+  std::string model, data, output, preprocess = "caffe", precision = "float32";
   int batch_size = 32, image_size = 0, threads = 0;
 };
 
@@ -56,6 +56,7 @@ bool parse(int argc, char** argv, const char* command, const char* data_option,
       "resize images to this size (0: the dataset's)");
   add("preprocess", po::value(&o.preprocess)->default_value("caffe"), "caffe | none");
   add_threads_option(opts, o.threads, "threads for compute and for checking a folder's files,");
+  add_precision_option(opts, o.precision);
   if (std::string(command) == "predict")
     add("output", po::value(&o.output), "CSV file to write (default: standard output)");
   opts.bound("batch-size", 1, kMaxBatchSize);
@@ -194,6 +195,7 @@ int run_predict(int argc, char** argv) {
   const auto data = open_data(o.data, "--input");
   std::vector<std::string> names;
   Model model = load_full_model(o.model, image_size_for(o, *data), &names);
+  model.set_precision(resolve_precision(o.precision, std::cerr));
   const int classes = model.output_shape(model.size() - 1, 1)[1];
   complete_class_names(names, *data, classes);
   // Each rank predicts its share of every batch; rank 0 gathers the rows and writes them in
@@ -216,6 +218,7 @@ int run_evaluate(int argc, char** argv) {
     throw std::runtime_error(o.data + ": no labels, so there is nothing to evaluate against");
   std::vector<std::string> names;
   Model model = load_full_model(o.model, image_size_for(o, *data), &names);
+  model.set_precision(resolve_precision(o.precision, std::cerr));
   const int image_size = model.sample_input_shape()[0];
   const int classes = model.output_shape(model.size() - 1, 1)[1];
   if (!names.empty() && !data->class_names().empty() && names != data->class_names())

@@ -39,7 +39,8 @@ void require(bool ok, const std::string& message) {
 // the strings are parsed by validate_options.
 struct TrainOptions {
   std::string train_path, val_path, weights, weights_dir, init, preprocess, augment, save,
-      on_bad_image, unfreeze_from, shuffle, bn_mode, history_path, cache_mode, cache_mem;
+      on_bad_image, unfreeze_from, shuffle, bn_mode, history_path, cache_mode, cache_mem,
+      precision;
   ResNet50Config net;
   TrainConfig config;
   int threads = 0, classes = 0;
@@ -110,6 +111,7 @@ bool parse_options(int argc, char** argv, TrainOptions& o) {
       "(phase, epoch, loss, acc, val_loss, val_acc, seconds, img/s)");
   add_threads_option(opts, o.threads, "compute threads");
   add("loader-threads", po::value(&c.loader_threads)->default_value(2), "image decoding threads");
+  add_precision_option(opts, o.precision);
   bound_options(opts);
   if (!opts.parse(argc, argv)) return false;
   if (!o.init.empty() && !opts.given("weights")) o.weights = "none";  // --init brings its own base
@@ -229,15 +231,18 @@ Model build_model(TrainOptions& o, const SampleSource& train, std::ostream& out)
   Model model = build_resnet50(o.net);
   if (prepare_model(model, o.weights, o.weights_dir, o.init, o.config.seed, out))
     o.config.calibrate_bn_samples = 64;
+  model.set_precision(resolve_precision(o.precision, out));
   return model;
 }
 
-void report_run(const TrainOptions& o, const TrainData& d, std::ostream& out) {
+void report_run(const TrainOptions& o, const TrainData& d, Precision precision,
+                std::ostream& out) {
   const TrainConfig& c = o.config;
   out << "parafine train: " << d.train->size() << " training images, "
       << (d.val ? d.val->size() : 0) << " validation images, " << o.net.classes << " classes, "
       << c.image_size << "x" << c.image_size << ", global batch " << c.batch_size << ", "
-      << Comm::size() << " rank(s) x " << parafine::threads() << " threads" << std::endl;
+      << Comm::size() << " rank(s) x " << parafine::threads() << " threads, "
+      << precision_name(precision) << std::endl;
 }
 
 // --history: one CSV row per epoch, written by rank 0 and flushed at once so the rows survive
@@ -320,7 +325,7 @@ int run_train(int argc, char** argv) {
   std::ostream& out = Comm::is_root() ? std::cout : quiet;
   const TrainData data = open_data(o, out);
   Model model = build_model(o, *data.train, out);
-  report_run(o, data, out);
+  report_run(o, data, model.precision(), out);
   HistoryCsv history_csv(o.history_path, o.config.resume, data.val != nullptr);
   const auto history = run_two_phase(model, *data.train, data.val.get(), o.config, out,
                                      [&](const EpochStats& s) { history_csv.write(s); });

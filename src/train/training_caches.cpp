@@ -56,7 +56,8 @@ TrainingCaches build_training_caches(Model& model, const SampleSource& train,
   std::ostringstream line;
   line << "feature cache: " << train.size() << " --train"
        << (val ? " + " + std::to_string(val->size()) + " --val" : "") << " samples x "
-       << format_bytes(static_cast<double>(caches.train->bytes_per_sample())) << " = "
+       << format_bytes(static_cast<double>(caches.train->bytes_per_sample()))
+       << (caches.train->bfloat16() ? " (bfloat16)" : "") << " = "
        << format_bytes(totals[0] + totals[1]) << " over " << Comm::size() << " rank(s), built in "
        << std::fixed << std::setprecision(1) << seconds << "s; rank 0 keeps "
        << format_bytes(static_cast<double>(mine.memory_used())) << " in memory (--cache-mem "

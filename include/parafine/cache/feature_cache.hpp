@@ -22,6 +22,7 @@ class DatasetCache {
  public:
   // batch: the global batch size (ownership follows its unshuffled shards). `name` names the
   // data in messages ("--train", "--val"). Throws std::invalid_argument as ShardPlan does.
+  // Under mixed_bfloat16 (the model's precision now) features are kept in 16 bits each.
   DatasetCache(const Model& model, const SampleSource& data, int batch,
                const std::vector<int>& nodes, const std::string& name);
 
@@ -38,6 +39,7 @@ class DatasetCache {
   const FeatureStore& store(int node) const;
   Shape sample_shape(int node) const;  // [1, ...]: the node's output shape for one sample
   std::size_t bytes_per_sample() const;
+  bool bfloat16() const { return bfloat16_; }  // features kept in 16 bits each
 
  private:
   std::size_t index_of(int node) const;  // throws std::logic_error for a node not cached
@@ -47,6 +49,7 @@ class DatasetCache {
   FeatureOwnership ownership_;
   std::vector<int> nodes_;
   std::vector<Shape> shapes_;                          // parallel to nodes_
+  bool bfloat16_ = false;                              // stores keep 16-bit values
   std::vector<std::unique_ptr<FeatureStore>> stores_;  // parallel to nodes_, null until allocated
 };
 

@@ -34,8 +34,8 @@ class CacheStorage {
   // Throws, naming --cache-dir and what to do, when the file cannot be created or the disk
   // lacks the space.
   std::uint64_t reserve_spill(std::uint64_t bytes);
-  void write(std::uint64_t offset, const float* data, std::size_t floats);
-  void read(std::uint64_t offset, float* data, std::size_t floats) const;
+  void write(std::uint64_t offset, const void* data, std::size_t bytes);
+  void read(std::uint64_t offset, void* data, std::size_t bytes) const;
 
   std::size_t memory_budget() const { return budget_; }
   std::size_t memory_used() const { return used_; }
@@ -51,14 +51,20 @@ class CacheStorage {
   std::uint64_t spill_size_ = 0;
 };
 
-// `records` records of `record_floats` floats: the first ones in memory as far as the budget
+// `records` records of `record_floats` values: the first ones in memory as far as the budget
 // allows (whole records), the rest in the spill file. put/get copy one record; one thread.
+// bfloat16: each value is kept in 16 bits (half the memory and disk): for features computed
+// under mixed_bfloat16, which are bfloat16 values already, so get() returns exactly what put()
+// was given; anything else is rounded to bfloat16.
 class FeatureStore {
  public:
-  FeatureStore(CacheStorage& storage, int records, std::size_t record_floats);
+  FeatureStore(CacheStorage& storage, int records, std::size_t record_floats,
+               bool bfloat16 = false);
 
   int records() const { return records_; }
   std::size_t record_floats() const { return record_floats_; }
+  std::size_t record_bytes() const { return record_floats_ * value_bytes_; }
+  bool bfloat16() const { return value_bytes_ == 2; }
   int records_in_memory() const { return in_memory_; }
   void put(int record, const float* src);
   void get(int record, float* dst) const;
@@ -67,8 +73,10 @@ class FeatureStore {
   CacheStorage* storage_;
   int records_;
   std::size_t record_floats_;
+  std::size_t value_bytes_;  // 4 (float32) or 2 (bfloat16)
   int in_memory_;
-  std::vector<float> memory_;  // [in_memory, record_floats]
+  std::vector<unsigned char> memory_;         // [in_memory, record_bytes()]
+  mutable std::vector<std::uint16_t> words_;  // one spilled bfloat16 record in transit
   std::uint64_t spill_offset_ = 0;
 };
 
