@@ -262,6 +262,7 @@ struct Runner {
     if (!std::isfinite(r.loss_sum))
       throw std::runtime_error("the loss became " + std::to_string(r.loss_sum));
     model.backward(dlogits);
+    model.finish_gradients();
     adam.step(model.trainable_params(), model.grads().data());
   }
 };
@@ -373,6 +374,7 @@ void profile_step(Model& m, const std::string& scenario, const Tensor& x,
       give(dout);
     }
     t0 = Clock::now();
+    m.finish_gradients();
     adam.step(m.trainable_params(), m.grads().data());
     adam_s += timed * seconds_since(t0);
   }

@@ -17,6 +17,7 @@
 #include "parafine/io/h5_tensors.hpp"
 #include "parafine/io/model_file.hpp"
 #include "parafine/model/initializers.hpp"
+#include "parafine/core/precision.hpp"
 #include "parafine/model/resnet50.hpp"
 
 namespace fs = std::filesystem;
@@ -100,6 +101,53 @@ TEST_F(CliInference, PredictWritesOneRowPerImageAndEvaluateAgrees) {
   EXPECT_NEAR(reported_acc, correct / 7.0, 1e-4);
 }
 
+// --precision mixed_bfloat16 on predict and evaluate: on a CPU with bfloat16 support both run
+// under the policy (the log says so), predict's rows are distributions that differ from
+// float32's, and evaluate's loss is predict's; on a CPU without it, exit 2 saying why.
+TEST_F(CliInference, MixedBfloat16PredictAndEvaluate) {
+  const std::string args = " --model " + path("model.h5") + " --image-size 32 --precision mixed_bfloat16";
+  const CommandResult p = run("predict" + args + " --input " + path("data.h5") + " --output " +
+                              path("preds_bf16.csv"));
+  const CpuBfloat16 cpu = cpu_bfloat16();
+  if (!cpu.avx512_bf16 && !cpu.amx_bf16) {
+    EXPECT_EQ(p.exit_code, 2) << p.output;
+    EXPECT_NE(p.output.find("neither AVX512_BF16 nor AMX-BF16"), std::string::npos) << p.output;
+    return;
+  }
+  ASSERT_EQ(p.exit_code, 0) << p.output;
+  EXPECT_NE(p.output.find("mixed_bfloat16: Keras's policy"), std::string::npos) << p.output;
+  const CommandResult f = run("predict --model " + path("model.h5") + " --image-size 32 --input " +
+                              path("data.h5") + " --output " + path("preds_f32.csv"));
+  ASSERT_EQ(f.exit_code, 0) << f.output;
+  const auto bf16 = read_csv(path("preds_bf16.csv")), f32 = read_csv(path("preds_f32.csv"));
+  ASSERT_EQ(bf16.size(), 8u);
+  ASSERT_EQ(f32.size(), 8u);
+  const std::vector<int> labels = {0, 1, 2, 0, 1, 2, 0};
+  double loss = 0, apart = 0;
+  for (int i = 1; i <= 7; ++i) {
+    double sum = 0;
+    for (int c = 1; c <= 3; ++c) {
+      sum += std::stod(bf16[i][c]);
+      apart = std::max(apart, std::abs(std::stod(bf16[i][c]) - std::stod(f32[i][c])));
+    }
+    EXPECT_NEAR(sum, 1.0, 1e-5);
+    loss -= std::log(std::max(1e-30, std::stod(bf16[i][labels[i - 1] + 1])));
+  }
+  loss /= 7;
+  std::cout << "mixed_bfloat16 vs float32 probabilities (a random network): max |difference| "
+            << apart << "\n";
+  EXPECT_GT(apart, 0.0) << "the policy changed nothing";
+  const CommandResult e = run("evaluate" + args + " --data " + path("data.h5"));
+  ASSERT_EQ(e.exit_code, 0) << e.output;
+  const std::size_t at = e.output.find("loss ");
+  ASSERT_NE(at, std::string::npos) << e.output;
+  double reported = 0;
+  ASSERT_EQ(std::sscanf(e.output.c_str() + at, "loss %lf", &reported), 1) << e.output;
+  std::cout << "evaluate under mixed_bfloat16: loss " << reported << "; from predict's CSV " << loss
+            << "\n";
+  EXPECT_NEAR(reported, loss, 1e-3 * std::max(1.0, loss));
+}
+
 TEST_F(CliInference, InspectReportsLayoutAndLoadability) {
   const CommandResult r = run("inspect " + path("model.h5"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -131,6 +179,9 @@ TEST_F(CliInference, BadInputGivesAClearMessageAndNonZeroExit) {
       {"predict --model " + path("model.h5") + " --input " + path("data.h5") +
            " --preprocess torch",
        2, "--preprocess"},
+      {"evaluate --model " + path("model.h5") + " --data " + path("data.h5") +
+           " --precision float16",
+       2, "--precision"},
       {"frobnicate", 2, "unknown command"},
       {"inspect", 2, "usage"},
   };

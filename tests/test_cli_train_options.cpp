@@ -30,6 +30,8 @@ TEST(TrainOptions, BadOptionsExitTwoNamingTheOption) {
       {"--cache-mem -1G", "--cache-mem"},
       {"--cache-dir /nonexistent/spill", "--cache-dir"},
       {"--cache-dir /etc/hostname", "--cache-dir"},
+      {"--precision float16", "--precision"},
+      {"--precision mixed_float16", "--precision"},
   };
   for (const auto& [args, option] : cases) {
     const CommandResult r = run_parafine(train + args);

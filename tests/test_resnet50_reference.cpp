@@ -122,6 +122,7 @@ class ResNet50Reference : public ::testing::TestWithParam<Case> {
   // Backward, then every optimised weight of every trainable layer against the reference.
   void check_gradients(const std::string& view, double tol) {
     model_.backward(dlogits_);
+    model_.finish_gradients();  // as the trainer does before the optimizer
     const auto trainable = ref_->read_string_attribute("/", "trainable_layers");
     ASSERT_EQ(trainable.size(), static_cast<size_t>(GetParam().unfreeze_last + 3));
     int checked = 0;

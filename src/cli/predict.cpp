@@ -40,6 +40,7 @@ std::string csv_field(const std::string& text) {
 struct InferenceOptions {
   std::string model, data, output, preprocess = "caffe", precision = "float32";
   int batch_size = 32, image_size = 0, threads = 0;
+  Precision chosen = Precision::kFloat32;  // --precision resolved for this machine
 };
 
 // Parses the options shared by predict and evaluate; returns false after printing --help.
@@ -66,6 +67,7 @@ bool parse(int argc, char** argv, const char* command, const char* data_option,
   parse_preprocess(o.preprocess);
   if (Comm::is_root()) check_output_path("--output", o.output);  // rank 0 writes it
   set_threads(threads_per_rank(o.threads));
+  o.chosen = resolve_precision(o.precision, std::cerr);
   return true;
 }
 
@@ -195,7 +197,7 @@ int run_predict(int argc, char** argv) {
   const auto data = open_data(o.data, "--input");
   std::vector<std::string> names;
   Model model = load_full_model(o.model, image_size_for(o, *data), &names);
-  model.set_precision(resolve_precision(o.precision, std::cerr));
+  model.set_precision(o.chosen);
   const int classes = model.output_shape(model.size() - 1, 1)[1];
   complete_class_names(names, *data, classes);
   // Each rank predicts its share of every batch; rank 0 gathers the rows and writes them in
@@ -218,7 +220,7 @@ int run_evaluate(int argc, char** argv) {
     throw std::runtime_error(o.data + ": no labels, so there is nothing to evaluate against");
   std::vector<std::string> names;
   Model model = load_full_model(o.model, image_size_for(o, *data), &names);
-  model.set_precision(resolve_precision(o.precision, std::cerr));
+  model.set_precision(o.chosen);
   const int image_size = model.sample_input_shape()[0];
   const int classes = model.output_shape(model.size() - 1, 1)[1];
   if (!names.empty() && !data->class_names().empty() && names != data->class_names())

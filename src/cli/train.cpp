@@ -231,7 +231,6 @@ Model build_model(TrainOptions& o, const SampleSource& train, std::ostream& out)
   Model model = build_resnet50(o.net);
   if (prepare_model(model, o.weights, o.weights_dir, o.init, o.config.seed, out))
     o.config.calibrate_bn_samples = 64;
-  model.set_precision(resolve_precision(o.precision, out));
   return model;
 }
 
@@ -323,8 +322,10 @@ int run_train(int argc, char** argv) {
   set_threads(threads_per_rank(o.threads));
   std::ostringstream quiet;  // only rank 0 speaks; the others report errors only
   std::ostream& out = Comm::is_root() ? std::cout : quiet;
+  const Precision precision = resolve_precision(o.precision, out);
   const TrainData data = open_data(o, out);
   Model model = build_model(o, *data.train, out);
+  model.set_precision(precision);
   report_run(o, data, model.precision(), out);
   HistoryCsv history_csv(o.history_path, o.config.resume, data.val != nullptr);
   const auto history = run_two_phase(model, *data.train, data.val.get(), o.config, out,

@@ -290,16 +290,6 @@ void Conv2D::bias_gradient(const float* dy, long rows, float* db) {
 
 void Conv2D::backward(const std::vector<const Tensor*>& in, const Tensor& out, const Tensor& dout,
                       const std::vector<Tensor*>& din) {
-  backward_impl(in, out, dout, din);
-  // mixed_bfloat16: the gradients of the bfloat16 copies, cast back to the float32 variables.
-  if (bfloat16_compute_ && trainable && grad(0)) {
-    round_to_bfloat16(grad(0), static_cast<std::size_t>(k_) * k_ * cin_ * filters_);
-    if (use_bias_) round_to_bfloat16(grad(1), static_cast<std::size_t>(filters_));
-  }
-}
-
-void Conv2D::backward_impl(const std::vector<const Tensor*>& in, const Tensor& out,
-                           const Tensor& dout, const std::vector<Tensor*>& din) {
   const Geometry g = geometry(in[0]->shape());
   const float* x = in[0]->data();
   const float* kernel = din[0] ? compute_kernel() : param(0);

@@ -110,10 +110,6 @@ void Dense::backward(const std::vector<const Tensor*>& in, const Tensor& out, co
       for (int i = 0; i < n; ++i) s += dz[static_cast<size_t>(i) * units_ + k];
       db[k] = static_cast<float>(s);
     }
-    if (bfloat16_compute_) {  // the gradients of the bfloat16 copies
-      round_to_bfloat16(grad(0), static_cast<std::size_t>(in_) * units_);
-      round_to_bfloat16(grad(1), static_cast<std::size_t>(units_));
-    }
   }
   if (din[0]) {
     din[0]->resize(in[0]->shape());

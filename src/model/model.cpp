@@ -11,6 +11,7 @@
 
 #include "parafine/layers/batch_norm.hpp"
 #include "parafine/layers/conv2d.hpp"
+#include "parafine/layers/dense.hpp"
 #include "parafine/layers/simple_layers.hpp"
 
 namespace parafine {
@@ -549,6 +550,14 @@ void Model::backward(const Tensor& dlogits, const std::function<void(std::size_t
     if (grads_ready && node.has_params) grads_ready(ready_end[static_cast<size_t>(j)]);
   }
   if (grads_ready) grads_ready(grads_.size());
+}
+
+void Model::finish_gradients() {
+  if (precision_ != Precision::kMixedBfloat16) return;
+  for (const ParamRef& r : refs_)
+    if (r.optimised && r.offset < grads_.size() && layer(r.node).bfloat16_compute() &&
+        (dynamic_cast<const Conv2D*>(&layer(r.node)) || dynamic_cast<const Dense*>(&layer(r.node))))
+      round_to_bfloat16(grads_.data() + r.offset, r.shape.numel());
 }
 
 const Tensor& Model::output(int node) const {

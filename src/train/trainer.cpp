@@ -342,6 +342,7 @@ LossResult TwoPhaseRun::train_step(Adam& adam, const Batch& batch, int step, int
                              std::to_string(step + 1) +
                              " (diverged: lower the learning rate, check the input data); the "
                              "last checkpoint (if any) holds the last good state");
+  model_.finish_gradients();  // mixed_bfloat16: the global gradient of the bfloat16 weights
   adam.step(model_.trainable_params(), model_.grads().data());
   if (c_.bn_mode == BnMode::kLocal) average_trainable_bn_state(model_);
   return sums;

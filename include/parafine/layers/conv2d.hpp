@@ -84,8 +84,6 @@ class Conv2D : public Layer {
   ConvOneDnn& onednn();
   void forward_impl(const Tensor& input, Tensor& out, const KernelSource& kernel,
                     const float* bias, bool relu, bool accumulate, bool training);
-  void backward_impl(const std::vector<const Tensor*>& in, const Tensor& out, const Tensor& dout,
-                     const std::vector<Tensor*>& din);
   void backward_onednn(const Geometry& g, const float* x, const float* dy, const float* kernel,
                        bool weight_grads, Tensor* dx);
   const float* compute_kernel();

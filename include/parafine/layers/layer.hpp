@@ -94,8 +94,9 @@ class Layer {
   void set_workspace(Workspace* ws) { ws_ = ws; }
 
   // mixed_bfloat16 (core/precision.hpp): a layer with weights it multiplies by (Conv2D, Dense)
-  // then computes with them rounded to bfloat16 and rounds its weight gradients, as Keras's
-  // autocast variables do; the Model rounds every layer's outputs and input gradients.
+  // then computes with them rounded to bfloat16, as Keras's autocast variables do; the Model
+  // rounds every layer's outputs and input gradients, and these layers' weight gradients once
+  // they are summed over the ranks (Model::finish_gradients).
   void set_bfloat16_compute(bool on) { bfloat16_compute_ = on; }
   bool bfloat16_compute() const { return bfloat16_compute_; }
 

@@ -113,6 +113,11 @@ class Model {
   // final (weights are laid out last layer first, so the finished range grows from 0). It is
   // how gradient buckets start their allreduce while backward goes on.
   void backward(const Tensor& dlogits, const std::function<void(std::size_t)>& grads_ready = {});
+  // After backward and the sum over ranks, before the optimizer: under mixed_bfloat16 the
+  // gradients of the Conv2D and Dense weights, which Keras computes in bfloat16 for the whole
+  // batch, are rounded to bfloat16 (here, of the global batch: the same at any rank count).
+  // BatchNormalization's stay float32. Nothing under float32.
+  void finish_gradients();
   // The output of node i from the last forward; throws if it was released (frozen prefix).
   const Tensor& output(int node) const;
   // Makes forward keep node i's output even in the frozen prefix (e.g. for feature caching).
