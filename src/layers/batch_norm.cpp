@@ -88,9 +88,14 @@ void BatchNormalization::forward(const std::vector<const Tensor*>& in, Tensor& o
   last_used_batch_stats_ = calibrating_ || uses_batch_statistics(training);
   last_rows_ = static_cast<std::size_t>(rows);
   if (last_used_batch_stats_) {
-    // Pass 1: mean. Pass 2: variance about the mean (two passes avoid cancellation).
+    // One pass (and one sum over the ranks): sums of d = x - K and d^2 in double, shifted by
+    // K = the moving mean, an estimate of the batch mean known on every rank, so that
+    // var = E[d^2] - E[d]^2 does not cancel: in double its error is ~1e-16 * (mean - K)^2 / var.
+    shift_.resize(static_cast<size_t>(c));
+    for (int k = 0; k < c; ++k)
+      shift_[k] = calibrating_ || !std::isfinite(moving_mean[k]) ? 0.0f : moving_mean[k];
     sums_.assign(2 * static_cast<size_t>(c) + 1, 0.0);
-    row_sums(x, nullptr, nullptr, rows, c, thread_sums_, sums_.data());
+    row_sums(x, nullptr, shift_.data(), rows, c, thread_sums_, sums_.data());
     sums_[2 * c] = static_cast<double>(rows);
     if (reduce_) reduce_(sums_);
     const double n = sums_[2 * c];
@@ -100,13 +105,10 @@ void BatchNormalization::forward(const std::vector<const Tensor*>& in, Tensor& o
       std::fill(inv_std_.begin(), inv_std_.end(), 1.0f);
       return;
     }
-    for (int k = 0; k < c; ++k) mean_[k] = static_cast<float>(sums_[k] / n);
-    sums_.assign(2 * static_cast<size_t>(c) + 1, 0.0);
-    row_sums(x, nullptr, mean_.data(), rows, c, thread_sums_, sums_.data());
-    sums_[2 * c] = static_cast<double>(rows);
-    if (reduce_) reduce_(sums_);
     for (int k = 0; k < c; ++k) {
-      const double var = sums_[c + k] / n;  // biased: what normalises the batch
+      const double d_mean = sums_[k] / n;
+      mean_[k] = static_cast<float>(shift_[k] + d_mean);
+      const double var = std::max(0.0, sums_[c + k] / n - d_mean * d_mean);  // biased
       inv_std_[k] = static_cast<float>(1.0 / std::sqrt(var + eps_));
       if (calibrating_) {
         moving_mean[k] = mean_[k];

@@ -135,34 +135,45 @@ Shape MaxPooling2D::infer_one(const Shape& s) const {
   return Shape{s[0], (s[1] - pool_) / stride_ + 1, (s[2] - pool_) / stride_ + 1, s[3]};
 }
 
-void MaxPooling2D::forward(const std::vector<const Tensor*>& in, Tensor& out, bool) {
+void MaxPooling2D::forward(const std::vector<const Tensor*>& in, Tensor& out, bool training) {
   const Shape& s = in[0]->shape();
   const Shape os = infer_one(s);
   out.resize(os);
-  argmax_.resize(out.numel());
+  // Backward routes each gradient to the input its output came from: only training needs it.
+  if (training) argmax_.resize(out.numel());
+  std::int64_t* argmax = training ? argmax_.data() : nullptr;
   const int n = s[0], h = s[1], w = s[2], c = s[3], ho = os[1], wo = os[2];
   const float* x = in[0]->data();
   float* y = out.data();
+  // Per output pixel, the window's pixels in order (a, then b), each a contiguous row of C
+  // channels: the first maximum in window order wins, as a channel-by-channel scan would.
 #pragma omp parallel for collapse(2) if (parallel_worth(out.numel() * pool_ * pool_))
   for (int i = 0; i < n; ++i)
     for (int r = 0; r < ho; ++r)
       for (int q = 0; q < wo; ++q) {
         const size_t o = ((static_cast<size_t>(i) * ho + r) * wo + q) * c;
-        for (int ch = 0; ch < c; ++ch) {
-          float best = 0.0f;
-          std::int64_t arg = -1;
-          for (int a = 0; a < pool_; ++a)
-            for (int b = 0; b < pool_; ++b) {
-              const size_t idx =
-                  ((static_cast<size_t>(i) * h + r * stride_ + a) * w + q * stride_ + b) * c + ch;
-              if (arg < 0 || x[idx] > best) {
-                best = x[idx];
-                arg = static_cast<std::int64_t>(idx);
-              }
+        float* best = y + o;
+        for (int a = 0; a < pool_; ++a)
+          for (int b = 0; b < pool_; ++b) {
+            const size_t at = ((static_cast<size_t>(i) * h + r * stride_ + a) * w + q * stride_ + b) *
+                              static_cast<size_t>(c);
+            const float* px = x + at;
+            if (a == 0 && b == 0) {
+              std::copy(px, px + c, best);
+              if (argmax)
+                for (int ch = 0; ch < c; ++ch) argmax[o + ch] = static_cast<std::int64_t>(at + ch);
+              continue;
             }
-          y[o + ch] = best;
-          argmax_[o + ch] = arg;
-        }
+            if (argmax) {
+              for (int ch = 0; ch < c; ++ch)
+                if (px[ch] > best[ch]) {
+                  best[ch] = px[ch];
+                  argmax[o + ch] = static_cast<std::int64_t>(at + ch);
+                }
+            } else {
+              for (int ch = 0; ch < c; ++ch) best[ch] = px[ch] > best[ch] ? px[ch] : best[ch];
+            }
+          }
       }
 }
 

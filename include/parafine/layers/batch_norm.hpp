@@ -56,6 +56,7 @@ class BatchNormalization : public Layer {
   SumReducer reduce_;
   std::vector<float> mean_, inv_std_;          // [C] statistics used by the last forward
   std::vector<double> sums_;                   // scratch for the reductions [2C+1]
+  std::vector<float> shift_;                   // [C] where the one-pass sums are centred
   ThreadSums thread_sums_;                     // their per-thread partial sums
   std::vector<float> dx_a_, dx_b_, dx_scale_;  // backward's per-channel terms [C]
 };
