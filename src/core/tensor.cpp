@@ -88,6 +88,13 @@ void Tensor::give_storage(std::vector<float>&& v, const Shape& s) {
   data_.resize(s.numel());
 }
 
+std::vector<float> Tensor::hollow_as(const Shape& s) {
+  std::vector<float> v = std::move(data_);
+  data_ = std::vector<float>();
+  shape_ = s;
+  return v;
+}
+
 std::vector<float> BufferPool::acquire(std::size_t n) {
   auto best = free_.end();
   for (auto it = free_.begin(); it != free_.end(); ++it)

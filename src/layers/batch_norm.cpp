@@ -72,7 +72,14 @@ std::vector<ParamSpec> BatchNormalization::param_specs() const {
 }
 
 void BatchNormalization::forward(const std::vector<const Tensor*>& in, Tensor& out, bool training) {
-  const Tensor& xt = *in[0];
+  forward_impl(*in[0], out, training, false);
+}
+
+void BatchNormalization::forward_relu(const Tensor& x, Tensor& out, bool training) {
+  forward_impl(x, out, training, true);
+}
+
+void BatchNormalization::forward_impl(const Tensor& xt, Tensor& out, bool training, bool relu) {
   infer_one(xt.shape());
   out.resize(xt.shape());
   const int c = channels_;
@@ -128,6 +135,15 @@ void BatchNormalization::forward(const std::vector<const Tensor*>& in, Tensor& o
   }
 
   float* y = out.data();
+  if (relu) {
+#pragma omp parallel for if (parallel_worth(rows * c))
+    for (long r = 0; r < rows; ++r)
+      for (int k = 0; k < c; ++k) {
+        const float v = (x[r * c + k] - mean_[k]) * (inv_std_[k] * gamma[k]) + beta[k];
+        y[r * c + k] = v > 0.0f ? v : 0.0f;
+      }
+    return;
+  }
 #pragma omp parallel for if (parallel_worth(rows * c))
   for (long r = 0; r < rows; ++r)
     for (int k = 0; k < c; ++k)

@@ -250,14 +250,31 @@ void Model::plan_fusions() {
     const auto& c = nodes_[static_cast<size_t>(i)].consumers;
     return c.size() == 1 && !user_keep_[static_cast<size_t>(i)] ? c[0] : -1;
   };
-  for (int i = 0; i < size() && i < cut_; ++i) {
+  // Whether no one but its only consumer reads node i's output values (the others, if any,
+  // read its shape): released after use, or dropped in training.
+  auto values_unread = [&](int i) {
+    return !keep_[static_cast<size_t>(i)] || drop_values_[static_cast<size_t>(i)];
+  };
+  for (int i = 0; i < size(); ++i) {
     if (fusion_[static_cast<size_t>(i)].kind != Fused::kNone) continue;
     Layer& l = layer(i);
     const int next = only_consumer(i);
     if (next < 0) continue;
+    // BatchNormalization (either mode) or Add, then ReLU, in one pass, when the ReLU alone reads
+    // the first's values: the head keeps only its shape (BN's and Add's backward read none).
+    if ((dynamic_cast<BatchNormalization*>(&l) || dynamic_cast<Add*>(&l)) &&
+        dynamic_cast<ReLU*>(&layer(next)) && values_unread(i)) {
+      Fusion f;
+      f.kind = dynamic_cast<Add*>(&l) ? Fused::kAddRelu : Fused::kBnRelu;
+      f.end = next;
+      f.relu = true;
+      fusion_[static_cast<size_t>(i)] = f;
+      fusion_[static_cast<size_t>(next)].kind = Fused::kSkipped;
+      continue;
+    }
     // mixed_bfloat16 rounds the conv's output before BatchNormalization's float32 arithmetic,
     // as Keras does; a folded kernel would round elsewhere, so the chain runs unfused.
-    if (dynamic_cast<Conv2D*>(&l) && precision_ == Precision::kFloat32) {
+    if (i < cut_ && dynamic_cast<Conv2D*>(&l) && precision_ == Precision::kFloat32) {
       auto* bn = dynamic_cast<BatchNormalization*>(&layer(next));
       if (!bn || next >= cut_ || bn->calibrating() || bn->uses_batch_statistics(cut_ < size()))
         continue;
@@ -279,13 +296,6 @@ void Model::plan_fusions() {
       }
       fusion_[static_cast<size_t>(next)].kind = Fused::kSkipped;
       fusion_[static_cast<size_t>(i)] = f;
-    } else if (dynamic_cast<Add*>(&l) && next < cut_ && dynamic_cast<ReLU*>(&layer(next))) {
-      Fusion f;
-      f.kind = Fused::kAddRelu;
-      f.end = next;
-      f.relu = true;
-      fusion_[static_cast<size_t>(i)] = f;
-      fusion_[static_cast<size_t>(next)].kind = Fused::kSkipped;
     }
   }
 }
@@ -335,7 +345,7 @@ const Model::Folded& Model::fold(int i) {
 }
 
 // Computes fusion head i, writing the output of its chain's last node.
-void Model::run_fused(int i, const std::vector<const Tensor*>& ins) {
+void Model::run_fused(int i, const std::vector<const Tensor*>& ins, bool training) {
   const Fusion& f = fusion_[static_cast<size_t>(i)];
   Tensor& out = outputs_[static_cast<size_t>(f.end)];
   const Shape os = output_shape(f.end, ins[0]->shape()[0]);
@@ -343,6 +353,12 @@ void Model::run_fused(int i, const std::vector<const Tensor*>& ins) {
     out.give_storage(outputs_[static_cast<size_t>(f.shortcut)].take_storage(), os);
   else
     out.give_storage(pool_.acquire(os.numel()), os);
+  if (f.kind == Fused::kBnRelu || f.kind == Fused::kAddRelu)  // the head: its shape, no values
+    pool_.release(outputs_[static_cast<size_t>(i)].hollow_as(output_shape(i, os[0])));
+  if (f.kind == Fused::kBnRelu) {
+    static_cast<BatchNormalization&>(layer(i)).forward_relu(*ins[0], out, training);
+    return;
+  }
   if (f.kind == Fused::kAddRelu) {
     const float* a = ins[0]->data();
     const float* b = ins[1]->data();
@@ -426,7 +442,7 @@ const Tensor& Model::run(int first, const Tensor& given, bool training) {
   // A fusion whose head lies at or before `first` never runs: its later members compute alone.
   for (int i = 0; i <= first && first > 0; ++i) {
     const Fusion f = fusion_[static_cast<size_t>(i)];
-    if (f.kind != Fused::kConvChain && f.kind != Fused::kAddRelu) continue;
+    if (f.kind == Fused::kNone || f.kind == Fused::kSkipped) continue;
     for (int member : {f.bn, f.add, f.end})
       if (member > first) fusion_[static_cast<size_t>(member)] = Fusion{};
   }
@@ -453,7 +469,7 @@ const Tensor& Model::run(int first, const Tensor& given, bool training) {
     if (kind == Fused::kSkipped) continue;  // computed by its fusion head
     int produced = i;
     if (kind != Fused::kNone) {
-      run_fused(i, ins);
+      run_fused(i, ins, training);
       produced = fusion_[static_cast<size_t>(i)].end;
     } else {
       for (const Tensor* t : ins) in_shapes_.push_back(t->shape());

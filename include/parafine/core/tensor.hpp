@@ -80,6 +80,9 @@ class Tensor {
   // Moves the storage out but keeps the shape: a hollow tensor, whose values are gone while
   // its shape still answers (for a backward that needs only the shape of an output).
   std::vector<float> hollow_out();
+  // Makes this a hollow tensor of shape s (an output computed into another node's buffer by a
+  // fusion); returns the storage it had, if any.
+  std::vector<float> hollow_as(const Shape& s);
   bool hollow() const { return data_.size() != numel(); }
 
  private:

@@ -25,6 +25,9 @@ class BatchNormalization : public Layer {
   // gamma, beta (optimised); moving_mean, moving_variance (state)
   std::vector<ParamSpec> param_specs() const override;
   void forward(const std::vector<const Tensor*>& in, Tensor& out, bool training) override;
+  // forward, then the ReLU that follows, in the same pass: out = max(BN(x), 0). The statistics
+  // (and their update) are forward's; how the Model runs a BN whose output only a ReLU reads.
+  void forward_relu(const Tensor& x, Tensor& out, bool training);
   void backward(const std::vector<const Tensor*>& in, const Tensor& out, const Tensor& dout,
                 const std::vector<Tensor*>& din) override;
 
@@ -54,6 +57,7 @@ class BatchNormalization : public Layer {
   std::size_t last_rows_ = 0;
   bool last_used_batch_stats_ = false;
   SumReducer reduce_;
+  void forward_impl(const Tensor& x, Tensor& out, bool training, bool relu);
   std::vector<float> mean_, inv_std_;          // [C] statistics used by the last forward
   std::vector<double> sums_;                   // scratch for the reductions [2C+1]
   std::vector<float> shift_;                   // [C] where the one-pass sums are centred

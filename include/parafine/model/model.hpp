@@ -146,12 +146,13 @@ class Model {
     bool has_params = false;     // the layer has weights (of either kind)
     bool has_optimised = false;  // ... and some of them are optimised
   };
-  // Frozen-prefix fusions, planned per forward: a conv whose only consumer is an inference-
-  // mode BN runs with the BN folded into its weights, then, when they follow, the residual Add
-  // (the conv accumulates into the shortcut's buffer, when nothing else reads it later) and the
-  // ReLU; an Add followed by its ReLU runs as one pass. Skipped nodes produce no output of
-  // their own.
-  enum class Fused { kNone, kConvChain, kAddRelu, kSkipped };
+  // Fusions, planned per forward. In the frozen prefix a conv whose only consumer is an
+  // inference-mode BN runs with the BN folded into its weights, then, when they follow, the
+  // residual Add (the conv accumulates into the shortcut's buffer, when nothing else reads it
+  // later) and the ReLU. Anywhere, a BN or an Add whose values only the ReLU after it reads
+  // runs with that ReLU as one pass, and keeps only its shape (a hollow tensor, as a dropped
+  // output). Skipped nodes produce no output of their own.
+  enum class Fused { kNone, kConvChain, kAddRelu, kBnRelu, kSkipped };
   struct Fusion {
     Fused kind = Fused::kNone;
     int bn = -1;        // kConvChain: the folded BatchNormalization
@@ -167,7 +168,7 @@ class Model {
     std::vector<float> bias;
   };
   void plan_fusions();
-  void run_fused(int i, const std::vector<const Tensor*>& ins);
+  void run_fused(int i, const std::vector<const Tensor*>& ins, bool training);
   int residual_shortcut(int add, int bn, int head) const;
   const Folded& fold(int conv_node);
   const float* fold_kernel(int conv_node);
