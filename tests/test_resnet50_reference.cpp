@@ -253,9 +253,11 @@ INSTANTIATE_TEST_SUITE_P(
                       // Measured: end to end, base output 0.017 and gradients 0.21 from the
                       // reference (rounding decisions that fall the other way early on, grown
                       // through 50 layers), where float32 is 0.048 and 0.33 from it; the suffix
-                      // agrees to 1e-7 (most tensors bitwise), where float32 is 1e-2 to 0.3 away.
+                      // agrees to 1e-7 on oneDNN (most tensors bitwise) and 1.6e-5 on im2col
+                      // (sums in another order round a few values to the next bfloat16), where
+                      // float32 is 1e-2 to 0.3 away.
                       Case{"tame_bf16", {64, 3, 32, 16, 3}, 10, Precision::kMixedBfloat16,
-                           {0.05, 5e-3, 1e-3, 0.5}, {1e-5, 1e-5, 1e-5, 1e-5}}),
+                           {0.05, 5e-3, 1e-3, 0.5}, {1e-5, 1e-5, 1e-5, 1e-4}}),
     [](const ::testing::TestParamInfo<Case>& info) { return info.param.name; });
 
 }  // namespace
