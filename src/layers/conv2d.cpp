@@ -199,8 +199,7 @@ const float* Conv2D::compute_bias() {
 }
 
 void Conv2D::forward(const std::vector<const Tensor*>& in, Tensor& out, bool training) {
-  const float* kernel = compute_kernel();
-  const KernelSource source{0, [kernel] { return kernel; }};
+  const KernelSource source{kernel_stamp_, [this] { return compute_kernel(); }};
   if (!bfloat16_compute_ || !use_bias_) {
     forward_impl(*in[0], out, source, compute_bias(), false, false, training);
     return;

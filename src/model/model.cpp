@@ -104,6 +104,7 @@ void Model::build() {
   user_keep_.assign(nodes_.size(), false);
   drop_values_.assign(nodes_.size(), false);
   folded_.assign(nodes_.size(), Folded{});
+  kernel_stamps_.assign(nodes_.size(), {0, 0});
   std::size_t max_inputs = 1;
   for (const auto& node : nodes_) max_inputs = std::max(max_inputs, node.inputs.size());
   ins_.reserve(max_inputs);
@@ -403,6 +404,19 @@ const float* Model::fold_kernel(int i) {
 void Model::set_precision(Precision p) {
   precision_ = p;
   for (auto& node : nodes_) node.layer->set_bfloat16_compute(p == Precision::kMixedBfloat16);
+  ++weights_generation_;  // kernels kept by stamp were rounded (or not) for the old precision
+}
+
+// The stamp under which unfused conv node i may keep its kernel: nonzero only in the frozen
+// prefix (whose weights change only through a non-const access, which bumps the generation).
+std::uint64_t Model::kernel_stamp(int i) {
+  if (i >= first_trainable_) return 0;
+  auto& [stamp, generation] = kernel_stamps_[static_cast<size_t>(i)];
+  if (stamp == 0 || generation != weights_generation_) {
+    stamp = next_stamp_++;
+    generation = weights_generation_;
+  }
+  return stamp;
 }
 
 void Model::round_if_bfloat16(Tensor& t) const {
@@ -475,6 +489,7 @@ const Tensor& Model::run(int first, const Tensor& given, bool training) {
       for (const Tensor* t : ins) in_shapes_.push_back(t->shape());
       const Shape os = node.layer->infer_shape(in_shapes_);
       outputs_[static_cast<size_t>(i)].give_storage(pool_.acquire(os.numel()), os);
+      if (auto* conv = dynamic_cast<Conv2D*>(node.layer.get())) conv->set_kernel_stamp(kernel_stamp(i));
       node.layer->forward(ins, outputs_[static_cast<size_t>(i)], training);
     }
     if (produced != size() - 1) round_if_bfloat16(outputs_[static_cast<size_t>(produced)]);

@@ -60,6 +60,11 @@ class Conv2D : public Layer {
   void forward_with(const Tensor& input, Tensor& out, const KernelSource& kernel,
                     const float* bias, bool relu, bool accumulate = false);
 
+  // A nonzero stamp tells forward() that the kernel (and bias) have these values for as long as
+  // the stamp is the same (the Model's frozen layers): the oneDNN engine then keeps its copy in
+  // its layout (bfloat16-rounded under mixed_bfloat16) instead of making one every call.
+  void set_kernel_stamp(std::uint64_t stamp) { kernel_stamp_ = stamp; }
+
   // Which engine computes this layer (default_conv_engine() when constructed).
   void set_engine(ConvEngine e) { engine_ = e; }
   ConvEngine engine() const { return engine_; }
@@ -99,6 +104,7 @@ class Conv2D : public Layer {
   bool use_bias_;
   int cin_ = 0;
   bool bias_grad_zero_ = false;
+  std::uint64_t kernel_stamp_ = 0;
   ConvEngine engine_;
   std::unique_ptr<ConvOneDnn> onednn_;  // created on first use
   std::vector<float> bias_bf16_;    // the bias rounded to bfloat16 (mixed_bfloat16)

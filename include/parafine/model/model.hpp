@@ -172,6 +172,7 @@ class Model {
   int residual_shortcut(int add, int bn, int head) const;
   const Folded& fold(int conv_node);
   const float* fold_kernel(int conv_node);
+  std::uint64_t kernel_stamp(int conv_node);
   void plan(bool training);
   // Which outputs a forward keeps for backward (or the caller), and which of those it drops
   // once their consumers ran (no backward reads their values), for a given first trainable node.
@@ -191,6 +192,9 @@ class Model {
   int cut_ = 0;                    // backward visits nodes >= cut_
   std::vector<Fusion> fusion_;
   std::vector<Folded> folded_;  // by conv node
+  // An unfused frozen conv's kernel stamp (its bias and kernel unchanged while it holds), and
+  // the weight generation it was made under; by conv node.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> kernel_stamps_;
   std::vector<float> folded_kernel_, bn_scale_, bn_shift_;
   // Bumped by every non-const weight access (weights_) and by optimizer steps and training
   // forwards (trainable_: they change only the trainable layers' weights and BN statistics).
