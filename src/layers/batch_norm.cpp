@@ -1,6 +1,7 @@
 // BatchNormalization forward/backward (see batch_norm.hpp). Reductions over rows accumulate
 // in double, per thread, then combine.
 #include "parafine/layers/batch_norm.hpp"
+#include "parafine/core/bfloat16.hpp"
 #include "parafine/core/compute.hpp"
 
 #include <omp.h>
@@ -135,6 +136,16 @@ void BatchNormalization::forward_impl(const Tensor& xt, Tensor& out, bool traini
   }
 
   float* y = out.data();
+  if (bfloat16_compute_) {  // the float32 result cast to bfloat16 (then the ReLU, exact)
+#pragma omp parallel for if (parallel_worth(rows * c))
+    for (long r = 0; r < rows; ++r)
+      for (int k = 0; k < c; ++k) {
+        const float v = round_to_bfloat16((x[r * c + k] - mean_[k]) * (inv_std_[k] * gamma[k]) +
+                                          beta[k]);
+        y[r * c + k] = relu && v < 0.0f ? 0.0f : v;
+      }
+    return;
+  }
   if (relu) {
 #pragma omp parallel for if (parallel_worth(rows * c))
     for (long r = 0; r < rows; ++r)

@@ -200,8 +200,13 @@ const float* Conv2D::compute_bias() {
 
 void Conv2D::forward(const std::vector<const Tensor*>& in, Tensor& out, bool training) {
   const KernelSource source{kernel_stamp_, [this] { return compute_kernel(); }};
-  if (!bfloat16_compute_ || !use_bias_) {
+  if (!bfloat16_compute_) {
     forward_impl(*in[0], out, source, compute_bias(), false, false, training);
+    return;
+  }
+  if (!use_bias_) {  // mixed_bfloat16 without a bias: the convolution's bfloat16 result
+    forward_impl(*in[0], out, source, nullptr, false, false, training);
+    round_to_bfloat16(out.data(), out.numel());
     return;
   }
   // mixed_bfloat16, as TensorFlow runs it: the convolution's bfloat16 result, then a bfloat16

@@ -492,7 +492,12 @@ const Tensor& Model::run(int first, const Tensor& given, bool training) {
       if (auto* conv = dynamic_cast<Conv2D*>(node.layer.get())) conv->set_kernel_stamp(kernel_stamp(i));
       node.layer->forward(ins, outputs_[static_cast<size_t>(i)], training);
     }
-    if (produced != size() - 1) round_if_bfloat16(outputs_[static_cast<size_t>(produced)]);
+    // (A layer that rounds its own output, or a BN that did so before the ReLU fused to it, has
+    // left bfloat16 values.)
+    const bool rounded = (kind == Fused::kNone || kind == Fused::kBnRelu) &&
+                         node.layer->output_is_bfloat16();
+    if (produced != size() - 1 && !rounded)
+      round_if_bfloat16(outputs_[static_cast<size_t>(produced)]);
     for (int k : node.inputs) {
       if (--pending_[static_cast<size_t>(k)] != 0) continue;
       if (!keep_[static_cast<size_t>(k)])

@@ -20,6 +20,8 @@ class BatchNormalization : public Layer {
   explicit BatchNormalization(std::string name, float epsilon = 1.001e-5f, float momentum = 0.99f);
   const char* type() const override { return "BatchNormalization"; }
   bool backward_reads_output_values() const override { return false; }  // x and the statistics
+  // mixed_bfloat16: float32 arithmetic, the output cast to bfloat16 in the same pass.
+  bool output_is_bfloat16() const override { return bfloat16_compute_; }
 
   Shape infer_shape(const std::vector<Shape>& in) override;
   // gamma, beta (optimised); moving_mean, moving_variance (state)

@@ -99,6 +99,9 @@ class Layer {
   // they are summed over the ranks (Model::finish_gradients).
   void set_bfloat16_compute(bool on) { bfloat16_compute_ = on; }
   bool bfloat16_compute() const { return bfloat16_compute_; }
+  // Under mixed_bfloat16, whether forward's output already holds bfloat16 values (the layer
+  // rounds it, or the operation is exact on bfloat16 inputs), so the Model need not round it.
+  virtual bool output_is_bfloat16() const { return false; }
 
  protected:
   [[noreturn]] void fail(const std::string& what) const;  // throws naming type and layer

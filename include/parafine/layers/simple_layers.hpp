@@ -29,6 +29,7 @@ class ZeroPadding2D : public Layer {
  public:
   ZeroPadding2D(std::string name, int pad) : Layer(std::move(name)), pad_(pad) {}
   const char* type() const override { return "ZeroPadding2D"; }
+  bool output_is_bfloat16() const override { return true; }  // exact on bfloat16 inputs
   bool backward_reads_input_values() const override { return false; }
   bool backward_reads_output_values() const override { return false; }
   Shape infer_shape(const std::vector<Shape>& in) override;
@@ -47,6 +48,7 @@ class ReLU : public Layer {
  public:
   using Layer::Layer;
   const char* type() const override { return "Activation"; }
+  bool output_is_bfloat16() const override { return true; }  // exact on bfloat16 inputs
   bool backward_reads_input_values() const override { return false; }
   bool backward_reads_output_values() const override { return true; }
   Shape infer_shape(const std::vector<Shape>& in) override;
@@ -76,6 +78,7 @@ class MaxPooling2D : public Layer {
   MaxPooling2D(std::string name, int pool, int stride)
       : Layer(std::move(name)), pool_(pool), stride_(stride) {}
   const char* type() const override { return "MaxPooling2D"; }
+  bool output_is_bfloat16() const override { return true; }  // exact on bfloat16 inputs
   Shape infer_shape(const std::vector<Shape>& in) override;
   void forward(const std::vector<const Tensor*>& in, Tensor& out, bool training) override;
   void backward(const std::vector<const Tensor*>& in, const Tensor& out, const Tensor& dout,
