@@ -8,7 +8,8 @@
 # Usage: benchmarks/cache_seed_scenario.sh [OUT_DIR]
 # Env: PARAFINE_BINARY (build/parafine), DATA (../shared/data/cats_dogs), RANKS (1), THREADS
 #      (cores / RANKS), MODES ("auto off"), EPOCHS ("10 10"), WEIGHTS (none: random init with
-#      calibrated BN; the compute is the same as with imagenet weights)
+#      calibrated BN; the compute is the same as with imagenet weights), PRECISION (float32 |
+#      mixed_bfloat16; unset: the binary's default, for binaries older than --precision)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-/tmp/parafine_cache_bench}
@@ -22,16 +23,17 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_
 mkdir -p "$out"
 machine=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
 csv=$out/cache_seed_scenario.csv
-echo "cache,ranks,threads,end_to_end_s,cache_build_s,phase1_s,phase2_s,final_val_accuracy,peak_rss_mib_per_rank,machine" > "$csv"
+precision_option=${PRECISION:+--precision $PRECISION}
+echo "cache,ranks,threads,precision,end_to_end_s,cache_build_s,phase1_s,phase2_s,final_val_accuracy,peak_rss_mib_per_rank,machine" > "$csv"
 for mode in $modes; do
   start=$(date +%s.%N)
   mpirun -np "$ranks" --bind-to none "$binary" train --train "$data/train" --val "$data/val" \
     --weights "${WEIGHTS:-none}" --image-size 224 --batch-size 32 --phase1-epochs "$e1" --phase2-epochs "$e2" \
-    --unfreeze-last 10 --threads "$threads" --cache "$mode" > "$out/$mode.log" 2>&1 || { cat "$out/$mode.log"; exit 1; }
+    --unfreeze-last 10 --threads "$threads" --cache "$mode" $precision_option > "$out/$mode.log" 2>&1 || { cat "$out/$mode.log"; exit 1; }
   end=$(date +%s.%N)
-  python3 - "$out/$mode.log" "$mode" "$ranks" "$threads" "$start" "$end" "$machine" <<'PY' | tee -a "$csv"
+  python3 - "$out/$mode.log" "$mode" "$ranks" "$threads" "${PRECISION:-float32}" "$start" "$end" "$machine" <<'PY' | tee -a "$csv"
 import re, sys
-log, mode, ranks, threads, start, end, machine = sys.argv[1:]
+log, mode, ranks, threads, precision, start, end, machine = sys.argv[1:]
 text = open(log).read()
 def grab(pattern, default="0"):
     m = re.search(pattern, text)
@@ -41,7 +43,7 @@ p1 = grab(r"phase 1 took ([0-9.]+)s")
 p2 = grab(r"phase 2 took ([0-9.]+)s")
 acc = grab(r"final validation accuracy ([0-9.]+)", "")
 peak = grab(r"at most ([0-9]+) MiB per rank", "")
-print(f"{mode},{ranks},{threads},{float(end) - float(start):.1f},{build},{p1},{p2},{acc},{peak},{machine}")
+print(f"{mode},{ranks},{threads},{precision},{float(end) - float(start):.1f},{build},{p1},{p2},{acc},{peak},{machine}")
 PY
 done
 python3 - "$csv" <<'PY'
