@@ -122,6 +122,12 @@ void Add::backward(const std::vector<const Tensor*>&, const Tensor& out, const T
 }
 
 // ---- MaxPooling2D ----
+MaxPooling2D::MaxPooling2D(std::string name, int pool, int stride)
+    : Layer(std::move(name)), pool_(pool), stride_(stride) {
+  if (pool < 1 || stride < 1) fail("pool size and stride must be positive");
+  if (pool * pool > 256) fail("pool windows above 16x16 are not supported");
+}
+
 Shape MaxPooling2D::infer_shape(const std::vector<Shape>& in) {
   expect_count(in, 1);
   return infer_one(in[0]);
@@ -141,7 +147,7 @@ void MaxPooling2D::forward(const std::vector<const Tensor*>& in, Tensor& out, bo
   out.resize(os);
   // Backward routes each gradient to the input its output came from: only training needs it.
   if (training) argmax_.resize(out.numel());
-  std::int64_t* argmax = training ? argmax_.data() : nullptr;
+  std::uint8_t* argmax = training ? argmax_.data() : nullptr;
   const int n = s[0], h = s[1], w = s[2], c = s[3], ho = os[1], wo = os[2];
   const float* x = in[0]->data();
   float* y = out.data();
@@ -155,20 +161,21 @@ void MaxPooling2D::forward(const std::vector<const Tensor*>& in, Tensor& out, bo
         float* best = y + o;
         for (int a = 0; a < pool_; ++a)
           for (int b = 0; b < pool_; ++b) {
-            const size_t at = ((static_cast<size_t>(i) * h + r * stride_ + a) * w + q * stride_ + b) *
-                              static_cast<size_t>(c);
+            const size_t at =
+                ((static_cast<size_t>(i) * h + r * stride_ + a) * w + q * stride_ + b) *
+                static_cast<size_t>(c);
             const float* px = x + at;
+            const auto offset = static_cast<std::uint8_t>(a * pool_ + b);
             if (a == 0 && b == 0) {
               std::copy(px, px + c, best);
-              if (argmax)
-                for (int ch = 0; ch < c; ++ch) argmax[o + ch] = static_cast<std::int64_t>(at + ch);
+              if (argmax) std::fill(argmax + o, argmax + o + c, offset);
               continue;
             }
             if (argmax) {
               for (int ch = 0; ch < c; ++ch)
                 if (px[ch] > best[ch]) {
                   best[ch] = px[ch];
-                  argmax[o + ch] = static_cast<std::int64_t>(at + ch);
+                  argmax[o + ch] = offset;
                 }
             } else {
               for (int ch = 0; ch < c; ++ch) best[ch] = px[ch] > best[ch] ? px[ch] : best[ch];
@@ -180,17 +187,26 @@ void MaxPooling2D::forward(const std::vector<const Tensor*>& in, Tensor& out, bo
 void MaxPooling2D::backward(const std::vector<const Tensor*>& in, const Tensor& out,
                             const Tensor& dout, const std::vector<Tensor*>& din) {
   if (!din[0]) return;
-  din[0]->resize(in[0]->shape());
+  const Shape& s = in[0]->shape();  // in[0] and out may be hollow: shapes only
+  din[0]->resize(s);
   din[0]->zero();
   float* dx = din[0]->data();
   const float* dy = dout.data();
-  const int n = out.shape()[0];
-  if (n == 0) return;  // a rank with no samples in this step
-  const size_t per_image = out.numel() / static_cast<size_t>(n);
-  // Windows overlap, so two outputs may route to one input: parallel over images only.
+  const Shape& os = out.shape();
+  const int n = s[0], h = s[1], w = s[2], c = s[3], ho = os[1], wo = os[2];
+  // Windows overlap, so two outputs may route to one input: parallel over images only, each
+  // image's outputs in order (the sums do not depend on the threads).
 #pragma omp parallel for if (parallel_worth(out.numel()))
   for (int i = 0; i < n; ++i)
-    for (size_t o = i * per_image; o < (i + 1) * per_image; ++o) dx[argmax_[o]] += dy[o];
+    for (int r = 0; r < ho; ++r)
+      for (int q = 0; q < wo; ++q) {
+        const size_t o = ((static_cast<size_t>(i) * ho + r) * wo + q) * c;
+        for (int ch = 0; ch < c; ++ch) {
+          const int a = argmax_[o + ch] / pool_, b = argmax_[o + ch] % pool_;
+          dx[((static_cast<size_t>(i) * h + r * stride_ + a) * w + q * stride_ + b) * c + ch] +=
+              dy[o + ch];
+        }
+      }
 }
 
 // ---- GlobalAveragePooling2D ----

@@ -72,13 +72,15 @@ class Add : public Layer {
 };
 
 // Valid max pooling, window k, stride s: [N,H,W,C] -> [N,(H-k)/s+1,(W-k)/s+1,C].
-// Backward routes each output gradient to the first maximum of its window.
+// Backward routes each output gradient to the first maximum of its window, remembered by
+// forward as the window offset (one byte per output); it reads no input or output values.
 class MaxPooling2D : public Layer {
  public:
-  MaxPooling2D(std::string name, int pool, int stride)
-      : Layer(std::move(name)), pool_(pool), stride_(stride) {}
+  MaxPooling2D(std::string name, int pool, int stride);
   const char* type() const override { return "MaxPooling2D"; }
   bool output_is_bfloat16() const override { return true; }  // exact on bfloat16 inputs
+  bool backward_reads_input_values() const override { return false; }
+  bool backward_reads_output_values() const override { return false; }
   Shape infer_shape(const std::vector<Shape>& in) override;
   void forward(const std::vector<const Tensor*>& in, Tensor& out, bool training) override;
   void backward(const std::vector<const Tensor*>& in, const Tensor& out, const Tensor& dout,
@@ -88,7 +90,8 @@ class MaxPooling2D : public Layer {
   Shape infer_one(const Shape& in) const;  // infer_shape for the one input, without a vector
 
   int pool_, stride_;
-  std::vector<std::int64_t> argmax_;  // per output element: flat index into the input
+  // Per output element [N,Ho,Wo,C]: the offset a*pool+b of its maximum in the window.
+  std::vector<std::uint8_t> argmax_;
 };
 
 // Mean over H and W: [N,H,W,C] -> [N,C].
