@@ -103,6 +103,7 @@ void Model::build() {
   keep_.assign(nodes_.size(), false);
   user_keep_.assign(nodes_.size(), false);
   drop_values_.assign(nodes_.size(), false);
+  later_.assign(nodes_.size() + 1, 0);
   folded_.assign(nodes_.size(), Folded{});
   kernel_stamps_.assign(nodes_.size(), {0, 0});
   std::size_t max_inputs = 1;
@@ -229,6 +230,12 @@ void Model::plan(bool training) {
   // A training forward updates the trainable BatchNormalizations' moving statistics.
   if (training) ++trainable_generation_;
   plan_outputs(training, cut_, keep_, drop_values_);
+  // later_[j]: the largest output (per sample) of the nodes cut_..j-1, whose gradients backward
+  // requests after node j's; later_[size()] also bounds every suffix output forward requests.
+  std::fill(later_.begin(), later_.end(), 0);
+  for (int j = cut_; j < size(); ++j)
+    later_[static_cast<size_t>(j) + 1] = std::max(
+        later_[static_cast<size_t>(j)], nodes_[static_cast<size_t>(j)].sample_shape.numel());
   plan_fusions();
   if (!training) return;
   bind_gradients();
@@ -327,8 +334,8 @@ const Model::Folded& Model::fold(int i) {
       (frozen || f.trainable_generation == trainable_generation_))
     return f;
   const auto& conv = static_cast<const Conv2D&>(layer(i));
-  const auto& bn = static_cast<const BatchNormalization&>(
-      layer(fusion_[static_cast<size_t>(i)].bn));
+  const auto& bn =
+      static_cast<const BatchNormalization&>(layer(fusion_[static_cast<size_t>(i)].bn));
   const int cout = conv.filters();
   bn_scale_.resize(static_cast<size_t>(cout));
   bn_shift_.resize(static_cast<size_t>(cout));
@@ -384,8 +391,8 @@ void Model::run_fused(int i, const std::vector<const Tensor*>& ins, bool trainin
 // folded_kernel_.
 const float* Model::fold_kernel(int i) {
   const auto& conv = static_cast<const Conv2D&>(layer(i));
-  const auto& bn = static_cast<const BatchNormalization&>(
-      layer(fusion_[static_cast<size_t>(i)].bn));
+  const auto& bn =
+      static_cast<const BatchNormalization&>(layer(fusion_[static_cast<size_t>(i)].bn));
   const int cout = conv.filters();
   bn_scale_.resize(static_cast<size_t>(cout));
   bn_shift_.resize(static_cast<size_t>(cout));
@@ -462,6 +469,13 @@ const Tensor& Model::run(int first, const Tensor& given, bool training) {
   }
   for (Tensor& t : outputs_) release(t);
   for (Tensor& t : node_grads_) release(t);
+  // Passes that start at the same node with the same input size, mode and trainable suffix
+  // repeat one another's buffer requests.
+  batch_ = given.shape().rank() > 0 ? static_cast<std::size_t>(given.shape()[0]) : 0;
+  std::uint64_t kind = given.numel();
+  for (const std::uint64_t v : {std::uint64_t(first), std::uint64_t(training), std::uint64_t(cut_)})
+    kind = kind * 0x9E3779B97F4A7C15ull + v + 1;
+  pool_.begin_pass(kind);
   pending_.resize(nodes_.size());
   for (size_t i = 0; i < nodes_.size(); ++i)
     pending_[i] = static_cast<int>(nodes_[i].consumers.size());
@@ -482,6 +496,8 @@ const Tensor& Model::run(int first, const Tensor& given, bool training) {
     const Fused kind = fusion_[static_cast<size_t>(i)].kind;
     if (kind == Fused::kSkipped) continue;  // computed by its fusion head
     int produced = i;
+    // Frozen-prefix outputs are short-lived: any free buffer serves them (best fit).
+    pool_.set_later(i < cut_ ? 0 : later_.back() * batch_);
     if (kind != Fused::kNone) {
       run_fused(i, ins, training);
       produced = fusion_[static_cast<size_t>(i)].end;
@@ -489,13 +505,14 @@ const Tensor& Model::run(int first, const Tensor& given, bool training) {
       for (const Tensor* t : ins) in_shapes_.push_back(t->shape());
       const Shape os = node.layer->infer_shape(in_shapes_);
       outputs_[static_cast<size_t>(i)].give_storage(pool_.acquire(os.numel()), os);
-      if (auto* conv = dynamic_cast<Conv2D*>(node.layer.get())) conv->set_kernel_stamp(kernel_stamp(i));
+      if (auto* conv = dynamic_cast<Conv2D*>(node.layer.get()))
+        conv->set_kernel_stamp(kernel_stamp(i));
       node.layer->forward(ins, outputs_[static_cast<size_t>(i)], training);
     }
     // (A layer that rounds its own output, or a BN that did so before the ReLU fused to it, has
     // left bfloat16 values.)
-    const bool rounded = (kind == Fused::kNone || kind == Fused::kBnRelu) &&
-                         node.layer->output_is_bfloat16();
+    const bool rounded =
+        (kind == Fused::kNone || kind == Fused::kBnRelu) && node.layer->output_is_bfloat16();
     if (produced != size() - 1 && !rounded)
       round_if_bfloat16(outputs_[static_cast<size_t>(produced)]);
     for (int k : node.inputs) {
@@ -532,6 +549,7 @@ void Model::backward(const Tensor& dlogits, const std::function<void(std::size_t
     throw std::invalid_argument("backward: gradient shape " + dlogits.shape().str() +
                                 " does not match the output " + outputs_.back().shape().str());
   Tensor& top = node_grads_[static_cast<size_t>(last)];
+  pool_.set_later(later_[static_cast<size_t>(last)] * batch_);
   top.give_storage(pool_.acquire(dlogits.numel()), dlogits.shape());
   std::memcpy(top.data(), dlogits.data(), sizeof(float) * dlogits.numel());
   round_if_bfloat16(top);  // the float32 loss's gradient, cast to the bfloat16 logits
@@ -558,6 +576,7 @@ void Model::backward(const Tensor& dlogits, const std::function<void(std::size_t
       Tensor& gk = node_grads_[static_cast<size_t>(k)];
       Tensor& target = has_grad[static_cast<size_t>(k)] ? scratch[a] : gk;
       has_grad[static_cast<size_t>(k)] = true;
+      pool_.set_later(later_[static_cast<size_t>(j)] * batch_);
       target.give_storage(pool_.acquire(outputs_[static_cast<size_t>(k)].numel()),
                           outputs_[static_cast<size_t>(k)].shape());
       din.push_back(&target);

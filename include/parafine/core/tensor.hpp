@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <initializer_list>
 #include <string>
 #include <vector>
@@ -91,15 +92,40 @@ class Tensor {
 };
 
 // Recycles float vectors so forward/backward allocate only on the first step of a shape.
+// A request of n floats takes the smallest free buffer of n to 2n floats, else the smallest
+// free one larger than every request still to come in the pass (set_later; 0, the default at
+// the start of a pass, when the caller expects none or does not know: best fit), else a new one.
+// Within a pass (Model: one forward, or forward + backward) requests are numbered; request k first
+// looks for a buffer of the capacity that request k of the last pass of the same kind took (same
+// size asked), so a repeated pass allocates nothing.
 class BufferPool {
  public:
-  std::vector<float> acquire(std::size_t n);  // best fit by capacity, else a new vector
+  // Starts a pass; `kind` tells passes that repeat one another's requests (e.g. the same
+  // batch shape and training mode) from others. Without it, requests are not numbered.
+  void begin_pass(std::uint64_t kind);
+  // The largest request (floats) the pass still makes after the ones that follow this call.
+  void set_later(std::size_t later) { later_ = later; }
+  std::vector<float> acquire(std::size_t n);  // n = 0: an empty vector
   void release(std::vector<float>&& v);
   std::size_t pooled_floats() const;
 
  private:
+  struct Choice {
+    std::size_t n, capacity;  // a request's size and the capacity of the buffer it got
+  };
+  struct Record {
+    std::uint64_t kind;
+    std::vector<Choice> choices;  // by request number in the pass
+  };
+  static constexpr std::size_t kMaxRecords = 4;  // kinds remembered
+
   std::vector<std::vector<float>> free_;
   std::size_t created_ = 0;  // buffers acquire() has made (free_ has room for them all)
+  std::vector<Record> records_;
+  std::size_t record_ = kMaxRecords;  // the current pass's record (none before begin_pass)
+  std::size_t oldest_ = 0;            // the record to reuse once kMaxRecords kinds were seen
+  std::size_t next_ = 0;              // number of the pass's next request
+  std::size_t later_ = 0;             // see set_later
 };
 
 }  // namespace parafine

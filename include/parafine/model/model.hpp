@@ -189,7 +189,11 @@ class Model {
   std::vector<Tensor> outputs_, node_grads_;
   std::vector<bool> keep_, user_keep_;
   std::vector<bool> drop_values_;  // kept for its shape only: no backward reads its values
-  int cut_ = 0;                    // backward visits nodes >= cut_
+  // [size()+1] per-sample floats: the largest buffer request still to come (see plan()), so
+  // the pool may give a request a buffer that no later one needs (BufferPool::acquire).
+  std::vector<std::size_t> later_;
+  std::size_t batch_ = 0;  // the current pass's batch size
+  int cut_ = 0;            // backward visits nodes >= cut_
   std::vector<Fusion> fusion_;
   std::vector<Folded> folded_;  // by conv node
   // An unfused frozen conv's kernel stamp (its bias and kernel unchanged while it holds), and
