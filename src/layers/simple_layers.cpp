@@ -5,6 +5,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 namespace parafine {
@@ -194,18 +195,20 @@ void MaxPooling2D::backward(const std::vector<const Tensor*>& in, const Tensor& 
   const float* dy = dout.data();
   const Shape& os = out.shape();
   const int n = s[0], h = s[1], w = s[2], c = s[3], ho = os[1], wo = os[2];
-  // Windows overlap, so two outputs may route to one input: parallel over images only, each
-  // image's outputs in order (the sums do not depend on the threads).
+  // The input offset of each window position a*pool+b from the window's corner.
+  std::array<std::size_t, 256> step{};
+  for (int a = 0; a < pool_; ++a)
+    for (int b = 0; b < pool_; ++b)
+      step[static_cast<size_t>(a * pool_ + b)] = (static_cast<size_t>(a) * w + b) * c;
+      // Windows overlap, so two outputs may route to one input: parallel over images only, each
+      // image's outputs in order (the sums do not depend on the threads).
 #pragma omp parallel for if (parallel_worth(out.numel()))
   for (int i = 0; i < n; ++i)
     for (int r = 0; r < ho; ++r)
       for (int q = 0; q < wo; ++q) {
         const size_t o = ((static_cast<size_t>(i) * ho + r) * wo + q) * c;
-        for (int ch = 0; ch < c; ++ch) {
-          const int a = argmax_[o + ch] / pool_, b = argmax_[o + ch] % pool_;
-          dx[((static_cast<size_t>(i) * h + r * stride_ + a) * w + q * stride_ + b) * c + ch] +=
-              dy[o + ch];
-        }
+        float* corner = dx + ((static_cast<size_t>(i) * h + r * stride_) * w + q * stride_) * c;
+        for (int ch = 0; ch < c; ++ch) corner[step[argmax_[o + ch]] + ch] += dy[o + ch];
       }
 }
 
