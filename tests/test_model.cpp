@@ -5,9 +5,12 @@
 
 #include <cstring>
 #include <iostream>
+#include <utility>
 
 #include "parafine/core/adam.hpp"
 #include "parafine/core/loss.hpp"
+#include "parafine/core/rng.hpp"
+#include "parafine/layers/batch_norm.hpp"
 #include "parafine/layers/conv2d.hpp"
 #include "parafine/layers/dense.hpp"
 #include "parafine/layers/simple_layers.hpp"
@@ -217,12 +220,55 @@ TEST(ResNet50, FoldedFrozenKernelsFollowWeightChanges) {
   }
   const Tensor y3 = m.forward(data.images, false);
   Model fresh = test_util::keras_initialized_resnet50(tiny(), 99);
-  fresh.set_weights(m.params(), m.state());
+  fresh.set_weights(std::as_const(m).params(), std::as_const(m).state());  // const: no generation bump
   const Tensor truth = fresh.forward(data.images, false);
   const std::size_t diffs = test_util::bit_diffs(y3.data(), truth.data(), y3.numel());
   std::cout << "after training steps: " << diffs << " outputs differ bitwise from a fresh model\n";
   EXPECT_EQ(diffs, 0u);
   EXPECT_GT(test_util::bit_diffs(y0.data(), y3.data(), y0.numel()), 0u);
+  // One more training step, then frozen again (a new phase) with no inference forward between:
+  // the folds made while every conv was trainable (at y3) are stale and must not be reused.
+  m.forward(data.images, true);
+  softmax_cross_entropy(static_cast<const Dense&>(m.layer(m.size() - 1)).logits(), data.labels,
+                        data.size(), &dlogits);
+  m.backward(dlogits);
+  adam.step(m.trainable_params(), m.grads().data());
+  freeze_base(m);
+  const Tensor y4 = expect_matches_fresh("a training step, then frozen again");
+  EXPECT_GT(test_util::bit_diffs(y3.data(), y4.data(), y3.numel()), 0u);
+}
+
+// A residual block whose shortcut is the conv's own input, y = relu(x + BN(conv(x))): the
+// conv cannot add into its input's buffer while reading it, so that Add runs on its own; the
+// result equals the same model with the BN output kept (which stops the fusion at the BN).
+TEST(Model, ResidualBlockOverTheConvsOwnInput) {
+  auto build = [] {
+    Model m;
+    const int in = m.add(std::make_unique<InputLayer>("input_1", Shape{6, 6, 4}));
+    const int conv = m.add(std::make_unique<Conv2D>("conv", 4, 3, 1, Padding::kSame), {in});
+    const int bn = m.add(std::make_unique<BatchNormalization>("bn"), {conv});
+    const int add = m.add(std::make_unique<Add>("add"), {in, bn});
+    m.add(std::make_unique<ReLU>("relu"), {add});
+    m.build();
+    SplitMix64 rng(3);
+    for (float& v : m.params()) v = static_cast<float>(rng.uniform() - 0.5);
+    for (const ParamRef& r : m.param_refs())
+      if (r.name == "moving_variance")
+        for (std::size_t k = 0; k < r.shape.numel(); ++k) m.data(r)[k] = 1.5f;
+    for (int i = 0; i < m.size(); ++i) m.layer(i).trainable = false;
+    return m;
+  };
+  Tensor x(Shape{2, 6, 6, 4});
+  SplitMix64 rng(5);
+  for (std::size_t i = 0; i < x.numel(); ++i) x[i] = static_cast<float>(2 * rng.uniform() - 1);
+  Model fused = build(), kept = build();
+  kept.keep_output(kept.index_of("bn"));
+  const Tensor a = fused.forward(x, false), b = kept.forward(x, false);
+  ASSERT_EQ(a.shape(), b.shape());
+  const double diff = test_util::max_abs_diff(std::vector<float>(a.data(), a.data() + a.numel()),
+                                              std::vector<float>(b.data(), b.data() + b.numel()));
+  std::cout << "residual over the conv's own input: max |difference| " << diff << " (tol 1e-6)\n";
+  EXPECT_LE(diff, 1e-6);
 }
 
 TEST(ResNet50, FrozenPrefixActivationsAreReleased) {

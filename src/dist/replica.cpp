@@ -43,7 +43,7 @@ void average_trainable_bn_state(Model& model) {
     if (r.optimised || !model.layer(r.node).trainable) continue;
     const auto* bn = dynamic_cast<const BatchNormalization*>(&model.layer(r.node));
     const float had = bn && bn->last_rows() > 0 ? 1.0f : 0.0f;
-    float* v = model.data(r);
+    float* v = model.trainable_data(r);  // leaves the frozen prefix's folded kernels valid
     std::vector<float> weighted(v, v + r.shape.numel());
     for (float& x : weighted) x *= had;
     weighted.push_back(had);

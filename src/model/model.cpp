@@ -224,8 +224,19 @@ double Model::step_bytes(int batch, bool training) const {
   return std::max(peak, live + 2 * widest);
 }
 
+float* Model::trainable_data(const ParamRef& r) {
+  if (r.node < first_trainable_node())
+    throw std::logic_error("trainable_data: layer '" + layer(r.node).name() + "' is frozen");
+  ++trainable_generation_;
+  return (r.optimised ? params_.data() : state_.data()) + r.offset;
+}
+
 void Model::plan(bool training) {
-  first_trainable_ = first_trainable_node();
+  const int first_trainable = first_trainable_node();
+  // Folds made while a conv was trainable skipped the checks of trainable changes that a conv
+  // frozen now skips: a new freezing (a new phase) refolds everything once.
+  if (first_trainable != first_trainable_) ++weights_generation_;
+  first_trainable_ = first_trainable;
   cut_ = training ? first_trainable_ : size();
   // A training forward updates the trainable BatchNormalizations' moving statistics.
   if (training) ++trainable_generation_;
@@ -318,8 +329,9 @@ int Model::residual_shortcut(int add, int bn, int head) const {
   if (in.size() != 2) return -1;
   const int s = in[0] == bn ? in[1] : in[1] == bn ? in[0] : -1;
   if (s < 0 || s >= head || keep_[static_cast<size_t>(s)]) return -1;
+  // (The conv itself must not read it either: it writes into that buffer.)
   for (int c : nodes_[static_cast<size_t>(s)].consumers)
-    if (c != add && c > head) return -1;
+    if (c != add && c >= head) return -1;
   return s;
 }
 
@@ -619,7 +631,8 @@ const Tensor& Model::output(int node) const {
   const Tensor& t = outputs_.at(static_cast<size_t>(node));
   if (t.empty() || t.hollow())
     throw std::logic_error("the output of layer '" + layer(node).name() +
-                           "' was not kept by the last forward (frozen prefix); call keep_output");
+                           "' was not kept by the last forward (frozen prefix, or read by no "
+                           "backward); call keep_output");
   return t;
 }
 
@@ -632,6 +645,7 @@ void Model::calibrate_batch_norm(const Tensor& x) {
   for (auto& node : nodes_)
     if (auto* bn = dynamic_cast<BatchNormalization*>(node.layer.get())) bns.push_back(bn);
   for (auto* bn : bns) bn->set_calibrating(true);
+  ++weights_generation_;  // (also when the forward throws half-way through the BNs)
   try {
     forward(x, false);
   } catch (...) {
@@ -644,8 +658,10 @@ void Model::calibrate_batch_norm(const Tensor& x) {
 
 std::size_t Model::activation_floats() const {
   std::size_t n = pool_.pooled_floats();
-  for (const Tensor& t : outputs_) n += t.numel();
-  for (const Tensor& t : node_grads_) n += t.numel();
+  for (const Tensor& t : outputs_)  // a hollow tensor has a shape but holds nothing
+    if (!t.hollow()) n += t.numel();
+  for (const Tensor& t : node_grads_)
+    if (!t.hollow()) n += t.numel();
   return n;
 }
 

@@ -81,6 +81,10 @@ class Model {
     ++trainable_generation_;
     return params_.data();
   }
+  // A trainable layer's variable (e.g. a BN moving statistic averaged over ranks), marking only
+  // the trainable layers' weights as changed. Throws std::logic_error for a layer before the
+  // first trainable one.
+  float* trainable_data(const ParamRef& r);
   const std::vector<ParamRef>& param_refs() const { return refs_; }
   // Throws std::invalid_argument when a block has another size than the model's.
   void set_weights(const std::vector<float>& params, const std::vector<float>& state);
