@@ -282,7 +282,7 @@ void Model::plan_fusions() {
     // BatchNormalization (either mode) or Add, then ReLU, in one pass, when the ReLU alone reads
     // the first's values: the head keeps only its shape (BN's and Add's backward read none).
     if ((dynamic_cast<BatchNormalization*>(&l) || dynamic_cast<Add*>(&l)) &&
-        dynamic_cast<ReLU*>(&layer(next)) && values_unread(i)) {
+        is_plain_relu(layer(next)) && values_unread(i)) {
       Fusion f;
       f.kind = dynamic_cast<Add*>(&l) ? Fused::kAddRelu : Fused::kBnRelu;
       f.end = next;
@@ -308,7 +308,7 @@ void Model::plan_fusions() {
         fusion_[static_cast<size_t>(after)].kind = Fused::kSkipped;
         after = only_consumer(after);
       }
-      if (after >= 0 && after < cut_ && dynamic_cast<ReLU*>(&layer(after))) {
+      if (after >= 0 && after < cut_ && is_plain_relu(layer(after))) {
         f.end = after;
         f.relu = true;
         fusion_[static_cast<size_t>(after)].kind = Fused::kSkipped;
