@@ -3,6 +3,7 @@
 // before training-mode BN, frozen weights untouched by training, and clear errors.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <iostream>
 #include <utility>
@@ -389,6 +390,47 @@ TEST(Model, ShapeMismatchNamesTheLayer) {
     std::cout << msg << "\n";
     EXPECT_NE(msg.find("'sum'"), std::string::npos) << msg;
     EXPECT_NE(msg.find("[1,8,8,4]"), std::string::npos) << msg;
+  }
+}
+
+// A ReLU with max_value (MobileNetV2's ReLU6) after conv -> BN must stay clipped: the Model
+// fuses only plain ReLUs into the folded conv chain (frozen) and into BN (training). Truth: the
+// same model with every output kept, which runs each layer on its own.
+TEST(Model, Relu6AfterConvAndBatchNormIsNotFusedAsPlainRelu) {
+  auto build = [] {
+    Model m;
+    const int in = m.add(std::make_unique<InputLayer>("input_1", Shape{5, 5, 3}));
+    const int conv = m.add(std::make_unique<Conv2D>("Conv1", 4, 3, 1, Padding::kSame), {in});
+    const int bn = m.add(std::make_unique<BatchNormalization>("bn_Conv1"), {conv});
+    m.add(std::make_unique<ReLU>("Conv1_relu", 6.0f), {bn});
+    m.build();
+    SplitMix64 rng(4);
+    for (float& v : m.params()) v = static_cast<float>(8 * rng.uniform() - 4);  // large outputs
+    for (const ParamRef& r : m.param_refs())
+      if (r.name == "moving_variance")
+        for (std::size_t k = 0; k < r.shape.numel(); ++k) m.data(r)[k] = 0.5f;
+    return m;
+  };
+  Tensor x(Shape{2, 5, 5, 3});
+  SplitMix64 rng(6);
+  for (std::size_t i = 0; i < x.numel(); ++i) x[i] = static_cast<float>(2 * rng.uniform() - 1);
+  for (const bool frozen : {true, false}) {
+    Model fused = build(), kept = build();
+    for (Model* m : {&fused, &kept})
+      for (int i = 0; i < m->size(); ++i) m->layer(i).trainable = !frozen;
+    for (int i = 0; i < kept.size(); ++i) kept.keep_output(i);
+    const Tensor a = fused.forward(x, !frozen), b = kept.forward(x, !frozen);
+    ASSERT_EQ(a.shape(), b.shape());
+    const std::vector<float> av(a.data(), a.data() + a.numel()), bv(b.data(), b.data() + b.numel());
+    const double diff = test_util::max_abs_diff(av, bv);
+    const auto sixes = std::count(bv.begin(), bv.end(), 6.0f);
+    const float top = *std::max_element(av.begin(), av.end());
+    std::cout << (frozen ? "frozen (conv chain)" : "training (BN then ReLU)")
+              << ": ReLU6 max |fused - unfused| " << diff << " (tol 1e-5), max output " << top
+              << ", " << sixes << " outputs clipped to 6\n";
+    EXPECT_GT(sixes, 0) << "the case must exercise the clip";
+    EXPECT_LE(top, 6.0f);
+    EXPECT_LE(diff, 1e-5);
   }
 }
 
