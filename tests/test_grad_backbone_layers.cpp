@@ -2,12 +2,14 @@
 // here in double from TensorFlow's definitions and against finite differences: ReLU with
 // max_value (MobileNetV2's ReLU6), MaxPooling2D 'same', AveragePooling2D ('valid' and 'same',
 // padded cells not counted), Concatenate (InceptionV3's mixedK) and GlobalMaxPooling2D.
+// Last, a block of them inside a Model (Concatenate of four consumers of one conv).
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <iostream>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -15,8 +17,10 @@
 
 #include "gradient_checker.hpp"
 #include "parafine/layers/concatenate.hpp"
+#include "parafine/layers/conv2d.hpp"
 #include "parafine/layers/pooling.hpp"
 #include "parafine/layers/simple_layers.hpp"
+#include "parafine/model/model.hpp"
 
 namespace parafine {
 namespace {
@@ -189,10 +193,16 @@ TEST(ReLUMaxValue, GradientMatchesFiniteDifferences) {
     ReLU relu("relu_max", m);
     Tensor x(Shape{2, 4, 5, 3});
     gradcheck::fill_uniform(x, -1.0, m + 1.0, rng);  // both sides of both kinks
+    x[5] = 0.0004f;      // within h of the kink at 0: skipped, not compared
+    x[7] = m - 0.0004f;  // within h of the kink at m
     LayerFixture fx(relu, {x.shape()}, rng);
     gradcheck::Options opt = named({"input"});
     opt.kink_signature = clipped_relu_signature(m);
-    EXPECT_EQ(gradcheck::check_gradients(relu, {&x}, opt).failed(), 0u) << "max_value " << m;
+    opt.max_elements = x.numel();
+    const gradcheck::Report rep = gradcheck::check_gradients(relu, {&x}, opt);
+    EXPECT_EQ(rep.failed(), 0u) << "max_value " << m;
+    ASSERT_EQ(rep.tensors.size(), 1u);
+    EXPECT_GE(rep.tensors[0].skipped, 2u) << "the elements at 0.0004 and m - 0.0004";
   }
 }
 
@@ -510,6 +520,71 @@ TEST(GlobalMaxPooling2D, GradientMatchesFiniteDifferences) {
   opt.max_skipped_fraction = 0.0;
   opt.max_elements = x.numel();
   EXPECT_EQ(gradcheck::check_gradients(gmp, {&x}, opt).failed(), 0u);
+}
+
+// ---- In a Model ----
+
+// An InceptionV3-like block through the Model: conv -> {itself, AveragePooling2D 3x3/1 same,
+// MaxPooling2D 3x3/1 same, ReLU6} -> Concatenate(4) -> GlobalMaxPooling2D. The conv's output
+// feeds four consumers (their gradients must add up) and the pools/concat keep only shapes.
+// The Model's conv gradients against central differences of L = sum(out * R) through
+// Model::forward.
+TEST(BackboneLayersInModel, ConcatenatedBranchesGradientMatchesFiniteDifferences) {
+  Model m;
+  const int in = m.add(std::make_unique<InputLayer>("input_1", Shape{7, 7, 2}));
+  const int conv = m.add(std::make_unique<Conv2D>("conv2d", 3, 3, 1, Padding::kSame), {in});
+  const int avg =
+      m.add(std::make_unique<AveragePooling2D>("average_pooling2d", 3, 1, Padding::kSame), {conv});
+  const int mp =
+      m.add(std::make_unique<MaxPooling2D>("max_pooling2d", 3, 1, Padding::kSame), {conv});
+  const int r6 = m.add(std::make_unique<ReLU>("re_lu", 6.0f), {conv});
+  const int cat = m.add(std::make_unique<Concatenate>("mixed0", 4), {conv, avg, mp, r6});
+  m.add(std::make_unique<GlobalMaxPooling2D>("global_max_pooling2d"), {cat});
+  m.build();
+  Rng rng(71);
+  for (float& v : m.params()) v = static_cast<float>(rng.uniform(-1.5, 1.5));
+  Tensor x(Shape{2, 7, 7, 2});
+  gradcheck::fill_uniform(x, -2.0, 2.0, rng);
+  const Tensor& y0 = m.forward(x, true);
+  ASSERT_EQ(y0.shape(), (Shape{2, 12}));
+  Tensor r(y0.shape());
+  gradcheck::fill_uniform(r, -1.0, 1.0, rng);
+  m.backward(r);
+  const std::vector<float> analytic = m.grads();
+  auto objective = [&] {
+    const Tensor& y = m.forward(x, true);
+    double l = 0.0;
+    for (std::size_t i = 0; i < y.numel(); ++i) l += static_cast<double>(y[i]) * r[i];
+    return l;
+  };
+  double worst = 0.0;
+  std::size_t checked = 0;
+  double max_grad = 0.0;
+  for (const ParamRef& ref : m.param_refs()) {
+    for (std::size_t k = 0; k < ref.shape.numel(); ++k) {
+      float& w = m.params()[ref.offset + k];
+      const float w0 = w;
+      const float wp = w0 + 1e-3f, wm = w0 - 1e-3f;
+      w = wp;
+      const double lp = objective();
+      m.params()[ref.offset + k] = wm;
+      const double lm = objective();
+      m.params()[ref.offset + k] = w0;
+      const double numeric = (lp - lm) / (static_cast<double>(wp) - wm);
+      const double a = analytic[ref.offset + k];
+      const double err = std::abs(a - numeric) / std::max({std::abs(a), std::abs(numeric), 1.0});
+      EXPECT_LE(err, gradcheck::kDefaultTolerance)
+          << ref.name << "[" << k << "]: analytic " << a << ", numeric " << numeric;
+      worst = std::max(worst, err);
+      max_grad = std::max(max_grad, std::abs(a));
+      ++checked;
+    }
+  }
+  std::cout << "[model] conv2d kernel and bias through 4 branches + Concatenate + GMP: " << checked
+            << " weights, max scaled error " << worst << " (max |grad| " << max_grad
+            << ", tolerance " << gradcheck::kDefaultTolerance << ")" << std::endl;
+  EXPECT_EQ(checked, 3u * 3 * 2 * 3 + 3);
+  EXPECT_GT(max_grad, 0.1) << "a vacuous check";
 }
 
 }  // namespace
