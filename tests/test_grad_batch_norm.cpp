@@ -254,7 +254,6 @@ TEST(BatchNormGradChecker, DetectsBatchStatisticsTreatedAsConstants) {
                                 "gradient of input");
 }
 
-
 // scale=False (Keras `scale=False`, InceptionV3): no gamma variable, gamma is 1 everywhere.
 // Weights are [beta, moving_mean, moving_variance] as in Keras's files.
 TEST(BatchNormNoScale, ParamSpecsOmitGamma) {

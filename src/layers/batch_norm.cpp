@@ -48,8 +48,7 @@ void row_sums(const float* a, const float* b, const float* centre, long rows, in
 }
 }  // namespace
 
-BatchNormalization::BatchNormalization(std::string name, float epsilon, float momentum,
-                                       bool scale)
+BatchNormalization::BatchNormalization(std::string name, float epsilon, float momentum, bool scale)
     : Layer(std::move(name)), eps_(epsilon), momentum_(momentum), scale_(scale) {}
 
 Shape BatchNormalization::infer_shape(const std::vector<Shape>& in) {
@@ -144,8 +143,8 @@ void BatchNormalization::forward_impl(const Tensor& xt, Tensor& out, bool traini
 #pragma omp parallel for if (parallel_worth(rows * c))
     for (long r = 0; r < rows; ++r)
       for (int k = 0; k < c; ++k) {
-        const float v = round_to_bfloat16((x[r * c + k] - mean_[k]) * (inv_std_[k] * gamma[k]) +
-                                          beta[k]);
+        const float v =
+            round_to_bfloat16((x[r * c + k] - mean_[k]) * (inv_std_[k] * gamma[k]) + beta[k]);
         y[r * c + k] = relu && v < 0.0f ? 0.0f : v;
       }
     return;
