@@ -254,5 +254,128 @@ TEST(BatchNormGradChecker, DetectsBatchStatisticsTreatedAsConstants) {
                                 "gradient of input");
 }
 
+// scale=False (Keras `scale=False`, InceptionV3): no gamma variable, gamma is 1 everywhere.
+// Weights are [beta, moving_mean, moving_variance] as in Keras's files.
+TEST(BatchNormNoScale, ParamSpecsOmitGamma) {
+  BatchNormalization bn("batch_normalization", 1e-3f, 0.99f, /*scale=*/false);
+  EXPECT_FALSE(bn.scale());
+  bn.infer_shape({Shape{2, 3, 3, 6}});
+  const std::vector<ParamSpec> specs = bn.param_specs();
+  ASSERT_EQ(specs.size(), 3u);
+  const char* names[] = {"beta", "moving_mean", "moving_variance"};
+  const bool optimised[] = {true, false, false};
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(specs[i].name, names[i]);
+    EXPECT_EQ(specs[i].shape, (Shape{6}));
+    EXPECT_EQ(specs[i].optimised, optimised[i]) << names[i];
+  }
+}
+
+// Copies beta and the moving statistics of `from` (no gamma) into `to` (gamma set to 1).
+void copy_to_gamma_one(LayerFixture& from, LayerFixture& to) {
+  std::fill(to.value("gamma").begin(), to.value("gamma").end(), 1.0f);
+  for (const char* p : {"beta", "moving_mean", "moving_variance"}) to.value(p) = from.value(p);
+}
+
+std::size_t count_different_bits(const Tensor& a, const Tensor& b) {
+  std::size_t differ = 0;
+  for (std::size_t i = 0; i < a.numel(); ++i)
+    if (std::memcmp(a.data() + i, b.data() + i, sizeof(float)) != 0) ++differ;
+  return differ;
+}
+
+// Forward (inference, training with the moving-average update, the fused ReLU, bfloat16),
+// inference_affine and backward all equal the scale=True layer with gamma = 1, bit for bit.
+TEST(BatchNormNoScale, EqualsGammaOneBitwise) {
+  for (const bool bf16 : {false, true})
+    for (const bool training : {false, true})
+      for (const bool relu : {false, true}) {
+        Rng rng(41);
+        BatchNormalization noscale("bn_noscale", 1e-3f, 0.99f, false);
+        BatchNormalization ones("bn_gamma_one", 1e-3f, 0.99f, true);
+        noscale.set_bfloat16_compute(bf16);
+        ones.set_bfloat16_compute(bf16);
+        Tensor x = make_input(Shape{2, 4, 3, 5}, rng);
+        LayerFixture fa(noscale, {x.shape()}, rng);
+        LayerFixture fb(ones, {x.shape()}, rng);
+        gradcheck::fill_uniform(fa.value("beta").data(), 5, -1.0, 1.0, rng);
+        gradcheck::fill_uniform(fa.value("moving_mean").data(), 5, -1.0, 1.0, rng);
+        gradcheck::fill_uniform(fa.value("moving_variance").data(), 5, 0.5, 2.0, rng);
+        copy_to_gamma_one(fa, fb);
+        Tensor ya, yb;
+        if (relu) {
+          noscale.forward_relu(x, ya, training);
+          ones.forward_relu(x, yb, training);
+        } else {
+          noscale.forward({&x}, ya, training);
+          ones.forward({&x}, yb, training);
+        }
+        const std::string what = std::string(bf16 ? "bfloat16 " : "float32 ") +
+                                 (training ? "training" : "inference") + (relu ? " +relu" : "");
+        ASSERT_EQ(ya.shape(), yb.shape());
+        const std::size_t differ = count_different_bits(ya, yb);
+        std::size_t state_differ = 0;
+        for (const char* p : {"moving_mean", "moving_variance"})
+          state_differ += std::memcmp(fa.value(p).data(), fb.value(p).data(), 5 * sizeof(float));
+        Tensor dy(ya.shape()), dxa, dxb;
+        gradcheck::fill_uniform(dy, -1.0, 1.0, rng);
+        noscale.backward({&x}, ya, dy, {&dxa});
+        ones.backward({&x}, yb, dy, {&dxb});
+        const std::size_t dx_differ = count_different_bits(dxa, dxb);
+        const bool dbeta_same =
+            std::memcmp(fa.grad("beta").data(), fb.grad("beta").data(), 5 * sizeof(float)) == 0;
+        std::cout << "[bitwise] scale=False vs gamma=1, " << what << ": " << differ << " of "
+                  << ya.numel() << " outputs differ, moving statistics "
+                  << (state_differ ? "differ" : "identical") << ", " << dx_differ
+                  << " input gradients differ, beta gradient "
+                  << (dbeta_same ? "identical" : "differs") << " (tolerance: 0 bits)" << std::endl;
+        EXPECT_EQ(differ, 0u) << what;
+        EXPECT_EQ(state_differ, 0u) << what;
+        EXPECT_EQ(dx_differ, 0u) << what;
+        EXPECT_TRUE(dbeta_same) << what;
+      }
+  // inference_affine: scale = 1/sqrt(var+eps), shift = beta - mean*scale.
+  Rng rng(42);
+  BatchNormalization noscale("bn_noscale_affine", 1e-3f, 0.99f, false);
+  BatchNormalization ones("bn_gamma_one_affine", 1e-3f, 0.99f, true);
+  LayerFixture fa(noscale, {Shape{1, 2, 2, 7}}, rng, 0.5, 2.0);
+  LayerFixture fb(ones, {Shape{1, 2, 2, 7}}, rng);
+  copy_to_gamma_one(fa, fb);
+  std::vector<float> sa(7), ha(7), sb(7), hb(7);
+  noscale.inference_affine(sa.data(), ha.data());
+  ones.inference_affine(sb.data(), hb.data());
+  EXPECT_EQ(0, std::memcmp(sa.data(), sb.data(), 7 * sizeof(float))) << "inference_affine scale";
+  EXPECT_EQ(0, std::memcmp(ha.data(), hb.data(), 7 * sizeof(float))) << "inference_affine shift";
+  for (int k = 0; k < 7; ++k) {
+    const double want = 1.0 / std::sqrt(static_cast<double>(fa.value("moving_variance")[k]) + 1e-3);
+    EXPECT_LE(std::abs(sa[k] - want) / want, 1e-6) << "scale[" << k << "]";
+  }
+}
+
+TEST(BatchNormNoScale, TrainingGradientsMatchFiniteDifferences) {
+  for (const Shape& s : {Shape{2, 3, 3, 4}, Shape{3, 5, 4, 3}, Shape{6, 5}}) {
+    Rng rng(43);
+    BatchNormalization bn("bn_noscale_training", 1e-3f, 0.99f, false);
+    Tensor x = make_input(s, rng);
+    LayerFixture fx(bn, {x.shape()}, rng);
+    gradcheck::fill_uniform(fx.value("moving_variance").data(), s.channels(), 0.5, 2.0, rng);
+    const gradcheck::Report rep = gradcheck::check_gradients(bn, {&x}, bn_options(true));
+    EXPECT_EQ(rep.failed(), 0u) << s.str();
+    ASSERT_EQ(rep.tensors.size(), 2u) << "input and beta only";
+    EXPECT_EQ(rep.tensors[1].name, "beta");
+  }
+}
+
+TEST(BatchNormNoScale, InferenceGradientsMatchFiniteDifferences) {
+  Rng rng(44);
+  BatchNormalization bn("bn_noscale_inference", 1e-3f, 0.99f, false);
+  Tensor x = make_input(Shape{2, 3, 3, 4}, rng);
+  LayerFixture fx(bn, {x.shape()}, rng);
+  gradcheck::fill_uniform(fx.value("moving_variance").data(), 4, 0.5, 2.0, rng);
+  const gradcheck::Report rep = gradcheck::check_gradients(bn, {&x}, bn_options(false));
+  EXPECT_EQ(rep.failed(), 0u);
+  EXPECT_EQ(rep.tensors.size(), 2u);
+}
+
 }  // namespace
 }  // namespace parafine

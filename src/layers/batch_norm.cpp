@@ -48,8 +48,8 @@ void row_sums(const float* a, const float* b, const float* centre, long rows, in
 }
 }  // namespace
 
-BatchNormalization::BatchNormalization(std::string name, float epsilon, float momentum)
-    : Layer(std::move(name)), eps_(epsilon), momentum_(momentum) {}
+BatchNormalization::BatchNormalization(std::string name, float epsilon, float momentum, bool scale)
+    : Layer(std::move(name)), eps_(epsilon), momentum_(momentum), scale_(scale) {}
 
 Shape BatchNormalization::infer_shape(const std::vector<Shape>& in) {
   if (in.size() != 1) fail("expects 1 input");
@@ -61,15 +61,18 @@ Shape BatchNormalization::infer_one(const Shape& in) {
   if (channels_ != 0 && in.channels() != channels_)
     fail("expects " + std::to_string(channels_) + " channels, got input " + in.str());
   channels_ = in.channels();
+  if (!scale_) ones_.assign(static_cast<size_t>(channels_), 1.0f);
   return in;
 }
 
 std::vector<ParamSpec> BatchNormalization::param_specs() const {
   const Shape c{channels_};
-  return {{"gamma", c, true},
-          {"beta", c, true},
-          {"moving_mean", c, false},
-          {"moving_variance", c, false}};
+  std::vector<ParamSpec> specs;
+  if (scale_) specs.push_back({"gamma", c, true});
+  specs.push_back({"beta", c, true});
+  specs.push_back({"moving_mean", c, false});
+  specs.push_back({"moving_variance", c, false});
+  return specs;
 }
 
 void BatchNormalization::forward(const std::vector<const Tensor*>& in, Tensor& out, bool training) {
@@ -86,10 +89,10 @@ void BatchNormalization::forward_impl(const Tensor& xt, Tensor& out, bool traini
   const int c = channels_;
   const long rows = static_cast<long>(xt.shape().rows());
   const float* x = xt.data();
-  const float* gamma = param(0);
-  const float* beta = param(1);
-  float* moving_mean = param(2);
-  float* moving_var = param(3);
+  const float* gamma = this->gamma();
+  const float* beta = param(beta_slot());
+  float* moving_mean = param(beta_slot() + 1);
+  float* moving_var = param(beta_slot() + 2);
   mean_.resize(c);
   inv_std_.resize(c);
 
@@ -140,8 +143,8 @@ void BatchNormalization::forward_impl(const Tensor& xt, Tensor& out, bool traini
 #pragma omp parallel for if (parallel_worth(rows * c))
     for (long r = 0; r < rows; ++r)
       for (int k = 0; k < c; ++k) {
-        const float v = round_to_bfloat16((x[r * c + k] - mean_[k]) * (inv_std_[k] * gamma[k]) +
-                                          beta[k]);
+        const float v =
+            round_to_bfloat16((x[r * c + k] - mean_[k]) * (inv_std_[k] * gamma[k]) + beta[k]);
         y[r * c + k] = relu && v < 0.0f ? 0.0f : v;
       }
     return;
@@ -162,10 +165,10 @@ void BatchNormalization::forward_impl(const Tensor& xt, Tensor& out, bool traini
 }
 
 void BatchNormalization::inference_affine(float* scale, float* shift) const {
-  const float* gamma = param(0);
-  const float* beta = param(1);
-  const float* mean = param(2);
-  const float* var = param(3);
+  const float* gamma = this->gamma();
+  const float* beta = param(beta_slot());
+  const float* mean = param(beta_slot() + 1);
+  const float* var = param(beta_slot() + 2);
   for (int k = 0; k < channels_; ++k) {
     scale[k] = gamma[k] / std::sqrt(var[k] + eps_);
     shift[k] = beta[k] - mean[k] * scale[k];
@@ -179,7 +182,7 @@ void BatchNormalization::backward(const std::vector<const Tensor*>& in, const Te
   const long rows = static_cast<long>(xt.shape().rows());
   const float* x = xt.data();
   const float* dy = dout.data();
-  const float* gamma = param(0);
+  const float* gamma = this->gamma();
 
   // sum(dy) and sum(dy * (x - mean)); dbeta = sum(dy), dgamma = inv_std * sum(dy*(x-mean)).
   sums_.assign(2 * static_cast<size_t>(c) + 1, 0.0);
@@ -187,12 +190,12 @@ void BatchNormalization::backward(const std::vector<const Tensor*>& in, const Te
   sums_[2 * c] = static_cast<double>(rows);
   // gamma/beta gradients from this rank's rows only: the trainer sums weight gradients over
   // ranks, so writing the reduced sums here would count them once per rank.
-  if (trainable && grad(0)) {
-    float* dgamma = grad(0);
-    float* dbeta = grad(1);
-    for (int k = 0; k < c; ++k) {
-      dgamma[k] = static_cast<float>(sums_[c + k] * inv_std_[k]);
-      dbeta[k] = static_cast<float>(sums_[k]);
+  if (trainable && grad(beta_slot())) {
+    float* dbeta = grad(beta_slot());
+    for (int k = 0; k < c; ++k) dbeta[k] = static_cast<float>(sums_[k]);
+    if (scale_) {
+      float* dgamma = grad(0);
+      for (int k = 0; k < c; ++k) dgamma[k] = static_cast<float>(sums_[c + k] * inv_std_[k]);
     }
   }
   // No input gradient wanted (the earliest trainable layer): every rank returns here alike.

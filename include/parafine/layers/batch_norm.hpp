@@ -3,6 +3,8 @@
 //   eps) + beta training (trainable layer in a training step): batch mean and biased batch variance
 //   over all rows [N*H*W]; moving stats updated as moving = momentum*moving + (1-momentum)*batch,
 //   the variance fed to the moving average Bessel-corrected (n/(n-1)) as TF's fused kernel does.
+// scale=false (Keras `scale=False`, as InceptionV3 uses it): no gamma variable; gamma is 1 in
+// every formula, and the weights are [beta, moving_mean, moving_variance] as in Keras files.
 #pragma once
 
 #include <functional>
@@ -17,15 +19,17 @@ class BatchNormalization : public Layer {
   // vector holds per-channel sums followed by a row count; the hook sums it in place.
   using SumReducer = std::function<void(std::vector<double>&)>;
 
-  explicit BatchNormalization(std::string name, float epsilon = 1.001e-5f, float momentum = 0.99f);
+  explicit BatchNormalization(std::string name, float epsilon = 1.001e-5f, float momentum = 0.99f,
+                              bool scale = true);
   const char* type() const override { return "BatchNormalization"; }
   bool backward_reads_output_values() const override { return false; }  // x and the statistics
   // mixed_bfloat16: float32 arithmetic, the output cast to bfloat16 in the same pass.
   bool output_is_bfloat16() const override { return bfloat16_compute_; }
 
   Shape infer_shape(const std::vector<Shape>& in) override;
-  // gamma, beta (optimised); moving_mean, moving_variance (state)
+  // gamma (only when scale), beta (optimised); moving_mean, moving_variance (state)
   std::vector<ParamSpec> param_specs() const override;
+  bool scale() const { return scale_; }
   void forward(const std::vector<const Tensor*>& in, Tensor& out, bool training) override;
   // forward, then the ReLU that follows, in the same pass: out = max(BN(x), 0). The statistics
   // (and their update) are forward's; how the Model runs a BN whose output only a ReLU reads.
@@ -51,8 +55,13 @@ class BatchNormalization : public Layer {
 
  private:
   Shape infer_one(const Shape& in);  // infer_shape for the one input, without a vector
+  // Parameter slots: gamma is slot 0 only when scale_; without it the others move up by one.
+  int beta_slot() const { return scale_ ? 1 : 0; }
+  const float* gamma() const { return scale_ ? param(0) : ones_.data(); }
 
   float eps_, momentum_;
+  bool scale_;
+  std::vector<float> ones_;  // [C] of 1.0f: gamma when !scale_ (so y is bit-identical to gamma=1)
   int channels_ = 0;
   bool calibrating_ = false;
   bool inference_only_ = false;
