@@ -212,15 +212,7 @@ void Conv2D::forward(const std::vector<const Tensor*>& in, Tensor& out, bool tra
   // mixed_bfloat16, as TensorFlow runs it: the convolution's bfloat16 result, then a bfloat16
   // bias_add (rounded again).
   forward_impl(*in[0], out, source, nullptr, false, false, training);
-  const float* bias = compute_bias();
-  float* y = out.data();
-  const long rows = static_cast<long>(out.shape().rows());
-#pragma omp parallel for if (parallel_worth(rows * filters_))
-  for (long r = 0; r < rows; ++r)
-    for (int c = 0; c < filters_; ++c) {
-      float& v = y[r * filters_ + c];
-      v = round_to_bfloat16(round_to_bfloat16(v) + bias[c]);
-    }
+  add_bias_bfloat16(out.data(), out.shape().rows(), filters_, compute_bias());
 }
 
 void Conv2D::forward_with(const Tensor& input, Tensor& out, const KernelSource& kernel,

@@ -78,9 +78,7 @@ void Dense::forward(const std::vector<const Tensor*>& in, Tensor& out, bool) {
   }
   sgemm(false, false, n, units_, in_, 1.0f, in[0]->data(), in_, compute_kernel(), units_, 1.0f,
         z.data(), units_);
-  if (bfloat16_compute_)
-    for (std::size_t i = 0; i < z.numel(); ++i)
-      z[i] = round_to_bfloat16(round_to_bfloat16(z[i]) + bias[i % static_cast<std::size_t>(units_)]);
+  if (bfloat16_compute_) add_bias_bfloat16(z.data(), static_cast<std::size_t>(n), units_, bias);
   if (activation_ == Activation::kRelu) {
     float* y = out.data();
     for (size_t i = 0; i < out.numel(); ++i) y[i] = std::max(y[i], 0.0f);

@@ -134,15 +134,10 @@ void DepthwiseConv2D::forward(const std::vector<const Tensor*>& in, Tensor& out,
   // mixed_bfloat16, as TensorFlow runs it: the convolution's bfloat16 result, then a bfloat16
   // bias_add (rounded again).
   convolve(g, input.data(), compute_kernel(), nullptr, out.data());
-  round_to_bfloat16(out.data(), out.numel());
-  if (!use_bias_) return;
-  const float* bias = compute_bias();
-  float* y = out.data();
-  const int co = out_channels();
-  const long rows = static_cast<long>(out.shape().rows());
-#pragma omp parallel for if (parallel_worth(static_cast <double>(rows) * co))
-  for (long r = 0; r < rows; ++r)
-    for (int o = 0; o < co; ++o) y[r * co + o] = round_to_bfloat16(y[r * co + o] + bias[o]);
+  if (use_bias_)
+    add_bias_bfloat16(out.data(), out.shape().rows(), out_channels(), compute_bias());
+  else
+    round_to_bfloat16(out.data(), out.numel());
 }
 
 // dx[n,iy,ix,c] = sum over the outputs (r,q) whose window holds (iy,ix) at tap (a,b) and over

@@ -11,7 +11,6 @@
 
 #include "parafine/layers/batch_norm.hpp"
 #include "parafine/layers/conv2d.hpp"
-#include "parafine/layers/dense.hpp"
 #include "parafine/layers/simple_layers.hpp"
 
 namespace parafine {
@@ -349,14 +348,14 @@ const Model::Folded& Model::fold(int i) {
   const auto& bn =
       static_cast<const BatchNormalization&>(layer(fusion_[static_cast<size_t>(i)].bn));
   const int cout = conv.filters();
-  bn_scale_.resize(static_cast<size_t>(cout));
+  f.scale.resize(static_cast<size_t>(cout));
   bn_shift_.resize(static_cast<size_t>(cout));
-  bn.inference_affine(bn_scale_.data(), bn_shift_.data());
+  bn.inference_affine(f.scale.data(), bn_shift_.data());
   f.bias.resize(static_cast<size_t>(cout));
   const bool has_bias = conv.use_bias();
   for (int c = 0; c < cout; ++c)
     f.bias[static_cast<size_t>(c)] =
-        (has_bias ? conv.param(1)[c] : 0.0f) * bn_scale_[static_cast<size_t>(c)] +
+        (has_bias ? conv.param(1)[c] : 0.0f) * f.scale[static_cast<size_t>(c)] +
         bn_shift_[static_cast<size_t>(c)];
   f.stamp = next_stamp_++;
   f.weights_generation = weights_generation_;
@@ -403,12 +402,8 @@ void Model::run_fused(int i, const std::vector<const Tensor*>& ins, bool trainin
 // folded_kernel_.
 const float* Model::fold_kernel(int i) {
   const auto& conv = static_cast<const Conv2D&>(layer(i));
-  const auto& bn =
-      static_cast<const BatchNormalization&>(layer(fusion_[static_cast<size_t>(i)].bn));
+  const std::vector<float>& scale = fold(i).scale;
   const int cout = conv.filters();
-  bn_scale_.resize(static_cast<size_t>(cout));
-  bn_shift_.resize(static_cast<size_t>(cout));
-  bn.inference_affine(bn_scale_.data(), bn_shift_.data());
   const float* kernel = conv.param(0);
   // The kernel as a matrix [KH*KW*Cin, Cout].
   const std::size_t rows = static_cast<std::size_t>(conv.kernel_size()) * conv.kernel_size() *
@@ -416,7 +411,7 @@ const float* Model::fold_kernel(int i) {
   folded_kernel_.resize(rows * cout);
   for (std::size_t r = 0; r < rows; ++r)
     for (int c = 0; c < cout; ++c)
-      folded_kernel_[r * cout + c] = kernel[r * cout + c] * bn_scale_[static_cast<size_t>(c)];
+      folded_kernel_[r * cout + c] = kernel[r * cout + c] * scale[static_cast<size_t>(c)];
   return folded_kernel_.data();
 }
 
@@ -622,8 +617,7 @@ void Model::backward(const Tensor& dlogits, const std::function<void(std::size_t
 void Model::finish_gradients() {
   if (precision_ != Precision::kMixedBfloat16) return;
   for (const ParamRef& r : refs_)
-    if (r.optimised && r.offset < grads_.size() && layer(r.node).bfloat16_compute() &&
-        (dynamic_cast<const Conv2D*>(&layer(r.node)) || dynamic_cast<const Dense*>(&layer(r.node))))
+    if (r.optimised && r.offset < grads_.size() && layer(r.node).multiplies_by_weights())
       round_to_bfloat16(grads_.data() + r.offset, r.shape.numel());
 }
 

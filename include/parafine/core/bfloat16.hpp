@@ -36,6 +36,9 @@ inline float round_to_bfloat16(float v) {
 void round_to_bfloat16(float* x, std::size_t n);
 // out[0, n) = x[0, n) rounded to bfloat16 (out may be x).
 void round_to_bfloat16(const float* x, std::size_t n, float* out);
+// mixed_bfloat16's bias add as TensorFlow runs it after a bfloat16 conv or matmul: y[rows, c]
+// (the float32 result) rounded, plus bias[c] (bfloat16 values), rounded again.
+void add_bias_bfloat16(float* y, std::size_t rows, int c, const float* bias);
 // Packs x[0, n) into bfloat16 words (rounding) and back (exact).
 void to_bfloat16_words(const float* x, std::size_t n, std::uint16_t* out);
 void from_bfloat16_words(const std::uint16_t* x, std::size_t n, float* out);

@@ -44,6 +44,7 @@ class Conv2D : public Layer {
   bool backward_reads_output_values() const override { return false; }  // x and dy only
   // mixed_bfloat16: the convolution's result and the bias add are each rounded here.
   bool output_is_bfloat16() const override { return bfloat16_compute_; }
+  bool multiplies_by_weights() const override { return true; }
 
   Shape infer_shape(const std::vector<Shape>& in) override;
   std::vector<ParamSpec> param_specs() const override;  // kernel, bias

@@ -13,6 +13,7 @@ class Dense : public Layer {
  public:
   Dense(std::string name, int units, Activation activation);
   const char* type() const override { return "Dense"; }
+  bool multiplies_by_weights() const override { return true; }
 
   Shape infer_shape(const std::vector<Shape>& in) override;
   std::vector<ParamSpec> param_specs() const override;  // kernel [in,units], bias [units]

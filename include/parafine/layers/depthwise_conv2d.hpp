@@ -19,6 +19,7 @@ class DepthwiseConv2D : public Layer {
   DepthwiseConv2D(std::string name, int kernel, int stride, Padding padding, bool use_bias = true,
                   int depth_multiplier = 1);
   const char* type() const override { return "DepthwiseConv2D"; }
+  bool multiplies_by_weights() const override { return true; }
   bool backward_reads_output_values() const override { return false; }  // x and dy only
   // mixed_bfloat16: the convolution's result and the bias add are each rounded here.
   bool output_is_bfloat16() const override { return bfloat16_compute_; }

@@ -102,6 +102,9 @@ class Layer {
   // Under mixed_bfloat16, whether forward's output already holds bfloat16 values (the layer
   // rounds it, or the operation is exact on bfloat16 inputs), so the Model need not round it.
   virtual bool output_is_bfloat16() const { return false; }
+  // Whether the layer multiplies by its weights (Conv2D, DepthwiseConv2D, Dense): under
+  // mixed_bfloat16 it computes with bfloat16 copies of them, and their gradients are bfloat16.
+  virtual bool multiplies_by_weights() const { return false; }
 
  protected:
   [[noreturn]] void fail(const std::string& what) const;  // throws naming type and layer

@@ -118,7 +118,7 @@ class Model {
   // how gradient buckets start their allreduce while backward goes on.
   void backward(const Tensor& dlogits, const std::function<void(std::size_t)>& grads_ready = {});
   // After backward and the sum over ranks, before the optimizer: under mixed_bfloat16 the
-  // gradients of the Conv2D and Dense weights, which Keras computes in bfloat16 for the whole
+  // gradients of the weights a layer multiplies by (Conv2D, DepthwiseConv2D, Dense), which Keras computes in bfloat16 for the whole
   // batch, are rounded to bfloat16 (here, of the global batch: the same at any rank count).
   // BatchNormalization's stay float32. Nothing under float32.
   void finish_gradients();
@@ -169,7 +169,7 @@ class Model {
   // made under.
   struct Folded {
     std::uint64_t stamp = 0, weights_generation = 0, trainable_generation = 0;
-    std::vector<float> bias;
+    std::vector<float> scale, bias;  // [Cout]: BN's gamma / sqrt(var + eps); the folded bias
   };
   void plan_fusions();
   void run_fused(int i, const std::vector<const Tensor*>& ins, bool training);
@@ -203,7 +203,7 @@ class Model {
   // An unfused frozen conv's kernel stamp (its bias and kernel unchanged while it holds), and
   // the weight generation it was made under; by conv node.
   std::vector<std::pair<std::uint64_t, std::uint64_t>> kernel_stamps_;
-  std::vector<float> folded_kernel_, bn_scale_, bn_shift_;
+  std::vector<float> folded_kernel_, bn_shift_;
   // Bumped by every non-const weight access (weights_) and by optimizer steps and training
   // forwards (trainable_: they change only the trainable layers' weights and BN statistics).
   std::uint64_t weights_generation_ = 1, trainable_generation_ = 1, next_stamp_ = 1;
