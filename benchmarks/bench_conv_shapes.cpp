@@ -30,7 +30,7 @@
 #include "parafine/core/compute.hpp"
 #include "parafine/core/rng.hpp"
 #include "parafine/layers/conv2d.hpp"
-#include "parafine/model/resnet50.hpp"
+#include "parafine/model/backbone.hpp"
 
 namespace {
 
@@ -144,9 +144,9 @@ struct ConvShape {
 };
 
 std::vector<ConvShape> resnet50_conv_shapes(const Options& o) {
-  parafine::ResNet50Config c;
+  parafine::NetworkConfig c;
   c.image_size = o.image_size;
-  const parafine::Model m = parafine::build_resnet50(c);
+  const parafine::Model m = parafine::build_network(c);
   std::vector<ConvShape> shapes;
   for (int i = 0; i < m.size(); ++i) {
     const auto* conv = dynamic_cast<const Conv2D*>(&m.layer(i));

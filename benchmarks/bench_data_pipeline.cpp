@@ -48,7 +48,7 @@
 #include "parafine/data/prefetcher.hpp"
 #include "parafine/data/sample_source.hpp"
 #include "parafine/model/initializers.hpp"
-#include "parafine/model/resnet50.hpp"
+#include "parafine/model/backbone.hpp"
 
 namespace {
 
@@ -319,9 +319,9 @@ int main(int argc, char** argv) {
     double forward_rate = 0;
     if (o.forward) {
       set_threads(o.threads);
-      ResNet50Config net;
+      NetworkConfig net;
       net.image_size = S;
-      Model model = build_resnet50(net);
+      Model model = build_network(net);
       keras_initialize(model, 1);
       freeze_base(model);
       PrefetchConfig c;

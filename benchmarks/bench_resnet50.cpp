@@ -41,7 +41,7 @@
 #include "parafine/layers/dense.hpp"
 #include "parafine/model/initializers.hpp"
 #include "parafine/model/model.hpp"
-#include "parafine/model/resnet50.hpp"
+#include "parafine/model/backbone.hpp"
 
 namespace {
 
@@ -179,8 +179,8 @@ void synthetic_batch(int batch, int size, std::uint64_t seed, Tensor& x, std::ve
   for (int i = 0; i < batch; ++i) labels[static_cast<std::size_t>(i)] = i % 2;
 }
 
-parafine::ResNet50Config resnet_config(const Options& o) {
-  parafine::ResNet50Config c;
+parafine::NetworkConfig resnet_config(const Options& o) {
+  parafine::NetworkConfig c;
   c.image_size = o.image_size;
   c.classes = 2;
   c.head_units = 1024;
@@ -461,7 +461,7 @@ int main(int argc, char** argv) {
   std::vector<float> params, state;
   {
     const auto t0 = Clock::now();
-    Model m = parafine::build_resnet50(resnet_config(o));
+    Model m = parafine::build_network(resnet_config(o));
     parafine::keras_initialize(m, o.seed);
     m.calibrate_batch_norm(x);
     params = m.params();
@@ -473,7 +473,7 @@ int main(int argc, char** argv) {
   for (const std::string& scenario : o.scenarios) {
     Result r;
     r.scenario = scenario;
-    Model m = parafine::build_resnet50(resnet_config(o));
+    Model m = parafine::build_network(resnet_config(o));
     m.set_weights(params, state);
     m.set_precision(o.precision);
     configure(m, scenario);

@@ -50,7 +50,7 @@ TEST(AtomicFile, ACheckpointWriteRemovesOnlyTheTemporariesOfDeadProcesses) {
       dir.touch("ckpt-p1-e0002-s0000000.h5.tmp-" + this_host() + "-" + std::to_string(getpid()));
   const std::string other_host = dir.touch("ckpt-p1-e0002-s0000000.h5.tmp-elsewhere-1");
   const std::string not_ours = dir.touch("notes.txt.tmp-" + this_host() + "-1");
-  Model model = test_util::keras_initialized_resnet50(ResNet50Config{32, 2, 8, 4, 3}, 1);
+  Model model = test_util::keras_initialized_resnet50(NetworkConfig{32, 2, 8, 4, 3}, 1);
   Adam adam(model.trainable_size(), 1e-3);
   save_checkpoint(dir.path.string(), model, &adam, TrainPosition{1, 3, 0, {}}, 3);
   EXPECT_FALSE(fs::exists(dead)) << "the dead writer's temporary file is still there";

@@ -19,7 +19,7 @@ namespace {
 using test_util::TempDir;
 
 Model tiny_model() {
-  return test_util::keras_initialized_resnet50(ResNet50Config{32, 2, 4, 2, 3}, 3);
+  return test_util::keras_initialized_resnet50(NetworkConfig{32, 2, 4, 2, 3}, 3);
 }
 
 TrainPosition position(int epoch) {

@@ -10,7 +10,7 @@
 
 #include "parafine/io/model_file.hpp"
 #include "parafine/model/initializers.hpp"
-#include "parafine/model/resnet50.hpp"
+#include "parafine/model/backbone.hpp"
 #include "run_binary.hpp"
 
 namespace fs = std::filesystem;
@@ -24,7 +24,7 @@ TEST(CliCsvQuoting, ClassNamesWithCommaQuoteAndLineBreakKeepTheColumns) {
   fs::create_directories(dir);
   const std::vector<std::string> names = {"tabby, striped", "the \"good\" dog", "red\nfox"};
   // The model has no class names, so predict takes the dataset's.
-  Model m = build_resnet50(ResNet50Config{32, 3, 4, 8, 3});
+  Model m = build_network(NetworkConfig{32, 3, 4, 8, 3});
   keras_initialize(m, 5);
   save_keras_model(m, (dir / "model.h5").string());
   const int n = 4;

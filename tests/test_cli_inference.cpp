@@ -18,7 +18,7 @@
 #include "parafine/io/model_file.hpp"
 #include "parafine/model/initializers.hpp"
 #include "parafine/core/precision.hpp"
-#include "parafine/model/resnet50.hpp"
+#include "parafine/model/backbone.hpp"
 
 namespace fs = std::filesystem;
 
@@ -34,7 +34,7 @@ class CliInference : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = fs::temp_directory_path() / ("parafine_cli_" + std::to_string(::getpid()));
     fs::create_directories(dir_);
-    Model m = build_resnet50(ResNet50Config{32, 3, 8, 4, 3});
+    Model m = build_network(NetworkConfig{32, 3, 8, 4, 3});
     keras_initialize(m, 4);
     SplitMix64 rng(9);
     std::vector<unsigned char> pixels(7 * 40 * 40 * 3);

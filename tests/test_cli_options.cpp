@@ -16,7 +16,7 @@
 #include "parafine/io/h5_tensors.hpp"
 #include "parafine/io/model_file.hpp"
 #include "parafine/model/initializers.hpp"
-#include "parafine/model/resnet50.hpp"
+#include "parafine/model/backbone.hpp"
 #include "run_binary.hpp"
 
 namespace fs = std::filesystem;
@@ -39,7 +39,7 @@ class CliOptions : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = fs::temp_directory_path() / ("parafine_cli_options_" + std::to_string(::getpid()));
     fs::create_directories(dir_);
-    Model m = build_resnet50(ResNet50Config{32, 3, 8, 4, 3});
+    Model m = build_network(NetworkConfig{32, 3, 8, 4, 3});
     keras_initialize(m, 4);
     save_keras_model(m, path("model.h5"), {"cat", "dog", "fox"});
     write_dataset("data.h5", 32);

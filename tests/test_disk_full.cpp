@@ -82,8 +82,8 @@ void expect_clean_failure(rlim_t limit, const std::string& target, const std::st
       << "a temporary file was left beside " << target;
 }
 
-ResNet50Config small_net() {
-  ResNet50Config c;
+NetworkConfig small_net() {
+  NetworkConfig c;
   c.image_size = 32;
   c.width = 8;
   c.classes = 3;

@@ -23,7 +23,7 @@
 #include "parafine/data/data_order.hpp"
 #include "parafine/data/synthetic_data.hpp"
 #include "parafine/model/initializers.hpp"
-#include "parafine/model/resnet50.hpp"
+#include "parafine/model/backbone.hpp"
 #include "parafine/train/trainer.hpp"
 #include "test_util.hpp"
 
@@ -85,7 +85,7 @@ TEST(FeatureRouting, EveryRankGetsItsUsualSliceFromTheOwners) {
 }
 
 Model small_model(int image, int width) {
-  return test_util::keras_initialized_resnet50(ResNet50Config{image, 3, 16, width, 3}, 5);
+  return test_util::keras_initialized_resnet50(NetworkConfig{image, 3, 16, width, 3}, 5);
 }
 
 TEST(FeatureCachePlan, CutsAtTheBlockBeforeTheFirstTrainableLayer) {
@@ -112,7 +112,7 @@ TEST(FeatureCachePlan, CutsAtTheBlockBeforeTheFirstTrainableLayer) {
 
 TEST(FeatureCachePlan, DecisionsAndTheirLogLines) {
   Model m =
-      build_resnet50(ResNet50Config{224, 3, 1024, 64, 3});  // the real FLOP shares (weights unset)
+      build_network(NetworkConfig{224, 3, 1024, 64, 3});  // the real FLOP shares (weights unset)
   freeze_base(m);
   const int conv5 = m.index_of("conv5_block3_1_conv");
   CacheOptions on;

@@ -40,7 +40,7 @@
 #include "parafine/io/keras_weights.hpp"
 #include "parafine/io/model_file.hpp"
 #include "parafine/model/initializers.hpp"
-#include "parafine/model/resnet50.hpp"
+#include "parafine/model/backbone.hpp"
 #include "test_util.hpp"
 
 namespace parafine {
@@ -54,8 +54,8 @@ using test_util::TempDir;
 constexpr int kWidth = 8, kClasses = 3, kHead = 16, kImage = 32;
 constexpr std::uint64_t kInitSeed = 7;
 
-ResNet50Config config() {
-  return ResNet50Config{kImage, kClasses, kHead, kWidth, 3};
+NetworkConfig config() {
+  return NetworkConfig{kImage, kClasses, kHead, kWidth, 3};
 }
 
 std::string fixture(const std::string& name) {
@@ -191,7 +191,7 @@ TEST(KerasWeights, FileStructureOfBothLayouts) {
 
   // Positions differ between the layouts (Keras-1 lists res2a_branch2c before res2a_branch1),
   // so a positional loader would mis-assign; count the weighted positions that differ.
-  Model m = build_resnet50(config());
+  Model m = build_network(config());
   std::vector<std::string> model_order;
   for (int i = 0; i < kResNet50BaseLayers; ++i)
     if (m.layer(i).has_params()) model_order.push_back(m.layer(i).name());
@@ -504,7 +504,7 @@ TEST(KerasWeights, FullModelFilesLoadWithTheHead) {
   for (const char* name : {"full_model.h5", "full_weights.h5"}) {
     H5File h5(fixture(name), H5File::Mode::kRead);
     const KerasWeightFile kf = read_keras_weight_file(h5);
-    const ResNet50Config c = resnet50_config_of(kf, kImage);
+    const NetworkConfig c = resnet50_config_of(kf, kImage);
     std::cout << name << ": root " << kf.root << ", config width " << c.width << ", channels "
               << c.channels << ", head units " << c.head_units << ", classes " << c.classes
               << ", image " << c.image_size << "\n";
@@ -577,7 +577,7 @@ TEST(KerasWeights, SaveThenLoadIsBitwise) {
   const KerasWeightFile kf = read_keras_weight_file(h5);
   EXPECT_EQ(kf.layout, KerasLayout::kTfKeras);
   EXPECT_EQ(kf.layers.size(), 108u);
-  const ResNet50Config cfg = resnet50_config_of(kf, kImage);
+  const NetworkConfig cfg = resnet50_config_of(kf, kImage);
   EXPECT_EQ(cfg.width, kWidth);
   EXPECT_EQ(cfg.head_units, kHead);
   EXPECT_EQ(cfg.classes, kClasses);

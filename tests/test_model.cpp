@@ -16,15 +16,15 @@
 #include "parafine/layers/dense.hpp"
 #include "parafine/layers/simple_layers.hpp"
 #include "parafine/model/initializers.hpp"
-#include "parafine/model/resnet50.hpp"
+#include "parafine/model/backbone.hpp"
 #include "parafine/train/trainer.hpp"
 #include "test_util.hpp"
 
 namespace parafine {
 namespace {
 
-ResNet50Config tiny() {
-  return ResNet50Config{32, 3, 8, 4, 3};
+NetworkConfig tiny() {
+  return NetworkConfig{32, 3, 8, 4, 3};
 }
 
 // The names of the first 175 layers (the Keras base), in order.
@@ -36,7 +36,7 @@ std::vector<std::string> base_layer_names(const Model& model) {
 }
 
 TEST(ResNet50, KerasLayerNamesAndOrder) {
-  Model m = build_resnet50(tiny());
+  Model m = build_network(tiny());
   ASSERT_EQ(m.size(), 178);
   const auto base = base_layer_names(m);
   ASSERT_EQ(base.size(), 175u);
@@ -83,7 +83,7 @@ TEST(ResNet50, KerasLayerNamesAndOrder) {
 }
 
 TEST(ResNet50, FullSizeShapesAndParameterCount) {
-  Model m = build_resnet50(ResNet50Config{224, 2, 1024, 64, 3});
+  Model m = build_network(NetworkConfig{224, 2, 1024, 64, 3});
   EXPECT_EQ(m.output_shape(174, 1), (Shape{1, 7, 7, 2048}));
   // Keras: ResNet50(include_top=False) has 23,587,712 weights (53,120 of them BN moving stats);
   // the head adds 2048*1024+1024 + 1024*2+2.
@@ -95,7 +95,7 @@ TEST(ResNet50, FullSizeShapesAndParameterCount) {
 }
 
 TEST(ResNet50, UnfreezeLastMeansKerasLayersSlice) {
-  Model m = build_resnet50(tiny());
+  Model m = build_network(tiny());
   freeze_base(m);
   EXPECT_EQ(m.layer(m.first_trainable_node()).name(), "dense");
   unfreeze_last_base_layers(m, 10);
@@ -112,7 +112,7 @@ TEST(ResNet50, UnfreezeLastMeansKerasLayersSlice) {
 }
 
 TEST(ResNet50, TrainableWeightsAreALeadingContiguousRange) {
-  Model m = build_resnet50(tiny());
+  Model m = build_network(tiny());
   freeze_base(m);
   unfreeze_last_base_layers(m, 10);
   const std::size_t n = m.trainable_size();
@@ -322,7 +322,7 @@ TEST(ResNet50, FrozenPrefixActivationsAreReleased) {
 // backward's widest gradient): 0.93x now. Best fit over all capacities held 1.16x on this model
 // (a buffer for a small gradient taken from the large ones a later gradient then lacked).
 TEST(ResNet50, AllTrainableStepHoldsAboutWhatItNeeds) {
-  Model m = test_util::keras_initialized_resnet50(ResNet50Config{64, 3, 32, 16, 3}, 3);
+  Model m = test_util::keras_initialized_resnet50(NetworkConfig{64, 3, 32, 16, 3}, 3);
   const int batch = 8;
   const test_util::SyntheticBatch data = test_util::synthetic_batch(batch, 64, 3, 1);
   m.calibrate_batch_norm(data.images);
@@ -351,13 +351,13 @@ TEST(ResNet50, AllTrainableStepHoldsAboutWhatItNeeds) {
 }
 
 TEST(ResNet50, BadConfigurationsNameTheOption) {
-  auto message = [](const ResNet50Config& c) {
-    return test_util::error_message<std::invalid_argument>([&] { build_resnet50(c); });
+  auto message = [](const NetworkConfig& c) {
+    return test_util::error_message<std::invalid_argument>([&] { build_network(c); });
   };
   EXPECT_NE(message({31, 2, 8, 4, 3}).find("--image-size"), std::string::npos);
   EXPECT_NE(message({32, 0, 8, 4, 3}).find("--classes"), std::string::npos);
   EXPECT_NE(message({32, 2, 0, 4, 3}).find("--head-units"), std::string::npos);
-  Model m = build_resnet50(tiny());
+  Model m = build_network(tiny());
   try {
     unfreeze_last_base_layers(m, 176);
     FAIL() << "no exception";

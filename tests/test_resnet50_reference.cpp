@@ -23,7 +23,7 @@
 #include "parafine/io/h5_tensors.hpp"
 #include "parafine/io/keras_weights.hpp"
 #include "parafine/layers/dense.hpp"
-#include "parafine/model/resnet50.hpp"
+#include "parafine/model/backbone.hpp"
 #include "test_util.hpp"
 
 namespace parafine {
@@ -37,7 +37,7 @@ struct Tolerances {
 
 struct Case {
   std::string name;  // fixture files ref_<name>_weights.h5 / ref_<name>_ref.h5
-  ResNet50Config net;
+  NetworkConfig net;
   int unfreeze_last;
   Precision precision = Precision::kFloat32;
   Tolerances end_to_end{5e-4, 1e-4, 1e-4, 5e-2};
@@ -91,7 +91,7 @@ class ResNet50Reference : public ::testing::TestWithParam<Case> {
  protected:
   void SetUp() override {
     ref_ = std::make_unique<H5File>(fixture(GetParam(), "ref"), H5File::Mode::kRead);
-    model_ = build_resnet50(GetParam().net);
+    model_ = build_network(GetParam().net);
     load_keras_weights(model_, fixture(GetParam(), "weights"), WeightScope::kFull);
     freeze_base(model_);
     unfreeze_last_base_layers(model_, GetParam().unfreeze_last);
@@ -225,7 +225,7 @@ TEST(MixedBfloat16, PredictionsWithinOneHundredthOfFloat32) {
   const Tensor images = ref.read_tensor("/input");
   std::vector<float> probs[2];
   for (const Precision p : {Precision::kFloat32, Precision::kMixedBfloat16}) {
-    Model m = build_resnet50(tame.net);
+    Model m = build_network(tame.net);
     load_keras_weights(m, fixture(tame, "weights"), WeightScope::kFull);
     freeze_base(m);
     m.set_precision(p);

@@ -24,7 +24,7 @@
 #include "parafine/core/onednn.hpp"
 #include "parafine/layers/dense.hpp"
 #include "parafine/model/initializers.hpp"
-#include "parafine/model/resnet50.hpp"
+#include "parafine/model/backbone.hpp"
 #include "test_util.hpp"
 
 // ---- counting operator new (all replaceable forms; the deletes pair with them) ----
@@ -198,7 +198,7 @@ const Tensor& logits_of(const Model& m) {
 
 // A small ResNet50 (width 16, 32x32, with the head), initialised and BN-calibrated.
 struct Fixture {
-  Model model = build_resnet50(ResNet50Config{32, 3, 32, 16, 3});
+  Model model = build_network(NetworkConfig{32, 3, 32, 16, 3});
   test_util::SyntheticBatch data = test_util::synthetic_batch(6, 32, 3, 1);
   Tensor dlogits;
 

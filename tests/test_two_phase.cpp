@@ -8,7 +8,7 @@
 #include "parafine/data/data_order.hpp"
 #include "parafine/data/synthetic_data.hpp"
 #include "parafine/model/initializers.hpp"
-#include "parafine/model/resnet50.hpp"
+#include "parafine/model/backbone.hpp"
 #include "parafine/train/checkpoint.hpp"
 #include "parafine/train/trainer.hpp"
 #include "test_util.hpp"
@@ -17,7 +17,7 @@ namespace parafine {
 namespace {
 
 TEST(TwoPhase, LossFallsInBothPhases) {
-  Model model = test_util::keras_initialized_resnet50(ResNet50Config{32, 3, 32, 8, 3}, 11);
+  Model model = test_util::keras_initialized_resnet50(NetworkConfig{32, 3, 32, 8, 3}, 11);
   const InMemorySource train = make_synthetic_source(96, 32, 3, 5);
   const InMemorySource val = make_synthetic_source(48, 32, 3, 6);
   TrainConfig c;
@@ -56,7 +56,7 @@ TrainConfig tiny_run(int phase1_epochs, int phase2_epochs) {
 
 // A width-4 ResNet50 with `classes` outputs, Keras-initialised.
 Model tiny_model(int classes) {
-  return test_util::keras_initialized_resnet50(ResNet50Config{32, classes, 8, 4, 3}, 1);
+  return test_util::keras_initialized_resnet50(NetworkConfig{32, classes, 8, 4, 3}, 1);
 }
 
 TEST(TwoPhase, ZeroEpochPhasesAreAllowed) {

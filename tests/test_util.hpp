@@ -33,7 +33,7 @@
 #include "parafine/data/synthetic_data.hpp"
 #include "parafine/io/h5_tensors.hpp"
 #include "parafine/model/initializers.hpp"
-#include "parafine/model/resnet50.hpp"
+#include "parafine/model/backbone.hpp"
 
 namespace parafine {
 namespace test_util {
@@ -190,9 +190,9 @@ inline Tensor read_h5_batch(const std::string& path, int begin, int end, int ima
 
 // ---- models ---------------------------------------------------------------------------------
 
-// build_resnet50(config) with Keras' default initialisation drawn from `seed`.
-inline Model keras_initialized_resnet50(const ResNet50Config& config, std::uint64_t seed) {
-  Model m = build_resnet50(config);
+// build_network(config) with Keras' default initialisation drawn from `seed`.
+inline Model keras_initialized_resnet50(const NetworkConfig& config, std::uint64_t seed) {
+  Model m = build_network(config);
   keras_initialize(m, seed);
   return m;
 }

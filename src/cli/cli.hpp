@@ -29,7 +29,7 @@ int run_train(int argc, char** argv);
 #include <iosfwd>
 
 #include "parafine/model/model.hpp"
-#include "parafine/model/resnet50.hpp"
+#include "parafine/model/backbone.hpp"
 
 namespace parafine {
 

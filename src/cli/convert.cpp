@@ -7,7 +7,7 @@
 #include "parafine/data/folder_source.hpp"
 #include "parafine/data/h5_dataset_writer.hpp"
 #include "parafine/dist/comm.hpp"
-#include "parafine/model/resnet50.hpp"
+#include "parafine/model/backbone.hpp"
 
 namespace po = boost::program_options;
 

@@ -1,5 +1,6 @@
 // `parafine demo`: the single-process two-phase fine-tuning run on a built-in synthetic
-// dataset (a narrow 32x32 ResNet50 by default, so it runs in seconds).
+// dataset (a narrow 32x32 ResNet50 by default, so it runs in seconds; --backbone for the others,
+// at their smallest input size).
 #include <iostream>
 #include <string>
 
@@ -11,7 +12,7 @@
 #include "parafine/io/model_file.hpp"
 #include "parafine/io/weights_source.hpp"
 #include "parafine/model/initializers.hpp"
-#include "parafine/model/resnet50.hpp"
+#include "parafine/model/backbone.hpp"
 #include "parafine/train/trainer.hpp"
 
 namespace po = boost::program_options;
@@ -21,7 +22,8 @@ namespace parafine {
 namespace {
 
 struct DemoOptions {
-  ResNet50Config net;
+  NetworkConfig net;
+  BackboneOptions backbone;
   TrainConfig train;
   int train_samples = 0, val_samples = 0, threads = 0;
   std::uint64_t seed = 0;
@@ -30,7 +32,7 @@ struct DemoOptions {
 
 // The allowed range of every numeric option, checked by opts.parse (options.hpp).
 void bound_demo_options(CommandOptions& opts) {
-  opts.describe_range("image-size", kImageSizeRange);
+  opts.describe_range("image-size", std::string("0 (the backbone's minimum) or ") + kImageSizeRange);
   opts.bound("width", 1, 1024, "64 = the real network");
   opts.bound("classes", 1, kMaxHeadUnits);
   opts.bound("train-samples", 1, 1000000);
@@ -39,14 +41,15 @@ void bound_demo_options(CommandOptions& opts) {
 
 // Returns false after printing --help.
 bool parse_demo_options(int argc, char** argv, DemoOptions& o) {
-  ResNet50Config& net = o.net;
+  NetworkConfig& net = o.net;
   TrainConfig& train = o.train;
   CommandOptions opts("demo", "demo [options]");
   auto add = opts.add();
-  add("image-size", po::value(&net.image_size)->default_value(32),
-      "input height and width (at least 32)");
+  add_backbone_options(opts, o.backbone);
+  add("image-size", po::value(&net.image_size)->default_value(0),
+      "input height and width (0: the backbone's minimum, 32; 75 for inception_v3)");
   add("width", po::value(&net.width)->default_value(16),
-      "ResNet50 conv1 filters (64 = the real network)");
+      "ResNet conv1 filters (64 = the real network; resnet backbones only)");
   add("classes", po::value(&net.classes)->default_value(3), "number of classes");
   add("train-samples", po::value(&o.train_samples)->default_value(300),
       "synthetic training images");
@@ -67,7 +70,16 @@ bool parse_demo_options(int argc, char** argv, DemoOptions& o) {
   add("save", po::value(&o.save), "write the trained model here (Keras save_weights layout)");
   bound_demo_options(opts);
   if (!opts.parse(argc, argv)) return false;
-  check_image_size_option(net.image_size);
+  const Backbone backbone = backbone_option(o.backbone.name);
+  const bool resnet = backbone <= Backbone::kResNet152;
+  if (net.image_size == 0) net.image_size = backbone_info(backbone).min_size;
+  apply_backbone_options(o.backbone, net, net.image_size);
+  if (!resnet) {
+    if (opts.given("width"))
+      throw UsageError("--width sets a ResNet's conv1 filters; " + o.backbone.name +
+                       " is built at Keras's width (use --alpha for mobilenet_v2)");
+    net.width = 64;
+  }
   check_output_path("--save", o.save);
   return true;
 }
@@ -77,11 +89,11 @@ bool parse_demo_options(int argc, char** argv, DemoOptions& o) {
 int run_demo(int argc, char** argv) {
   DemoOptions o;
   if (!parse_demo_options(argc, argv, o)) return 0;
-  const ResNet50Config& net = o.net;
+  const NetworkConfig& net = o.net;
   TrainConfig& train = o.train;
   set_threads(threads_per_rank(o.threads));
   train.seed = o.seed;
-  Model model = build_resnet50(net);
+  Model model = build_network(net);
   if (prepare_model(model, o.weights, o.weights_dir, o.init, o.seed, std::cout))
     train.calibrate_bn_samples = 64;  // a random base needs sane BN statistics
   const InMemorySource train_set =
@@ -89,7 +101,9 @@ int run_demo(int argc, char** argv) {
   const InMemorySource val_set =
       make_synthetic_source(o.val_samples, net.image_size, net.classes, o.seed + 2);
   train.image_size = net.image_size;
-  std::cout << "parafine demo: ResNet50 (width " << net.width << ", " << net.image_size << "x"
+  std::cout << "parafine demo: " << backbone_info(net.backbone).keras_name;
+  if (net.backbone <= Backbone::kResNet152) std::cout << " (width " << net.width << ")";
+  std::cout << ", " << net.image_size << "x"
             << net.image_size << ", " << model.size() << " layers, " << model.params().size()
             << " weights) on " << o.train_samples << " synthetic training / " << o.val_samples
             << " validation images, " << net.classes << " classes, " << parafine::threads()

@@ -25,7 +25,7 @@ std::string with_commas(std::size_t n) {
 // Would this file load as base weights (--weights) or as a full model (--init, predict)?
 void report_loadability(const H5File& h5, const KerasWeightFile& file) {
   const bool has_head = file.find("dense") && file.find("dense_1");
-  ResNet50Config config;
+  NetworkConfig config;
   try {
     if (has_head) {
       config = resnet50_config_of(file, 224);
@@ -37,7 +37,7 @@ void report_loadability(const H5File& h5, const KerasWeightFile& file) {
     std::cout << "does not load: " << e.what() << "\n";
     return;
   }
-  Model model = build_resnet50(config);
+  Model model = build_network(config);
   const WeightScope scope = has_head ? WeightScope::kFull : WeightScope::kBase;
   const WeightCheck check = check_and_load_keras_weights(model, h5, file, scope, false);
   for (const auto& n : check.notes) std::cout << "note: " << n << "\n";

@@ -11,7 +11,7 @@
 
 #include "cli/cli.hpp"
 #include "parafine/dist/comm.hpp"
-#include "parafine/model/resnet50.hpp"
+#include "parafine/model/backbone.hpp"
 #include "parafine/train/train_config.hpp"
 
 namespace po = boost::program_options;
@@ -95,12 +95,62 @@ bool CommandOptions::given(const char* name) const {
   return values_.count(name) && !values_[name].defaulted();
 }
 
-void check_image_size_option(int image_size) {
-  check_image_size(image_size);
+void check_image_size_option(int image_size, Backbone backbone) {
   if (image_size > kMaxImageSize)
     throw UsageError("--image-size must be at most " + std::to_string(kMaxImageSize) + ", got " +
-                     std::to_string(image_size) + "; allowed: " + kImageSizeRange +
-                     " (a larger image does not fit in memory)");
+                     std::to_string(image_size) + "; allowed: " +
+                     std::to_string(backbone_info(backbone).min_size) + ".." +
+                     std::to_string(kMaxImageSize) + " (a larger image does not fit in memory)");
+  try {
+    check_image_size(image_size, backbone);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
+}
+
+void add_backbone_options(CommandOptions& opts, BackboneOptions& b) {
+  std::string names;
+  for (const BackboneInfo& i : backbones()) names += (names.empty() ? "" : " | ") + std::string(i.name);
+  auto add = opts.add();
+  add("backbone", po::value(&b.name)->default_value(b.name), names.c_str());
+  add("alpha", po::value(&b.alpha)->default_value(b.alpha, "1.0"),
+      "mobilenet_v2 width multiplier: 0.35 | 0.5 | 0.75 | 1.0 | 1.3 | 1.4");
+}
+
+Backbone backbone_option(const std::string& name) {
+  try {
+    return parse_backbone(name);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
+}
+
+void apply_backbone_options(const BackboneOptions& b, NetworkConfig& net, int& image_size) {
+  net.backbone = backbone_option(b.name);
+  try {
+    check_alpha(b.alpha, net.backbone);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
+  net.alpha = b.alpha;
+  if (image_size == 0) image_size = backbone_info(net.backbone).default_size;
+  check_image_size_option(image_size, net.backbone);
+  net.image_size = image_size;
+}
+
+void add_preprocess_option(CommandOptions& opts, std::string& preprocess) {
+  opts.add()("preprocess", po::value(&preprocess)->default_value("auto"),
+             "auto (the backbone's preprocess_input: caffe for resnet and vgg, tf for "
+             "inception_v3 and mobilenet_v2) | caffe | tf | none");
+}
+
+Preprocess preprocess_option(const std::string& text, Backbone backbone) {
+  if (text == "auto") return backbone_info(backbone).preprocess;
+  try {
+    return parse_preprocess(text);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(std::string(e.what()) + " (or auto)");
+  }
 }
 
 void check_output_path(const char* option, const std::string& path) {
@@ -122,7 +172,7 @@ void check_output_path(const char* option, const std::string& path) {
     throw UsageError(what + "the existing file is not writable by this user");
 }
 
-void add_schedule_options(CommandOptions& opts, TrainConfig& c, ResNet50Config& net) {
+void add_schedule_options(CommandOptions& opts, TrainConfig& c, NetworkConfig& net) {
   auto add = opts.add();
   add("head-units", po::value(&net.head_units)->default_value(net.head_units),
       "units of the dense head layer");

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "parafine/core/precision.hpp"
+#include "parafine/model/backbone.hpp"
 
 namespace parafine {
 
@@ -90,16 +91,31 @@ constexpr int kMaxThreads = 1024;
 // The largest --head-units: 64x Keras's 1024 (the head's kernel is 2048 x units floats).
 constexpr int kMaxHeadUnits = 65536;
 
-// --image-size: at least 32 (check_image_size's wording) and at most kMaxImageSize, else a
-// UsageError naming the option, the value and the range.
-void check_image_size_option(int image_size);
+// --image-size: at least the backbone's minimum (check_image_size's wording) and at most
+// kMaxImageSize, else a UsageError naming the option, the value and the range.
+void check_image_size_option(int image_size, Backbone backbone = Backbone::kResNet50);
+
+// --backbone NAME and --alpha A (MobileNetV2's width multiplier), for train, demo and inspect.
+struct BackboneOptions {
+  std::string name = "resnet50";
+  float alpha = 1.0f;
+};
+void add_backbone_options(CommandOptions& opts, BackboneOptions& b);
+// parse_backbone's answer, its error as a UsageError.
+Backbone backbone_option(const std::string& name);
+// Sets net.backbone and net.alpha; a UsageError lists the known backbones, or the alphas Keras
+// accepts. image_size 0 (the option's default) becomes the backbone's default size; then the
+// size is checked against the backbone's minimum.
+void apply_backbone_options(const BackboneOptions& b, NetworkConfig& net, int& image_size);
+// --preprocess auto|caffe|tf|none: auto is the backbone's keras.applications preprocess_input.
+void add_preprocess_option(CommandOptions& opts, std::string& preprocess);
+Preprocess preprocess_option(const std::string& text, Backbone backbone);
 
 struct TrainConfig;
-struct ResNet50Config;
 // The two-phase schedule that train and demo share, with its bounds: --head-units,
 // --batch-size, --phase1-epochs, --phase1-lr, --phase2-epochs, --phase2-lr, --unfreeze-last.
 // The defaults are the values `config` and `net` hold when it is called (demo sets its own).
-void add_schedule_options(CommandOptions& opts, TrainConfig& config, ResNet50Config& net);
+void add_schedule_options(CommandOptions& opts, TrainConfig& config, NetworkConfig& net);
 // --threads with its bound: threads per rank (0 = threads_per_rank's default); `use` says what
 // they do in this command.
 void add_threads_option(CommandOptions& opts, int& threads, const std::string& use);

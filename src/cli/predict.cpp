@@ -18,7 +18,7 @@
 #include "parafine/dist/comm.hpp"
 #include "parafine/io/model_file.hpp"
 #include "parafine/layers/dense.hpp"
-#include "parafine/model/resnet50.hpp"
+#include "parafine/model/backbone.hpp"
 #include "parafine/train/trainer.hpp"
 
 namespace po = boost::program_options;

@@ -41,7 +41,8 @@ struct TrainOptions {
   std::string train_path, val_path, weights, weights_dir, init, preprocess, augment, save,
       on_bad_image, unfreeze_from, shuffle, bn_mode, history_path, cache_mode, cache_mem,
       precision;
-  ResNet50Config net;
+  NetworkConfig net;
+  BackboneOptions backbone;
   TrainConfig config;
   int threads = 0, classes = 0;
   bool unfreeze_last_given = false;  // not just its default
@@ -50,7 +51,7 @@ struct TrainOptions {
 // The allowed range of every numeric option, checked by opts.parse (options.hpp).
 void bound_options(CommandOptions& opts) {
   constexpr int kInt = std::numeric_limits<int>::max();
-  opts.describe_range("image-size", kImageSizeRange);
+  opts.describe_range("image-size", std::string("0 (the backbone's default) or ") + kImageSizeRange);
   opts.bound("bucket-mb", kMinBucketMb, kMaxBucketMb,
              "MiB; a bucket holds at least one float, 4 bytes");
   opts.bound("checkpoint-steps", 0, kInt, "0: at epoch ends only");
@@ -74,8 +75,10 @@ bool parse_options(int argc, char** argv, TrainOptions& o) {
       "start from a full model (base + head), e.g. one written by --save");
   add("classes", po::value(&o.classes)->default_value(0),
       "number of classes (0: from the training data)");
-  add_schedule_options(opts, c, o.net);  // the defaults of TrainConfig and ResNet50Config
-  add("image-size", po::value(&c.image_size)->default_value(224), "input height and width");
+  add_schedule_options(opts, c, o.net);  // the defaults of TrainConfig and NetworkConfig
+  add_backbone_options(opts, o.backbone);
+  add("image-size", po::value(&c.image_size)->default_value(0),
+      "input height and width (0: the backbone's default, 224; 299 for inception_v3)");
   add("unfreeze-from", po::value(&o.unfreeze_from),
       "unfreeze this base layer and all after it instead");
   add("shuffle", po::value(&o.shuffle)->default_value("true"), "true | false");
@@ -94,7 +97,7 @@ bool parse_options(int argc, char** argv, TrainOptions& o) {
       "stop after this many steps, with a checkpoint (0: no limit)");
   add("seed", po::value(&c.seed)->default_value(0),
       "seed for initialisation, shuffling and augmentation");
-  add("preprocess", po::value(&o.preprocess)->default_value("caffe"), "caffe | none");
+  add_preprocess_option(opts, o.preprocess);
   add("augment", po::value(&o.augment)->default_value("none"), "none | flip");
   add("cache", po::value(&o.cache_mode)->default_value("auto"),
       "auto: compute the frozen base once per sample and train from its output "
@@ -169,7 +172,10 @@ void validate_options(TrainOptions& o) {
           "--shuffle must be true or false, got '" + o.shuffle + "'");
   require(o.classes >= 0, "--classes must be >= 0");
   c.shuffle = o.shuffle == "true";
-  c.preprocess = parse_preprocess(o.preprocess);
+  apply_backbone_options(o.backbone, o.net, c.image_size);
+  c.backbone = o.net.backbone;
+  c.alpha = o.net.alpha;
+  c.preprocess = preprocess_option(o.preprocess, c.backbone);
   c.augment = parse_augment(o.augment);
   c.bn_mode = parse_bn_mode(o.bn_mode);
   c.cache.mode = parse_cache_mode(o.cache_mode);
@@ -183,10 +189,10 @@ void validate_options(TrainOptions& o) {
   require(c.checkpoint_steps >= 0, "--checkpoint-steps must be >= 0");
   require(c.keep_checkpoints >= 1, "--keep-checkpoints must be at least 1");
   require(c.max_steps >= 0, "--max-steps must be >= 0");
-  check_image_size_option(c.image_size);  // before validate(c): the one wording of the range
   validate(c);
   if (!o.unfreeze_from.empty()) {  // the layer name, on a model that only has the names
-    Model names_only = build_resnet50(ResNet50Config{32, 1, 1, 1, 3});
+    NetworkConfig names{backbone_info(c.backbone).min_size, 1, 1, 1, 3, c.backbone, c.alpha};
+    Model names_only = build_network(names);
     unfreeze_base_from(names_only, o.unfreeze_from);
   }
   check_checkpoint_dir(c);
@@ -223,12 +229,12 @@ TrainData open_data(const TrainOptions& o, std::ostream& out) {
   return d;
 }
 
-// The ResNet50 for the training data's classes, from --init or --weights; a random base gets
+// The backbone and head for the training data's classes, from --init or --weights; a random base gets
 // its frozen BN statistics calibrated first.
 Model build_model(TrainOptions& o, const SampleSource& train, std::ostream& out) {
   o.net.classes = train.classes();
   o.net.image_size = o.config.image_size;
-  Model model = build_resnet50(o.net);
+  Model model = build_network(o.net);
   if (prepare_model(model, o.weights, o.weights_dir, o.init, o.config.seed, out))
     o.config.calibrate_bn_samples = 64;
   return model;

@@ -10,8 +10,18 @@ namespace parafine {
 
 Preprocess parse_preprocess(const std::string& name) {
   if (name == "caffe") return Preprocess::kCaffe;
+  if (name == "tf") return Preprocess::kTf;
   if (name == "none") return Preprocess::kNone;
-  throw std::invalid_argument("--preprocess must be 'caffe' or 'none', got '" + name + "'");
+  throw std::invalid_argument("--preprocess must be 'caffe', 'tf' or 'none', got '" + name + "'");
+}
+
+const char* preprocess_name(Preprocess p) {
+  switch (p) {
+    case Preprocess::kCaffe: return "caffe";
+    case Preprocess::kTf: return "tf";
+    case Preprocess::kNone: break;
+  }
+  return "none";
 }
 
 void caffe_preprocess(const float* rgb, float* out) {
@@ -50,6 +60,8 @@ void prepare_sample(float* image, int image_size, bool flip, Preprocess preproce
                             image[p + 2]};  // caffe_preprocess is not in-place safe
       caffe_preprocess(rgb, image + p);
     }
+  else if (preprocess == Preprocess::kTf)  // imagenet_utils.preprocess_input(mode="tf")
+    for (std::size_t p = 0; p < S * S * 3; ++p) image[p] = image[p] / 127.5f - 1.0f;
 }
 
 }  // namespace parafine

@@ -10,8 +10,8 @@ namespace parafine {
 
 namespace {
 
-bool in_scope(int node, WeightScope scope) {
-  return scope == WeightScope::kFull || node < kResNet50BaseLayers;
+bool in_scope(const Model& model, int node, WeightScope scope) {
+  return scope == WeightScope::kFull || node < model.base_layers();
 }
 
 std::string var_list(const StoredLayer& l) {
@@ -30,7 +30,7 @@ WeightCheck check_and_load_keras_weights(Model& model, const H5File& h5,
   std::vector<std::pair<const ParamRef*, Tensor>> staged;
   std::set<std::string> wanted;
   for (int i = 0; i < model.size(); ++i) {
-    if (!in_scope(i, scope) || !model.layer(i).has_params()) continue;
+    if (!in_scope(model, i, scope) || !model.layer(i).has_params()) continue;
     const std::string& name = model.layer(i).name();
     wanted.insert(name);
     const StoredLayer* stored = file.find(name);
@@ -80,7 +80,7 @@ WeightCheck check_and_load_keras_weights(Model& model, const H5File& h5,
     if (is_top_classifier(l.name) && scope == WeightScope::kBase)
       check.notes.push_back("ignoring the top classifier '" + l.stored_name +
                             "' (include_top weights)");
-    else if (node >= 0 && !in_scope(node, scope))
+    else if (node >= 0 && !in_scope(model, node, scope))
       check.notes.push_back("ignoring '" + l.name +
                             "': only the base is loaded from a --weights file");
     else
@@ -109,7 +109,7 @@ void load_keras_weights(Model& model, const std::string& path, WeightScope scope
     for (const auto& n : check.notes) *log << path << ": " << n << "\n";
 }
 
-ResNet50Config resnet50_config_of(const KerasWeightFile& file, int image_size) {
+NetworkConfig resnet50_config_of(const KerasWeightFile& file, int image_size) {
   auto kernel_dim = [&](const std::string& layer, int dim) {
     const StoredLayer* l = file.find(layer);
     if (l)
@@ -120,7 +120,7 @@ ResNet50Config resnet50_config_of(const KerasWeightFile& file, int image_size) {
         file.path + ": no '" + layer +
         "' kernel, so this is not a full model file (base + head) written by --save or Keras");
   };
-  ResNet50Config c;
+  NetworkConfig c;
   c.image_size = image_size;
   c.width = kernel_dim("conv1_conv", 3);
   c.channels = kernel_dim("conv1_conv", 2);

@@ -64,7 +64,7 @@ Model read_full_model(const std::string& path, int image_size,
   H5File h5(path, H5File::Mode::kRead);
   const KerasWeightFile file = read_keras_weight_file(h5);
   if (image_size <= 0) image_size = saved_image_size(h5, file);
-  Model model = build_resnet50(resnet50_config_of(file, image_size));
+  Model model = build_network(resnet50_config_of(file, image_size));
   const WeightCheck check = check_and_load_keras_weights(model, h5, file, WeightScope::kFull, true);
   if (!check.problems.empty()) {
     std::string msg =

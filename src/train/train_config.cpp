@@ -7,7 +7,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "parafine/model/resnet50.hpp"
+#include "parafine/model/backbone.hpp"
 
 namespace parafine {
 
@@ -38,9 +38,12 @@ void validate(const TrainConfig& c) {
           "--phase1-lr must be a finite number >= 0");
   require(std::isfinite(c.phase2_lr) && c.phase2_lr >= 0,
           "--phase2-lr must be a finite number >= 0");
-  require(c.unfreeze_last >= 0 && c.unfreeze_last <= kResNet50BaseLayers,
-          "--unfreeze-last must be between 0 and 175, got " + n(c.unfreeze_last));
-  check_image_size(c.image_size);
+  const BackboneInfo& backbone = backbone_info(c.backbone);
+  require(c.unfreeze_last >= 0 && c.unfreeze_last <= backbone.base_layers,
+          "--unfreeze-last must be between 0 and " + n(backbone.base_layers) + " (" +
+              backbone.name + "'s base layers), got " + n(c.unfreeze_last));
+  check_image_size(c.image_size, c.backbone);
+  check_alpha(c.alpha, c.backbone);
   require(c.loader_threads >= 1, "loader threads must be at least 1");
   if (!(c.bucket_mb >= kMinBucketMb && c.bucket_mb <= kMaxBucketMb)) {
     std::ostringstream m;
@@ -62,9 +65,14 @@ std::string trajectory_options(const TrainConfig& c) {
                    : c.bn_mode == BnMode::kLocal ? "local"
                                                  : "frozen";
   std::ostringstream o;
+  // ResNet50 (the only backbone before there were others) writes no line, so its older
+  // checkpoints still compare equal.
+  if (c.backbone != Backbone::kResNet50)
+    o << "--backbone " << backbone_info(c.backbone).name << "\n";
+  if (c.alpha != 1.0f) o << "--alpha " << alpha_text(c.alpha) << "\n";
   o << "--batch-size " << c.batch_size << "\n--seed " << c.seed << "\n--shuffle "
     << (c.shuffle ? "true" : "false") << "\n--image-size " << c.image_size << "\n--preprocess "
-    << (c.preprocess == Preprocess::kCaffe ? "caffe" : "none") << "\n--augment "
+    << preprocess_name(c.preprocess) << "\n--augment "
     << (c.augment == Augment::kFlip ? "flip" : "none") << "\n--bn-mode " << bn
     << "\n--phase1-epochs " << c.phase1_epochs << "\n--phase1-lr " << exact(c.phase1_lr)
     << "\n--phase2-lr " << exact(c.phase2_lr) << "\n"

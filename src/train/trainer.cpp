@@ -19,7 +19,7 @@
 #include "parafine/dist/gradient_sync.hpp"
 #include "parafine/dist/replica.hpp"
 #include "parafine/layers/batch_norm.hpp"
-#include "parafine/model/resnet50.hpp"
+#include "parafine/model/backbone.hpp"
 #include "parafine/train/checkpoint.hpp"
 #include "parafine/train/epoch_feed.hpp"
 #include "parafine/train/progress.hpp"

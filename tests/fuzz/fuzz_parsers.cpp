@@ -15,7 +15,7 @@
 #include "parafine/data/image_decode.hpp"
 #include "parafine/data/sample_source.hpp"
 #include "parafine/io/keras_weights.hpp"
-#include "parafine/model/resnet50.hpp"
+#include "parafine/model/backbone.hpp"
 #include "parafine/train/checkpoint.hpp"
 
 namespace fs = std::filesystem;
@@ -125,12 +125,12 @@ const ParserSpec* find_parser(const std::string& name) {
 }
 
 Model build_fuzz_model() {
-  ResNet50Config config;
+  NetworkConfig config;
   config.image_size = 32;
   config.classes = 2;
   config.head_units = 4;
   config.width = 2;
-  return build_resnet50(config);
+  return build_network(config);
 }
 
 std::string write_checkpoint_seed(const std::string& dir, const Model& model) {

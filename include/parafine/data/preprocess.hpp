@@ -1,7 +1,8 @@
 // What happens to a decoded image's pixels before the network sees them: the optional
 // left-right flip of --augment flip (a fair coin per (seed, epoch, sample)) and the model's
 // preprocess_input (--preprocess caffe: RGB->BGR minus the ImageNet means, as
-// keras.applications.resnet50.preprocess_input; none: the raw [0,255] values).
+// keras.applications.resnet50 / vgg16 preprocess_input; tf: x / 127.5 - 1, as inception_v3 /
+// mobilenet_v2 preprocess_input; none: the raw [0,255] values).
 #pragma once
 
 #include <cstdint>
@@ -9,9 +10,10 @@
 
 namespace parafine {
 
-enum class Preprocess { kCaffe, kNone };
-// "caffe" | "none", else throws naming --preprocess.
+enum class Preprocess { kCaffe, kTf, kNone };
+// "caffe" | "tf" | "none", else throws naming --preprocess.
 Preprocess parse_preprocess(const std::string& name);
+const char* preprocess_name(Preprocess p);
 
 enum class Augment { kNone, kFlip };
 // "none" | "flip", else throws naming --augment.

@@ -10,7 +10,7 @@
 
 #include "parafine/io/keras_file.hpp"
 #include "parafine/model/model.hpp"
-#include "parafine/model/resnet50.hpp"
+#include "parafine/model/backbone.hpp"
 
 namespace parafine {
 
@@ -37,6 +37,6 @@ void load_keras_weights(Model& model, const std::string& path, WeightScope scope
 
 // The ResNet50 configuration a full-model file was saved from (width from conv1_conv's
 // kernel, head units from dense, classes from dense_1). Throws when those layers are absent.
-ResNet50Config resnet50_config_of(const KerasWeightFile& file, int image_size);
+NetworkConfig resnet50_config_of(const KerasWeightFile& file, int image_size);
 
 }  // namespace parafine

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "parafine/model/model.hpp"
-#include "parafine/model/resnet50.hpp"
+#include "parafine/model/backbone.hpp"
 
 namespace parafine {
 

@@ -52,6 +52,10 @@ class Model {
     return nodes_.at(static_cast<size_t>(i)).inputs;
   }
   int index_of(const std::string& name) const;  // -1 when absent
+  // The first n nodes are the pretrained base (Keras's base.layers, model/backbone.hpp); 0 (the
+  // default) for a model without one.
+  void set_base_layers(int n) { base_layers_ = n; }
+  int base_layers() const { return base_layers_; }
   Shape sample_input_shape() const;             // [H,W,C]
   Shape output_shape(int node, int batch) const;
   // About the most bytes of layer outputs (and, training, their gradients) that a forward
@@ -186,6 +190,7 @@ class Model {
   void release(Tensor& t) { pool_.release(t.take_storage()); }
 
   std::vector<Node> nodes_;
+  int base_layers_ = 0;
   std::vector<ParamRef> refs_;
   std::vector<float> params_, state_, grads_;
   std::unique_ptr<Workspace> workspace_;

@@ -7,6 +7,7 @@
 
 #include "parafine/cache/cache_plan.hpp"
 #include "parafine/data/prefetcher.hpp"
+#include "parafine/model/backbone.hpp"
 
 namespace parafine {
 
@@ -29,6 +30,8 @@ struct TrainConfig {
   std::string unfreeze_from;  // a base layer name; when set it wins over unfreeze_last
   bool shuffle = true;
   std::uint64_t seed = 0;
+  Backbone backbone = Backbone::kResNet50;  // which network (model/backbone.hpp)
+  float alpha = 1.0f;                        // MobileNetV2's width multiplier
   int image_size = 224;
   Preprocess preprocess = Preprocess::kCaffe;
   Augment augment = Augment::kNone;

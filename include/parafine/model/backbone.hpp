@@ -1,0 +1,76 @@
+// The pretrained networks parafine fine-tunes, each built exactly as keras.applications builds
+// it with include_top=False (layer classes, names, order of base.layers, padding, BN settings),
+// followed by the seed's head: global_average_pooling2d -> dense (head_units, relu) ->
+// dense_1 (classes, softmax). The first Model::base_layers() nodes are Keras's base.layers
+// (input layer included), so base.layers[-N:] means what it means in Keras.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "parafine/data/preprocess.hpp"
+#include "parafine/model/model.hpp"
+
+namespace parafine {
+
+enum class Backbone { kResNet50, kResNet101, kResNet152, kVGG16, kVGG19, kInceptionV3, kMobileNetV2 };
+
+struct BackboneInfo {
+  Backbone id;
+  const char* name;        // the --backbone value, e.g. "inception_v3"
+  const char* keras_name;  // the keras.applications function, e.g. "InceptionV3"
+  int base_layers;         // len(base.layers) with include_top=False, the InputLayer included
+  int default_size;        // Keras's default input size
+  int min_size;            // Keras's minimum input size (below it the network has no output)
+  Preprocess preprocess;   // the model's keras.applications preprocess_input mode
+};
+
+// Every backbone, in the order of the Backbone enum.
+const std::vector<BackboneInfo>& backbones();
+const BackboneInfo& backbone_info(Backbone b);
+// "resnet50" | ... | "mobilenet_v2", else throws std::invalid_argument listing the known ones.
+Backbone parse_backbone(const std::string& name);
+
+constexpr int kResNet50BaseLayers = 175;
+
+// The largest image size: 4096x4096 is 85x the pixels of ResNet50's 224x224, and its conv1
+// output alone is 1 GiB per image; beyond that an allocation fails.
+constexpr int kMaxImageSize = 4096;
+// The widest range over all backbones, for option help; check_image_size has the backbone's.
+constexpr const char* kImageSizeRange = "32..4096";
+
+struct NetworkConfig {
+  int image_size = 224;  // square input, at least the backbone's min_size
+  int classes = 2;       // >= 1 (Keras accepts 1: a constant softmax)
+  int head_units = 1024;
+  // ResNet only: conv1's filters; the stacks use width, 2w, 4w, 8w with 4x expansion. 64 is
+  // the real network; smaller widths make the narrow networks of tests and the demo.
+  int width = 64;
+  int channels = 3;
+  Backbone backbone = Backbone::kResNet50;
+  float alpha = 1.0f;  // MobileNetV2's width multiplier: 0.35, 0.5, 0.75, 1.0, 1.3 or 1.4
+};
+
+// The one check of the input size: throws std::invalid_argument "--image-size must be at least
+// M for NAME (...), got N" below the backbone's minimum, or above kMaxImageSize.
+void check_image_size(int image_size, Backbone backbone = Backbone::kResNet50);
+// Throws std::invalid_argument naming --alpha and the values Keras accepts, for MobileNetV2;
+// for any other backbone only 1.0 is accepted ("--alpha is MobileNetV2's").
+void check_alpha(float alpha, Backbone backbone);
+// The text of an alpha as Keras writes it into file names: "0.35", "1.0", "1.3".
+std::string alpha_text(float alpha);
+
+// The backbone with the head. Throws std::invalid_argument naming the option for an image size
+// or alpha the backbone does not accept, zero classes, or a non-positive width / head size.
+Model build_network(const NetworkConfig& config);
+
+// Keras `for l in base.layers: l.trainable = False` plus a trainable head.
+void freeze_base(Model& model);
+// Keras `for l in base.layers[-n:]: l.trainable = True` (base stays otherwise frozen).
+// Throws when n is negative or above the base's layer count.
+void unfreeze_last_base_layers(Model& model, int n);
+// Unfreezes the named base layer and every base layer after it; throws for a name that is not
+// a base layer.
+void unfreeze_base_from(Model& model, const std::string& layer_name);
+
+}  // namespace parafine

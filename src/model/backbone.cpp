@@ -1,0 +1,142 @@
+// The backbone registry, build_network and Keras's freezing (see backbone.hpp).
+#include "parafine/model/backbone.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <stdexcept>
+
+#include "backbone_builders.hpp"
+#include "parafine/layers/dense.hpp"
+#include "parafine/layers/simple_layers.hpp"
+
+namespace parafine {
+
+namespace {
+
+void check_positive(int v, const char* option, const char* what) {
+  if (v < 1)
+    throw std::invalid_argument(std::string(option) + " must be at least 1 (" + what + "), got " +
+                                std::to_string(v));
+}
+
+// keras.applications.mobilenet_v2 accepts these alphas (with ImageNet weights; any positive
+// alpha without them, but parafine keeps to the networks a weight file exists for).
+constexpr float kMobileNetV2Alphas[] = {0.35f, 0.5f, 0.75f, 1.0f, 1.3f, 1.4f};
+
+int add_base(Model& m, const NetworkConfig& c) {
+  switch (c.backbone) {
+    case Backbone::kResNet50: return add_resnet_base(m, c, 50);
+    case Backbone::kResNet101: return add_resnet_base(m, c, 101);
+    case Backbone::kResNet152: return add_resnet_base(m, c, 152);
+    default: break;
+  }
+  throw std::invalid_argument(std::string("--backbone ") + backbone_info(c.backbone).name +
+                              " is not built yet");
+}
+
+}  // namespace
+
+const std::vector<BackboneInfo>& backbones() {
+  static const std::vector<BackboneInfo> all = {
+      {Backbone::kResNet50, "resnet50", "ResNet50", kResNet50BaseLayers, 224, 32, Preprocess::kCaffe},
+      {Backbone::kResNet101, "resnet101", "ResNet101", 345, 224, 32, Preprocess::kCaffe},
+      {Backbone::kResNet152, "resnet152", "ResNet152", 515, 224, 32, Preprocess::kCaffe},
+      {Backbone::kVGG16, "vgg16", "VGG16", 19, 224, 32, Preprocess::kCaffe},
+      {Backbone::kVGG19, "vgg19", "VGG19", 22, 224, 32, Preprocess::kCaffe},
+      {Backbone::kInceptionV3, "inception_v3", "InceptionV3", 311, 299, 75, Preprocess::kTf},
+      {Backbone::kMobileNetV2, "mobilenet_v2", "MobileNetV2", 154, 224, 32, Preprocess::kTf},
+  };
+  return all;
+}
+
+const BackboneInfo& backbone_info(Backbone b) {
+  return backbones().at(static_cast<std::size_t>(b));
+}
+
+Backbone parse_backbone(const std::string& name) {
+  std::string known;
+  for (const BackboneInfo& i : backbones()) {
+    if (name == i.name) return i.id;
+    known += (known.empty() ? "" : ", ") + std::string(i.name);
+  }
+  throw std::invalid_argument("--backbone '" + name + "' is not a known backbone; known: " + known);
+}
+
+void check_image_size(int image_size, Backbone backbone) {
+  const BackboneInfo& b = backbone_info(backbone);
+  if (image_size < b.min_size)
+    throw std::invalid_argument("--image-size must be at least " + std::to_string(b.min_size) +
+                                " for " + b.name + " (Keras's minimum input size for " +
+                                b.keras_name + "), got " + std::to_string(image_size));
+  if (image_size > kMaxImageSize)
+    throw std::invalid_argument("--image-size must be at most " + std::to_string(kMaxImageSize) +
+                                ", got " + std::to_string(image_size));
+}
+
+std::string alpha_text(float alpha) {
+  char s[32];
+  std::snprintf(s, sizeof s, "%g", static_cast<double>(alpha));
+  std::string t = s;
+  if (t.find('.') == std::string::npos) t += ".0";  // Keras writes 1.0, not 1
+  return t;
+}
+
+void check_alpha(float alpha, Backbone backbone) {
+  if (backbone != Backbone::kMobileNetV2) {
+    if (alpha != 1.0f)
+      throw std::invalid_argument(std::string("--alpha is MobileNetV2's width multiplier; ") +
+                                  backbone_info(backbone).name + " takes none, got --alpha " +
+                                  alpha_text(alpha));
+    return;
+  }
+  for (float a : kMobileNetV2Alphas)
+    if (std::fabs(alpha - a) < 1e-6f) return;
+  std::string known;
+  for (float a : kMobileNetV2Alphas) known += (known.empty() ? "" : ", ") + alpha_text(a);
+  throw std::invalid_argument("--alpha for mobilenet_v2 must be one of " + known +
+                              " (the values Keras has weights for), got " + alpha_text(alpha));
+}
+
+Model build_network(const NetworkConfig& c) {
+  check_image_size(c.image_size, c.backbone);
+  check_alpha(c.alpha, c.backbone);
+  check_positive(c.classes, "--classes", "number of classes");
+  check_positive(c.head_units, "--head-units", "units of the dense head layer");
+  check_positive(c.width, "width", "conv1 filters");
+  check_positive(c.channels, "channels", "input channels");
+
+  const BackboneInfo& info = backbone_info(c.backbone);
+  Model m;
+  int x = add_base(m, c);
+  if (m.size() != info.base_layers)
+    throw std::logic_error(std::string(info.keras_name) + " base has " + std::to_string(m.size()) +
+                           " layers, expected " + std::to_string(info.base_layers));
+  m.set_base_layers(info.base_layers);
+  x = m.add(std::make_unique<GlobalAveragePooling2D>("global_average_pooling2d"), {x});
+  x = m.add(std::make_unique<Dense>("dense", c.head_units, Activation::kRelu), {x});
+  m.add(std::make_unique<Dense>("dense_1", c.classes, Activation::kSoftmax), {x});
+  m.build();
+  return m;
+}
+
+void freeze_base(Model& model) {
+  for (int i = 0; i < model.size(); ++i) model.layer(i).trainable = i >= model.base_layers();
+}
+
+void unfreeze_last_base_layers(Model& model, int n) {
+  const int base = model.base_layers();
+  if (n < 0 || n > base)
+    throw std::invalid_argument("--unfreeze-last must be between 0 and " + std::to_string(base) +
+                                " (the base's layer count), got " + std::to_string(n));
+  for (int i = base - n; i < base; ++i) model.layer(i).trainable = true;
+}
+
+void unfreeze_base_from(Model& model, const std::string& layer_name) {
+  const int i = model.index_of(layer_name);
+  if (i < 0 || i >= model.base_layers())
+    throw std::invalid_argument("--unfreeze-from: '" + layer_name + "' is not a base layer (e.g. " +
+                                model.layer(model.base_layers() - 1).name() + ")");
+  unfreeze_last_base_layers(model, model.base_layers() - i);
+}
+
+}  // namespace parafine

@@ -1,0 +1,15 @@
+// The base networks, one file each (resnet.cpp, vgg.cpp, inception_v3.cpp, mobilenet_v2.cpp).
+// Each adds the InputLayer "input_1" [S,S,C] and then the base's layers to an empty Model in
+// Keras's base.layers order, with Keras's names, and returns the node of the base's output.
+// build_network (backbone.cpp) checks the config first and adds the head after.
+#pragma once
+
+#include "parafine/model/backbone.hpp"
+
+namespace parafine {
+
+// keras.applications.resnet ResNet50 / ResNet101 / ResNet152 (v1): blocks per stack
+// {3,4,6,3}, {3,4,23,3}, {3,8,36,3}.
+int add_resnet_base(Model& m, const NetworkConfig& c, int depth);
+
+}  // namespace parafine
