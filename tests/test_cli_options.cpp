@@ -27,7 +27,7 @@ namespace {
 using namespace test_images;
 
 const std::string kImageSizeWording =
-    "--image-size must be at least 32 (ResNet50 downsamples 32x), got 16";
+    "--image-size must be at least 32 for resnet50 (Keras's minimum input size for ResNet50), got 16";
 
 bool contains(const std::string& text, const std::string& what) {
   return text.find(what) != std::string::npos;

@@ -8,7 +8,7 @@
 //    NaN, Inf, an extra layer, two problems at once) fails with its own message, listing every
 //    offending layer in ONE message, and leaves the model bit-for-bit untouched;
 //  - a top classifier is ignored with a note; whole-model files (/model_weights) and
-//    save_weights files load with the head; resnet50_config_of recovers the configuration;
+//    save_weights files load with the head; network_config_of recovers the configuration;
 //  - save -> load is bitwise, and the saved file has exactly the tf.keras save_weights layout
 //    when read with h5py (tests/reference/check_keras_layout.py, path in
 //    PARAFINE_KERAS_LAYOUT_CHECKER, run with PARAFINE_REFERENCE_PYTHON).
@@ -37,6 +37,7 @@
 #include "parafine/core/rng.hpp"
 #include "parafine/io/h5_tensors.hpp"
 #include "parafine/io/keras_file.hpp"
+#include "parafine/io/backbone_of_file.hpp"
 #include "parafine/io/keras_weights.hpp"
 #include "parafine/io/model_file.hpp"
 #include "parafine/model/initializers.hpp"
@@ -504,7 +505,7 @@ TEST(KerasWeights, FullModelFilesLoadWithTheHead) {
   for (const char* name : {"full_model.h5", "full_weights.h5"}) {
     H5File h5(fixture(name), H5File::Mode::kRead);
     const KerasWeightFile kf = read_keras_weight_file(h5);
-    const NetworkConfig c = resnet50_config_of(kf, kImage);
+    const NetworkConfig c = network_config_of(kf, kImage);
     std::cout << name << ": root " << kf.root << ", config width " << c.width << ", channels "
               << c.channels << ", head units " << c.head_units << ", classes " << c.classes
               << ", image " << c.image_size << "\n";
@@ -517,10 +518,10 @@ TEST(KerasWeights, FullModelFilesLoadWithTheHead) {
   }
   H5File notop(fixture("tf_keras_notop.h5"), H5File::Mode::kRead);
   try {
-    resnet50_config_of(read_keras_weight_file(notop), kImage);
-    ADD_FAILURE() << "resnet50_config_of accepted a notop file";
+    network_config_of(read_keras_weight_file(notop), kImage);
+    ADD_FAILURE() << "network_config_of accepted a notop file";
   } catch (const std::runtime_error& e) {
-    std::cout << "resnet50_config_of(tf_keras_notop.h5): " << e.what() << "\n";
+    std::cout << "network_config_of(tf_keras_notop.h5): " << e.what() << "\n";
     EXPECT_NE(std::string(e.what()).find("dense"), std::string::npos);
   }
 }
@@ -577,7 +578,7 @@ TEST(KerasWeights, SaveThenLoadIsBitwise) {
   const KerasWeightFile kf = read_keras_weight_file(h5);
   EXPECT_EQ(kf.layout, KerasLayout::kTfKeras);
   EXPECT_EQ(kf.layers.size(), 108u);
-  const NetworkConfig cfg = resnet50_config_of(kf, kImage);
+  const NetworkConfig cfg = network_config_of(kf, kImage);
   EXPECT_EQ(cfg.width, kWidth);
   EXPECT_EQ(cfg.head_units, kHead);
   EXPECT_EQ(cfg.classes, kClasses);

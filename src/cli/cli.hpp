@@ -27,16 +27,29 @@ int run_train(int argc, char** argv);
 
 #include <cstdint>
 #include <iosfwd>
+#include <optional>
 
+#include "parafine/io/backbone_of_file.hpp"
 #include "parafine/model/model.hpp"
 #include "parafine/model/backbone.hpp"
 
 namespace parafine {
 
 // The starting model of a training run: `init` (a full model) when given, else the base from
-// `weights` (imagenet | none | FILE) with a Keras-initialised head. Returns true when the base
-// is random, so its frozen BN statistics need calibrating.
-bool prepare_model(Model& model, const std::string& weights, const std::string& weights_dir,
-                   const std::string& init, std::uint64_t seed, std::ostream& log);
+// `weights` (imagenet: net's notop file | none | FILE) with a Keras-initialised head. Returns
+// true when the base is random, so its frozen BN statistics need calibrating.
+bool prepare_model(Model& model, const NetworkConfig& net, const std::string& weights,
+                   const std::string& weights_dir, const std::string& init, std::uint64_t seed,
+                   std::ostream& log);
+
+// The backbone a weight file holds (io/backbone_of_file.hpp), or nothing for imagenet, none,
+// an unreadable file (its load reports why) or a file of no known backbone.
+std::optional<FileBackbone> backbone_of_weights_file(const std::string& path);
+
+// --weights FILE and --init FILE must hold the chosen backbone (and alpha): checked from the
+// file's layer names before any data is read; a UsageError names the file, the backbone it
+// holds and the one chosen. imagenet, none and empty pass.
+void check_weights_backbone(const std::string& option, const std::string& path,
+                            const NetworkConfig& net);
 
 }  // namespace parafine

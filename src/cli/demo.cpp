@@ -80,6 +80,8 @@ bool parse_demo_options(int argc, char** argv, DemoOptions& o) {
                        " is built at Keras's width (use --alpha for mobilenet_v2)");
     net.width = 64;
   }
+  check_weights_backbone("--weights", o.weights, net);
+  check_weights_backbone("--init", o.init, net);
   check_output_path("--save", o.save);
   return true;
 }
@@ -94,16 +96,17 @@ int run_demo(int argc, char** argv) {
   set_threads(threads_per_rank(o.threads));
   train.seed = o.seed;
   Model model = build_network(net);
-  if (prepare_model(model, o.weights, o.weights_dir, o.init, o.seed, std::cout))
+  if (prepare_model(model, net, o.weights, o.weights_dir, o.init, o.seed, std::cout))
     train.calibrate_bn_samples = 64;  // a random base needs sane BN statistics
   const InMemorySource train_set =
       make_synthetic_source(o.train_samples, net.image_size, net.classes, o.seed + 1);
   const InMemorySource val_set =
       make_synthetic_source(o.val_samples, net.image_size, net.classes, o.seed + 2);
   train.image_size = net.image_size;
-  std::cout << "parafine demo: " << backbone_info(net.backbone).keras_name;
-  if (net.backbone <= Backbone::kResNet152) std::cout << " (width " << net.width << ")";
-  std::cout << ", " << net.image_size << "x"
+  std::cout << "parafine demo: " << backbone_info(net.backbone).keras_name << " (";
+  if (net.backbone <= Backbone::kResNet152) std::cout << "width " << net.width << ", ";
+  if (net.backbone == Backbone::kMobileNetV2) std::cout << "alpha " << alpha_text(net.alpha) << ", ";
+  std::cout << net.image_size << "x"
             << net.image_size << ", " << model.size() << " layers, " << model.params().size()
             << " weights) on " << o.train_samples << " synthetic training / " << o.val_samples
             << " validation images, " << net.classes << " classes, " << parafine::threads()

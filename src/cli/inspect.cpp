@@ -1,6 +1,10 @@
 // `parafine inspect FILE.h5`: the layout of a Keras weight file, each layer with its weight
-// shapes and parameter count, the totals, and what (if anything) would stop it loading.
+// shapes and parameter count, the totals, which backbone it holds and what (if anything) would
+// stop it loading. `parafine inspect --backbone NAME`: the network parafine builds, printed as
+// Keras's model.summary() prints it.
+#include <cstdio>
 #include <iomanip>
+#include <optional>
 #include <iostream>
 #include <sstream>
 #include <string>
@@ -8,7 +12,9 @@
 
 #include "cli/cli.hpp"
 #include "cli/options.hpp"
+#include "parafine/io/backbone_of_file.hpp"
 #include "parafine/io/keras_weights.hpp"
+#include "parafine/model/model_summary.hpp"
 
 namespace po = boost::program_options;
 
@@ -16,27 +22,35 @@ namespace parafine {
 
 namespace {
 
-std::string with_commas(std::size_t n) {
-  std::string s = std::to_string(n);
-  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<size_t>(i), ",");
-  return s;
-}
-
 // Would this file load as base weights (--weights) or as a full model (--init, predict)?
 void report_loadability(const H5File& h5, const KerasWeightFile& file) {
+  const std::optional<FileBackbone> held = backbone_of_file(file);
+  if (!held) {
+    std::cout << "does not load: its layers are not those of a backbone parafine builds\n";
+    return;
+  }
   const bool has_head = file.find("dense") && file.find("dense_1");
   NetworkConfig config;
   try {
     if (has_head) {
-      config = resnet50_config_of(file, 224);
-    } else if (const StoredLayer* conv1 = file.find("conv1_conv")) {
-      for (const auto& w : conv1->weights)
-        if (w.var == "kernel" && w.shape.size() == 4) config.width = w.shape[3];
+      config = network_config_of(file, 0);
+    } else {
+      config.backbone = held->backbone;
+      config.alpha = held->alpha;
+      config.width = held->width;
+      config.channels = held->channels;
+      config.image_size = backbone_info(held->backbone).default_size;
     }
   } catch (const std::exception& e) {
     std::cout << "does not load: " << e.what() << "\n";
     return;
   }
+  const BackboneInfo& info = backbone_info(config.backbone);
+  std::string what = std::string(info.keras_name) + " (--backbone " + info.name;
+  if (config.backbone == Backbone::kMobileNetV2) what += " --alpha " + alpha_text(config.alpha);
+  what += ")";
+  if (config.backbone <= Backbone::kResNet152 && config.width != 64)
+    what += ", width " + std::to_string(config.width);
   Model model = build_network(config);
   const WeightScope scope = has_head ? WeightScope::kFull : WeightScope::kBase;
   const WeightCheck check = check_and_load_keras_weights(model, h5, file, scope, false);
@@ -45,15 +59,26 @@ void report_loadability(const H5File& h5, const KerasWeightFile& file) {
     std::cout << "loads as "
               << (has_head ? "a full model (--init, predict, evaluate)"
                            : "base weights (--weights)")
-              << ": ResNet50 width " << config.width;
+              << ": " << what;
     if (has_head)
       std::cout << ", head " << config.head_units << " units, " << config.classes << " classes";
     std::cout << "\n";
     return;
   }
-  std::cout << "does not load as " << (has_head ? "a full model" : "ResNet50 base weights") << ", "
-            << check.problems.size() << " problem(s):\n";
+  std::cout << "does not load as " << (has_head ? "a full model" : "base weights") << " of " << what
+            << ", " << check.problems.size() << " problem(s):\n";
   for (const auto& p : check.problems) std::cout << "  " << p << "\n";
+}
+
+// Keras's name for the base model: ResNet50's "resnet50", MobileNetV2's "mobilenetv2_1.00_224".
+std::string keras_model_name(const NetworkConfig& c) {
+  if (c.backbone != Backbone::kMobileNetV2) return backbone_info(c.backbone).name;
+  char alpha[16];
+  std::snprintf(alpha, sizeof alpha, "%0.2f", static_cast<double>(c.alpha));
+  int rows = 224;
+  for (int r : {96, 128, 160, 192})
+    if (c.image_size == r) rows = r;
+  return std::string("mobilenetv2_") + alpha + "_" + std::to_string(rows);
 }
 
 void print_inspection(const std::string& path) {
@@ -88,11 +113,40 @@ void print_inspection(const std::string& path) {
 
 int run_inspect(int argc, char** argv) {
   std::vector<std::string> files;
-  CommandOptions opts("inspect", "inspect FILE.h5");
-  opts.add()("file", po::value(&files), "the Keras weight file (also the first argument)");
+  BackboneOptions backbone;
+  NetworkConfig net;
+  int image_size = 0, unfreeze_last = -1;
+  CommandOptions opts("inspect", "inspect FILE.h5 | inspect --backbone NAME [options]");
+  auto add = opts.add();
+  add("file", po::value(&files), "the Keras weight file (also the first argument)");
+  add_backbone_options(opts, backbone);
+  add("image-size", po::value(&image_size)->default_value(0),
+      "with --backbone: input size (0: the backbone's default)");
+  add("classes", po::value(&net.classes)->default_value(net.classes), "with --backbone: classes");
+  add("head-units", po::value(&net.head_units)->default_value(net.head_units),
+      "with --backbone: units of the dense head layer");
+  add("unfreeze-last", po::value(&unfreeze_last)->default_value(-1),
+      "with --backbone: count trainable parameters as phase 2 does (-1: everything trainable)");
   opts.positional("file");
+  opts.bound("classes", 1, kMaxHeadUnits);
+  opts.bound("head-units", 1, kMaxHeadUnits);
   if (!opts.parse(argc, argv)) return 0;
-  if (files.size() != 1) throw UsageError("usage: parafine inspect FILE.h5");
+  if (files.empty() && opts.given("backbone")) {
+    apply_backbone_options(backbone, net, image_size);
+    Model model = build_network(net);
+    if (unfreeze_last >= 0) {
+      freeze_base(model);
+      try {
+        unfreeze_last_base_layers(model, unfreeze_last);
+      } catch (const std::invalid_argument& e) {
+        throw UsageError(e.what());
+      }
+    }
+    print_model_summary(model, keras_model_name(net) + " + head", std::cout);
+    return 0;
+  }
+  if (files.size() != 1)
+    throw UsageError("usage: parafine inspect FILE.h5, or parafine inspect --backbone NAME");
   // Run first where a crash of HDF5 on a damaged file is a message (its output discarded).
   parse_untrusted_hdf5(files[0], "Keras weight file", [&] { print_inspection(files[0]); });
   return 0;

@@ -38,9 +38,10 @@ std::string csv_field(const std::string& text) {
 }
 
 struct InferenceOptions {
-  std::string model, data, output, preprocess = "caffe", precision = "float32";
+  std::string model, data, output, preprocess = "auto", precision = "float32";
   int batch_size = 32, image_size = 0, threads = 0;
   Precision chosen = Precision::kFloat32;  // --precision resolved for this machine
+  Preprocess chosen_preprocess = Preprocess::kCaffe;  // --preprocess, auto resolved for the model
 };
 
 // Parses the options shared by predict and evaluate; returns false after printing --help.
@@ -55,7 +56,7 @@ bool parse(int argc, char** argv, const char* command, const char* data_option,
   add("batch-size", po::value(&o.batch_size)->default_value(32), "images per forward pass");
   add("image-size", po::value(&o.image_size)->default_value(0),
       "resize images to this size (0: the dataset's)");
-  add("preprocess", po::value(&o.preprocess)->default_value("caffe"), "caffe | none");
+  add_preprocess_option(opts, o.preprocess);
   add_threads_option(opts, o.threads, "threads for compute and for checking a folder's files,");
   add_precision_option(opts, o.precision);
   if (std::string(command) == "predict")
@@ -64,7 +65,7 @@ bool parse(int argc, char** argv, const char* command, const char* data_option,
   opts.describe_range("image-size", std::string("0 (the dataset's) or ") + kImageSizeRange);
   if (!opts.parse(argc, argv)) return false;
   if (o.image_size != 0) check_image_size_option(o.image_size);
-  parse_preprocess(o.preprocess);
+  preprocess_option(o.preprocess, Backbone::kResNet50);  // its spelling; auto is resolved later
   if (Comm::is_root()) check_output_path("--output", o.output);  // rank 0 writes it
   set_threads(threads_per_rank(o.threads));
   o.chosen = resolve_precision(o.precision, std::cerr);
@@ -120,7 +121,7 @@ std::string predict_rows_unguarded(Model& model, int classes, const SampleSource
   const ShardPlan plan(data.size(), o.batch_size, Comm::size(), Comm::rank(), false, 0, "--input");
   PrefetchConfig p;
   p.image_size = model.sample_input_shape()[0];
-  p.preprocess = parse_preprocess(o.preprocess);
+  p.preprocess = o.chosen_preprocess;
   BatchPrefetcher batches(data, plan.local_batches(0), p);
   Batch batch;
   std::ostringstream rows;
@@ -196,7 +197,9 @@ int run_predict(int argc, char** argv) {
   if (!parse(argc, argv, "predict", "input", o)) return 0;
   const auto data = open_data(o.data, "--input");
   std::vector<std::string> names;
-  Model model = load_full_model(o.model, image_size_for(o, *data), &names);
+  NetworkConfig net;
+  Model model = load_full_model(o.model, image_size_for(o, *data), &names, &net);
+  o.chosen_preprocess = preprocess_option(o.preprocess, net.backbone);
   model.set_precision(o.chosen);
   const int classes = model.output_shape(model.size() - 1, 1)[1];
   complete_class_names(names, *data, classes);
@@ -219,7 +222,9 @@ int run_evaluate(int argc, char** argv) {
   if (data->classes() == 0 || data->label(0) < 0)
     throw std::runtime_error(o.data + ": no labels, so there is nothing to evaluate against");
   std::vector<std::string> names;
-  Model model = load_full_model(o.model, image_size_for(o, *data), &names);
+  NetworkConfig net;
+  Model model = load_full_model(o.model, image_size_for(o, *data), &names, &net);
+  o.chosen_preprocess = preprocess_option(o.preprocess, net.backbone);
   model.set_precision(o.chosen);
   const int image_size = model.sample_input_shape()[0];
   const int classes = model.output_shape(model.size() - 1, 1)[1];
@@ -231,7 +236,7 @@ int run_evaluate(int argc, char** argv) {
     throw std::runtime_error(o.data + " has " + std::to_string(data->classes()) +
                              " classes, the model " + std::to_string(classes));
   const LossResult total =
-      evaluate(model, *data, o.batch_size, image_size, parse_preprocess(o.preprocess), 2);
+      evaluate(model, *data, o.batch_size, image_size, o.chosen_preprocess, 2);
   if (!Comm::is_root()) return 0;  // the sums are global: rank 0 reports them
   std::cout << std::fixed << std::setprecision(4) << "loss " << total.loss_sum / total.count
             << " - accuracy " << static_cast<double>(total.correct) / total.count << " ("

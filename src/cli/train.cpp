@@ -46,6 +46,7 @@ struct TrainOptions {
   TrainConfig config;
   int threads = 0, classes = 0;
   bool unfreeze_last_given = false;  // not just its default
+  bool backbone_given = false;       // --backbone or --alpha given
 };
 
 // The allowed range of every numeric option, checked by opts.parse (options.hpp).
@@ -119,6 +120,7 @@ bool parse_options(int argc, char** argv, TrainOptions& o) {
   if (!opts.parse(argc, argv)) return false;
   if (!o.init.empty() && !opts.given("weights")) o.weights = "none";  // --init brings its own base
   o.unfreeze_last_given = opts.given("unfreeze-last");
+  o.backbone_given = opts.given("backbone") || opts.given("alpha");
   return true;
 }
 
@@ -172,10 +174,18 @@ void validate_options(TrainOptions& o) {
           "--shuffle must be true or false, got '" + o.shuffle + "'");
   require(o.classes >= 0, "--classes must be >= 0");
   c.shuffle = o.shuffle == "true";
+  if (!o.backbone_given)  // --init's file says which network it is
+    if (const auto held = backbone_of_weights_file(o.init)) {
+      o.backbone.name = backbone_info(held->backbone).name;
+      o.backbone.alpha = held->alpha;
+      o.net.width = held->width;
+    }
   apply_backbone_options(o.backbone, o.net, c.image_size);
   c.backbone = o.net.backbone;
   c.alpha = o.net.alpha;
   c.preprocess = preprocess_option(o.preprocess, c.backbone);
+  check_weights_backbone("--weights", o.weights, o.net);
+  check_weights_backbone("--init", o.init, o.net);
   c.augment = parse_augment(o.augment);
   c.bn_mode = parse_bn_mode(o.bn_mode);
   c.cache.mode = parse_cache_mode(o.cache_mode);
@@ -235,7 +245,7 @@ Model build_model(TrainOptions& o, const SampleSource& train, std::ostream& out)
   o.net.classes = train.classes();
   o.net.image_size = o.config.image_size;
   Model model = build_network(o.net);
-  if (prepare_model(model, o.weights, o.weights_dir, o.init, o.config.seed, out))
+  if (prepare_model(model, o.net, o.weights, o.weights_dir, o.init, o.config.seed, out))
     o.config.calibrate_bn_samples = 64;
   return model;
 }

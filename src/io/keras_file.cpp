@@ -39,7 +39,8 @@ std::string keras1_to_tf_keras(const std::string& n) {
 }
 
 bool is_top_classifier(const std::string& name) {
-  return name == "fc1000" || name == "predictions";
+  // ResNet's Keras-1 fc1000; predictions of every keras.applications top; VGG's fc1 and fc2.
+  return name == "fc1000" || name == "predictions" || name == "fc1" || name == "fc2";
 }
 
 namespace {

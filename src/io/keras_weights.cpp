@@ -1,6 +1,8 @@
 // Keras weight loading by name (see keras_weights.hpp).
 #include "parafine/io/keras_weights.hpp"
 
+#include "parafine/io/backbone_of_file.hpp"
+
 #include <cmath>
 #include <ostream>
 #include <set>
@@ -12,6 +14,15 @@ namespace {
 
 bool in_scope(const Model& model, int node, WeightScope scope) {
   return scope == WeightScope::kFull || node < model.base_layers();
+}
+
+// Keras's auto-generated name without its index: "conv2d_17" -> "conv2d".
+std::string without_index(const std::string& name) {
+  const std::size_t u = name.find_last_of('_');
+  if (u == std::string::npos || u + 1 == name.size()) return name;
+  for (std::size_t i = u + 1; i < name.size(); ++i)
+    if (name[i] < '0' || name[i] > '9') return name;
+  return name.substr(0, u);
 }
 
 std::string var_list(const StoredLayer& l) {
@@ -27,17 +38,59 @@ WeightCheck check_and_load_keras_weights(Model& model, const H5File& h5,
                                          const KerasWeightFile& file, WeightScope scope,
                                          bool load) {
   WeightCheck check;
+  // The model's layers with weights in scope, and the file layer each loads from: by name; when
+  // some name is missing, by the order of the layers with weights, as Keras's load_weights
+  // does, but only when the names differ in their auto-generated index alone (files written by
+  // another Keras generation: InceptionV3's conv2d_1 ... conv2d_94 for tf.keras's conv2d ...
+  // conv2d_93), never for a renamed or reordered layer.
+  std::vector<int> nodes;
+  for (int i = 0; i < model.size(); ++i)
+    if (in_scope(model, i, scope) && model.layer(i).has_params()) nodes.push_back(i);
+  std::vector<const StoredLayer*> source(nodes.size());
+  std::size_t missing = 0;
+  for (std::size_t k = 0; k < nodes.size(); ++k) {
+    source[k] = file.find(model.layer(nodes[k]).name());
+    missing += source[k] == nullptr;
+  }
+  std::vector<const StoredLayer*> candidates;  // file layers this scope may load from
+  for (const StoredLayer& l : file.layers) {
+    const int node = model.index_of(l.name);
+    const bool outside = node >= 0 && !in_scope(model, node, scope);
+    if (!outside && !(scope == WeightScope::kBase && is_top_classifier(l.name)))
+      candidates.push_back(&l);
+  }
+  bool by_order = missing > 0 && candidates.size() == nodes.size();
+  for (std::size_t k = 0; by_order && k < nodes.size(); ++k)
+    by_order = without_index(candidates[k]->name) == without_index(model.layer(nodes[k]).name());
+  if (by_order) {
+    source = candidates;
+    check.notes.push_back("the file's layer names are not this model's (e.g. '" +
+                          candidates.front()->stored_name + "' for '" +
+                          model.layer(nodes.front()).name() +
+                          "'): loaded by the order of the layers with weights, as Keras's "
+                          "load_weights does, every shape checked");
+  } else if (2 * missing > nodes.size()) {  // another network, not a few missing layers
+    if (const auto b = backbone_of_file(file))
+      check.problems.push_back("the file holds " + std::string(backbone_info(b->backbone).keras_name) +
+                               " weights (--backbone " + backbone_info(b->backbone).name +
+                               "), whose layers are not this model's");
+    check.problems.push_back(
+        "neither the names nor the order match: the file has " + std::to_string(candidates.size()) +
+        " layer(s) with weights to load, the model " + std::to_string(nodes.size()));
+  }
+
   std::vector<std::pair<const ParamRef*, Tensor>> staged;
-  std::set<std::string> wanted;
-  for (int i = 0; i < model.size(); ++i) {
-    if (!in_scope(model, i, scope) || !model.layer(i).has_params()) continue;
+  std::set<const StoredLayer*> used_layers;
+  for (std::size_t k = 0; k < nodes.size(); ++k) {
+    const int i = nodes[k];
     const std::string& name = model.layer(i).name();
-    wanted.insert(name);
-    const StoredLayer* stored = file.find(name);
+    const StoredLayer* stored = source[k];
     if (!stored) {
       check.problems.push_back(name + ": missing from the file");
       continue;
     }
+    used_layers.insert(stored);
+    const std::string where = by_order ? name + " (file layer " + stored->stored_name + ")" : name;
     std::set<std::string> used;
     for (const ParamRef& r : model.param_refs()) {
       if (r.node != i) continue;
@@ -45,26 +98,26 @@ WeightCheck check_and_load_keras_weights(Model& model, const H5File& h5,
       for (const auto& sw : stored->weights)
         if (sw.var == r.name) w = &sw;
       if (!w) {
-        check.problems.push_back(name + ": no '" + r.name +
+        check.problems.push_back(where + ": no '" + r.name +
                                  "' weight (the file has: " + var_list(*stored) + ")");
         continue;
       }
       used.insert(w->var);
       if (!w->is_float) {
-        check.problems.push_back(name + "/" + r.name + ": stored as " + w->dtype +
+        check.problems.push_back(where + "/" + r.name + ": stored as " + w->dtype +
                                  ", expected floating point");
         continue;
       }
       if (!r.shape.matches(w->shape)) {
-        check.problems.push_back(name + "/" + r.name + ": shape " + dims_str(w->shape) +
+        check.problems.push_back(where + "/" + r.name + ": shape " + dims_str(w->shape) +
                                  " in the file, the model needs " + r.shape.str());
         continue;
       }
       Tensor t = h5.read_tensor(w->dataset);
       std::size_t bad = 0;
-      for (std::size_t k = 0; k < t.numel(); ++k) bad += !std::isfinite(t[k]);
+      for (std::size_t e = 0; e < t.numel(); ++e) bad += !std::isfinite(t[e]);
       if (bad) {
-        check.problems.push_back(name + "/" + r.name + ": " + std::to_string(bad) +
+        check.problems.push_back(where + "/" + r.name + ": " + std::to_string(bad) +
                                  " NaN or Inf value(s)");
         continue;
       }
@@ -72,10 +125,10 @@ WeightCheck check_and_load_keras_weights(Model& model, const H5File& h5,
     }
     for (const auto& sw : stored->weights)
       if (!used.count(sw.var))
-        check.problems.push_back(name + ": unexpected weight '" + sw.stored_name + "'");
+        check.problems.push_back(where + ": unexpected weight '" + sw.stored_name + "'");
   }
   for (const StoredLayer& l : file.layers) {
-    if (wanted.count(l.name)) continue;
+    if (used_layers.count(&l)) continue;
     const int node = model.index_of(l.name);
     if (is_top_classifier(l.name) && scope == WeightScope::kBase)
       check.notes.push_back("ignoring the top classifier '" + l.stored_name +
@@ -83,7 +136,7 @@ WeightCheck check_and_load_keras_weights(Model& model, const H5File& h5,
     else if (node >= 0 && !in_scope(model, node, scope))
       check.notes.push_back("ignoring '" + l.name +
                             "': only the base is loaded from a --weights file");
-    else
+    else if (!by_order && missing == 0)
       check.problems.push_back(l.stored_name + ": in the file but not a layer of the model" +
                                (l.name != l.stored_name ? " (as " + l.name + ")" : std::string()));
   }
@@ -107,38 +160,6 @@ void load_keras_weights(Model& model, const std::string& path, WeightScope scope
   });
   if (log)
     for (const auto& n : check.notes) *log << path << ": " << n << "\n";
-}
-
-NetworkConfig resnet50_config_of(const KerasWeightFile& file, int image_size) {
-  auto kernel_dim = [&](const std::string& layer, int dim) {
-    const StoredLayer* l = file.find(layer);
-    if (l)
-      for (const auto& w : l->weights)
-        if (w.var == "kernel" && static_cast<int>(w.shape.size()) > dim)
-          return w.shape[static_cast<size_t>(dim)];
-    throw std::runtime_error(
-        file.path + ": no '" + layer +
-        "' kernel, so this is not a full model file (base + head) written by --save or Keras");
-  };
-  NetworkConfig c;
-  c.image_size = image_size;
-  c.width = kernel_dim("conv1_conv", 3);
-  c.channels = kernel_dim("conv1_conv", 2);
-  c.head_units = kernel_dim("dense", 1);
-  c.classes = kernel_dim("dense_1", 1);
-  // Shapes a damaged file might claim but no model parafine builds has: the limits of train's
-  // --head-units and of a dataset's classes, and 16x ResNet50's width.
-  auto check = [&](const char* what, int value, int most) {
-    if (value < 1 || value > most)
-      throw std::runtime_error(file.path + ": the weights give " + what + " = " +
-                               std::to_string(value) + ", outside 1.." + std::to_string(most) +
-                               " (damaged file, or not a ResNet50 model?)");
-  };
-  check("the conv1 width", c.width, 1024);
-  check("the input channels", c.channels, 4);
-  check("the dense head units", c.head_units, 65536);
-  check("the classes", c.classes, 100000);
-  return c;
 }
 
 }  // namespace parafine

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "parafine/core/atomic_file.hpp"
+#include "parafine/io/backbone_of_file.hpp"
 #include "parafine/io/h5_tensors.hpp"
 #include "parafine/io/keras_weights.hpp"
 
@@ -45,11 +46,12 @@ void save_keras_model(const Model& model, const std::string& path,
 
 namespace {
 
-// The image size a model file was saved at (its parafine_image_size attribute), else 224.
+// The image size a model file was saved at (its parafine_image_size attribute), else 0 (the
+// backbone's default size).
 int saved_image_size(const H5File& h5, const KerasWeightFile& file) {
-  if (!h5.has_attribute(file.root, "parafine_image_size")) return 224;
+  if (!h5.has_attribute(file.root, "parafine_image_size")) return 0;
   const auto v = h5.read_string_attribute(file.root, "parafine_image_size");
-  if (v.empty()) return 224;
+  if (v.empty()) return 0;
   char* end = nullptr;
   const long size = std::strtol(v[0].c_str(), &end, 10);
   if (end == v[0].c_str() || *end != '\0' || size < 32 || size > kMaxImageSize)
@@ -60,11 +62,13 @@ int saved_image_size(const H5File& h5, const KerasWeightFile& file) {
 }
 
 Model read_full_model(const std::string& path, int image_size,
-                      std::vector<std::string>* class_names) {
+                      std::vector<std::string>* class_names, NetworkConfig* config) {
   H5File h5(path, H5File::Mode::kRead);
   const KerasWeightFile file = read_keras_weight_file(h5);
   if (image_size <= 0) image_size = saved_image_size(h5, file);
-  Model model = build_network(resnet50_config_of(file, image_size));
+  const NetworkConfig net = network_config_of(file, image_size);
+  if (config) *config = net;
+  Model model = build_network(net);
   const WeightCheck check = check_and_load_keras_weights(model, h5, file, WeightScope::kFull, true);
   if (!check.problems.empty()) {
     std::string msg =
@@ -83,10 +87,10 @@ Model read_full_model(const std::string& path, int image_size,
 }  // namespace
 
 Model load_full_model(const std::string& path, int image_size,
-                      std::vector<std::string>* class_names) {
+                      std::vector<std::string>* class_names, NetworkConfig* config) {
   std::optional<Model> model;
   parse_untrusted_hdf5(path, "Keras model file",
-                       [&] { model.emplace(read_full_model(path, image_size, class_names)); });
+                       [&] { model.emplace(read_full_model(path, image_size, class_names, config)); });
   return std::move(*model);
 }
 

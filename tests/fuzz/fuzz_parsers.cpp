@@ -14,6 +14,7 @@
 #include "parafine/data/h5_dataset.hpp"
 #include "parafine/data/image_decode.hpp"
 #include "parafine/data/sample_source.hpp"
+#include "parafine/io/backbone_of_file.hpp"
 #include "parafine/io/keras_weights.hpp"
 #include "parafine/model/backbone.hpp"
 #include "parafine/train/checkpoint.hpp"
@@ -86,7 +87,7 @@ void run_keras(const std::string& path, Model& model) {
     const KerasWeightFile file = read_keras_weight_file(h5);
     if (file.find("dense") && file.find("dense_1")) {
       scope = WeightScope::kFull;
-      resnet50_config_of(file, 32);
+      network_config_of(file, 32);
     }
     check_and_load_keras_weights(model, h5, file, scope, false);
   });

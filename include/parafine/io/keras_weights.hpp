@@ -1,7 +1,9 @@
 // Loading Keras HDF5 weight files (either layout, see keras_file.hpp) into a Model, matched
-// by layer name, never by position: in conv2 the shortcut conv and the last 1x1 conv have the
-// same shape, and a positional loader swaps them silently. All-or-nothing: every variable is
-// read and checked before any is copied in.
+// by layer name, not by position: in conv2 the shortcut conv and the last 1x1 conv have the
+// same shape, and a positional loader swaps them silently. By position (Keras's load_weights
+// order) only when the names differ in Keras's auto-generated index alone, as between Keras
+// generations (InceptionV3's conv2d_1 ... conv2d_94 for conv2d ... conv2d_93). All-or-nothing:
+// every variable is read and checked before any is copied in.
 #pragma once
 
 #include <iosfwd>
@@ -9,13 +11,13 @@
 #include <vector>
 
 #include "parafine/io/keras_file.hpp"
-#include "parafine/model/model.hpp"
 #include "parafine/model/backbone.hpp"
+#include "parafine/model/model.hpp"
 
 namespace parafine {
 
 enum class WeightScope {
-  kBase,  // the 175 ResNet50 base layers (--weights); head layers in the file are ignored
+  kBase,  // the model's base layers (--weights); head layers in the file are ignored
   kFull,  // every layer of the model, head included (--init, predict, evaluate)
 };
 
@@ -34,9 +36,5 @@ WeightCheck check_and_load_keras_weights(Model& model, const H5File& h5,
 // problem. Notes are written to `log` when given.
 void load_keras_weights(Model& model, const std::string& path, WeightScope scope,
                         std::ostream* log = nullptr);
-
-// The ResNet50 configuration a full-model file was saved from (width from conv1_conv's
-// kernel, head units from dense, classes from dense_1). Throws when those layers are absent.
-NetworkConfig resnet50_config_of(const KerasWeightFile& file, int image_size);
 
 }  // namespace parafine

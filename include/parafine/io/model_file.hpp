@@ -18,11 +18,14 @@ namespace parafine {
 void save_keras_model(const Model& model, const std::string& path,
                       const std::vector<std::string>& class_names = {});
 
-// Builds the ResNet50 + head that a full model file describes (width, head units and classes
-// from its weight shapes), for inputs of image_size (0: the size the file was saved at, its
-// parafine_image_size attribute, else 224), and loads every weight (head included).
-// class_names gets the file's class_names attribute, or is left empty.
+// Builds the backbone + head that a full model file describes (backbone_of_file.hpp: the
+// backbone from its layer names; width or alpha, head units and classes from its weight
+// shapes), for inputs of image_size (0: the size the file was saved at, its
+// parafine_image_size attribute, else the backbone's default), and loads every weight.
+// class_names gets the file's class_names attribute, or is left empty; config, the
+// configuration it was built with.
 Model load_full_model(const std::string& path, int image_size,
-                      std::vector<std::string>* class_names = nullptr);
+                      std::vector<std::string>* class_names = nullptr,
+                      NetworkConfig* config = nullptr);
 
 }  // namespace parafine
