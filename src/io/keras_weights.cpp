@@ -4,6 +4,7 @@
 #include "parafine/io/backbone_of_file.hpp"
 
 #include <cmath>
+#include <optional>
 #include <ostream>
 #include <set>
 #include <stdexcept>
@@ -23,6 +24,35 @@ std::string without_index(const std::string& name) {
   for (std::size_t i = u + 1; i < name.size(); ++i)
     if (name[i] < '0' || name[i] > '9') return name;
   return name.substr(0, u);
+}
+
+// "ResNet101 weights (--backbone resnet101)",
+// "MobileNetV2 weights (--backbone mobilenet_v2 --alpha 0.35)".
+std::string backbone_text(const FileBackbone& b) {
+  const BackboneInfo& i = backbone_info(b.backbone);
+  std::string t = std::string(i.keras_name) + " weights (--backbone " + i.name;
+  if (b.backbone == Backbone::kMobileNetV2) t += " --alpha " + alpha_text(b.alpha);
+  return t + ")";
+}
+
+// The model's layers with weights as a weight file would list them (names and shapes only),
+// so that backbone_of_file can say which network the model is.
+KerasWeightFile describe_weights(const Model& model) {
+  KerasWeightFile d;
+  for (int i = 0; i < model.size(); ++i) {
+    if (!model.layer(i).has_params()) continue;
+    StoredLayer l;
+    l.name = l.stored_name = model.layer(i).name();
+    for (const ParamRef& r : model.param_refs())
+      if (r.node == i) {
+        StoredWeight w;
+        w.var = r.name;
+        w.shape.assign(r.shape.begin(), r.shape.end());
+        l.weights.push_back(w);
+      }
+    d.layers.push_back(std::move(l));
+  }
+  return d;
 }
 
 std::string var_list(const StoredLayer& l) {
@@ -69,14 +99,13 @@ WeightCheck check_and_load_keras_weights(Model& model, const H5File& h5,
                           model.layer(nodes.front()).name() +
                           "'): loaded by the order of the layers with weights, as Keras's "
                           "load_weights does, every shape checked");
-  } else if (2 * missing > nodes.size()) {  // another network, not a few missing layers
-    if (const auto b = backbone_of_file(file))
-      check.problems.push_back("the file holds " + std::string(backbone_info(b->backbone).keras_name) +
-                               " weights (--backbone " + backbone_info(b->backbone).name +
-                               "), whose layers are not this model's");
-    check.problems.push_back(
-        "neither the names nor the order match: the file has " + std::to_string(candidates.size()) +
-        " layer(s) with weights to load, the model " + std::to_string(nodes.size()));
+  } else if (missing > 0) {
+    const std::optional<FileBackbone> held = backbone_of_file(file);
+    const std::optional<FileBackbone> wanted = backbone_of_file(describe_weights(model));
+    if (held && (!wanted || held->backbone != wanted->backbone || held->alpha != wanted->alpha))
+      check.problems.push_back("the file holds " + backbone_text(*held) +
+                               ", whose layers are not this model's" +
+                               (wanted ? " (it needs " + backbone_text(*wanted) + ")" : std::string()));
   }
 
   std::vector<std::pair<const ParamRef*, Tensor>> staged;
