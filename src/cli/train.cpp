@@ -253,7 +253,10 @@ Model build_model(TrainOptions& o, const SampleSource& train, std::ostream& out)
 void report_run(const TrainOptions& o, const TrainData& d, Precision precision,
                 std::ostream& out) {
   const TrainConfig& c = o.config;
-  out << "parafine train: " << d.train->size() << " training images, "
+  out << "parafine train: " << backbone_info(o.net.backbone).keras_name;
+  if (o.net.backbone == Backbone::kMobileNetV2) out << " (alpha " << alpha_text(o.net.alpha) << ")";
+  out << ", " << preprocess_name(c.preprocess) << " preprocessing; " << d.train->size()
+      << " training images, "
       << (d.val ? d.val->size() : 0) << " validation images, " << o.net.classes << " classes, "
       << c.image_size << "x" << c.image_size << ", global batch " << c.batch_size << ", "
       << Comm::size() << " rank(s) x " << parafine::threads() << " threads, "
