@@ -12,9 +12,11 @@ void keras_initialize(Model& model, std::uint64_t seed) {
   for (const ParamRef& r : model.param_refs()) {
     float* w = model.data(r);
     const std::size_t n = r.shape.numel();
-    if (r.name == "kernel") {
+    if (r.name == "kernel" || r.name == "depthwise_kernel") {
       // glorot_uniform: limit sqrt(6 / (fan_in + fan_out)); for a conv kernel [KH,KW,Cin,Cout]
       // fan_in = KH*KW*Cin and fan_out = KH*KW*Cout, for a dense kernel [in,out] in and out.
+      // DepthwiseConv2D's depthwise_kernel [KH,KW,C,M] takes the same rule (Keras's
+      // depthwise_initializer is glorot_uniform, its fans computed from that shape).
       const int rank = r.shape.rank();
       const double receptive =
           static_cast<double>(n) / (r.shape[rank - 2] * static_cast<double>(r.shape[rank - 1]));
