@@ -154,6 +154,21 @@ class ResNet50Reference : public ::testing::TestWithParam<Case> {
                   << ref_max << ")\n";
         continue;
       }
+      double ref_max = 0, mine_max = 0;
+      for (std::size_t i = 0; i < g.size(); ++i) {
+        ref_max = std::max(ref_max, std::abs(g[i]));
+        mine_max = std::max(mine_max, static_cast<double>(std::abs(mine[i])));
+      }
+      if (ref_max < 1e-12) {
+        // Mathematically zero, and rounding noise in the reference too: a BN's beta whose
+        // per-channel shift the next batch-statistics BN removes (MobileNetV2's
+        // block_16_project_BN -> Conv_1 -> Conv_1_bn). Then only noise is allowed here.
+        std::cout << view << " " << layer << "/" << r.name
+                  << " gradient is zero (reference max |g| " << ref_max << ", here " << mine_max
+                  << ", tol 1e-5)\n";
+        EXPECT_LT(mine_max, 1e-5) << layer << "/" << r.name;
+        continue;
+      }
       const double err = l2_error(mine, g);
       worst = std::max(worst, err);
       EXPECT_LT(err, tol) << layer << "/" << r.name;
@@ -191,12 +206,12 @@ TEST_P(ResNet50Reference, EndToEnd) {
   model_.forward(ref_->read_tensor("/input"), true);
   const double kForwardTol = tol.forward;
   const auto ref_base = ref_->read_doubles("/base_output");
-  const float* base = model_.output(kResNet50BaseLayers - 1).data();
+  const float* base = model_.output(model_.base_layers() - 1).data();
   const double base_err = scaled_error(base, ref_base);
   const double pooled_err =
-      scaled_error(model_.output(kResNet50BaseLayers).data(), ref_->read_doubles("/pooled"));
+      scaled_error(model_.output(model_.base_layers()).data(), ref_->read_doubles("/pooled"));
   std::cout << view << " base_output " << base_err << ", pooled " << pooled_err << " (tol "
-            << kForwardTol << "); conv5_block3_out ReLU outputs on the other side of 0: "
+            << kForwardTol << "); base output ReLU outputs on the other side of 0: "
             << relu_mask_flips(base, ref_base) << " of " << ref_base.size() << "\n";
   EXPECT_LT(base_err, kForwardTol);
   EXPECT_LT(pooled_err, kForwardTol);
@@ -256,8 +271,29 @@ INSTANTIATE_TEST_SUITE_P(
                       // agrees to 1e-7 on oneDNN (most tensors bitwise) and 1.6e-5 on im2col
                       // (sums in another order round a few values to the next bfloat16), where
                       // float32 is 1e-2 to 0.3 away.
-                      Case{"tame_bf16", {64, 3, 32, 16, 3}, 10, Precision::kMixedBfloat16,
-                           {0.05, 5e-3, 1e-3, 0.5}, {1e-5, 1e-5, 1e-5, 1e-4}}),
+                      Case{"tame_bf16",
+                           {64, 3, 32, 16, 3},
+                           10,
+                           Precision::kMixedBfloat16,
+                           {0.05, 5e-3, 1e-3, 0.5},
+                           {1e-5, 1e-5, 1e-5, 1e-4}},
+                      // MobileNetV2 (make_mobilenet_v2_reference.py): alpha 1.0 at 32 and 0.35 at
+                      // 33 (odd sizes: the symmetric correct_pad; a cut through block_13,
+                      // trainable depthwise layers), and 224 (batch 1). At 32/33 the last blocks
+                      // are 1x1 over 3 images, which amplifies rounding: measured end to end,
+                      // base output 6e-4..2.2e-3 and loss 3e-5..4e-4 from float64 (oneDNN and
+                      // im2col land on either side), hence the looser end-to-end tolerances.
+                      Case{"mnv2_small",
+                           {32, 3, 32, 64, 3, Backbone::kMobileNetV2, 1.0f},
+                           10,
+                           Precision::kFloat32,
+                           {5e-3, 1e-3, 1e-3, 5e-2}},
+                      Case{"mnv2_035_cut30",
+                           {33, 3, 32, 64, 3, Backbone::kMobileNetV2, 0.35f},
+                           30,
+                           Precision::kFloat32,
+                           {5e-3, 1e-3, 1e-3, 5e-2}},
+                      Case{"mnv2_full224", {224, 3, 64, 64, 3, Backbone::kMobileNetV2, 1.0f}, 10}),
     [](const ::testing::TestParamInfo<Case>& info) { return info.param.name; });
 
 }  // namespace
