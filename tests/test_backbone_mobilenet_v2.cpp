@@ -10,12 +10,19 @@
 // Keras's published 3,538,984 with the 1000-class top minus the top's 1280*1000 + 1000.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <iostream>
+#include <random>
 #include <string>
+#include <vector>
 
+#include "parafine/layers/batch_norm.hpp"
 #include "parafine/layers/conv2d.hpp"
 #include "parafine/layers/simple_layers.hpp"
 #include "parafine/model/backbone.hpp"
+#include "parafine/model/initializers.hpp"
 
 namespace parafine {
 namespace {
@@ -158,6 +165,107 @@ TEST(MobileNetV2, OutputShapes) {
   for (std::size_t i = 0; i < x.numel(); ++i) x[i] = static_cast<float>(i % 7) / 7.0f;
   const Tensor& y = m.forward(x, false);
   EXPECT_EQ(y.shape(), (Shape{2, 2}));
+}
+
+// Random weights (keras_initialize, and depthwise kernels U(-0.5, 0.5): keras_initialize leaves
+// them zero), gamma U(0.5, 2.5) and beta U(-0.5, 0.5), then BN statistics calibrated on x
+// (Model::calibrate_batch_norm) with the variances scaled by U(0.8, 1.2): a well-conditioned
+// network where ~1% of the values pass 6 and every ReLU6 clamps. The same in every model
+// built from one seed.
+void randomize(Model& m, unsigned seed, const Tensor& x) {
+  keras_initialize(m, seed);
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(0.0f, 1.0f);
+  for (const ParamRef& r : m.param_refs()) {
+    float* v = m.data(r);
+    for (std::size_t i = 0; i < r.shape.numel(); ++i) {
+      if (r.name == "depthwise_kernel") v[i] = u(rng) - 0.5f;
+      if (r.name == "gamma") v[i] = 0.5f + 2.0f * u(rng);
+      if (r.name == "beta") v[i] = u(rng) - 0.5f;
+    }
+  }
+  m.calibrate_batch_norm(x);
+  for (const ParamRef& r : m.param_refs())
+    if (r.name == "moving_variance")
+      for (std::size_t i = 0; i < r.shape.numel(); ++i) m.data(r)[i] *= 0.8f + 0.4f * u(rng);
+}
+
+// max |a - b| / max |b|.
+double scaled_difference(const Tensor& a, const Tensor& b) {
+  double diff = 0, scale = 1e-6;
+  for (std::size_t i = 0; i < a.numel(); ++i) {
+    diff = std::max(diff, static_cast<double>(std::abs(a[i] - b[i])));
+    scale = std::max(scale, static_cast<double>(std::abs(b[i])));
+  }
+  return diff / scale;
+}
+
+// Every layer trainable, its BNs in inference mode (--bn-mode frozen): a training forward of
+// this model computes the frozen network's values with nothing folded or fused into a conv.
+void unfuse(Model& m) {
+  for (int i = 0; i < m.size(); ++i) {
+    m.layer(i).trainable = true;
+    if (auto* bn = dynamic_cast<BatchNormalization*>(&m.layer(i))) bn->set_inference_only(true);
+  }
+}
+
+// The frozen prefix's fusions (conv or depthwise conv with its inference BN folded in, the
+// ReLU6 after it clamped in the same computation) against the same network unfused, at the end
+// of every depthwise chain and at out_relu (a conv chain's end). Equal within float32 rounding:
+// the folded kernel rounds W * scale once where the unfused BN rounds its affine on the conv's
+// output. This random network amplifies rounding from block to block (1e-6 at block 1, ~1e-4
+// at block 16), so the measure of "within rounding" is the difference between two unfused
+// float32 runs on the two conv engines (oneDNN, im2col + sgemm): the fused run must be within
+// 4x of it (or 1e-5), where a missing clamp or a misplaced fold is off by far more (measured:
+// out_relu off by 3 without the depthwise clamp).
+TEST(MobileNetV2, FrozenFusionMatchesUnfusedForward) {
+  for (const float alpha : {1.0f, 0.35f}) {
+    Model fused = build_network(mobilenet(alpha, 64));
+    Model plain = build_network(mobilenet(alpha, 64));
+    Model other = build_network(mobilenet(alpha, 64));
+    Tensor x(Shape{2, 64, 64, 3});
+    std::mt19937 rng(3);
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    for (std::size_t i = 0; i < x.numel(); ++i) x[i] = u(rng);
+    for (Model* m : {&fused, &plain, &other}) randomize(*m, 7, x);
+    freeze_base(fused);
+    unfuse(plain);
+    unfuse(other);
+    for (int i = 0; i < other.size(); ++i)
+      if (auto* conv = dynamic_cast<Conv2D*>(&other.layer(i)))
+        conv->set_engine(conv->engine() == ConvEngine::kOneDnn ? ConvEngine::kIm2col
+                                                               : ConvEngine::kOneDnn);
+    std::vector<int> ends;
+    for (int i = 0; i < fused.base_layers(); ++i)
+      if (fused.layer(i).name().find("depthwise_relu") != std::string::npos ||
+          i == fused.base_layers() - 1)
+        ends.push_back(i);
+    for (Model* m : {&fused, &plain, &other}) {
+      for (int i : ends) m->keep_output(i);
+      m->forward(x, true);
+    }
+    double worst = 0, worst_engines = 0;
+    int clamped_depthwise = 0, clamped_out = 0;
+    for (int node : ends) {
+      const Tensor& b = plain.output(node);
+      const double err = scaled_difference(fused.output(node), b);
+      const double engines = scaled_difference(other.output(node), b);
+      worst = std::max(worst, err);
+      worst_engines = std::max(worst_engines, engines);
+      EXPECT_LT(err, std::max(1e-5, 4 * engines))
+          << fused.layer(node).name() << " (engines differ by " << engines << ")";
+      int at_six = 0;
+      for (std::size_t i = 0; i < b.numel(); ++i) at_six += b[i] == 6.0f;
+      (node == ends.back() ? clamped_out : clamped_depthwise) += at_six;
+    }
+    std::cout << "alpha " << alpha_text(alpha) << ": fused frozen vs unfused forward at "
+              << ends.size() << " chain ends, worst max |diff| / max " << worst
+              << " (unfused oneDNN vs im2col: " << worst_engines << "; " << clamped_depthwise
+              << " depthwise outputs and " << clamped_out << " out_relu outputs clamped at 6)\n";
+    // Else the test would miss a missing clamp.
+    EXPECT_GT(clamped_depthwise, 0);
+    EXPECT_GT(clamped_out, 0);
+  }
 }
 
 TEST(MobileNetV2, RejectsAlphasKerasHasNoWeightsFor) {
