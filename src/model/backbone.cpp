@@ -25,16 +25,11 @@ constexpr float kMobileNetV2Alphas[] = {0.35f, 0.5f, 0.75f, 1.0f, 1.3f, 1.4f};
 
 int add_base(Model& m, const NetworkConfig& c) {
   switch (c.backbone) {
-    case Backbone::kResNet50:
-      return add_resnet_base(m, c, 50);
-    case Backbone::kResNet101:
-      return add_resnet_base(m, c, 101);
-    case Backbone::kResNet152:
-      return add_resnet_base(m, c, 152);
-    case Backbone::kMobileNetV2:
-      return add_mobilenet_v2_base(m, c);
-    default:
-      break;
+    case Backbone::kResNet50: return add_resnet_base(m, c, 50);
+    case Backbone::kResNet101: return add_resnet_base(m, c, 101);
+    case Backbone::kResNet152: return add_resnet_base(m, c, 152);
+    case Backbone::kMobileNetV2: return add_mobilenet_v2_base(m, c);
+    default: break;
   }
   throw std::invalid_argument(std::string("--backbone ") + backbone_info(c.backbone).name +
                               " is not built yet");
@@ -44,8 +39,7 @@ int add_base(Model& m, const NetworkConfig& c) {
 
 const std::vector<BackboneInfo>& backbones() {
   static const std::vector<BackboneInfo> all = {
-      {Backbone::kResNet50, "resnet50", "ResNet50", kResNet50BaseLayers, 224, 32,
-       Preprocess::kCaffe},
+      {Backbone::kResNet50, "resnet50", "ResNet50", kResNet50BaseLayers, 224, 32, Preprocess::kCaffe},
       {Backbone::kResNet101, "resnet101", "ResNet101", 345, 224, 32, Preprocess::kCaffe},
       {Backbone::kResNet152, "resnet152", "ResNet152", 515, 224, 32, Preprocess::kCaffe},
       {Backbone::kVGG16, "vgg16", "VGG16", 19, 224, 32, Preprocess::kCaffe},
