@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <iostream>
+#include <stdexcept>
 #include <vector>
 
 #include "gradient_checker.hpp"
@@ -40,6 +41,36 @@ TEST(ZeroPadding2DGrad, Pad3) {
   LayerFixture fx(pad, {x.shape()}, rng);
   EXPECT_EQ(fx.out_shape, (Shape{2, 10, 11, 3})) << "got " << fx.out_shape.str();
   EXPECT_EQ(gradcheck::check_gradients(pad, {&x}, named({"input"})).failed(), 0u);
+}
+
+// MobileNetV2's block_1_pad on an even input: correct_pad gives ((0, 1), (0, 1)); on an odd
+// one ((1, 1), (1, 1)). Here a fully asymmetric pad, checked value by value and by finite
+// differences.
+TEST(ZeroPadding2DGrad, Asymmetric) {
+  Rng rng(55);
+  ZeroPadding2D pad("block_1_pad", 0, 1, 2, 1);
+  Tensor x(Shape{2, 4, 3, 2});
+  gradcheck::fill_uniform(x, -1.0, 1.0, rng);
+  LayerFixture fx(pad, {x.shape()}, rng);
+  ASSERT_EQ(fx.out_shape, (Shape{2, 5, 6, 2})) << "got " << fx.out_shape.str();
+  Tensor y;
+  pad.forward({&x}, y, false);
+  int mismatches = 0;
+  for (int i = 0; i < 2; ++i)
+    for (int r = 0; r < 5; ++r)
+      for (int q = 0; q < 6; ++q)
+        for (int ch = 0; ch < 2; ++ch) {
+          const int xr = r - 0, xq = q - 2;  // top 0, left 2
+          const bool inside = xr >= 0 && xr < 4 && xq >= 0 && xq < 3;
+          const float want = inside ? x[((i * 4 + xr) * 3 + xq) * 2 + ch] : 0.0f;
+          mismatches += y[((i * 5 + r) * 6 + q) * 2 + ch] != want;
+        }
+  EXPECT_EQ(mismatches, 0) << "padded values out of place";
+  EXPECT_EQ(gradcheck::check_gradients(pad, {&x}, named({"input"})).failed(), 0u);
+}
+
+TEST(ZeroPadding2DGrad, RejectsNegativePads) {
+  EXPECT_THROW(ZeroPadding2D("block_1_pad", 0, -1, 0, 1), std::invalid_argument);
 }
 
 TEST(ReLUGrad, SkipsOnlyElementsAtTheKink) {

@@ -154,6 +154,21 @@ class ResNet50Reference : public ::testing::TestWithParam<Case> {
                   << ref_max << ")\n";
         continue;
       }
+      double ref_max = 0, mine_max = 0;
+      for (std::size_t i = 0; i < g.size(); ++i) {
+        ref_max = std::max(ref_max, std::abs(g[i]));
+        mine_max = std::max(mine_max, static_cast<double>(std::abs(mine[i])));
+      }
+      if (ref_max < 1e-12) {
+        // Mathematically zero, and rounding noise in the reference too: a BN's beta whose
+        // per-channel shift the next batch-statistics BN removes (MobileNetV2's
+        // block_16_project_BN -> Conv_1 -> Conv_1_bn). Then only noise is allowed here.
+        std::cout << view << " " << layer << "/" << r.name
+                  << " gradient is zero (reference max |g| " << ref_max << ", here " << mine_max
+                  << ", tol 1e-5)\n";
+        EXPECT_LT(mine_max, 1e-5) << layer << "/" << r.name;
+        continue;
+      }
       const double err = l2_error(mine, g);
       worst = std::max(worst, err);
       EXPECT_LT(err, tol) << layer << "/" << r.name;
@@ -191,12 +206,12 @@ TEST_P(ResNet50Reference, EndToEnd) {
   model_.forward(ref_->read_tensor("/input"), true);
   const double kForwardTol = tol.forward;
   const auto ref_base = ref_->read_doubles("/base_output");
-  const float* base = model_.output(kResNet50BaseLayers - 1).data();
+  const float* base = model_.output(model_.base_layers() - 1).data();
   const double base_err = scaled_error(base, ref_base);
   const double pooled_err =
-      scaled_error(model_.output(kResNet50BaseLayers).data(), ref_->read_doubles("/pooled"));
+      scaled_error(model_.output(model_.base_layers()).data(), ref_->read_doubles("/pooled"));
   std::cout << view << " base_output " << base_err << ", pooled " << pooled_err << " (tol "
-            << kForwardTol << "); conv5_block3_out ReLU outputs on the other side of 0: "
+            << kForwardTol << "); base output ReLU outputs on the other side of 0: "
             << relu_mask_flips(base, ref_base) << " of " << ref_base.size() << "\n";
   EXPECT_LT(base_err, kForwardTol);
   EXPECT_LT(pooled_err, kForwardTol);
@@ -241,6 +256,21 @@ TEST(MixedBfloat16, PredictionsWithinOneHundredthOfFloat32) {
   EXPECT_GT(worst, 1e-5) << "the bfloat16 policy changed nothing: is it applied?";
 }
 
+// MobileNetV2 (make_mobilenet_v2_reference.py): alpha 1.0 at 32, alpha 0.35 at 33 (odd sizes:
+// correct_pad's symmetric pads; a cut through block_13, so trainable depthwise layers) and
+// the real network at 224 (batch 1); 3 classes, a head of 32 units (64 at 224).
+// End to end at 32x32 the last blocks are 1x1 over 3 images, which amplifies rounding:
+// measured, alpha 1.0's base output is 6e-4 (im2col) to 2.1e-3 (oneDNN) from float64 and its
+// loss 3.5e-5 to 1.1e-4, where at 224 both are ~4e-5 and 2e-6: looser end-to-end tolerances
+// below 224. The suffix view keeps the default (tight) ones.
+Case mobilenet_v2_case(const std::string& name, int size, float alpha, int unfreeze_last) {
+  Case c{name, {size, 3, size == 224 ? 64 : 32}, unfreeze_last};
+  c.net.backbone = Backbone::kMobileNetV2;
+  c.net.alpha = alpha;
+  if (size < 224) c.end_to_end = {5e-3, 1e-3, 1e-3, 5e-2};
+  return c;
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Topologies, ResNet50Reference,
     ::testing::Values(Case{"small", {64, 3, 32, 16, 3}, 10},        // default unfreeze, narrow
@@ -259,6 +289,14 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"tame_bf16", {64, 3, 32, 16, 3}, 10, Precision::kMixedBfloat16,
                            {0.05, 5e-3, 1e-3, 0.5}, {1e-5, 1e-5, 1e-5, 1e-4}}),
     [](const ::testing::TestParamInfo<Case>& info) { return info.param.name; });
+
+INSTANTIATE_TEST_SUITE_P(MobileNetV2, ResNet50Reference,
+                         ::testing::Values(mobilenet_v2_case("mnv2_small", 32, 1.0f, 10),
+                                           mobilenet_v2_case("mnv2_035_cut30", 33, 0.35f, 30),
+                                           mobilenet_v2_case("mnv2_full224", 224, 1.0f, 10)),
+                         [](const ::testing::TestParamInfo<Case>& info) {
+                           return info.param.name;
+                         });
 
 }  // namespace
 }  // namespace parafine

@@ -6,6 +6,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <limits>
 
 #include "parafine/core/bfloat16.hpp"
 #include "parafine/core/compute.hpp"
@@ -97,7 +98,8 @@ const float* DepthwiseConv2D::compute_bias() {
 
 // y [N,Ho,Wo,C*M] = the taps of x [N,H,W,C] times w [KH*KW, C*M], plus bias [C*M] or null.
 void DepthwiseConv2D::convolve(const Geometry& g, const float* x, const float* w, const float* bias,
-                               float* y) const {
+                               float* y, bool relu, std::optional<float> relu_max) const {
+  const float hi = relu_max ? *relu_max : std::numeric_limits<float>::infinity();
   const int c = cin_, co = out_channels();
   const long out_rows = static_cast<long>(g.n) * g.ho;
 #pragma omp parallel for if (parallel_worth(static_cast <double>(out_rows) * g.wo * co * k_ * k_))
@@ -119,8 +121,16 @@ void DepthwiseConv2D::convolve(const Geometry& g, const float* x, const float* w
           tap(xr, w + static_cast<long>(a * k_ + b) * co, c, mult_, acc);
         }
       }
+      if (relu)
+        for (int k = 0; k < co; ++k) acc[k] = acc[k] > 0.0f ? (acc[k] < hi ? acc[k] : hi) : 0.0f;
     }
   }
+}
+
+void DepthwiseConv2D::forward_with(const Tensor& input, Tensor& out, const float* kernel,
+                                   const float* bias, bool relu, std::optional<float> relu_max) {
+  out.resize(infer_one(input.shape()));
+  convolve(geometry(input.shape()), input.data(), kernel, bias, out.data(), relu, relu_max);
 }
 
 void DepthwiseConv2D::forward(const std::vector<const Tensor*>& in, Tensor& out, bool) {

@@ -31,6 +31,14 @@ void InputLayer::forward(const std::vector<const Tensor*>& in, Tensor& out, bool
 }
 
 // ---- ZeroPadding2D ----
+ZeroPadding2D::ZeroPadding2D(std::string name, int top, int bottom, int left, int right)
+    : Layer(std::move(name)), top_(top), bottom_(bottom), left_(left), right_(right) {
+  if (top < 0 || bottom < 0 || left < 0 || right < 0)
+    fail("padding must be non-negative, got ((" + std::to_string(top) + ", " +
+         std::to_string(bottom) + "), (" + std::to_string(left) + ", " + std::to_string(right) +
+         "))");
+}
+
 Shape ZeroPadding2D::infer_shape(const std::vector<Shape>& in) {
   expect_count(in, 1);
   return infer_one(in[0]);
@@ -38,20 +46,22 @@ Shape ZeroPadding2D::infer_shape(const std::vector<Shape>& in) {
 
 Shape ZeroPadding2D::infer_one(const Shape& s) const {
   expect_input(s, 4);
-  return Shape{s[0], s[1] + 2 * pad_, s[2] + 2 * pad_, s[3]};
+  return Shape{s[0], top_ + s[1] + bottom_, left_ + s[2] + right_, s[3]};
 }
 
+// Row r of image i lands at row top + r, column left of the padded output [N,Ho,Wo,C].
 void ZeroPadding2D::forward(const std::vector<const Tensor*>& in, Tensor& out, bool) {
   const Shape& s = in[0]->shape();
-  const int n = s[0], h = s[1], w = s[2], c = s[3], ho = h + 2 * pad_, wo = w + 2 * pad_;
-  out.resize(infer_one(s));
+  const Shape os = infer_one(s);
+  const int n = s[0], h = s[1], w = s[2], c = s[3], ho = os[1], wo = os[2];
+  out.resize(os);
   out.zero();
   const float* x = in[0]->data();
   float* y = out.data();
 #pragma omp parallel for collapse(2) if (parallel_worth(in[0]->numel()))
   for (int i = 0; i < n; ++i)
     for (int r = 0; r < h; ++r)
-      std::memcpy(y + ((static_cast<size_t>(i) * ho + r + pad_) * wo + pad_) * c,
+      std::memcpy(y + ((static_cast<size_t>(i) * ho + r + top_) * wo + left_) * c,
                   x + (static_cast<size_t>(i) * h + r) * w * c, sizeof(float) * w * c);
 }
 
@@ -59,7 +69,8 @@ void ZeroPadding2D::backward(const std::vector<const Tensor*>& in, const Tensor&
                              const Tensor& dout, const std::vector<Tensor*>& din) {
   if (!din[0]) return;
   const Shape& s = in[0]->shape();
-  const int n = s[0], h = s[1], w = s[2], c = s[3], ho = h + 2 * pad_, wo = w + 2 * pad_;
+  const Shape os = infer_one(s);
+  const int n = s[0], h = s[1], w = s[2], c = s[3], ho = os[1], wo = os[2];
   din[0]->resize(s);
   const float* dy = dout.data();
   float* dx = din[0]->data();
@@ -67,7 +78,7 @@ void ZeroPadding2D::backward(const std::vector<const Tensor*>& in, const Tensor&
   for (int i = 0; i < n; ++i)
     for (int r = 0; r < h; ++r)
       std::memcpy(dx + (static_cast<size_t>(i) * h + r) * w * c,
-                  dy + ((static_cast<size_t>(i) * ho + r + pad_) * wo + pad_) * c,
+                  dy + ((static_cast<size_t>(i) * ho + r + top_) * wo + left_) * c,
                   sizeof(float) * w * c);
 }
 

@@ -12,4 +12,7 @@ namespace parafine {
 // {3,4,6,3}, {3,4,23,3}, {3,8,36,3}.
 int add_resnet_base(Model& m, const NetworkConfig& c, int depth);
 
+// keras.applications.mobilenet_v2 MobileNetV2 with width multiplier c.alpha (154 layers).
+int add_mobilenet_v2_base(Model& m, const NetworkConfig& c);
+
 }  // namespace parafine

@@ -11,6 +11,7 @@
 
 #include "parafine/layers/batch_norm.hpp"
 #include "parafine/layers/conv2d.hpp"
+#include "parafine/layers/depthwise_conv2d.hpp"
 #include "parafine/layers/simple_layers.hpp"
 
 namespace parafine {
@@ -292,24 +293,30 @@ void Model::plan_fusions() {
     }
     // mixed_bfloat16 rounds the conv's output before BatchNormalization's float32 arithmetic,
     // as Keras does; a folded kernel would round elsewhere, so the chain runs unfused.
-    if (i < cut_ && dynamic_cast<Conv2D*>(&l) && precision_ == Precision::kFloat32) {
+    const bool is_conv = dynamic_cast<Conv2D*>(&l) != nullptr;
+    const bool is_depthwise = dynamic_cast<DepthwiseConv2D*>(&l) != nullptr;
+    if (i < cut_ && (is_conv || is_depthwise) && precision_ == Precision::kFloat32) {
       auto* bn = dynamic_cast<BatchNormalization*>(&layer(next));
       if (!bn || next >= cut_ || bn->calibrating() || bn->uses_batch_statistics(cut_ < size()))
         continue;
       Fusion f;
-      f.kind = Fused::kConvChain;
+      f.kind = is_conv ? Fused::kConvChain : Fused::kDepthwiseChain;
       f.bn = f.end = next;
       int after = only_consumer(next);
-      const int shortcut = after >= 0 && after < cut_ ? residual_shortcut(after, next, i) : -1;
+      const int shortcut =
+          is_conv && after >= 0 && after < cut_ ? residual_shortcut(after, next, i) : -1;
       if (shortcut >= 0) {
         f.add = f.end = after;
         f.shortcut = shortcut;
         fusion_[static_cast<size_t>(after)].kind = Fused::kSkipped;
         after = only_consumer(after);
       }
-      if (after >= 0 && after < cut_ && is_plain_relu(layer(after))) {
+      // A ReLU, plain or with a max_value (ReLU6): its forward is a clamp of what precedes it.
+      const auto* relu = after >= 0 && after < cut_ ? dynamic_cast<ReLU*>(&layer(after)) : nullptr;
+      if (relu) {
         f.end = after;
         f.relu = true;
+        f.relu_max = relu->max_value();
         fusion_[static_cast<size_t>(after)].kind = Fused::kSkipped;
       }
       fusion_[static_cast<size_t>(next)].kind = Fused::kSkipped;
@@ -334,29 +341,41 @@ int Model::residual_shortcut(int add, int bn, int head) const {
   return s;
 }
 
-// The folded bias of conv node i, and a stamp for its folded kernel, refolded only when the
-// weights it depends on may have changed since: any weights for a conv in the frozen prefix,
-// and also the trainable ones (an optimizer step, a training forward) for a conv after it
-// (an inference forward of a trainable model fuses every conv).
+// The folded bias of conv (or depthwise conv) node i, and a stamp for its folded kernel,
+// refolded only when the weights it depends on may have changed since: any weights for a conv
+// in the frozen prefix, and also the trainable ones (an optimizer step, a training forward) for
+// a conv after it (an inference forward of a trainable model fuses every conv). A depthwise
+// conv's kernel is folded here too (small: KH*KW*C*M), kept in Folded::kernel.
 const Model::Folded& Model::fold(int i) {
   Folded& f = folded_[static_cast<size_t>(i)];
   const bool frozen = i < first_trainable_;
   if (f.stamp != 0 && f.weights_generation == weights_generation_ &&
       (frozen || f.trainable_generation == trainable_generation_))
     return f;
-  const auto& conv = static_cast<const Conv2D&>(layer(i));
+  const auto* dw = dynamic_cast<const DepthwiseConv2D*>(&layer(i));
+  const auto* conv = dynamic_cast<const Conv2D*>(&layer(i));
   const auto& bn =
       static_cast<const BatchNormalization&>(layer(fusion_[static_cast<size_t>(i)].bn));
-  const int cout = conv.filters();
+  const int cout = dw ? static_cast<int>(layer(i).param_specs()[0].shape.numel() /
+                                         (dw->kernel_size() * dw->kernel_size()))
+                      : conv->filters();
+  const bool has_bias = dw ? dw->use_bias() : conv->use_bias();
   f.scale.resize(static_cast<size_t>(cout));
   bn_shift_.resize(static_cast<size_t>(cout));
   bn.inference_affine(f.scale.data(), bn_shift_.data());
   f.bias.resize(static_cast<size_t>(cout));
-  const bool has_bias = conv.use_bias();
   for (int c = 0; c < cout; ++c)
     f.bias[static_cast<size_t>(c)] =
-        (has_bias ? conv.param(1)[c] : 0.0f) * f.scale[static_cast<size_t>(c)] +
+        (has_bias ? layer(i).param(1)[c] : 0.0f) * f.scale[static_cast<size_t>(c)] +
         bn_shift_[static_cast<size_t>(c)];
+  if (dw) {  // [KH,KW,C,M] as a matrix [KH*KW, C*M], output channel c*M+m per column
+    const float* kernel = layer(i).param(0);
+    const std::size_t rows = static_cast<std::size_t>(dw->kernel_size()) * dw->kernel_size();
+    f.kernel.resize(rows * cout);
+    for (std::size_t r = 0; r < rows; ++r)
+      for (int c = 0; c < cout; ++c)
+        f.kernel[r * cout + c] = kernel[r * cout + c] * f.scale[static_cast<size_t>(c)];
+  }
   f.stamp = next_stamp_++;
   f.weights_generation = weights_generation_;
   f.trainable_generation = trainable_generation_;
@@ -390,12 +409,26 @@ void Model::run_fused(int i, const std::vector<const Tensor*>& ins, bool trainin
     }
     return;
   }
+  const Folded& folded = fold(i);
+  if (f.kind == Fused::kDepthwiseChain) {  // depthwise conv -> BN (inference) [-> ReLU]
+    static_cast<DepthwiseConv2D&>(layer(i)).forward_with(*ins[0], out, folded.kernel.data(),
+                                                         folded.bias.data(), f.relu, f.relu_max);
+    return;
+  }
   // conv -> BN (inference) [-> Add] [-> ReLU]: W'[..,c] = W[..,c] * scale[c],
   // b'[c] = b[c] * scale[c] + shift[c]; the kernel is folded only when the conv asks for it.
   auto& conv = static_cast<Conv2D&>(layer(i));
-  const Folded& folded = fold(i);
   const KernelSource kernel{folded.stamp, [this, i] { return fold_kernel(i); }};
   conv.forward_with(*ins[0], out, kernel, folded.bias.data(), f.relu, f.shortcut >= 0);
+  if (f.relu && f.relu_max) {
+    // The ReLU's max_value: the conv fused max(y, 0); the clamp from above is one more pass
+    // (Conv2D has no clip post-op), still one instead of the BN's and the ReLU's.
+    const float hi = *f.relu_max;
+    float* y = out.data();
+    const long n = static_cast<long>(out.numel());
+#pragma omp parallel for if (parallel_worth(n))
+    for (long k = 0; k < n; ++k) y[k] = y[k] < hi ? y[k] : hi;
+  }
 }
 
 // Conv node i's kernel [KH,KW,Cin,Cout] times its BatchNormalization's scale (per Cout), into

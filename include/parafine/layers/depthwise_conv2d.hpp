@@ -7,6 +7,8 @@
 // Direct OpenMP loops over NHWC, channels innermost.
 #pragma once
 
+#include <optional>
+
 #include "parafine/layers/conv2d.hpp"  // Padding
 #include "parafine/layers/layer.hpp"
 
@@ -30,6 +32,13 @@ class DepthwiseConv2D : public Layer {
   void backward(const std::vector<const Tensor*>& in, const Tensor& out, const Tensor& dout,
                 const std::vector<Tensor*>& din) override;
 
+  // Forward with substitute weights, kernel [KH,KW,C,M] and bias [C*M] (or null), and the
+  // activation that follows clamped in the same pass when relu: y = max(y, 0), or with
+  // relu_max, min(max(y, 0), relu_max). How the Model runs a frozen depthwise conv with its
+  // inference BatchNormalization folded in (float32 only).
+  void forward_with(const Tensor& input, Tensor& out, const float* kernel, const float* bias,
+                    bool relu, std::optional<float> relu_max = std::nullopt);
+
   int kernel_size() const { return k_; }
   int stride() const { return stride_; }
   int depth_multiplier() const { return mult_; }
@@ -46,8 +55,9 @@ class DepthwiseConv2D : public Layer {
   int out_channels() const { return cin_ * mult_; }
   const float* compute_kernel();  // the kernel, or its bfloat16-rounded copy (workspace c)
   const float* compute_bias();    // the bias, its bfloat16-rounded copy, or null
-  void convolve(const Geometry& g, const float* x, const float* w, const float* bias,
-                float* y) const;
+  // relu / relu_max: the activation clamped per output pixel (forward_with).
+  void convolve(const Geometry& g, const float* x, const float* w, const float* bias, float* y,
+                bool relu = false, std::optional<float> relu_max = std::nullopt) const;
   void input_gradient(const Geometry& g, const float* dy, const float* w, float* dx) const;
   void weight_gradients(const Geometry& g, const float* x, const float* dy);
 

@@ -27,10 +27,18 @@ class InputLayer : public Layer {
   Shape sample_;
 };
 
-// [N,H,W,C] -> [N,H+2p,W+2p,C], zeros around.
+// [N,H,W,C] -> [N,top+H+bottom,left+W+right,C], zeros around: Keras ZeroPadding2D(p) (p on
+// every side, ResNet's conv1_pad) or ZeroPadding2D(((top, bottom), (left, right))) (the
+// asymmetric pads imagenet_utils.correct_pad gives MobileNetV2 before a stride-2 conv).
 class ZeroPadding2D : public Layer {
  public:
-  ZeroPadding2D(std::string name, int pad) : Layer(std::move(name)), pad_(pad) {}
+  ZeroPadding2D(std::string name, int pad) : ZeroPadding2D(std::move(name), pad, pad, pad, pad) {}
+  // Throws std::invalid_argument (naming the layer) for a negative pad.
+  ZeroPadding2D(std::string name, int top, int bottom, int left, int right);
+  int top() const { return top_; }
+  int bottom() const { return bottom_; }
+  int left() const { return left_; }
+  int right() const { return right_; }
   const char* type() const override { return "ZeroPadding2D"; }
   bool output_is_bfloat16() const override { return true; }  // exact on bfloat16 inputs
   bool backward_reads_input_values() const override { return false; }
@@ -43,7 +51,7 @@ class ZeroPadding2D : public Layer {
  private:
   Shape infer_one(const Shape& in) const;  // infer_shape for the one input, without a vector
 
-  int pad_;
+  int top_, bottom_, left_, right_;
 };
 
 // Element-wise max(x, 0) (Keras Activation('relu')), or with max_value m, min(max(x, 0), m)

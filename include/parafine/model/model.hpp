@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -56,7 +57,7 @@ class Model {
   // default) for a model without one.
   void set_base_layers(int n) { base_layers_ = n; }
   int base_layers() const { return base_layers_; }
-  Shape sample_input_shape() const;             // [H,W,C]
+  Shape sample_input_shape() const;  // [H,W,C]
   Shape output_shape(int node, int batch) const;
   // About the most bytes of layer outputs (and, training, their gradients) that a forward
   // (and backward) of `batch` images holds at once under the current freezing: forward's
@@ -122,9 +123,9 @@ class Model {
   // how gradient buckets start their allreduce while backward goes on.
   void backward(const Tensor& dlogits, const std::function<void(std::size_t)>& grads_ready = {});
   // After backward and the sum over ranks, before the optimizer: under mixed_bfloat16 the
-  // gradients of the weights a layer multiplies by (Conv2D, DepthwiseConv2D, Dense), which Keras computes in bfloat16 for the whole
-  // batch, are rounded to bfloat16 (here, of the global batch: the same at any rank count).
-  // BatchNormalization's stay float32. Nothing under float32.
+  // gradients of the weights a layer multiplies by (Conv2D, DepthwiseConv2D, Dense), which Keras
+  // computes in bfloat16 for the whole batch, are rounded to bfloat16 (here, of the global batch:
+  // the same at any rank count). BatchNormalization's stay float32. Nothing under float32.
   void finish_gradients();
   // The output of node i from the last forward; throws if it was released (frozen prefix).
   const Tensor& output(int node) const;
@@ -157,10 +158,13 @@ class Model {
   // Fusions, planned per forward. In the frozen prefix a conv whose only consumer is an
   // inference-mode BN runs with the BN folded into its weights, then, when they follow, the
   // residual Add (the conv accumulates into the shortcut's buffer, when nothing else reads it
-  // later) and the ReLU. Anywhere, a BN or an Add whose values only the ReLU after it reads
-  // runs with that ReLU as one pass, and keeps only its shape (a hollow tensor, as a dropped
-  // output). Skipped nodes produce no output of their own.
-  enum class Fused { kNone, kConvChain, kAddRelu, kBnRelu, kSkipped };
+  // later) and the ReLU (plain, or with a max_value such as MobileNetV2's ReLU6: clamped
+  // after the conv). A frozen DepthwiseConv2D likewise runs with its inference BN folded in
+  // and the ReLU that follows clamped in the same pass (no Add). Anywhere, a BN or an Add whose
+  // values only the plain ReLU after it reads runs with that ReLU as one pass, and keeps only
+  // its shape (a hollow tensor, as a dropped output). Skipped nodes produce no output of their
+  // own.
+  enum class Fused { kNone, kConvChain, kDepthwiseChain, kAddRelu, kBnRelu, kSkipped };
   struct Fusion {
     Fused kind = Fused::kNone;
     int bn = -1;        // kConvChain: the folded BatchNormalization
@@ -168,12 +172,14 @@ class Model {
     int shortcut = -1;  // ... and that Add's other input, whose buffer the result is added into
     int end = -1;       // the node whose output the fused computation writes
     bool relu = false;
+    std::optional<float> relu_max;  // the fused ReLU's max_value (kConvChain, kDepthwiseChain)
   };
   // A fused conv's folded bias, and the weight generations and stamp its folded kernel was
   // made under.
   struct Folded {
     std::uint64_t stamp = 0, weights_generation = 0, trainable_generation = 0;
     std::vector<float> scale, bias;  // [Cout]: BN's gamma / sqrt(var + eps); the folded bias
+    std::vector<float> kernel;       // kDepthwiseChain: the folded depthwise kernel [KH,KW,C,M]
   };
   void plan_fusions();
   void run_fused(int i, const std::vector<const Tensor*>& ins, bool training);
