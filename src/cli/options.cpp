@@ -145,7 +145,7 @@ void add_preprocess_option(CommandOptions& opts, std::string& preprocess) {
 }
 
 Preprocess preprocess_option(const std::string& text, Backbone backbone) {
-  if (text == "auto") return backbone_info(backbone).preprocess;
+  if (text == "auto") return parse_preprocess(backbone_info(backbone).preprocess);
   try {
     return parse_preprocess(text);
   } catch (const std::invalid_argument& e) {

@@ -39,13 +39,13 @@ int add_base(Model& m, const NetworkConfig& c) {
 
 const std::vector<BackboneInfo>& backbones() {
   static const std::vector<BackboneInfo> all = {
-      {Backbone::kResNet50, "resnet50", "ResNet50", kResNet50BaseLayers, 224, 32, Preprocess::kCaffe},
-      {Backbone::kResNet101, "resnet101", "ResNet101", 345, 224, 32, Preprocess::kCaffe},
-      {Backbone::kResNet152, "resnet152", "ResNet152", 515, 224, 32, Preprocess::kCaffe},
-      {Backbone::kVGG16, "vgg16", "VGG16", 19, 224, 32, Preprocess::kCaffe},
-      {Backbone::kVGG19, "vgg19", "VGG19", 22, 224, 32, Preprocess::kCaffe},
-      {Backbone::kInceptionV3, "inception_v3", "InceptionV3", 311, 299, 75, Preprocess::kTf},
-      {Backbone::kMobileNetV2, "mobilenet_v2", "MobileNetV2", 154, 224, 32, Preprocess::kTf},
+      {Backbone::kResNet50, "resnet50", "ResNet50", kResNet50BaseLayers, 224, 32, "caffe"},
+      {Backbone::kResNet101, "resnet101", "ResNet101", 345, 224, 32, "caffe"},
+      {Backbone::kResNet152, "resnet152", "ResNet152", 515, 224, 32, "caffe"},
+      {Backbone::kVGG16, "vgg16", "VGG16", 19, 224, 32, "caffe"},
+      {Backbone::kVGG19, "vgg19", "VGG19", 22, 224, 32, "caffe"},
+      {Backbone::kInceptionV3, "inception_v3", "InceptionV3", 311, 299, 75, "tf"},
+      {Backbone::kMobileNetV2, "mobilenet_v2", "MobileNetV2", 154, 224, 32, "tf"},
   };
   return all;
 }

@@ -8,7 +8,6 @@
 #include <string>
 #include <vector>
 
-#include "parafine/data/preprocess.hpp"
 #include "parafine/model/model.hpp"
 
 namespace parafine {
@@ -22,7 +21,9 @@ struct BackboneInfo {
   int base_layers;         // len(base.layers) with include_top=False, the InputLayer included
   int default_size;        // Keras's default input size
   int min_size;            // Keras's minimum input size (below it the network has no output)
-  Preprocess preprocess;   // the model's keras.applications preprocess_input mode
+  // The mode of the model's keras.applications preprocess_input ("caffe" or "tf"; the data
+  // layer's parse_preprocess reads it).
+  const char* preprocess;
 };
 
 // Every backbone, in the order of the Backbone enum.
