@@ -28,6 +28,8 @@ int add_base(Model& m, const NetworkConfig& c) {
     case Backbone::kResNet50: return add_resnet_base(m, c, 50);
     case Backbone::kResNet101: return add_resnet_base(m, c, 101);
     case Backbone::kResNet152: return add_resnet_base(m, c, 152);
+    case Backbone::kVGG16: return add_vgg_base(m, c, 16);
+    case Backbone::kVGG19: return add_vgg_base(m, c, 19);
     default: break;
   }
   throw std::invalid_argument(std::string("--backbone ") + backbone_info(c.backbone).name +
