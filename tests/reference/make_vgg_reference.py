@@ -97,6 +97,10 @@ def parse_args():
     ap.add_argument("--unfreeze-last", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--self-check", action="store_true")
+    ap.add_argument("--precision", choices=["float32", "mixed_bfloat16"], default="float32",
+                    help="the policy of the reference training step (see "
+                         "make_resnet50_reference.forward: the conv's bfloat16 result, the "
+                         "bfloat16 bias add, then the ReLU, exact on bfloat16)")
     return ap.parse_args()
 
 
@@ -122,7 +126,8 @@ def main():
     first_trainable = next((n for n in base_names if n in trainable and weights.get(n)), None)
     boundary = boundary_layer(base_names, first_trainable)
     result = ref.train_step_reference(layers, params, x_nchw, labels, trainable, base_names[-1],
-                                      boundary)
+                                      boundary,
+                                      mixed_bfloat16=args.precision == "mixed_bfloat16")
     t_ref = time.time()
     ref.save_keras_weights(args.out_weights, layers, weights)
     ref.save_reference(args.out_ref, args, x_nhwc, labels, result, trainable_order)
@@ -133,7 +138,7 @@ def main():
     print(f"trainable layers ({len(trainable_order)}): {trainable_order[0]} ... "
           f"{trainable_order[-1]}; boundary {boundary}; "
           f"{sum(len(v) for v in result['grads'].values())} grad tensors")
-    if args.self_check:
+    if args.self_check and args.precision == "float32":
         lname = next(n for n in trainable_order if n.startswith("block") and n in weights)
         g = result["grads"][lname]["kernel"]
         h, rng_fd, lab = 1e-6, np.random.default_rng(args.seed + 1), torch.from_numpy(labels.astype(np.int64))
