@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
+#include <vector>
 
 #include "conv_onednn.hpp"
 #include "parafine/core/bfloat16.hpp"
@@ -17,6 +18,15 @@ namespace parafine {
 namespace {
 // im2col buffers are bounded to this many floats (64 MiB) by splitting the batch.
 constexpr std::size_t kMaxColumnFloats = std::size_t(16) << 20;
+
+// Room for dy masked by a ReLU activation's out > 0. One buffer per thread, shared by every
+// Conv2D (a model runs one layer's backward at a time): it holds the largest such gradient once
+// instead of one copy per layer (VGG16's at 224 would double its activations' memory).
+float* relu_masked_gradient(std::size_t n) {
+  thread_local std::vector<float> buffer;
+  if (buffer.size() < n) buffer.resize(n);
+  return buffer.data();
+}
 }  // namespace
 
 ConvEngine default_conv_engine() {
@@ -313,9 +323,8 @@ void Conv2D::backward(const std::vector<const Tensor*>& in, const Tensor& out, c
   const float* dy = dout.data();
   if (activation_ == ConvActivation::kRelu) {
     // out = relu(z): dLoss/dz = dy where out > 0, else 0.
-    dz_.resize(dout.shape());
     const float* y = out.data();
-    float* dz = dz_.data();
+    float* dz = relu_masked_gradient(dout.numel());
     const long n = static_cast<long>(dout.numel());
 #pragma omp parallel for if (parallel_worth(n))
     for (long k = 0; k < n; ++k) dz[k] = y[k] > 0.0f ? dy[k] : 0.0f;

@@ -27,6 +27,7 @@ enum class ConvActivation { kNone, kRelu };
 struct KernelSize {
   int h, w;
 };
+
 // The engine a new Conv2D uses: PARAFINE_CONV_ENGINE=im2col|onednn (read once; any other
 // value throws std::invalid_argument), else the faster one as measured (benchmarks/README.md).
 ConvEngine default_conv_engine();
@@ -135,7 +136,6 @@ class Conv2D : public Layer {
   std::vector<float> bias_bf16_;        // the bias rounded to bfloat16 (mixed_bfloat16)
   ThreadSums bias_sums_;                // per-thread column sums of dy for the bias gradient
   std::vector<double> bias_total_;      // [Cout], their total
-  Tensor dz_;                           // ReLU activation: dy masked by out > 0
 };
 
 }  // namespace parafine
