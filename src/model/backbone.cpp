@@ -28,6 +28,8 @@ int add_base(Model& m, const NetworkConfig& c) {
     case Backbone::kResNet50: return add_resnet_base(m, c, 50);
     case Backbone::kResNet101: return add_resnet_base(m, c, 101);
     case Backbone::kResNet152: return add_resnet_base(m, c, 152);
+    case Backbone::kVGG16: return add_vgg_base(m, c, 16);
+    case Backbone::kVGG19: return add_vgg_base(m, c, 19);
     case Backbone::kMobileNetV2: return add_mobilenet_v2_base(m, c);
     default: break;
   }

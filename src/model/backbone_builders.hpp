@@ -12,6 +12,10 @@ namespace parafine {
 // {3,4,6,3}, {3,4,23,3}, {3,8,36,3}.
 int add_resnet_base(Model& m, const NetworkConfig& c, int depth);
 
+// keras.applications.vgg16 VGG16 / vgg19 VGG19: convolutions per block {2,2,3,3,3} and
+// {2,2,4,4,4}.
+int add_vgg_base(Model& m, const NetworkConfig& c, int depth);
+
 // keras.applications.mobilenet_v2 MobileNetV2 with width multiplier c.alpha (154 layers).
 int add_mobilenet_v2_base(Model& m, const NetworkConfig& c);
 

@@ -293,7 +293,9 @@ void Model::plan_fusions() {
     }
     // mixed_bfloat16 rounds the conv's output before BatchNormalization's float32 arithmetic,
     // as Keras does; a folded kernel would round elsewhere, so the chain runs unfused.
-    const bool is_conv = dynamic_cast<Conv2D*>(&l) != nullptr;
+    // A conv with its own activation is never folded: BN cannot be folded past its ReLU.
+    const auto* as_conv = dynamic_cast<Conv2D*>(&l);
+    const bool is_conv = as_conv && as_conv->activation() == ConvActivation::kNone;
     const bool is_depthwise = dynamic_cast<DepthwiseConv2D*>(&l) != nullptr;
     if (i < cut_ && (is_conv || is_depthwise) && precision_ == Precision::kFloat32) {
       auto* bn = dynamic_cast<BatchNormalization*>(&layer(next));
@@ -439,7 +441,7 @@ const float* Model::fold_kernel(int i) {
   const int cout = conv.filters();
   const float* kernel = conv.param(0);
   // The kernel as a matrix [KH*KW*Cin, Cout].
-  const std::size_t rows = static_cast<std::size_t>(conv.kernel_size()) * conv.kernel_size() *
+  const std::size_t rows = static_cast<std::size_t>(conv.kernel_h()) * conv.kernel_w() *
                            static_cast<std::size_t>(conv.input_channels());
   folded_kernel_.resize(rows * cout);
   for (std::size_t r = 0; r < rows; ++r)

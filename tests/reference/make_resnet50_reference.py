@@ -2,7 +2,7 @@
 """Independent numerical reference for the C++ tf.keras ResNet50 fine-tuning code.
 
 Builds a tf.keras-style ``ResNet50(include_top=False)`` (v1, keras/applications/
-resnet.py) plus the fine-tuning head
+resnet.py; ``--depth 101|152`` for ResNet101 / ResNet152) plus the fine-tuning head
 
     global_average_pooling2d -> dense (U, relu) -> dense_1 (C, softmax)
 
@@ -19,7 +19,7 @@ from float32-stored weights, and writes two HDF5 files:
   moving statistics of every trainable BatchNormalization layer.
 
 Trainable layers are the last ``--unfreeze-last`` entries of the 175-entry
-``base.layers`` list plus the three head layers.  Trainable BN layers run in
+(345 for ResNet101, 515 for ResNet152) ``base.layers`` list plus the three head layers.  Trainable BN layers run in
 training mode (batch statistics, biased variance for normalisation, Keras
 momentum 0.99 update with the Bessel-corrected variance); frozen BN layers run
 in inference mode with their moving statistics.
@@ -50,8 +50,14 @@ BN_MOMENTUM = 0.99
 KERAS_VERSION = b"2.11.0"
 HEAD_LAYER_NAMES = ["global_average_pooling2d", "dense", "dense_1"]
 
-# (stack index s, number of blocks, filter multiplier of F, stride of block1)
-RESNET50_STACKS = [(2, 3, 1, 1), (3, 4, 2, 2), (4, 6, 4, 2), (5, 3, 8, 2)]
+# (stack index s, number of blocks, filter multiplier of F, stride of block1), per depth as
+# keras.applications.resnet's ResNet50 / ResNet101 / ResNet152 stack_fn.
+RESNET_STACKS = {
+    50: [(2, 3, 1, 1), (3, 4, 2, 2), (4, 6, 4, 2), (5, 3, 8, 2)],
+    101: [(2, 3, 1, 1), (3, 4, 2, 2), (4, 23, 4, 2), (5, 3, 8, 2)],
+    152: [(2, 3, 1, 1), (3, 8, 2, 2), (4, 36, 4, 2), (5, 3, 8, 2)],
+}
+RESNET_BASE_LAYERS = {50: 175, 101: 345, 152: 515}
 
 # Variable order per layer kind, as tf.keras stores them.
 VAR_NAMES = {
@@ -107,8 +113,8 @@ def _block1(g, x, filters, stride, conv_shortcut, name):
     return g.add(name + "_out", "relu", [y])
 
 
-def build_base(width):
-    """ResNet50(include_top=False) base, 175 layers in tf.keras order."""
+def build_base(width, depth=50):
+    """ResNet50/101/152(include_top=False) base, 175/345/515 layers in tf.keras order."""
     g = GraphBuilder()
     x = g.add("input_1", "input", [])
     x = g.add("conv1_pad", "zeropad", [x], pad=3)
@@ -117,7 +123,7 @@ def build_base(width):
     x = g.add("conv1_relu", "relu", [x])
     x = g.add("pool1_pad", "zeropad", [x], pad=1)
     x = g.add("pool1_pool", "maxpool", [x], size=3, stride=2)
-    for s, blocks, mult, stride in RESNET50_STACKS:
+    for s, blocks, mult, stride in RESNET_STACKS[depth]:
         filters = mult * width
         x = _block1(g, x, filters, stride, True, f"conv{s}_block1")
         for b in range(2, blocks + 1):
@@ -125,9 +131,9 @@ def build_base(width):
     return g.layers
 
 
-def build_model(width, head_units, classes):
+def build_model(width, head_units, classes, depth=50):
     """Base + head.  Returns (all layers, number of base layers)."""
-    layers = build_base(width)
+    layers = build_base(width, depth)
     g = GraphBuilder()
     g.layers = layers
     n_base = len(layers)
@@ -308,6 +314,8 @@ def forward(layers, params, x_nchw, trainable, keep=(), calibrate=None, mixed_bf
                 y = r(y + _channel(r(p["bias"])))
             else:
                 y = conv2d(ins[0], p["kernel"], p["bias"], L.cfg["stride"], L.cfg["pad"])
+            if L.cfg.get("activation") == "relu":  # Conv2D(activation='relu'), as VGG's (exact
+                y = F.relu(y)                      # on bfloat16 values)
         elif L.kind == "bn":
             x = ins[0]
             if calibrate is not None:
@@ -492,7 +500,7 @@ def train_step_reference(layers, params, x_nchw, labels, trainable, base_out_nam
 
 def check_layer_list(layers, n_base, args):
     names = [L.name for L in layers[:n_base]]
-    assert len(names) == 175, len(names)
+    assert len(names) == RESNET_BASE_LAYERS[args.depth], len(names)
     assert names[0] == "input_1" and names[-1] == "conv5_block3_out", (names[0], names[-1])
     expected_last10 = ["conv5_block3_" + s for s in
                        ("1_conv", "1_bn", "1_relu", "2_conv", "2_bn", "2_relu",
@@ -507,7 +515,7 @@ def check_layer_list(layers, n_base, args):
 
 def check_output_shapes(args):
     for size, width, expect in ((224, 64, (2048, 7, 7)), (32, args.width, (32 * args.width, 1, 1))):
-        layers = build_base(width)
+        layers = build_base(width, args.depth)
         got = infer_shapes(layers, size)["conv5_block3_out"]
         assert got == expect, (size, width, got, expect)
         print(f"[check] image {size} width {width}: base output HxWxC = {got[1]}x{got[2]}x{got[0]} OK")
@@ -574,6 +582,8 @@ def parse_args():
     ap.add_argument("--head-units", type=int, default=1024)
     ap.add_argument("--unfreeze-last", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--depth", type=int, choices=sorted(RESNET_STACKS), default=50,
+                    help="ResNet50, ResNet101 or ResNet152")
     ap.add_argument("--self-check", action="store_true")
     ap.add_argument("--residual-gamma", type=float, default=1.0,
                     help="scale of the gamma of every block's last BatchNormalization (convN_blockK_3_bn)")
@@ -588,7 +598,7 @@ def main():
     t0 = time.time()
     torch.manual_seed(args.seed)
 
-    layers, n_base = build_model(args.width, args.head_units, args.classes)
+    layers, n_base = build_model(args.width, args.head_units, args.classes, args.depth)
     base_names = [L.name for L in layers[:n_base]]
     base_out_name = base_names[-1]
     n_unfreeze = max(0, min(args.unfreeze_last, n_base))
