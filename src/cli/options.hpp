@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "parafine/core/precision.hpp"
+#include "parafine/data/preprocess.hpp"
 #include "parafine/model/backbone.hpp"
 
 namespace parafine {
