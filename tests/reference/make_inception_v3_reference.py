@@ -558,8 +558,9 @@ def check_finite_differences(layers, params, x_nchw, labels, trainable, result, 
             outs, _ = forward(layers, params, x_nchw, trainable)
             return cross_entropy(outs["dense_1"], lab).item()
 
-    checked = sorted(result["grads"])[:3] + ["dense_1"]
-    for lname in checked:
+    kinds = {L.name: L.kind for L in layers}
+    checked = [next((n for n in result["grads"] if kinds[n] == k), None) for k in ("conv", "bn")]
+    for lname in [n for n in checked if n] + ["dense_1"]:
         vname = "kernel" if "kernel" in result["grads"][lname] else "beta"
         t, g = params[lname][vname], result["grads"][lname][vname]
         candidates = np.flatnonzero(g) if np.count_nonzero(g) >= 3 else np.arange(g.size)
