@@ -159,7 +159,7 @@ std::vector<ConvShape> resnet50_conv_shapes(const Options& o) {
     s.w = in[2];
     s.cin = in[3];
     s.cout = conv->filters();
-    s.k = conv->kernel_size();
+    s.k = conv->kernel_h();  // ResNet50's kernels are square
     s.stride = conv->stride();
     s.out = out;
     // Conv2D does not expose its padding; the output size tells 'valid' from 'same'.

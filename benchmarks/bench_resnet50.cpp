@@ -273,7 +273,7 @@ struct Runner {
 std::string kind_of(const parafine::Layer& l) {
   if (const auto* c = dynamic_cast<const parafine::Conv2D*>(&l)) {
     std::string k =
-        "Conv2D " + std::to_string(c->kernel_size()) + "x" + std::to_string(c->kernel_size());
+        "Conv2D " + std::to_string(c->kernel_h()) + "x" + std::to_string(c->kernel_w());
     if (c->stride() > 1) k += " s" + std::to_string(c->stride());
     return k;
   }

@@ -2,7 +2,9 @@
 // finite-difference and naive-convolution tests in test_grad_conv2d.cpp check each on its own):
 // forward, input and kernel gradients agree on odd shapes; the oneDNN primitive cache gives the
 // right result when the batch size changes and back; forward_with (substitute kernel and bias,
-// fused ReLU) agrees; PARAFINE_CONV_ENGINE's values are named.
+// fused ReLU) agrees; non-square kernels and activation='relu' agree; under mixed_bfloat16 the
+// ReLU activation is exactly the ReLU of the unactivated bfloat16 output; PARAFINE_CONV_ENGINE's
+// values are named.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -20,8 +22,12 @@ using gradcheck::Rng;
 
 struct Shape4 {
   const char* name;
-  int n, h, w, cin, cout, k, stride;
+  int n, h, w, cin, cout, k, stride;  // k: the kernel's height (and width unless kw is set)
   Padding padding;
+  int kw = 0;         // kernel width; 0: square
+  bool relu = false;  // activation='relu'
+  KernelSize kernel() const { return {k, kw > 0 ? kw : k}; }
+  ConvActivation activation() const { return relu ? ConvActivation::kRelu : ConvActivation::kNone; }
 };
 
 // |a - b| <= 1e-4 * max(1, max |b|) elementwise: float32 sums in a different order.
@@ -39,14 +45,16 @@ struct EnginePair {
   Workspace ws_onednn, ws_im2col;
 
   explicit EnginePair(const Shape4& s)
-      : onednn(std::string("onednn_") + s.name, s.cout, s.k, s.stride, s.padding),
-        im2col(std::string("im2col_") + s.name, s.cout, s.k, s.stride, s.padding) {
+      : onednn(std::string("onednn_") + s.name, s.cout, s.kernel(), s.stride, s.padding, true,
+               s.activation()),
+        im2col(std::string("im2col_") + s.name, s.cout, s.kernel(), s.stride, s.padding, true,
+               s.activation()) {
     onednn.set_engine(ConvEngine::kOneDnn);
     im2col.set_engine(ConvEngine::kIm2col);
     const Shape in{s.n, s.h, s.w, s.cin};
     onednn.infer_shape({in});
     im2col.infer_shape({in});
-    const std::size_t kn = static_cast<std::size_t>(s.k) * s.k * s.cin * s.cout;
+    const std::size_t kn = static_cast<std::size_t>(s.kernel().h) * s.kernel().w * s.cin * s.cout;
     kernel.resize(kn);
     bias.resize(static_cast<std::size_t>(s.cout));
     Rng rng(7);
@@ -94,6 +102,15 @@ std::vector<Shape4> odd_shapes() {
       {"k1_s1", 2, 5, 3, 7, 9, 1, 1, Padding::kValid},
       {"k7_valid_s2_odd", 1, 15, 14, 3, 8, 7, 2, Padding::kValid},
       {"k7_valid_s2_conv1_like", 2, 38, 38, 3, 16, 7, 2, Padding::kValid},
+      // InceptionV3's non-square kernels, and strided / 'valid' ones.
+      {"k1x7_same_s1", 2, 9, 11, 6, 8, 1, 1, Padding::kSame, 7},
+      {"k7x1_same_s1", 2, 11, 9, 6, 8, 7, 1, Padding::kSame, 1},
+      {"k3x1_same_s2_odd", 1, 9, 8, 5, 7, 3, 2, Padding::kSame, 1},
+      {"k1x3_valid_s2_odd", 1, 8, 9, 5, 7, 1, 2, Padding::kValid, 3},
+      {"k5x3_same_s2_odd", 1, 11, 10, 4, 6, 5, 2, Padding::kSame, 3},
+      // activation='relu' (VGG's 3x3 'same'), and with a non-square kernel.
+      {"k3_same_s1_relu", 2, 7, 6, 5, 8, 3, 1, Padding::kSame, 0, true},
+      {"k1x7_same_s2_relu", 1, 9, 11, 4, 6, 1, 2, Padding::kSame, 7, true},
   };
 }
 
@@ -127,6 +144,7 @@ KernelSource unstamped(const std::vector<float>& kernel) {
 }
 
 // forward_with: a substitute kernel and bias (a folded BN) and the fused ReLU.
+// A conv with its own activation refuses it (a BN folded past the ReLU would be wrong).
 TEST_P(ConvEngines, ForwardWithReluAgrees) {
   const Shape4& s = GetParam();
   EnginePair p(s);
@@ -136,6 +154,13 @@ TEST_P(ConvEngines, ForwardWithReluAgrees) {
   std::vector<float> kernel(p.kernel.size()), bias(p.bias.size());
   gradcheck::fill_uniform(kernel.data(), kernel.size(), -1.0, 1.0, rng);
   gradcheck::fill_uniform(bias.data(), bias.size(), -1.0, 1.0, rng);
+  if (s.relu) {
+    Tensor y;
+    for (Conv2D* c : {&p.onednn, &p.im2col})
+      EXPECT_THROW(c->forward_with(x, y, unstamped(kernel), bias.data(), false),
+                   std::invalid_argument);
+    return;
+  }
   for (const bool relu : {true, false}) {
     Tensor y1, y2, plain;
     p.onednn.forward_with(x, y1, unstamped(kernel), bias.data(), relu);
@@ -165,6 +190,7 @@ TEST_P(ConvEngines, ForwardWithReluAgrees) {
 // shortcut's buffer, on both engines, against conv + bias, then the Add and ReLU by hand.
 TEST_P(ConvEngines, ForwardWithAccumulateAddsTheShortcut) {
   const Shape4& s = GetParam();
+  if (s.relu) GTEST_SKIP() << "forward_with refuses a conv with an activation";
   EnginePair p(s);
   Rng rng(37);
   Tensor x(Shape{s.n, s.h, s.w, s.cin});
@@ -200,6 +226,7 @@ TEST_P(ConvEngines, ForwardWithAccumulateAddsTheShortcut) {
 // new stamp fetches and uses the new values, and an unstamped call drops the copy.
 TEST_P(ConvEngines, StampedKernelIsFetchedOncePerStamp) {
   const Shape4& s = GetParam();
+  if (s.relu) GTEST_SKIP() << "forward_with refuses a conv with an activation";
   EnginePair p(s);
   Rng rng(41);
   Tensor x(Shape{s.n, s.h, s.w, s.cin});
@@ -236,6 +263,80 @@ INSTANTIATE_TEST_SUITE_P(OddShapes, ConvEngines, ::testing::ValuesIn(odd_shapes(
                          [](const ::testing::TestParamInfo<Shape4>& i) {
                            return std::string(i.param.name);
                          });
+
+// activation='relu' against the same layer without it: forward is relu of its output exactly
+// (float32 and mixed_bfloat16: the ReLU of a bfloat16 value is one), the gradients are those of
+// dy masked by out > 0, on both engines; a frozen (stamped) kernel gives the same.
+TEST(ConvEngines, ReluActivationIsReluOfTheLinearConv) {
+  const Shape4 lin{"k3x1_same_s2_linear", 2, 9, 8, 5, 6, 3, 2, Padding::kSame, 1};
+  Shape4 act = lin;
+  act.name = "k3x1_same_s2_relu";
+  act.relu = true;
+  for (const bool bf16 : {false, true}) {
+    EnginePair a(act), l(lin);
+    for (Conv2D* c : {&a.onednn, &a.im2col, &l.onednn, &l.im2col}) c->set_bfloat16_compute(bf16);
+    Rng rng(51);
+    Tensor x(Shape{act.n, act.h, act.w, act.cin});
+    gradcheck::fill_uniform(x, -1.0, 1.0, rng);
+    for (const std::uint64_t stamp : {0, 9}) {
+      for (auto [ca, cl] : {std::pair<Conv2D*, Conv2D*>{&a.onednn, &l.onednn},
+                            std::pair<Conv2D*, Conv2D*>{&a.im2col, &l.im2col}}) {
+        const std::string what = std::string(conv_engine_name(ca->engine())) +
+                                 (bf16 ? " mixed_bfloat16" : " float32") +
+                                 (stamp ? " stamped" : "");
+        ca->set_kernel_stamp(stamp);
+        Tensor ya, yl, dxa, dxl;
+        ca->forward({&x}, ya, true);
+        cl->forward({&x}, yl, true);
+        ASSERT_EQ(ya.shape(), yl.shape());
+        std::size_t zeros = 0;
+        for (std::size_t i = 0; i < ya.numel(); ++i) {
+          ASSERT_EQ(ya[i], yl[i] > 0.0f ? yl[i] : 0.0f) << what << " output " << i;
+          zeros += ya[i] == 0.0f;
+        }
+        EXPECT_GT(zeros, 0u) << what << ": the case exercises the ReLU";
+        EXPECT_LT(zeros, ya.numel()) << what;
+        Tensor dy(ya.shape()), masked(ya.shape());
+        gradcheck::fill_uniform(dy, -1.0, 1.0, rng);
+        for (std::size_t i = 0; i < dy.numel(); ++i) masked[i] = ya[i] > 0.0f ? dy[i] : 0.0f;
+        ca->backward({&x}, ya, dy, {&dxa});
+        cl->backward({&x}, yl, masked, {&dxl});
+        for (std::size_t i = 0; i < dxa.numel(); ++i)
+          ASSERT_EQ(dxa[i], dxl[i]) << what << " input gradient " << i;
+        const auto& dka = ca == &a.onednn ? a.dk_onednn : a.dk_im2col;
+        const auto& dkl = cl == &l.onednn ? l.dk_onednn : l.dk_im2col;
+        const auto& dba = ca == &a.onednn ? a.db_onednn : a.db_im2col;
+        const auto& dbl = cl == &l.onednn ? l.db_onednn : l.db_im2col;
+        EXPECT_EQ(dka, dkl) << what << " kernel gradient";
+        EXPECT_EQ(dba, dbl) << what << " bias gradient";
+      }
+    }
+  }
+}
+
+// A BatchNormalization after a conv with a ReLU does not cancel its bias: the bias gradient
+// is kept even when the Model says it would be zero.
+TEST(ConvEngines, ReluActivationKeepsTheBiasGradientBeforeBatchNormalization) {
+  Shape4 s{"k3_same_s1_relu_bn", 2, 6, 5, 3, 4, 3, 1, Padding::kSame, 0, true};
+  EnginePair p(s);
+  Rng rng(61);
+  Tensor x(Shape{s.n, s.h, s.w, s.cin});
+  gradcheck::fill_uniform(x, -1.0, 1.0, rng);
+  for (Conv2D* c : {&p.onednn, &p.im2col}) {
+    c->set_bias_gradient_is_zero(true);
+    Tensor y, dx;
+    c->forward({&x}, y, true);
+    Tensor dy(y.shape());
+    gradcheck::fill_uniform(dy, -1.0, 1.0, rng);
+    c->backward({&x}, y, dy, {&dx});
+    double expected = 0.0;  // bias gradient of channel 0: sum of dy over outputs > 0
+    for (std::size_t i = 0; i < y.numel(); i += static_cast<std::size_t>(s.cout))
+      expected += y[i] > 0.0f ? dy[i] : 0.0f;
+    const float got = c == &p.onednn ? p.db_onednn[0] : p.db_im2col[0];
+    EXPECT_NEAR(got, expected, 1e-5) << conv_engine_name(c->engine());
+    EXPECT_NE(got, 0.0f);
+  }
+}
 
 // A rank with no samples in a step: both engines give an empty output and zero gradients.
 TEST(ConvEngines, EmptyBatch) {

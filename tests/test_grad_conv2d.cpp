@@ -1,7 +1,9 @@
 // Conv2D against finite differences (input, kernel and bias gradients) for the kernel sizes,
-// strides and paddings ResNet50 uses (and odd sizes of them, batch 1), and its forward against
-// a naive direct convolution in double with TensorFlow's 'same' padding placement (extra
-// padding at the bottom/right), on both engines (oneDNN, im2col + sgemm).
+// strides and paddings ResNet50 uses (and odd sizes of them, batch 1), the non-square kernels
+// of InceptionV3 (1x7, 7x1, 1x3, 3x1; also 5x3 and 3x5), and activation='relu' (VGG), and its
+// forward against a naive direct convolution in double with TensorFlow's 'same' padding
+// placement per axis (extra padding at the bottom/right), on both engines (oneDNN, im2col +
+// sgemm).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -23,19 +25,25 @@ using gradcheck::Rng;
 
 struct ConvCase {
   std::string name;
-  int kernel, stride;
+  int kernel, stride;  // kernel: its height (and width unless kw is set)
   Padding padding;
   int h, w;  // input height and width; Cin = 3, Cout = 4
   bool bias;
-  int n = 2;  // batch
+  int n = 2;          // batch
+  int kw = 0;         // kernel width; 0: square
+  bool relu = false;  // activation='relu'
+  int kh() const { return kernel; }
+  int kwidth() const { return kw > 0 ? kw : kernel; }
+  ConvActivation activation() const { return relu ? ConvActivation::kRelu : ConvActivation::kNone; }
 };
 
 using EngineCase = std::tuple<ConvCase, ConvEngine>;
 
 // gtest prints a failing parameter with this instead of its bytes.
 void PrintTo(const ConvCase& c, std::ostream* os) {
-  *os << c.name << (c.bias ? " with bias" : " without bias") << " on input [" << c.n << "," << c.h
-      << "," << c.w << ",3]";
+  *os << c.name << " (" << c.kh() << "x" << c.kwidth() << (c.relu ? ", relu" : "") << ")"
+      << (c.bias ? " with bias" : " without bias") << " on input [" << c.n << "," << c.h << ","
+      << c.w << ",3]";
 }
 
 std::string case_name(const ::testing::TestParamInfo<EngineCase>& info) {
@@ -58,6 +66,19 @@ std::vector<ConvCase> cases() {
     c.push_back({"k3_same_s2_odd_n1", 3, 2, Padding::kSame, 9, 7, bias, 1});
     c.push_back({"k1_s2_odd_n1", 1, 2, Padding::kValid, 9, 8, bias, 1});
     c.push_back({"k7_valid_s2_odd_n1", 7, 2, Padding::kValid, 13, 12, bias, 1});
+    // InceptionV3's non-square kernels ('same', stride 1), and others strided and 'valid':
+    // 1x3 stride 2 'same' on 7 rows / 8 columns (columns: 0 left, 1 right); 3x5 stride 2
+    // 'same' on 9x10 (rows 1/1, columns 1/2); 5x3 and 3x1 'valid'.
+    c.push_back({"k1x7_same_s1", 1, 1, Padding::kSame, 5, 9, bias, 2, 7});
+    c.push_back({"k7x1_same_s1", 7, 1, Padding::kSame, 9, 5, bias, 2, 1});
+    c.push_back({"k1x3_same_s2", 1, 2, Padding::kSame, 7, 8, bias, 2, 3});
+    c.push_back({"k3x1_valid_s2", 3, 2, Padding::kValid, 8, 7, bias, 2, 1});
+    c.push_back({"k5x3_valid_s1", 5, 1, Padding::kValid, 7, 6, bias, 2, 3});
+    c.push_back({"k3x5_same_s2_odd_n1", 3, 2, Padding::kSame, 9, 10, bias, 1, 5});
+    // activation='relu': the pointwise path, VGG's 3x3 'same', a strided non-square kernel.
+    c.push_back({"k1_s1_relu", 1, 1, Padding::kValid, 5, 5, bias, 2, 0, true});
+    c.push_back({"k3_same_s1_relu", 3, 1, Padding::kSame, 6, 5, bias, 2, 0, true});
+    c.push_back({"k1x7_same_s2_relu", 1, 2, Padding::kSame, 6, 9, bias, 2, 7, true});
   }
   return c;
 }
@@ -78,20 +99,20 @@ struct NaiveConv {
   std::vector<double> ref, abs_sum;
 };
 
-NaiveConv naive_conv(const Tensor& x, const float* w, const float* b, int k, int s, Padding p,
-                     int cout) {
+NaiveConv naive_conv(const Tensor& x, const float* w, const float* b, int kh, int kw, int s,
+                     Padding p, int cout, bool relu) {
   const int n = x.shape()[0], h = x.shape()[1], wd = x.shape()[2], cin = x.shape()[3];
   NaiveConv c;
   if (p == Padding::kValid) {
-    c.ho = (h - k) / s + 1;
-    c.wo = (wd - k) / s + 1;
+    c.ho = (h - kh) / s + 1;
+    c.wo = (wd - kw) / s + 1;
   } else {
     // TensorFlow: out = ceil(in / s); total padding max((out-1)*s + k - in, 0), the smaller
     // half on top/left.
     c.ho = (h + s - 1) / s;
     c.wo = (wd + s - 1) / s;
-    c.pad_top = std::max((c.ho - 1) * s + k - h, 0) / 2;
-    c.pad_left = std::max((c.wo - 1) * s + k - wd, 0) / 2;
+    c.pad_top = std::max((c.ho - 1) * s + kh - h, 0) / 2;
+    c.pad_left = std::max((c.wo - 1) * s + kw - wd, 0) / 2;
   }
   c.ref.assign(static_cast<std::size_t>(n) * c.ho * c.wo * cout, 0.0);
   c.abs_sum = c.ref;
@@ -100,21 +121,21 @@ NaiveConv naive_conv(const Tensor& x, const float* w, const float* b, int k, int
       for (int q = 0; q < c.wo; ++q)
         for (int o = 0; o < cout; ++o) {
           double acc = b ? b[o] : 0.0, mag = b ? std::abs(b[o]) : 0.0;
-          for (int a = 0; a < k; ++a)
-            for (int bb = 0; bb < k; ++bb) {
+          for (int a = 0; a < kh; ++a)
+            for (int bb = 0; bb < kw; ++bb) {
               const int y = r * s - c.pad_top + a, xx = q * s - c.pad_left + bb;
               if (y < 0 || y >= h || xx < 0 || xx >= wd) continue;
               for (int ci = 0; ci < cin; ++ci) {
                 const double t =
                     static_cast<double>(
                         x[((static_cast<std::size_t>(i) * h + y) * wd + xx) * cin + ci]) *
-                    w[((a * k + bb) * cin + ci) * cout + o];
+                    w[((a * kw + bb) * cin + ci) * cout + o];
                 acc += t;
                 mag += std::abs(t);
               }
             }
           const std::size_t idx = ((static_cast<std::size_t>(i) * c.ho + r) * c.wo + q) * cout + o;
-          c.ref[idx] = acc;
+          c.ref[idx] = relu ? std::max(acc, 0.0) : acc;
           c.abs_sum[idx] = mag;
         }
   return c;
@@ -124,8 +145,9 @@ class Conv2DGrad : public ::testing::TestWithParam<EngineCase> {};
 
 TEST_P(Conv2DGrad, MatchesFiniteDifferences) {
   const ConvCase& p = std::get<0>(GetParam());
-  Rng rng(1000 + p.kernel * 10 + p.stride);
-  Conv2D conv("conv_" + p.name, kCout, p.kernel, p.stride, p.padding, p.bias);
+  Rng rng(1000 + p.kh() * 100 + p.kwidth() * 10 + p.stride);
+  Conv2D conv("conv_" + p.name, kCout, KernelSize{p.kh(), p.kwidth()}, p.stride, p.padding, p.bias,
+              p.activation());
   conv.set_engine(std::get<1>(GetParam()));
   Tensor x(Shape{p.n, p.h, p.w, kCin});
   gradcheck::fill_uniform(x, -1.0, 1.0, rng);
@@ -133,15 +155,24 @@ TEST_P(Conv2DGrad, MatchesFiniteDifferences) {
 
   gradcheck::Options opt;
   opt.input_names = {"input"};
+  if (p.relu) {
+    // Outputs whose ReLU flips under the perturbation are skipped; a kernel element moves
+    // every output, so a smaller step keeps the skipped share low (float32 noise / step stays
+    // far below the tolerance).
+    opt.kink_signature = gradcheck::relu_signature();
+    opt.step = gradcheck::kDefaultStep / 4;
+  }
   const gradcheck::Report rep = gradcheck::check_gradients(conv, {&x}, opt);
   EXPECT_EQ(rep.failed(), 0u);
+  EXPECT_EQ(conv.backward_reads_output_values(), p.relu);
   EXPECT_EQ(rep.tensors.size(), p.bias ? 3u : 2u);  // input, kernel[, bias]
 }
 
 TEST_P(Conv2DGrad, ForwardMatchesNaiveConvolution) {
   const ConvCase& p = std::get<0>(GetParam());
-  Rng rng(2000 + p.kernel * 10 + p.stride);
-  Conv2D conv("conv_" + p.name, kCout, p.kernel, p.stride, p.padding, p.bias);
+  Rng rng(2000 + p.kh() * 100 + p.kwidth() * 10 + p.stride);
+  Conv2D conv("conv_" + p.name, kCout, KernelSize{p.kh(), p.kwidth()}, p.stride, p.padding, p.bias,
+              p.activation());
   conv.set_engine(std::get<1>(GetParam()));
   Tensor x(Shape{p.n, p.h, p.w, kCin});
   gradcheck::fill_uniform(x, -1.0, 1.0, rng);
@@ -150,8 +181,8 @@ TEST_P(Conv2DGrad, ForwardMatchesNaiveConvolution) {
   conv.forward({&x}, y, /*training=*/true);
 
   const NaiveConv ref =
-      naive_conv(x, fx.value("kernel").data(), p.bias ? fx.value("bias").data() : nullptr, p.kernel,
-                 p.stride, p.padding, kCout);
+      naive_conv(x, fx.value("kernel").data(), p.bias ? fx.value("bias").data() : nullptr, p.kh(),
+                 p.kwidth(), p.stride, p.padding, kCout, p.relu);
   ASSERT_EQ(y.shape(), (Shape{p.n, ref.ho, ref.wo, kCout})) << "got " << y.shape().str();
   // float32 products and sums: error well under 1e-5 of sum |terms|; a wrong tap moves an
   // output by about one term, ~1/(k*k*Cin) of that sum.
@@ -164,12 +195,12 @@ TEST_P(Conv2DGrad, ForwardMatchesNaiveConvolution) {
                          << ": parafine " << y[i] << ", naive " << ref.ref[i];
   }
   std::cout << "[forward] Conv2D " << conv_engine_name(conv.engine()) << " " << p.name
-            << (p.bias ? " bias" : " nobias") << " pad_top "
-            << ref.pad_top << " pad_left " << ref.pad_left << ": max |y - naive| / sum|terms| "
-            << worst << " (tolerance " << kTol << ")" << std::endl;
+            << (p.bias ? " bias" : " nobias") << " pad_top " << ref.pad_top << " pad_left "
+            << ref.pad_left << ": max |y - naive| / sum|terms| " << worst << " (tolerance " << kTol
+            << ")" << std::endl;
 }
 
-INSTANTIATE_TEST_SUITE_P(ResNet50Shapes, Conv2DGrad, ::testing::ValuesIn(engine_cases()),
+INSTANTIATE_TEST_SUITE_P(BackboneShapes, Conv2DGrad, ::testing::ValuesIn(engine_cases()),
                          case_name);
 
 // 'same' padding placement written out by hand: all-ones 6x5 input and 3x3 kernel, stride 2.

@@ -26,7 +26,7 @@ bool same_dims(const ConvDims& a, const ConvDims& b) {
 
 Dims src_dims(const ConvDims& d) { return {d.n, d.cin, d.h, d.w}; }
 Dims dst_dims(const ConvDims& d) { return {d.n, d.cout, d.ho, d.wo}; }
-Dims kernel_dims(const ConvDims& d) { return {d.cout, d.cin, d.k, d.k}; }
+Dims kernel_dims(const ConvDims& d) { return {d.cout, d.cin, d.kh, d.kw}; }
 Dims strides(const ConvDims& d) { return {d.stride, d.stride}; }
 Dims pad_low(const ConvDims& d) { return {d.pad_top, d.pad_left}; }
 Dims pad_high(const ConvDims& d) { return {d.pad_bottom, d.pad_right}; }

@@ -18,7 +18,7 @@ namespace parafine {
 
 // One convolution call's sizes; padding as TensorFlow places it (bottom/right get the extra).
 struct ConvDims {
-  int n, h, w, cin, ho, wo, cout, k, stride;
+  int n, h, w, cin, ho, wo, cout, kh, kw, stride;
   int pad_top, pad_left, pad_bottom, pad_right;
 };
 

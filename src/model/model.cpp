@@ -292,7 +292,9 @@ void Model::plan_fusions() {
     }
     // mixed_bfloat16 rounds the conv's output before BatchNormalization's float32 arithmetic,
     // as Keras does; a folded kernel would round elsewhere, so the chain runs unfused.
-    if (i < cut_ && dynamic_cast<Conv2D*>(&l) && precision_ == Precision::kFloat32) {
+    // (Not a conv with its own activation: BN cannot be folded past its ReLU.)
+    if (i < cut_ && dynamic_cast<Conv2D*>(&l) && precision_ == Precision::kFloat32 &&
+        static_cast<Conv2D&>(l).activation() == ConvActivation::kNone) {
       auto* bn = dynamic_cast<BatchNormalization*>(&layer(next));
       if (!bn || next >= cut_ || bn->calibrating() || bn->uses_batch_statistics(cut_ < size()))
         continue;
@@ -406,7 +408,7 @@ const float* Model::fold_kernel(int i) {
   const int cout = conv.filters();
   const float* kernel = conv.param(0);
   // The kernel as a matrix [KH*KW*Cin, Cout].
-  const std::size_t rows = static_cast<std::size_t>(conv.kernel_size()) * conv.kernel_size() *
+  const std::size_t rows = static_cast<std::size_t>(conv.kernel_h()) * conv.kernel_w() *
                            static_cast<std::size_t>(conv.input_channels());
   folded_kernel_.resize(rows * cout);
   for (std::size_t r = 0; r < rows; ++r)
