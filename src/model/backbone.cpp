@@ -28,6 +28,7 @@ int add_base(Model& m, const NetworkConfig& c) {
     case Backbone::kResNet50: return add_resnet_base(m, c, 50);
     case Backbone::kResNet101: return add_resnet_base(m, c, 101);
     case Backbone::kResNet152: return add_resnet_base(m, c, 152);
+    case Backbone::kInceptionV3: return add_inception_v3_base(m, c);
     default: break;
   }
   throw std::invalid_argument(std::string("--backbone ") + backbone_info(c.backbone).name +

@@ -12,4 +12,7 @@ namespace parafine {
 // {3,4,6,3}, {3,4,23,3}, {3,8,36,3}.
 int add_resnet_base(Model& m, const NetworkConfig& c, int depth);
 
+// keras.applications.inception_v3 InceptionV3 (311 base layers, 2048 output channels).
+int add_inception_v3_base(Model& m, const NetworkConfig& c);
+
 }  // namespace parafine
