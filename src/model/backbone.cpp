@@ -31,6 +31,7 @@ int add_base(Model& m, const NetworkConfig& c) {
     case Backbone::kVGG16: return add_vgg_base(m, c, 16);
     case Backbone::kVGG19: return add_vgg_base(m, c, 19);
     case Backbone::kMobileNetV2: return add_mobilenet_v2_base(m, c);
+    case Backbone::kInceptionV3: return add_inception_v3_base(m, c);
     default: break;
   }
   throw std::invalid_argument(std::string("--backbone ") + backbone_info(c.backbone).name +

@@ -19,4 +19,7 @@ int add_vgg_base(Model& m, const NetworkConfig& c, int depth);
 // keras.applications.mobilenet_v2 MobileNetV2 with width multiplier c.alpha (154 layers).
 int add_mobilenet_v2_base(Model& m, const NetworkConfig& c);
 
+// keras.applications.inception_v3 InceptionV3 (311 base layers, 2048 output channels).
+int add_inception_v3_base(Model& m, const NetworkConfig& c);
+
 }  // namespace parafine
