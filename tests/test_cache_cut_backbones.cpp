@@ -71,7 +71,7 @@ TEST(CacheCut, InceptionV3CutsAtAMixedOutputNeverInsideABranch) {
     const auto [cut, first] = cut_for(m, n);
     const std::string what = "inception_v3 --unfreeze-last " + std::to_string(n);
     expect_dominating_cut(m, cut, first, what);
-    if (first > mixed0) {
+    if (first > mixed0 && first < m.base_layers()) {  // else phase 2 trains the head alone
       EXPECT_TRUE(std::regex_match(m.layer(cut).name(), mixed)) << what << ": cut "
                                                                << m.layer(cut).name();
       ++checked;
@@ -80,7 +80,7 @@ TEST(CacheCut, InceptionV3CutsAtAMixedOutputNeverInsideABranch) {
       std::cout << what << ": first trainable " << m.layer(first).name() << ", cut "
                 << m.layer(cut).name() << "\n";
   }
-  EXPECT_GT(checked, 200);
+  EXPECT_GT(checked, 200);  // a cut inside the base for most N
 }
 
 TEST(CacheCut, EveryBackboneCutsAtADominatingNode) {

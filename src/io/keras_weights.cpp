@@ -62,26 +62,28 @@ std::string var_list(const StoredLayer& l) {
   return s;
 }
 
-}  // namespace
+// The model's layers with weights in scope, and the file layer each loads from: by name; when
+// some name is missing, by the order of the layers with weights, as Keras's load_weights does,
+// but only when the names differ in their auto-generated index alone (files written by another
+// Keras generation: InceptionV3's conv2d_1 ... conv2d_94 for tf.keras's conv2d ... conv2d_93),
+// never for a renamed or reordered layer.
+struct LayerPairing {
+  std::vector<int> nodes;                   // model layers with weights in scope, in order
+  std::vector<const StoredLayer*> source;   // the file layer of each, or null when missing
+  std::size_t missing = 0;                  // by name
+  bool by_order = false;
+};
 
-WeightCheck check_and_load_keras_weights(Model& model, const H5File& h5,
-                                         const KerasWeightFile& file, WeightScope scope,
-                                         bool load) {
-  WeightCheck check;
-  // The model's layers with weights in scope, and the file layer each loads from: by name; when
-  // some name is missing, by the order of the layers with weights, as Keras's load_weights
-  // does, but only when the names differ in their auto-generated index alone (files written by
-  // another Keras generation: InceptionV3's conv2d_1 ... conv2d_94 for tf.keras's conv2d ...
-  // conv2d_93), never for a renamed or reordered layer.
-  std::vector<int> nodes;
+LayerPairing pair_layers(const Model& model, const KerasWeightFile& file, WeightScope scope,
+                         WeightCheck& check) {
+  LayerPairing p;
   for (int i = 0; i < model.size(); ++i)
-    if (in_scope(model, i, scope) && model.layer(i).has_params()) nodes.push_back(i);
-  std::vector<const StoredLayer*> source(nodes.size());
-  std::size_t missing = 0;
-  for (std::size_t k = 0; k < nodes.size(); ++k) {
-    source[k] = file.find(model.layer(nodes[k]).name());
-    missing += source[k] == nullptr;
+    if (in_scope(model, i, scope) && model.layer(i).has_params()) p.nodes.push_back(i);
+  for (int node : p.nodes) {
+    p.source.push_back(file.find(model.layer(node).name()));
+    p.missing += p.source.back() == nullptr;
   }
+  if (p.missing == 0) return p;
   std::vector<const StoredLayer*> candidates;  // file layers this scope may load from
   for (const StoredLayer& l : file.layers) {
     const int node = model.index_of(l.name);
@@ -89,72 +91,90 @@ WeightCheck check_and_load_keras_weights(Model& model, const H5File& h5,
     if (!outside && !(scope == WeightScope::kBase && is_top_classifier(l.name)))
       candidates.push_back(&l);
   }
-  bool by_order = missing > 0 && candidates.size() == nodes.size();
-  for (std::size_t k = 0; by_order && k < nodes.size(); ++k)
-    by_order = without_index(candidates[k]->name) == without_index(model.layer(nodes[k]).name());
-  if (by_order) {
-    source = candidates;
+  p.by_order = candidates.size() == p.nodes.size();
+  for (std::size_t k = 0; p.by_order && k < p.nodes.size(); ++k)
+    p.by_order = without_index(candidates[k]->name) == without_index(model.layer(p.nodes[k]).name());
+  if (p.by_order) {
+    p.source = candidates;
     check.notes.push_back("the file's layer names are not this model's (e.g. '" +
                           candidates.front()->stored_name + "' for '" +
-                          model.layer(nodes.front()).name() +
+                          model.layer(p.nodes.front()).name() +
                           "'): loaded by the order of the layers with weights, as Keras's "
                           "load_weights does, every shape checked");
-  } else if (missing > 0) {
-    const std::optional<FileBackbone> held = backbone_of_file(file);
-    const std::optional<FileBackbone> wanted = backbone_of_file(describe_weights(model));
-    if (held && (!wanted || held->backbone != wanted->backbone || held->alpha != wanted->alpha))
-      check.problems.push_back("the file holds " + backbone_text(*held) +
-                               ", whose layers are not this model's" +
-                               (wanted ? " (it needs " + backbone_text(*wanted) + ")" : std::string()));
+    return p;
   }
+  const std::optional<FileBackbone> held = backbone_of_file(file);
+  const std::optional<FileBackbone> wanted = backbone_of_file(describe_weights(model));
+  if (held && (!wanted || held->backbone != wanted->backbone || held->alpha != wanted->alpha))
+    check.problems.push_back("the file holds " + backbone_text(*held) +
+                             ", whose layers are not this model's" +
+                             (wanted ? " (it needs " + backbone_text(*wanted) + ")" : std::string()));
+  return p;
+}
 
-  std::vector<std::pair<const ParamRef*, Tensor>> staged;
+using Staged = std::vector<std::pair<const ParamRef*, Tensor>>;
+
+// Reads and checks every variable of model layer `node` from `stored` into `staged`; `where`
+// names the layer in messages.
+void stage_layer(const Model& model, const H5File& h5, int node, const StoredLayer& stored,
+                 const std::string& where, Staged& staged, WeightCheck& check) {
+  std::set<std::string> used;
+  for (const ParamRef& r : model.param_refs()) {
+    if (r.node != node) continue;
+    const StoredWeight* w = nullptr;
+    for (const auto& sw : stored.weights)
+      if (sw.var == r.name) w = &sw;
+    if (!w) {
+      check.problems.push_back(where + ": no '" + r.name +
+                               "' weight (the file has: " + var_list(stored) + ")");
+      continue;
+    }
+    used.insert(w->var);
+    if (!w->is_float) {
+      check.problems.push_back(where + "/" + r.name + ": stored as " + w->dtype +
+                               ", expected floating point");
+      continue;
+    }
+    if (!r.shape.matches(w->shape)) {
+      check.problems.push_back(where + "/" + r.name + ": shape " + dims_str(w->shape) +
+                               " in the file, the model needs " + r.shape.str());
+      continue;
+    }
+    Tensor t = h5.read_tensor(w->dataset);
+    std::size_t bad = 0;
+    for (std::size_t e = 0; e < t.numel(); ++e) bad += !std::isfinite(t[e]);
+    if (bad) {
+      check.problems.push_back(where + "/" + r.name + ": " + std::to_string(bad) +
+                               " NaN or Inf value(s)");
+      continue;
+    }
+    staged.emplace_back(&r, std::move(t));
+  }
+  for (const auto& sw : stored.weights)
+    if (!used.count(sw.var))
+      check.problems.push_back(where + ": unexpected weight '" + sw.stored_name + "'");
+}
+
+}  // namespace
+
+WeightCheck check_and_load_keras_weights(Model& model, const H5File& h5,
+                                         const KerasWeightFile& file, WeightScope scope,
+                                         bool load) {
+  WeightCheck check;
+  const LayerPairing pairing = pair_layers(model, file, scope, check);
+  Staged staged;
   std::set<const StoredLayer*> used_layers;
-  for (std::size_t k = 0; k < nodes.size(); ++k) {
-    const int i = nodes[k];
-    const std::string& name = model.layer(i).name();
-    const StoredLayer* stored = source[k];
+  for (std::size_t k = 0; k < pairing.nodes.size(); ++k) {
+    const std::string& name = model.layer(pairing.nodes[k]).name();
+    const StoredLayer* stored = pairing.source[k];
     if (!stored) {
       check.problems.push_back(name + ": missing from the file");
       continue;
     }
     used_layers.insert(stored);
-    const std::string where = by_order ? name + " (file layer " + stored->stored_name + ")" : name;
-    std::set<std::string> used;
-    for (const ParamRef& r : model.param_refs()) {
-      if (r.node != i) continue;
-      const StoredWeight* w = nullptr;
-      for (const auto& sw : stored->weights)
-        if (sw.var == r.name) w = &sw;
-      if (!w) {
-        check.problems.push_back(where + ": no '" + r.name +
-                                 "' weight (the file has: " + var_list(*stored) + ")");
-        continue;
-      }
-      used.insert(w->var);
-      if (!w->is_float) {
-        check.problems.push_back(where + "/" + r.name + ": stored as " + w->dtype +
-                                 ", expected floating point");
-        continue;
-      }
-      if (!r.shape.matches(w->shape)) {
-        check.problems.push_back(where + "/" + r.name + ": shape " + dims_str(w->shape) +
-                                 " in the file, the model needs " + r.shape.str());
-        continue;
-      }
-      Tensor t = h5.read_tensor(w->dataset);
-      std::size_t bad = 0;
-      for (std::size_t e = 0; e < t.numel(); ++e) bad += !std::isfinite(t[e]);
-      if (bad) {
-        check.problems.push_back(where + "/" + r.name + ": " + std::to_string(bad) +
-                                 " NaN or Inf value(s)");
-        continue;
-      }
-      staged.emplace_back(&r, std::move(t));
-    }
-    for (const auto& sw : stored->weights)
-      if (!used.count(sw.var))
-        check.problems.push_back(where + ": unexpected weight '" + sw.stored_name + "'");
+    const std::string where =
+        pairing.by_order ? name + " (file layer " + stored->stored_name + ")" : name;
+    stage_layer(model, h5, pairing.nodes[k], *stored, where, staged, check);
   }
   for (const StoredLayer& l : file.layers) {
     if (used_layers.count(&l)) continue;
@@ -165,7 +185,7 @@ WeightCheck check_and_load_keras_weights(Model& model, const H5File& h5,
     else if (node >= 0 && !in_scope(model, node, scope))
       check.notes.push_back("ignoring '" + l.name +
                             "': only the base is loaded from a --weights file");
-    else if (!by_order && missing == 0)
+    else
       check.problems.push_back(l.stored_name + ": in the file but not a layer of the model" +
                                (l.name != l.stored_name ? " (as " + l.name + ")" : std::string()));
   }

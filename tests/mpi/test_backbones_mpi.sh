@@ -19,8 +19,8 @@ run() {  # run LOG COMMAND...: the command's output to LOG, shown when it fails
   "$@" > "$log" 2>&1 || { cat "$log"; fail "$(basename "$log" .log)"; }
 }
 
-# backbone, options (image size, the phase-2 cut), expected cache line fragment
-while read -r backbone size unfreeze; do
+# backbone, image size, phase 2's --unfreeze-last
+while read -r backbone size unfreeze <&3; do  # fd 3: mpirun reads (and would eat) stdin
   setup="--backbone $backbone --weights none --image-size $size --batch-size 4 --shuffle false
     --head-units 16 --phase1-lr 1e-3 --phase2-lr 1e-4 --unfreeze-last $unfreeze --threads 1
     --loader-threads 1"
@@ -38,7 +38,7 @@ while read -r backbone size unfreeze; do
     label="$backbone, $np ranks with the feature cache vs one process without"
     compare_weights "$b-single.h5" "$b-np$np.h5" 1e-4 2e-3 "$label" "$b-init.h5" || fail "$label"
   done
-done <<'RUNS'
+done 3<<'RUNS'
 vgg16 32 4
 inception_v3 139 10
 mobilenet_v2 64 10
