@@ -51,8 +51,13 @@ TrainPosition resume_position(Model& model, const SampleSource& train, const Tra
 }
 
 // The same first n samples of the seed's calibration order on every rank: no reducer needed.
+// A network without BatchNormalization (VGG) has nothing to calibrate.
 void calibrate_frozen_batch_norm(Model& model, const SampleSource& train, const TrainConfig& c,
                                  std::ostream& log) {
+  bool any = false;
+  for (int i = 0; i < model.size(); ++i)
+    any = any || model.layer(i).type() == std::string("BatchNormalization");
+  if (!any) return;
   const int n = std::min(train.size(), c.calibrate_bn_samples);
   const std::vector<int> order = epoch_order(train.size(), true, c.seed, -1);
   BatchPrefetcher one(train, {std::vector<int>(order.begin(), order.begin() + n)},
