@@ -42,8 +42,8 @@ Model random_model(const NetworkConfig& c, std::uint64_t seed) {
 }
 
 void rewrite(const std::string& in, const std::string& out, const std::string& flags) {
-  const std::string cmd = test_util::env_or("PARAFINE_REFERENCE_PYTHON", "/usr/bin/python3") +
-                          " " + PARAFINE_REWRITER + " '" + in + "' '" + out + "' " + flags;
+  const std::string cmd = test_util::env_or("PARAFINE_REFERENCE_PYTHON", "/usr/bin/python3") + " " +
+                          PARAFINE_REWRITER + " '" + in + "' '" + out + "' " + flags;
   const auto r = test_util::run_command(cmd);
   ASSERT_EQ(r.exit_code, 0) << cmd << "\n" << r.output;
 }
@@ -98,10 +98,9 @@ TEST_P(EachBackbone, AnotherBackbonesFileIsNamed) {
 INSTANTIATE_TEST_SUITE_P(
     Backbones, EachBackbone,
     ::testing::Values(net_of(Backbone::kResNet50, 32, 1.0f, 8),
-                      net_of(Backbone::kResNet101, 32, 1.0f, 4),
-                      net_of(Backbone::kVGG16, 32), net_of(Backbone::kVGG19, 32),
-                      net_of(Backbone::kInceptionV3, 75), net_of(Backbone::kMobileNetV2, 32),
-                      net_of(Backbone::kMobileNetV2, 32, 0.35f),
+                      net_of(Backbone::kResNet101, 32, 1.0f, 4), net_of(Backbone::kVGG16, 32),
+                      net_of(Backbone::kVGG19, 32), net_of(Backbone::kInceptionV3, 75),
+                      net_of(Backbone::kMobileNetV2, 32), net_of(Backbone::kMobileNetV2, 32, 0.35f),
                       net_of(Backbone::kMobileNetV2, 32, 1.3f)),
     [](const ::testing::TestParamInfo<NetworkConfig>& p) {
       std::string alpha = alpha_text(p.param.alpha);

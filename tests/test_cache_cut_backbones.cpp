@@ -37,8 +37,9 @@ std::pair<int, int> cut_for(Model& m, int n) {
 void expect_dominating_cut(const Model& m, int cut, int first, const std::string& what) {
   ASSERT_LT(cut, first) << what;
   for (int j = cut + 1; j < m.size(); ++j)
-    for (int k : m.inputs_of(j)) ASSERT_GE(k, cut) << what << ": " << m.layer(j).name() << " reads "
-                                                   << m.layer(k).name() << " from before the cut";
+    for (int k : m.inputs_of(j))
+      ASSERT_GE(k, cut) << what << ": " << m.layer(j).name() << " reads " << m.layer(k).name()
+                        << " from before the cut";
   for (int b = cut + 1; b < first; ++b) {
     bool boundary = true;
     for (int j = b + 1; j < m.size() && boundary; ++j)
@@ -72,8 +73,8 @@ TEST(CacheCut, InceptionV3CutsAtAMixedOutputNeverInsideABranch) {
     const std::string what = "inception_v3 --unfreeze-last " + std::to_string(n);
     expect_dominating_cut(m, cut, first, what);
     if (first > mixed0 && first < m.base_layers()) {  // else phase 2 trains the head alone
-      EXPECT_TRUE(std::regex_match(m.layer(cut).name(), mixed)) << what << ": cut "
-                                                               << m.layer(cut).name();
+      EXPECT_TRUE(std::regex_match(m.layer(cut).name(), mixed))
+          << what << ": cut " << m.layer(cut).name();
       ++checked;
     }
     if (n == 10 || n == 40 || n == 100)
@@ -88,8 +89,8 @@ TEST(CacheCut, EveryBackboneCutsAtADominatingNode) {
     Model m = build_network(config(b.id, b.min_size));
     for (int n = 1; n <= m.base_layers(); n += std::max(1, m.base_layers() / 40)) {
       const auto [cut, first] = cut_for(m, n);
-      expect_dominating_cut(m, cut, first, std::string(b.name) + " --unfreeze-last " +
-                                               std::to_string(n));
+      expect_dominating_cut(m, cut, first,
+                            std::string(b.name) + " --unfreeze-last " + std::to_string(n));
     }
   }
 }

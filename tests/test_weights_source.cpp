@@ -29,7 +29,8 @@ TEST(WeightsSource, ImagenetSearchOrder) {
   EXPECT_EQ(resolve_weights("imagenet"),
             (t.path / "home/.keras/models" / imagenet_notop_file({}).name).string());
   t.touch(fs::path("keras/models") / imagenet_notop_file({}).name);
-  EXPECT_EQ(resolve_weights("imagenet"), (t.path / "keras/models" / imagenet_notop_file({}).name).string());
+  EXPECT_EQ(resolve_weights("imagenet"),
+            (t.path / "keras/models" / imagenet_notop_file({}).name).string());
   t.touch(fs::path("explicit") / imagenet_notop_file({}).name);
   EXPECT_EQ(resolve_weights("imagenet", (t.path / "explicit").string()),
             (t.path / "explicit" / imagenet_notop_file({}).name).string());
@@ -76,8 +77,8 @@ TEST(WeightsSource, EachBackboneHasKerasNotopFile) {
       {net(Backbone::kVGG19), "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5", "vgg19/"},
       {net(Backbone::kInceptionV3, 1.0f, 299),
        "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5", "inception_v3/"},
-      {net(Backbone::kMobileNetV2), "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
-       "mobilenet_v2/"},
+      {net(Backbone::kMobileNetV2),
+       "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5", "mobilenet_v2/"},
       {net(Backbone::kMobileNetV2, 0.35f, 96),
        "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_96_no_top.h5", "mobilenet_v2/"},
       {net(Backbone::kMobileNetV2, 1.3f, 100),  // not a size Keras has: 224's file

@@ -11,8 +11,8 @@
 #include "parafine/io/keras_weights.hpp"
 #include "parafine/io/model_file.hpp"
 #include "parafine/io/weights_source.hpp"
-#include "parafine/model/initializers.hpp"
 #include "parafine/model/backbone.hpp"
+#include "parafine/model/initializers.hpp"
 #include "parafine/train/trainer.hpp"
 
 namespace po = boost::program_options;
@@ -32,7 +32,8 @@ struct DemoOptions {
 
 // The allowed range of every numeric option, checked by opts.parse (options.hpp).
 void bound_demo_options(CommandOptions& opts) {
-  opts.describe_range("image-size", std::string("0 (the backbone's minimum) or ") + kImageSizeRange);
+  opts.describe_range("image-size",
+                      std::string("0 (the backbone's minimum) or ") + kImageSizeRange);
   opts.bound("width", 1, 1024, "64 = the real network");
   opts.bound("classes", 1, kMaxHeadUnits);
   opts.bound("train-samples", 1, 1000000);
@@ -105,12 +106,12 @@ int run_demo(int argc, char** argv) {
   train.image_size = net.image_size;
   std::cout << "parafine demo: " << backbone_info(net.backbone).keras_name << " (";
   if (net.backbone <= Backbone::kResNet152) std::cout << "width " << net.width << ", ";
-  if (net.backbone == Backbone::kMobileNetV2) std::cout << "alpha " << alpha_text(net.alpha) << ", ";
-  std::cout << net.image_size << "x"
-            << net.image_size << ", " << model.size() << " layers, " << model.params().size()
-            << " weights) on " << o.train_samples << " synthetic training / " << o.val_samples
-            << " validation images, " << net.classes << " classes, " << parafine::threads()
-            << " threads" << std::endl;
+  if (net.backbone == Backbone::kMobileNetV2)
+    std::cout << "alpha " << alpha_text(net.alpha) << ", ";
+  std::cout << net.image_size << "x" << net.image_size << ", " << model.size() << " layers, "
+            << model.params().size() << " weights) on " << o.train_samples
+            << " synthetic training / " << o.val_samples << " validation images, " << net.classes
+            << " classes, " << parafine::threads() << " threads" << std::endl;
   const auto history = run_two_phase(model, train_set, &val_set, train, std::cout);
   if (!history.empty())
     std::cout << "final validation accuracy " << history.back().val_accuracy << " (chance "

@@ -4,8 +4,8 @@
 // Keras's model.summary() prints it.
 #include <cstdio>
 #include <iomanip>
-#include <optional>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>

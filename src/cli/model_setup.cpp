@@ -48,8 +48,9 @@ void check_weights_backbone(const std::string& option, const std::string& path,
   const BackboneInfo& chosen = backbone_info(net.backbone);
   const BackboneInfo& file = backbone_info(held->backbone);
   if (held->backbone != net.backbone)
-    throw UsageError(option + " " + path + " holds " + file.keras_name + " weights, but --backbone is " +
-                     chosen.name + " (" + chosen.keras_name + "); add --backbone " + file.name);
+    throw UsageError(option + " " + path + " holds " + file.keras_name +
+                     " weights, but --backbone is " + chosen.name + " (" + chosen.keras_name +
+                     "); add --backbone " + file.name);
   if (held->alpha != net.alpha)
     throw UsageError(option + " " + path + " holds MobileNetV2 weights of alpha " +
                      alpha_text(held->alpha) + ", but --alpha is " + alpha_text(net.alpha) +

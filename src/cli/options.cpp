@@ -98,8 +98,8 @@ bool CommandOptions::given(const char* name) const {
 void check_image_size_option(int image_size, Backbone backbone) {
   if (image_size > kMaxImageSize)
     throw UsageError("--image-size must be at most " + std::to_string(kMaxImageSize) + ", got " +
-                     std::to_string(image_size) + "; allowed: " +
-                     std::to_string(backbone_info(backbone).min_size) + ".." +
+                     std::to_string(image_size) +
+                     "; allowed: " + std::to_string(backbone_info(backbone).min_size) + ".." +
                      std::to_string(kMaxImageSize) + " (a larger image does not fit in memory)");
   try {
     check_image_size(image_size, backbone);
@@ -110,7 +110,8 @@ void check_image_size_option(int image_size, Backbone backbone) {
 
 void add_backbone_options(CommandOptions& opts, BackboneOptions& b) {
   std::string names;
-  for (const BackboneInfo& i : backbones()) names += (names.empty() ? "" : " | ") + std::string(i.name);
+  for (const BackboneInfo& i : backbones())
+    names += (names.empty() ? "" : " | ") + std::string(i.name);
   auto add = opts.add();
   add("backbone", po::value(&b.name)->default_value(b.name), names.c_str());
   add("alpha", po::value(&b.alpha)->default_value(b.alpha, "1.0"),

@@ -40,7 +40,7 @@ std::string csv_field(const std::string& text) {
 struct InferenceOptions {
   std::string model, data, output, preprocess = "auto", precision = "float32";
   int batch_size = 32, image_size = 0, threads = 0;
-  Precision chosen = Precision::kFloat32;  // --precision resolved for this machine
+  Precision chosen = Precision::kFloat32;             // --precision resolved for this machine
   Preprocess chosen_preprocess = Preprocess::kCaffe;  // --preprocess, auto resolved for the model
 };
 
@@ -64,7 +64,7 @@ bool parse(int argc, char** argv, const char* command, const char* data_option,
   opts.bound("batch-size", 1, kMaxBatchSize);
   opts.describe_range("image-size", std::string("0 (the dataset's) or ") + kImageSizeRange);
   if (!opts.parse(argc, argv)) return false;
-  if (o.image_size != 0) check_image_size_option(o.image_size);
+  if (o.image_size != 0) check_image_size_option(o.image_size);  // the model's minimum: later
   preprocess_option(o.preprocess, Backbone::kResNet50);  // its spelling; auto is resolved later
   if (Comm::is_root()) check_output_path("--output", o.output);  // rank 0 writes it
   set_threads(threads_per_rank(o.threads));
@@ -78,9 +78,15 @@ std::string join(const std::vector<std::string>& v) {
   return s;
 }
 
-// --image-size, else an HDF5 dataset's stored size, else 0 (the size the model was trained at).
+// --image-size, else an HDF5 dataset's stored size, else 0 (the size the model was trained at);
+// at least the minimum of the backbone the model file holds.
 int image_size_for(const InferenceOptions& o, const SampleSource& data) {
-  if (o.image_size > 0) return o.image_size;
+  const std::optional<FileBackbone> held = backbone_of_weights_file(o.model);
+  const Backbone backbone = held ? held->backbone : Backbone::kResNet50;
+  if (o.image_size > 0) {
+    check_image_size_option(o.image_size, backbone);
+    return o.image_size;
+  }
   const auto* h5 = dynamic_cast<const H5Source*>(&data);
   if (!h5) return 0;
   const H5ImageDataset& d = h5->dataset();
@@ -88,9 +94,10 @@ int image_size_for(const InferenceOptions& o, const SampleSource& data) {
                             std::to_string(d.width()) + " images";
   if (d.height() != d.width()) throw UsageError(holds + ": give --image-size (square)");
   try {
-    check_image_size(d.height());
+    check_image_size(d.height(), backbone);
   } catch (const std::invalid_argument& e) {
-    throw UsageError(holds + ", the size used without --image-size: " + e.what());
+    throw UsageError(holds + ", the size used without --image-size: " + e.what() +
+                     "; give --image-size to resize them");
   }
   return d.height();
 }
@@ -235,8 +242,7 @@ int run_evaluate(int argc, char** argv) {
   if (data->classes() > classes)
     throw std::runtime_error(o.data + " has " + std::to_string(data->classes()) +
                              " classes, the model " + std::to_string(classes));
-  const LossResult total =
-      evaluate(model, *data, o.batch_size, image_size, o.chosen_preprocess, 2);
+  const LossResult total = evaluate(model, *data, o.batch_size, image_size, o.chosen_preprocess, 2);
   if (!Comm::is_root()) return 0;  // the sums are global: rank 0 reports them
   std::cout << std::fixed << std::setprecision(4) << "loss " << total.loss_sum / total.count
             << " - accuracy " << static_cast<double>(total.correct) / total.count << " ("

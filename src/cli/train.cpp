@@ -39,8 +39,7 @@ void require(bool ok, const std::string& message) {
 // the strings are parsed by validate_options.
 struct TrainOptions {
   std::string train_path, val_path, weights, weights_dir, init, preprocess, augment, save,
-      on_bad_image, unfreeze_from, shuffle, bn_mode, history_path, cache_mode, cache_mem,
-      precision;
+      on_bad_image, unfreeze_from, shuffle, bn_mode, history_path, cache_mode, cache_mem, precision;
   NetworkConfig net;
   BackboneOptions backbone;
   TrainConfig config;
@@ -52,7 +51,8 @@ struct TrainOptions {
 // The allowed range of every numeric option, checked by opts.parse (options.hpp).
 void bound_options(CommandOptions& opts) {
   constexpr int kInt = std::numeric_limits<int>::max();
-  opts.describe_range("image-size", std::string("0 (the backbone's default) or ") + kImageSizeRange);
+  opts.describe_range("image-size",
+                      std::string("0 (the backbone's default) or ") + kImageSizeRange);
   opts.bound("bucket-mb", kMinBucketMb, kMaxBucketMb,
              "MiB; a bucket holds at least one float, 4 bytes");
   opts.bound("checkpoint-steps", 0, kInt, "0: at epoch ends only");
@@ -239,8 +239,8 @@ TrainData open_data(const TrainOptions& o, std::ostream& out) {
   return d;
 }
 
-// The backbone and head for the training data's classes, from --init or --weights; a random base gets
-// its frozen BN statistics calibrated first.
+// The backbone and head for the training data's classes, from --init or --weights; a random base
+// gets its frozen BN statistics calibrated first.
 Model build_model(TrainOptions& o, const SampleSource& train, std::ostream& out) {
   o.net.classes = train.classes();
   o.net.image_size = o.config.image_size;
@@ -250,17 +250,15 @@ Model build_model(TrainOptions& o, const SampleSource& train, std::ostream& out)
   return model;
 }
 
-void report_run(const TrainOptions& o, const TrainData& d, Precision precision,
-                std::ostream& out) {
+void report_run(const TrainOptions& o, const TrainData& d, Precision precision, std::ostream& out) {
   const TrainConfig& c = o.config;
   out << "parafine train: " << backbone_info(o.net.backbone).keras_name;
   if (o.net.backbone == Backbone::kMobileNetV2) out << " (alpha " << alpha_text(o.net.alpha) << ")";
   out << ", " << preprocess_name(c.preprocess) << " preprocessing; " << d.train->size()
-      << " training images, "
-      << (d.val ? d.val->size() : 0) << " validation images, " << o.net.classes << " classes, "
-      << c.image_size << "x" << c.image_size << ", global batch " << c.batch_size << ", "
-      << Comm::size() << " rank(s) x " << parafine::threads() << " threads, "
-      << precision_name(precision) << std::endl;
+      << " training images, " << (d.val ? d.val->size() : 0) << " validation images, "
+      << o.net.classes << " classes, " << c.image_size << "x" << c.image_size << ", global batch "
+      << c.batch_size << ", " << Comm::size() << " rank(s) x " << parafine::threads()
+      << " threads, " << precision_name(precision) << std::endl;
 }
 
 // --history: one CSV row per epoch, written by rank 0 and flushed at once so the rows survive

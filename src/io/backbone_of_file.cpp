@@ -13,7 +13,8 @@ namespace {
 int kernel_dim(const StoredLayer* l, int dim) {
   if (!l) return -1;
   for (const auto& w : l->weights)
-    if ((w.var == "kernel" || w.var == "depthwise_kernel") && static_cast<int>(w.shape.size()) > dim)
+    if ((w.var == "kernel" || w.var == "depthwise_kernel") &&
+        static_cast<int>(w.shape.size()) > dim)
       return w.shape[static_cast<size_t>(dim)];
   return -1;
 }
@@ -58,11 +59,16 @@ bool looks_like_inception_v3(const KerasWeightFile& file) {
 std::optional<FileBackbone> backbone_of_file(const KerasWeightFile& file) {
   FileBackbone b{Backbone::kResNet50};
   if (const StoredLayer* conv1 = file.find("conv1_conv")) {
-    const int blocks3 = largest_block(file, "conv3_block"), blocks4 = largest_block(file, "conv4_block");
-    if (blocks3 == 4 && blocks4 == 6) b.backbone = Backbone::kResNet50;
-    else if (blocks3 == 4 && blocks4 == 23) b.backbone = Backbone::kResNet101;
-    else if (blocks3 == 8 && blocks4 == 36) b.backbone = Backbone::kResNet152;
-    else return std::nullopt;
+    const int blocks3 = largest_block(file, "conv3_block"),
+              blocks4 = largest_block(file, "conv4_block");
+    if (blocks3 == 4 && blocks4 == 6)
+      b.backbone = Backbone::kResNet50;
+    else if (blocks3 == 4 && blocks4 == 23)
+      b.backbone = Backbone::kResNet101;
+    else if (blocks3 == 8 && blocks4 == 36)
+      b.backbone = Backbone::kResNet152;
+    else
+      return std::nullopt;
     b.width = kernel_dim(conv1, 3);
     b.channels = kernel_dim(conv1, 2);
     return b;
@@ -93,9 +99,11 @@ NetworkConfig network_config_of(const KerasWeightFile& file, int image_size) {
   const std::optional<FileBackbone> b = backbone_of_file(file);
   if (!b) {
     std::string known;
-    for (const BackboneInfo& i : backbones()) known += (known.empty() ? "" : ", ") + std::string(i.name);
-    throw std::runtime_error(file.path + ": its layers are not those of a backbone parafine builds (" +
-                             known + "), so this is not a full model file written by --save");
+    for (const BackboneInfo& i : backbones())
+      known += (known.empty() ? "" : ", ") + std::string(i.name);
+    throw std::runtime_error(file.path +
+                             ": its layers are not those of a backbone parafine builds (" + known +
+                             "), so this is not a full model file written by --save");
   }
   NetworkConfig c;
   c.backbone = b->backbone;

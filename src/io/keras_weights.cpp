@@ -68,9 +68,9 @@ std::string var_list(const StoredLayer& l) {
 // Keras generation: InceptionV3's conv2d_1 ... conv2d_94 for tf.keras's conv2d ... conv2d_93),
 // never for a renamed or reordered layer.
 struct LayerPairing {
-  std::vector<int> nodes;                   // model layers with weights in scope, in order
-  std::vector<const StoredLayer*> source;   // the file layer of each, or null when missing
-  std::size_t missing = 0;                  // by name
+  std::vector<int> nodes;                  // model layers with weights in scope, in order
+  std::vector<const StoredLayer*> source;  // the file layer of each, or null when missing
+  std::size_t missing = 0;                 // by name
   bool by_order = false;
 };
 
@@ -93,7 +93,8 @@ LayerPairing pair_layers(const Model& model, const KerasWeightFile& file, Weight
   }
   p.by_order = candidates.size() == p.nodes.size();
   for (std::size_t k = 0; p.by_order && k < p.nodes.size(); ++k)
-    p.by_order = without_index(candidates[k]->name) == without_index(model.layer(p.nodes[k]).name());
+    p.by_order =
+        without_index(candidates[k]->name) == without_index(model.layer(p.nodes[k]).name());
   if (p.by_order) {
     p.source = candidates;
     check.notes.push_back("the file's layer names are not this model's (e.g. '" +
@@ -106,9 +107,9 @@ LayerPairing pair_layers(const Model& model, const KerasWeightFile& file, Weight
   const std::optional<FileBackbone> held = backbone_of_file(file);
   const std::optional<FileBackbone> wanted = backbone_of_file(describe_weights(model));
   if (held && (!wanted || held->backbone != wanted->backbone || held->alpha != wanted->alpha))
-    check.problems.push_back("the file holds " + backbone_text(*held) +
-                             ", whose layers are not this model's" +
-                             (wanted ? " (it needs " + backbone_text(*wanted) + ")" : std::string()));
+    check.problems.push_back(
+        "the file holds " + backbone_text(*held) + ", whose layers are not this model's" +
+        (wanted ? " (it needs " + backbone_text(*wanted) + ")" : std::string()));
   return p;
 }
 

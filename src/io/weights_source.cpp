@@ -36,7 +36,8 @@ ImagenetFile imagenet_notop_file(const NetworkConfig& net) {
       const std::string name = model + "_weights_tf_dim_ordering_tf_kernels_notop.h5";
       return {name, base + model + "/" + name};
     }
-    case Backbone::kMobileNetV2: break;
+    case Backbone::kMobileNetV2:
+      break;
   }
   int rows = 224;  // keras.applications.mobilenet_v2: the file of the input size, else 224's
   for (int r : {96, 128, 160, 192})

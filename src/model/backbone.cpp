@@ -25,14 +25,22 @@ constexpr float kMobileNetV2Alphas[] = {0.35f, 0.5f, 0.75f, 1.0f, 1.3f, 1.4f};
 
 int add_base(Model& m, const NetworkConfig& c) {
   switch (c.backbone) {
-    case Backbone::kResNet50: return add_resnet_base(m, c, 50);
-    case Backbone::kResNet101: return add_resnet_base(m, c, 101);
-    case Backbone::kResNet152: return add_resnet_base(m, c, 152);
-    case Backbone::kVGG16: return add_vgg_base(m, c, 16);
-    case Backbone::kVGG19: return add_vgg_base(m, c, 19);
-    case Backbone::kMobileNetV2: return add_mobilenet_v2_base(m, c);
-    case Backbone::kInceptionV3: return add_inception_v3_base(m, c);
-    default: break;
+    case Backbone::kResNet50:
+      return add_resnet_base(m, c, 50);
+    case Backbone::kResNet101:
+      return add_resnet_base(m, c, 101);
+    case Backbone::kResNet152:
+      return add_resnet_base(m, c, 152);
+    case Backbone::kVGG16:
+      return add_vgg_base(m, c, 16);
+    case Backbone::kVGG19:
+      return add_vgg_base(m, c, 19);
+    case Backbone::kMobileNetV2:
+      return add_mobilenet_v2_base(m, c);
+    case Backbone::kInceptionV3:
+      return add_inception_v3_base(m, c);
+    default:
+      break;
   }
   throw std::invalid_argument(std::string("--backbone ") + backbone_info(c.backbone).name +
                               " is not built yet");

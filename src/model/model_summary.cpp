@@ -21,7 +21,7 @@ std::string shape_text(const Model& model, int node) {
 
 std::string pad(const std::string& s, int width) {
   return s.size() >= static_cast<std::size_t>(width) ? s + " "
-                                                      : s + std::string(width - s.size(), ' ');
+                                                     : s + std::string(width - s.size(), ' ');
 }
 
 }  // namespace
@@ -45,7 +45,8 @@ ParamCounts count_params(const Model& model, int first, int last) {
 
 void print_model_summary(const Model& model, const std::string& title, std::ostream& out) {
   const std::string rule(98, '_'), double_rule(98, '=');
-  out << "Model: \"" << title << "\"\n" << rule << "\n"
+  out << "Model: \"" << title << "\"\n"
+      << rule << "\n"
       << pad(" Layer (type)", kNameWidth) << pad("Output Shape", kShapeWidth)
       << pad("Param #", kParamWidth) << "Connected to\n"
       << double_rule << "\n";

@@ -61,10 +61,17 @@ struct ResNetBuilder {
 int add_resnet_base(Model& m, const NetworkConfig& c, int depth) {
   int blocks[4];
   switch (depth) {
-    case 50: blocks[0] = 3, blocks[1] = 4, blocks[2] = 6, blocks[3] = 3; break;
-    case 101: blocks[0] = 3, blocks[1] = 4, blocks[2] = 23, blocks[3] = 3; break;
-    case 152: blocks[0] = 3, blocks[1] = 8, blocks[2] = 36, blocks[3] = 3; break;
-    default: throw std::logic_error("no ResNet of depth " + std::to_string(depth));
+    case 50:
+      blocks[0] = 3, blocks[1] = 4, blocks[2] = 6, blocks[3] = 3;
+      break;
+    case 101:
+      blocks[0] = 3, blocks[1] = 4, blocks[2] = 23, blocks[3] = 3;
+      break;
+    case 152:
+      blocks[0] = 3, blocks[1] = 8, blocks[2] = 36, blocks[3] = 3;
+      break;
+    default:
+      throw std::logic_error("no ResNet of depth " + std::to_string(depth));
   }
   ResNetBuilder b{m};
   const int w = c.width;

@@ -12,7 +12,15 @@
 
 namespace parafine {
 
-enum class Backbone { kResNet50, kResNet101, kResNet152, kVGG16, kVGG19, kInceptionV3, kMobileNetV2 };
+enum class Backbone {
+  kResNet50,
+  kResNet101,
+  kResNet152,
+  kVGG16,
+  kVGG19,
+  kInceptionV3,
+  kMobileNetV2
+};
 
 struct BackboneInfo {
   Backbone id;
