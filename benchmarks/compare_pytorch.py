@@ -121,8 +121,10 @@ def run_logged(command, log_path, env):
         log.flush()
         status = subprocess.run(wrapped, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
     if status != 0:
+        with open(log_path) as log:
+            tail = log.read().strip().splitlines()[-3:]
         sys.exit(f"compare_pytorch: command failed (exit {status}), see {log_path}:\n  "
-                 + " ".join(command))
+                 + " ".join(command) + "\n" + "\n".join("  > " + line for line in tail))
     try:
         with open(time_path) as f:
             return int(f.read().split()[-1]) / 1024.0
