@@ -123,10 +123,10 @@ Options parse(int argc, char** argv) {
     const parafine::BackboneInfo& info = parafine::backbone_info(o.backbone);
     if (o.image_size == 0) o.image_size = info.default_size;
     parafine::check_image_size(o.image_size, o.backbone);
-    // base.layers[-N:] with N up to len(base.layers) - 1: the InputLayer has no weights.
-    if (o.unfreeze_last < 0 || o.unfreeze_last >= info.base_layers)
+    // base.layers[-N:] with N up to len(base.layers), as unfreeze_last_base_layers takes.
+    if (o.unfreeze_last < 0 || o.unfreeze_last > info.base_layers)
       throw std::invalid_argument("--unfreeze-last must be in 0.." +
-                                  std::to_string(info.base_layers - 1) + " for " + info.name +
+                                  std::to_string(info.base_layers) + " for " + info.name +
                                   " (its base has " + std::to_string(info.base_layers) +
                                   " layers), got " + std::to_string(o.unfreeze_last));
     std::string note;

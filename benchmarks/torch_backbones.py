@@ -705,8 +705,8 @@ def parse_args():
     if args.image_size < min_size:
         ap.error(f"--image-size must be at least {min_size} for {args.backbone} (Keras's "
                  f"minimum input size for {keras_name}), got {args.image_size}")
-    if not 0 <= args.unfreeze_last < base_layers:
-        ap.error(f"--unfreeze-last must be in 0..{base_layers - 1} for {args.backbone}")
+    if not 0 <= args.unfreeze_last <= base_layers:
+        ap.error(f"--unfreeze-last must be in 0..{base_layers} for {args.backbone}")
     for name, low in (("batch", 1), ("threads", 1), ("repeats", 1), ("warmup", 0)):
         if getattr(args, name) < low:
             ap.error(f"--{name.replace('_', '-')} must be at least {low}")
