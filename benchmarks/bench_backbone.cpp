@@ -310,19 +310,22 @@ struct Runner {
 
 // ---- per-layer profile ----
 
-// Kind of a layer for the profile: Conv2D and DepthwiseConv2D split by kernel (KHxKW, from
-// the kernel's shape) and stride, else the Keras class.
+// Kind of a layer for the profile: Conv2D split by kernel and stride, else the Keras class.
 std::string kind_of(const parafine::Layer& l) {
-  int stride = 0;
-  if (const auto* c = dynamic_cast<const parafine::Conv2D*>(&l)) stride = c->stride();
-  if (const auto* d = dynamic_cast<const parafine::DepthwiseConv2D*>(&l)) stride = d->stride();
-  if (stride == 0) return l.type();
-  std::string k = l.type();
-  for (const parafine::ParamSpec& p : l.param_specs())
-    if (p.name == "kernel" || p.name == "depthwise_kernel")
-      k += " " + std::to_string(p.shape[0]) + "x" + std::to_string(p.shape[1]);
-  if (stride > 1) k += " s" + std::to_string(stride);
-  return k;
+  if (const auto* c = dynamic_cast<const parafine::Conv2D*>(&l)) {
+    std::string k =
+        "Conv2D " + std::to_string(c->kernel_size()) + "x" + std::to_string(c->kernel_size());
+    if (c->stride() > 1) k += " s" + std::to_string(c->stride());
+    return k;
+  }
+  // DepthwiseConv2D (MobileNetV2) split the same way.
+  if (const auto* d = dynamic_cast<const parafine::DepthwiseConv2D*>(&l)) {
+    std::string k = "DepthwiseConv2D " + std::to_string(d->kernel_size()) + "x" +
+                    std::to_string(d->kernel_size());
+    if (d->stride() > 1) k += " s" + std::to_string(d->stride());
+    return k;
+  }
+  return l.type();
 }
 
 struct KindTime {
