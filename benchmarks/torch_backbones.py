@@ -50,7 +50,7 @@ count_params of the base, BN moving statistics included, against keras.applicati
 include_top=False total; Keras base layer count; counted conv + dense forward GFLOP per step,
 to check the architecture against parafine's) and one "scenario" line per scenario; --csv FILE
 also writes the scenario lines as CSV. --check-only stops after the model line (and checks a
-forward + backward of one image); it exits 1 when a parameter or layer count differs.
+forward + backward of two images); it exits 1 when a parameter or layer count differs.
 
   /usr/bin/python3 benchmarks/torch_backbones.py [--backbone resnet50] [--alpha 1.0]
       [--batch 32] [--image-size 0 (the backbone's default)] [--unfreeze-last 10]
@@ -722,7 +722,8 @@ def emit(record):
 
 
 def check_step(model, image_size, trainable):
-    """One forward + backward of one image (all-trainable): finite loss and gradients."""
+    """One forward + backward of two images (all-trainable; a training BN needs more than
+    one value per channel): finite loss and gradients."""
     images, labels = synthetic_batch(2, image_size, 0)
     loss = F.cross_entropy(model(images), labels)
     loss.backward()
