@@ -9,7 +9,9 @@
 # Env: PARAFINE_BINARY (build/parafine), DATA (../shared/data/cats_dogs), RANKS (1), THREADS
 #      (cores / RANKS), MODES ("auto off"), EPOCHS ("10 10"), WEIGHTS (none: random init with
 #      calibrated BN; the compute is the same as with imagenet weights), PRECISION (float32 |
-#      mixed_bfloat16; unset: the binary's default, for binaries older than --precision)
+#      mixed_bfloat16; unset: the binary's default, for binaries older than --precision),
+#      BACKBONE (resnet50; any --backbone of parafine train, at its default image size unless
+#      IMAGE_SIZE is set: 224, inception_v3 299), ALPHA (1.0, mobilenet_v2's)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-/tmp/parafine_cache_bench}
@@ -24,11 +26,12 @@ mkdir -p "$out"
 machine=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
 csv=$out/cache_seed_scenario.csv
 precision_option=${PRECISION:+--precision $PRECISION}
+backbone=${BACKBONE:-resnet50} alpha=${ALPHA:-1.0} size=${IMAGE_SIZE:-0}
 echo "cache,ranks,threads,precision,end_to_end_s,cache_build_s,phase1_s,phase2_s,final_val_accuracy,peak_rss_mib_per_rank,machine" > "$csv"
 for mode in $modes; do
   start=$(date +%s.%N)
   mpirun -np "$ranks" --bind-to none "$binary" train --train "$data/train" --val "$data/val" \
-    --weights "${WEIGHTS:-none}" --image-size 224 --batch-size 32 --phase1-epochs "$e1" --phase2-epochs "$e2" \
+    --weights "${WEIGHTS:-none}" --backbone "$backbone" --alpha "$alpha" --image-size "$size" --batch-size 32 --phase1-epochs "$e1" --phase2-epochs "$e2" \
     --unfreeze-last 10 --threads "$threads" --cache "$mode" $precision_option > "$out/$mode.log" 2>&1 || { cat "$out/$mode.log"; exit 1; }
   end=$(date +%s.%N)
   python3 - "$out/$mode.log" "$mode" "$ranks" "$threads" "${PRECISION:-float32}" "$start" "$end" "$machine" <<'PY' | tee -a "$csv"

@@ -5,7 +5,8 @@
 # efficiency against 1 rank with all the threads) and a PNG plot (needs python3-matplotlib).
 # Usage: benchmarks/scaling.sh [OUT_DIR] [LAYOUTS]   e.g. benchmarks/scaling.sh /tmp/scaling "1x2 2x1"
 # Env: PARAFINE_BINARY (default build/parafine), SAMPLES (256), IMAGE_SIZE (112), BATCH (32), REPEATS (3),
-#      CACHE (off: every step runs the full forward; auto: phase 2 trains from the feature cache)
+#      CACHE (off: every step runs the full forward; auto: phase 2 trains from the feature cache),
+#      BACKBONE (resnet50; any --backbone of parafine train), ALPHA (1.0, mobilenet_v2's)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-/tmp/parafine_scaling}
@@ -13,6 +14,7 @@ cores=$(nproc)
 layouts=${2:-"1x$cores $(for r in 2 4 8; do [ $r -le $cores ] && echo "${r}x$((cores / r))"; done | tr '\n' ' ')"}
 binary=${PARAFINE_BINARY:-$here/build/parafine}
 samples=${SAMPLES:-256} size=${IMAGE_SIZE:-112} batch=${BATCH:-32} repeats=${REPEATS:-3} cache=${CACHE:-off}
+backbone=${BACKBONE:-resnet50} alpha=${ALPHA:-1.0}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 mkdir -p "$out"
 /usr/bin/python3 - "$out/data.h5" "$samples" "$size" <<'PY'
@@ -30,7 +32,7 @@ base=""
 for layout in $layouts; do
   ranks=${layout%x*} threads=${layout#*x}
   for rep in $(seq "$repeats"); do
-    mpirun -np "$ranks" --bind-to none "$binary" train --train "$out/data.h5" --weights none --image-size "$size" \
+    mpirun -np "$ranks" --bind-to none "$binary" train --train "$out/data.h5" --weights none --backbone "$backbone" --alpha "$alpha" --image-size "$size" \
       --batch-size "$batch" --phase1-epochs 0 --phase2-epochs 1 --threads "$threads" --loader-threads 1 --cache "$cache" \
       > "$out/run_${layout}_$rep.log" 2>&1
     grep -o "phase 2 epoch 1: .*" "$out/run_${layout}_$rep.log"

@@ -1,18 +1,25 @@
-// bench_resnet50: throughput of the real ResNet50 (width 64, dense 1024, 2 classes) in the three
-// scenarios whose PyTorch reference figures DESIGN.md §6 gives (batch 32, 224x224, 2 cores):
+// bench_backbone: throughput of any backbone parafine fine-tunes (model/backbone.hpp: the
+// keras.applications network with include_top=False + dense 1024 relu + dense_1 2 classes) in
+// the three training scenarios (issue 13). For ResNet50 at batch 32, 224x224 on 2 cores DESIGN.md
+// §6 gives PyTorch reference figures, which the table divides by:
 //   frozen  forward of the model with the base frozen, inference mode      (PyTorch 20.7 img/s)
-//   phase2  base frozen, last 10 base layers unfrozen; full forward in training mode, loss,
-//           backward, Adam step                                             (PyTorch 18.9 img/s)
+//   phase2  base frozen, last --unfreeze-last (10) base layers unfrozen; full forward in
+//           training mode, loss, backward, Adam step                        (PyTorch 18.9 img/s)
 //   full    every layer trainable; the same step                           (PyTorch  4.9 img/s)
+// For the other backbones, benchmarks/compare_pytorch.py --backbone NAME times the same Keras
+// architecture in PyTorch (torch_backbones.py) in the same run.
 // Weights are Keras-initialised and the BN statistics calibrated once on the benchmark batch,
 // so activations have realistic scales. Each scenario runs on a freshly built model (weights
 // copied from the calibrated one) after warm-up steps; we report median / min / max images/s
-// over the repeats, GFLOP/s from counted conv + dense FLOPs (backward of a trainable conv:
-// weight grad = 1x forward FLOPs, input grad = 1x when its input needs a gradient), and the
-// peak RSS of the scenario. --profile times every layer run on its own and sums by layer kind.
+// over the repeats, GFLOP/s from the model's own counted Conv2D + DepthwiseConv2D + Dense FLOPs
+// (2 per multiply-add; backward of a trainable layer: weight grad = 1x forward FLOPs, input
+// grad = 1x when its input needs a gradient), and the peak RSS of the scenario. --profile
+// times every layer run on its own and sums by layer kind.
 //
-//   bench_resnet50 [--batch 32] [--image-size 224] [--threads T] [--repeats 5] [--warmup 1]
-//                  [--scenarios frozen,phase2,full] [--profile] [--csv FILE] [--seed 1]
+//   bench_backbone [--backbone resnet50] [--alpha 1.0] [--batch 32] [--image-size 0 (the
+//                  backbone's default)] [--unfreeze-last 10] [--threads T] [--repeats 5]
+//                  [--warmup 1] [--scenarios frozen,phase2,full] [--profile] [--csv FILE]
+//                  [--seed 1] [--precision float32]
 #include <sys/resource.h>
 #include <time.h>
 
@@ -39,9 +46,10 @@
 #include "parafine/core/rng.hpp"
 #include "parafine/layers/conv2d.hpp"
 #include "parafine/layers/dense.hpp"
+#include "parafine/layers/depthwise_conv2d.hpp"
+#include "parafine/model/backbone.hpp"
 #include "parafine/model/initializers.hpp"
 #include "parafine/model/model.hpp"
-#include "parafine/model/backbone.hpp"
 
 namespace {
 
@@ -66,8 +74,11 @@ double process_cpu_seconds() {
 // ---- options ----
 
 struct Options {
+  parafine::Backbone backbone = parafine::Backbone::kResNet50;
+  float alpha = 1.0f;
   int batch = 32;
-  int image_size = 224;
+  int image_size = 0;  // 0: the backbone's default (224, InceptionV3 299)
+  int unfreeze_last = 10;
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   int repeats = 5;
   int warmup = 1;
@@ -80,13 +91,19 @@ struct Options {
 
 Options parse(int argc, char** argv) {
   Options o;
-  std::string scenarios = "frozen,phase2,full", precision = "float32";
-  bench::po::options_description opts("bench_resnet50 options");
+  std::string scenarios = "frozen,phase2,full", precision = "float32", backbone = "resnet50";
+  bench::po::options_description opts("bench_backbone options");
   auto add = opts.add_options();
   add("help,h", "show this help");
+  add("backbone", bench::po::value(&backbone)->default_value(backbone),
+      "resnet50 | resnet101 | resnet152 | vgg16 | vgg19 | inception_v3 | mobilenet_v2");
+  add("alpha", bench::po::value(&o.alpha)->default_value(o.alpha, "1.0"),
+      "MobileNetV2's width multiplier: 0.35, 0.5, 0.75, 1.0, 1.3 or 1.4");
   add("batch", bench::po::value(&o.batch)->default_value(o.batch), "images per step");
   add("image-size", bench::po::value(&o.image_size)->default_value(o.image_size),
-      "input height and width (>= 32)");
+      "input height and width; 0: the backbone's default (224, inception_v3 299)");
+  add("unfreeze-last", bench::po::value(&o.unfreeze_last)->default_value(o.unfreeze_last),
+      "phase2: Keras's base.layers[-N:] trainable (as parafine train --unfreeze-last)");
   add("threads", bench::po::value(&o.threads)->default_value(o.threads), "compute threads");
   add("repeats", bench::po::value(&o.repeats)->default_value(o.repeats),
       "timed steps per scenario");
@@ -99,25 +116,35 @@ Options parse(int argc, char** argv) {
   add("seed", bench::po::value(&o.seed)->default_value(o.seed), "initialisation seed");
   add("precision", bench::po::value(&precision)->default_value(precision),
       "float32 | mixed_bfloat16 | auto (as parafine train --precision)");
-  bench::parse_or_exit(argc, argv, "bench_resnet50", opts);
+  bench::parse_or_exit(argc, argv, "bench_backbone", opts);
   try {
+    o.backbone = parafine::parse_backbone(backbone);
+    parafine::check_alpha(o.alpha, o.backbone);
+    const parafine::BackboneInfo& info = parafine::backbone_info(o.backbone);
+    if (o.image_size == 0) o.image_size = info.default_size;
+    parafine::check_image_size(o.image_size, o.backbone);
+    // base.layers[-N:] with N up to len(base.layers), as unfreeze_last_base_layers takes.
+    if (o.unfreeze_last < 0 || o.unfreeze_last > info.base_layers)
+      throw std::invalid_argument("--unfreeze-last must be in 0.." +
+                                  std::to_string(info.base_layers) + " for " + info.name +
+                                  " (its base has " + std::to_string(info.base_layers) +
+                                  " layers), got " + std::to_string(o.unfreeze_last));
     std::string note;
     o.precision = parafine::choose_precision(precision, parafine::cpu_bfloat16(), note);
     if (!note.empty()) std::cout << note << "\n";
   } catch (const std::invalid_argument& e) {
-    std::cerr << "bench_resnet50: " << e.what() << "\n";
+    std::cerr << "bench_backbone: " << e.what() << "\n";
     std::exit(2);
   }
-  bench::require_at_least("bench_resnet50", "batch", o.batch, 1);
-  bench::require_at_least("bench_resnet50", "image-size", o.image_size, 32);
-  bench::require_at_least("bench_resnet50", "threads", o.threads, 1);
-  bench::require_at_least("bench_resnet50", "repeats", o.repeats, 1);
-  bench::require_at_least("bench_resnet50", "warmup", o.warmup, 0);
+  bench::require_at_least("bench_backbone", "batch", o.batch, 1);
+  bench::require_at_least("bench_backbone", "threads", o.threads, 1);
+  bench::require_at_least("bench_backbone", "repeats", o.repeats, 1);
+  bench::require_at_least("bench_backbone", "warmup", o.warmup, 0);
   o.scenarios.clear();
   std::stringstream ss(scenarios);
   for (std::string s; std::getline(ss, s, ',');) {
     if (s != "frozen" && s != "phase2" && s != "full") {
-      std::cerr << "bench_resnet50: --scenarios takes frozen, phase2 and/or full, got '" << s
+      std::cerr << "bench_backbone: --scenarios takes frozen, phase2 and/or full, got '" << s
                 << "'\n";
       std::exit(2);
     }
@@ -179,19 +206,29 @@ void synthetic_batch(int batch, int size, std::uint64_t seed, Tensor& x, std::ve
   for (int i = 0; i < batch; ++i) labels[static_cast<std::size_t>(i)] = i % 2;
 }
 
-parafine::NetworkConfig resnet_config(const Options& o) {
+parafine::NetworkConfig network_config(const Options& o) {
   parafine::NetworkConfig c;
+  c.backbone = o.backbone;
+  c.alpha = o.alpha;
   c.image_size = o.image_size;
   c.classes = 2;
   c.head_units = 1024;
-  c.width = 64;
+  c.width = 64;  // ResNet's real width (the other backbones ignore it)
   return c;
 }
 
+// "ResNet50", "MobileNetV2 alpha 0.35".
+std::string network_label(const Options& o) {
+  std::string s = parafine::backbone_info(o.backbone).keras_name;
+  if (o.backbone == parafine::Backbone::kMobileNetV2)
+    s += " alpha " + parafine::alpha_text(o.alpha);
+  return s;
+}
+
 // Trainable flags of one scenario.
-void configure(Model& m, const std::string& scenario) {
+void configure(Model& m, const std::string& scenario, int unfreeze_last) {
   parafine::freeze_base(m);
-  if (scenario == "phase2") parafine::unfreeze_last_base_layers(m, 10);
+  if (scenario == "phase2") parafine::unfreeze_last_base_layers(m, unfreeze_last);
   if (scenario == "full")
     for (int i = 0; i < m.size(); ++i) m.layer(i).trainable = true;
 }
@@ -204,7 +241,7 @@ const Tensor& logits_of(const Model& m) {
   return dynamic_cast<const parafine::Dense&>(m.layer(m.size() - 1)).logits();
 }
 
-// ---- FLOP counting (conv + dense only; the rest is memory-bound and counted as zero) ----
+// ---- FLOP counting (Conv2D, DepthwiseConv2D, Dense; the rest is memory-bound, counted as 0) ----
 
 struct Flops {
   double forward = 0, backward = 0;
@@ -218,11 +255,15 @@ Flops layer_flops(const Model& m, int i, int batch, bool training) {
   Flops f;
   const parafine::Layer& l = m.layer(i);
   const int cut = training ? m.first_trainable_node() : m.size();
+  // From the layer's own weights, whatever its kernel's shape: every output row (a pixel of
+  // an image, or an image for Dense) takes one multiply-add per kernel element --
+  // Conv2D [KH,KW,Cin,Cout], DepthwiseConv2D [KH,KW,C,M] (channel c reads only input c),
+  // Dense [in,units]. The same count as cache_plan's forward_flops_through, depthwise included.
   double fwd = 0;
-  if (const auto* conv = dynamic_cast<const parafine::Conv2D*>(&l))
-    fwd = conv->forward_flops(m.output_shape(m.inputs_of(i)[0], batch));
-  else if (const auto* dense = dynamic_cast<const parafine::Dense*>(&l))
-    fwd = 2.0 * batch * m.output_shape(m.inputs_of(i)[0], batch)[1] * dense->units();
+  for (const parafine::ParamSpec& p : l.param_specs())
+    if (p.name == "kernel" || p.name == "depthwise_kernel")
+      fwd += 2.0 * static_cast<double>(p.shape.numel()) *
+             static_cast<double>(m.output_shape(i, batch).rows());
   f.forward = fwd;
   if (fwd > 0 && i >= cut) {
     if (l.trainable) f.backward += fwd;               // weight gradient
@@ -275,6 +316,13 @@ std::string kind_of(const parafine::Layer& l) {
     std::string k =
         "Conv2D " + std::to_string(c->kernel_h()) + "x" + std::to_string(c->kernel_w());
     if (c->stride() > 1) k += " s" + std::to_string(c->stride());
+    return k;
+  }
+  // DepthwiseConv2D (MobileNetV2) split the same way.
+  if (const auto* d = dynamic_cast<const parafine::DepthwiseConv2D*>(&l)) {
+    std::string k = "DepthwiseConv2D " + std::to_string(d->kernel_size()) + "x" +
+                    std::to_string(d->kernel_size());
+    if (d->stride() > 1) k += " s" + std::to_string(d->stride());
     return k;
   }
   return l.type();
@@ -421,6 +469,7 @@ void profile_step(Model& m, const std::string& scenario, const Tensor& x,
 
 // ---- reporting ----
 
+// DESIGN.md §6's PyTorch 1.13 figures: ResNet50, batch 32, 224x224, 2 cores.
 double reference_img_s(const std::string& scenario) {
   if (scenario == "frozen") return 20.7;
   if (scenario == "phase2") return 18.9;
@@ -440,18 +489,31 @@ struct Result {
   std::string first_trainable;  // earliest layer with trainable weights
 };
 
+// The network, or exit 2 with build_network's message (e.g. a backbone not built yet).
+Model build_or_exit(const Options& o) {
+  try {
+    return parafine::build_network(network_config(o));
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "bench_backbone: " << e.what() << "\n";
+    std::exit(2);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const Options o = parse(argc, argv);
   parafine::set_threads(o.threads);
-  const bool reference_setup = o.batch == 32 && o.image_size == 224;
+  const bool reference_setup =
+      o.backbone == parafine::Backbone::kResNet50 && o.batch == 32 && o.image_size == 224;
 
-  std::cout << "bench_resnet50: ResNet50 width 64, dense 1024, 2 classes; batch " << o.batch << ", "
-            << o.image_size << "x" << o.image_size << ", " << o.threads << " thread(s), "
-            << o.warmup << " warm-up + " << o.repeats << " timed step(s) per scenario; conv engine "
+  std::cout << "bench_backbone: " << network_label(o) << ", dense 1024, 2 classes; batch "
+            << o.batch << ", " << o.image_size << "x" << o.image_size << ", " << o.threads
+            << " thread(s), " << o.warmup << " warm-up + " << o.repeats
+            << " timed step(s) per scenario; conv engine "
             << parafine::conv_engine_name(parafine::default_conv_engine())
-            << " (PARAFINE_CONV_ENGINE); " << parafine::precision_name(o.precision) << "\n";
+            << " (PARAFINE_CONV_ENGINE); " << parafine::precision_name(o.precision)
+            << "; phase2 unfreezes base.layers[-" << o.unfreeze_last << ":]\n";
 
   Tensor x;
   std::vector<int> labels;
@@ -461,7 +523,7 @@ int main(int argc, char** argv) {
   std::vector<float> params, state;
   {
     const auto t0 = Clock::now();
-    Model m = parafine::build_network(resnet_config(o));
+    Model m = build_or_exit(o);
     parafine::keras_initialize(m, o.seed);
     m.calibrate_batch_norm(x);
     params = m.params();
@@ -473,10 +535,10 @@ int main(int argc, char** argv) {
   for (const std::string& scenario : o.scenarios) {
     Result r;
     r.scenario = scenario;
-    Model m = parafine::build_network(resnet_config(o));
+    Model m = build_or_exit(o);
     m.set_weights(params, state);
     m.set_precision(o.precision);
-    configure(m, scenario);
+    configure(m, scenario, o.unfreeze_last);
     const bool training = is_training(scenario);
     r.flops = model_flops(m, o.batch, training);
     r.trainable = training ? m.trainable_size() : 0;
@@ -528,41 +590,51 @@ int main(int argc, char** argv) {
   std::cout << line;
   for (const Result& r : results) {
     const double ref = reference_img_s(r.scenario);
-    std::string ratio = "n/a";
+    std::string ratio = "n/a", reference = "n/a";
     if (reference_setup) {
       char b[32];
       std::snprintf(b, sizeof b, "%.2fx", r.img_s.median / ref);
       ratio = b;
     }
+    if (o.backbone == parafine::Backbone::kResNet50) {
+      char b[32];
+      std::snprintf(b, sizeof b, "%.1f", ref);
+      reference = b;
+    }
     std::snprintf(line, sizeof line,
-                  "%-8s %9.2f %9.2f %9.2f %9.3f %9.1f %9.1f %6.2f %9.0f %9.0f %10.1f %8s\n",
+                  "%-8s %9.2f %9.2f %9.2f %9.3f %9.1f %9.1f %6.2f %9.0f %9.0f %10s %8s\n",
                   r.scenario.c_str(), r.img_s.median, r.img_s.min, r.img_s.max, r.step_s.median,
                   r.flops.total() * 1e-9, r.flops.total() / r.step_s.median * 1e-9, r.cores,
-                  r.peak_rss_mib, r.activation_mib, ref, ratio.c_str());
+                  r.peak_rss_mib, r.activation_mib, reference.c_str(), ratio.c_str());
     std::cout << line;
   }
-  std::cout << "(GFLOP: conv + dense, 2 per multiply-add. ratio: img/s over the PyTorch 1.13\n"
-               " reference of DESIGN.md §6, only for batch 32 at 224x224. cores: process CPU time\n"
-               " over wall time. act MiB: activations + pool held by the model after a step)\n";
+  std::cout << "(GFLOP: Conv2D + DepthwiseConv2D + Dense, 2 per multiply-add. PyTorch, ratio:\n"
+               " img/s over the PyTorch 1.13 reference of DESIGN.md §6, ResNet50 only, the ratio\n"
+               " only for batch 32 at 224x224; other backbones: benchmarks/compare_pytorch.py.\n"
+               " cores: process CPU time over wall time. act MiB: activations + pool held by the\n"
+               " model after a step)\n";
 
   if (!o.csv.empty()) {
     std::ofstream f(o.csv);
     if (!f) {
-      std::cerr << "bench_resnet50: cannot write --csv file '" << o.csv << "'\n";
+      std::cerr << "bench_backbone: cannot write --csv file '" << o.csv << "'\n";
       return 1;
     }
     f << "scenario,batch,image_size,threads,repeats,img_s_median,img_s_min,img_s_max,step_s_median,"
          "gflop_forward,gflop_backward,gflops_median,cores_busy,page_faults_per_step,peak_rss_mib,"
-         "activation_mib,trainable_weights,pytorch_img_s,ratio\n";
+         "activation_mib,trainable_weights,pytorch_img_s,ratio,backbone,alpha,unfreeze_last\n";
     for (const Result& r : results) {
       const double ref = reference_img_s(r.scenario);
       f << r.scenario << ',' << o.batch << ',' << o.image_size << ',' << o.threads << ','
         << o.repeats << ',' << r.img_s.median << ',' << r.img_s.min << ',' << r.img_s.max << ','
         << r.step_s.median << ',' << r.flops.forward * 1e-9 << ',' << r.flops.backward * 1e-9 << ','
         << r.flops.total() / r.step_s.median * 1e-9 << ',' << r.cores << ',' << r.faults << ','
-        << r.peak_rss_mib << ',' << r.activation_mib << ',' << r.trainable << ',' << ref << ',';
+        << r.peak_rss_mib << ',' << r.activation_mib << ',' << r.trainable << ',';
+      if (o.backbone == parafine::Backbone::kResNet50) f << ref;
+      f << ',';
       if (reference_setup) f << r.img_s.median / ref;
-      f << '\n';
+      f << ',' << parafine::backbone_info(o.backbone).name << ',' << parafine::alpha_text(o.alpha)
+        << ',' << o.unfreeze_last << '\n';
     }
     std::cout << "wrote " << o.csv << "\n";
   }
