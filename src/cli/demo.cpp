@@ -72,7 +72,7 @@ bool parse_demo_options(int argc, char** argv, DemoOptions& o) {
   bound_demo_options(opts);
   if (!opts.parse(argc, argv)) return false;
   const Backbone backbone = backbone_option(o.backbone.name);
-  const bool resnet = backbone <= Backbone::kResNet152;
+  const bool resnet = is_resnet(backbone);
   if (net.image_size == 0) net.image_size = backbone_info(backbone).min_size;
   apply_backbone_options(o.backbone, net, net.image_size);
   if (!resnet) {
@@ -105,13 +105,14 @@ int run_demo(int argc, char** argv) {
       make_synthetic_source(o.val_samples, net.image_size, net.classes, o.seed + 2);
   train.image_size = net.image_size;
   std::cout << "parafine demo: " << backbone_info(net.backbone).keras_name << " (";
-  if (net.backbone <= Backbone::kResNet152) std::cout << "width " << net.width << ", ";
+  if (is_resnet(net.backbone)) std::cout << "width " << net.width << ", ";
   if (net.backbone == Backbone::kMobileNetV2)
     std::cout << "alpha " << alpha_text(net.alpha) << ", ";
   std::cout << net.image_size << "x" << net.image_size << ", " << model.size() << " layers, "
             << model.params().size() << " weights) on " << o.train_samples
             << " synthetic training / " << o.val_samples << " validation images, " << net.classes
             << " classes, " << parafine::threads() << " threads" << std::endl;
+  if (const std::string note = backbone_note(net); !note.empty()) std::cout << note << std::endl;
   const auto history = run_two_phase(model, train_set, &val_set, train, std::cout);
   if (!history.empty())
     std::cout << "final validation accuracy " << history.back().val_accuracy << " (chance "

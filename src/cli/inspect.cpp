@@ -49,7 +49,7 @@ void report_loadability(const H5File& h5, const KerasWeightFile& file) {
   std::string what = std::string(info.keras_name) + " (--backbone " + info.name;
   if (config.backbone == Backbone::kMobileNetV2) what += " --alpha " + alpha_text(config.alpha);
   what += ")";
-  if (config.backbone <= Backbone::kResNet152 && config.width != 64)
+  if (is_resnet(config.backbone) && config.width != 64)
     what += ", width " + std::to_string(config.width);
   Model model = build_network(config);
   const WeightScope scope = has_head ? WeightScope::kFull : WeightScope::kBase;
@@ -75,9 +75,7 @@ std::string keras_model_name(const NetworkConfig& c) {
   if (c.backbone != Backbone::kMobileNetV2) return backbone_info(c.backbone).name;
   char alpha[16];
   std::snprintf(alpha, sizeof alpha, "%0.2f", static_cast<double>(c.alpha));
-  int rows = 224;
-  for (int r : {96, 128, 160, 192})
-    if (c.image_size == r) rows = r;
+  const int rows = mobilenet_v2_weight_rows(c.image_size);
   return std::string("mobilenetv2_") + alpha + "_" + std::to_string(rows);
 }
 
@@ -131,6 +129,8 @@ int run_inspect(int argc, char** argv) {
   opts.bound("classes", 1, kMaxHeadUnits);
   opts.bound("head-units", 1, kMaxHeadUnits);
   if (!opts.parse(argc, argv)) return 0;
+  if (!files.empty() && opts.given("backbone"))
+    throw UsageError("give FILE.h5 or --backbone NAME, not both (a file says which backbone it holds)");
   if (files.empty() && opts.given("backbone")) {
     apply_backbone_options(backbone, net, image_size);
     Model model = build_network(net);

@@ -129,11 +129,10 @@ Backbone backbone_option(const std::string& name) {
 void apply_backbone_options(const BackboneOptions& b, NetworkConfig& net, int& image_size) {
   net.backbone = backbone_option(b.name);
   try {
-    check_alpha(b.alpha, net.backbone);
+    net.alpha = check_alpha(b.alpha, net.backbone);  // the listed value: 0.350 is 0.35
   } catch (const std::invalid_argument& e) {
     throw UsageError(e.what());
   }
-  net.alpha = b.alpha;
   if (image_size == 0) image_size = backbone_info(net.backbone).default_size;
   check_image_size_option(image_size, net.backbone);
   net.image_size = image_size;

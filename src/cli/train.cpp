@@ -259,6 +259,7 @@ void report_run(const TrainOptions& o, const TrainData& d, Precision precision, 
       << o.net.classes << " classes, " << c.image_size << "x" << c.image_size << ", global batch "
       << c.batch_size << ", " << Comm::size() << " rank(s) x " << parafine::threads()
       << " threads, " << precision_name(precision) << std::endl;
+  if (const std::string note = backbone_note(o.net); !note.empty()) out << note << std::endl;
 }
 
 // --history: one CSV row per epoch, written by rank 0 and flushed at once so the rows survive

@@ -19,13 +19,6 @@ int kernel_dim(const StoredLayer* l, int dim) {
   return -1;
 }
 
-// keras.applications.mobilenet_v2._make_divisible(v, 8).
-int make_divisible(double v) {
-  int n = std::max(8, static_cast<int>(v + 4) / 8 * 8);
-  if (n < 0.9 * v) n += 8;
-  return n;
-}
-
 // The largest K of any "<prefix>K_" layer name, or 0.
 int largest_block(const KerasWeightFile& file, const std::string& prefix) {
   int most = 0;
@@ -83,13 +76,14 @@ std::optional<FileBackbone> backbone_of_file(const KerasWeightFile& file) {
     b.channels = kernel_dim(first, 2);
     // The last block's projection has make_divisible(320 alpha) filters: distinct per alpha.
     const int last = kernel_dim(file.find("block_16_project"), 3);
-    for (float a : {0.35f, 0.5f, 0.75f, 1.0f, 1.3f, 1.4f})
-      if (make_divisible(320.0 * a) == last) b.alpha = a;
+    for (float a : kMobileNetV2Alphas)
+      if (make_divisible(static_cast<int>(320 * static_cast<double>(a)), 8) == last) b.alpha = a;
     return b;
   }
   if (looks_like_inception_v3(file)) {
     b.backbone = Backbone::kInceptionV3;
-    b.channels = kernel_dim(&file.layers.front(), 2);
+    // The stem conv: conv2d in tf.keras's naming, conv2d_1 in the released file's.
+    b.channels = kernel_dim(file.find("conv2d") ? file.find("conv2d") : file.find("conv2d_1"), 2);
     return b;
   }
   return std::nullopt;

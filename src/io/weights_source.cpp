@@ -39,9 +39,7 @@ ImagenetFile imagenet_notop_file(const NetworkConfig& net) {
     case Backbone::kMobileNetV2:
       break;
   }
-  int rows = 224;  // keras.applications.mobilenet_v2: the file of the input size, else 224's
-  for (int r : {96, 128, 160, 192})
-    if (net.image_size == r) rows = r;
+  const int rows = mobilenet_v2_weight_rows(net.image_size);
   const std::string name = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_" +
                            alpha_text(net.alpha) + "_" + std::to_string(rows) + "_no_top.h5";
   return {name, base + "mobilenet_v2/" + name};

@@ -19,34 +19,46 @@ void check_positive(int v, const char* option, const char* what) {
                                 std::to_string(v));
 }
 
-// keras.applications.mobilenet_v2 accepts these alphas (with ImageNet weights; any positive
-// alpha without them, but parafine keeps to the networks a weight file exists for).
-constexpr float kMobileNetV2Alphas[] = {0.35f, 0.5f, 0.75f, 1.0f, 1.3f, 1.4f};
-
 int add_base(Model& m, const NetworkConfig& c) {
   switch (c.backbone) {
-    case Backbone::kResNet50:
-      return add_resnet_base(m, c, 50);
-    case Backbone::kResNet101:
-      return add_resnet_base(m, c, 101);
-    case Backbone::kResNet152:
-      return add_resnet_base(m, c, 152);
-    case Backbone::kVGG16:
-      return add_vgg_base(m, c, 16);
-    case Backbone::kVGG19:
-      return add_vgg_base(m, c, 19);
-    case Backbone::kMobileNetV2:
-      return add_mobilenet_v2_base(m, c);
-    case Backbone::kInceptionV3:
-      return add_inception_v3_base(m, c);
-    default:
-      break;
+    case Backbone::kResNet50: return add_resnet_base(m, c, 50);
+    case Backbone::kResNet101: return add_resnet_base(m, c, 101);
+    case Backbone::kResNet152: return add_resnet_base(m, c, 152);
+    case Backbone::kVGG16: return add_vgg_base(m, c, 16);
+    case Backbone::kVGG19: return add_vgg_base(m, c, 19);
+    case Backbone::kInceptionV3: return add_inception_v3_base(m, c);
+    case Backbone::kMobileNetV2: return add_mobilenet_v2_base(m, c);
   }
-  throw std::invalid_argument(std::string("--backbone ") + backbone_info(c.backbone).name +
-                              " is not built yet");
+  throw std::logic_error("no builder for backbone " + std::to_string(static_cast<int>(c.backbone)));
 }
 
 }  // namespace
+
+bool is_resnet(Backbone b) {
+  return b == Backbone::kResNet50 || b == Backbone::kResNet101 || b == Backbone::kResNet152;
+}
+
+int mobilenet_v2_weight_rows(int image_size) {
+  for (int r : kMobileNetV2WeightSizes)
+    if (image_size == r) return r;
+  return 224;
+}
+
+int make_divisible(double v, int divisor) {
+  int new_v = std::max(divisor, static_cast<int>(v + divisor / 2.0) / divisor * divisor);
+  if (new_v < 0.9 * v) new_v += divisor;  // round down by no more than 10%
+  return new_v;
+}
+
+std::string backbone_note(const NetworkConfig& c) {
+  if (c.backbone != Backbone::kMobileNetV2 || c.image_size % 32 == 0) return "";
+  return "note: MobileNetV2 at " + std::to_string(c.image_size) +
+         "x" + std::to_string(c.image_size) +
+         " is built as Keras builds it with input_shape=(" + std::to_string(c.image_size) + ", " +
+         std::to_string(c.image_size) +
+         ", 3); with input_shape=None Keras pads odd stride-2 inputs differently (sizes that "
+         "are multiples of 32 give the same network either way)";
+}
 
 const std::vector<BackboneInfo>& backbones() {
   static const std::vector<BackboneInfo> all = {
@@ -87,22 +99,22 @@ void check_image_size(int image_size, Backbone backbone) {
 
 std::string alpha_text(float alpha) {
   char s[32];
-  std::snprintf(s, sizeof s, "%g", static_cast<double>(alpha));
+  std::snprintf(s, sizeof s, "%.7g", static_cast<double>(alpha));
   std::string t = s;
-  if (t.find('.') == std::string::npos) t += ".0";  // Keras writes 1.0, not 1
+  if (t.find_first_not_of("-0123456789") == std::string::npos) t += ".0";  // 1.0, as Keras
   return t;
 }
 
-void check_alpha(float alpha, Backbone backbone) {
+float check_alpha(float alpha, Backbone backbone) {
   if (backbone != Backbone::kMobileNetV2) {
     if (alpha != 1.0f)
       throw std::invalid_argument(std::string("--alpha is MobileNetV2's width multiplier; ") +
                                   backbone_info(backbone).name + " takes none, got --alpha " +
                                   alpha_text(alpha));
-    return;
+    return alpha;
   }
   for (float a : kMobileNetV2Alphas)
-    if (std::fabs(alpha - a) < 1e-6f) return;
+    if (std::fabs(alpha - a) < 1e-6f) return a;
   std::string known;
   for (float a : kMobileNetV2Alphas) known += (known.empty() ? "" : ", ") + alpha_text(a);
   throw std::invalid_argument("--alpha for mobilenet_v2 must be one of " + known +

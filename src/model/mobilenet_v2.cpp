@@ -22,14 +22,6 @@ namespace {
 constexpr float kBnEpsilon = 1e-3f;
 constexpr float kBnMomentum = 0.999f;
 
-// mobilenet_v2._make_divisible(v, divisor): v rounded to the nearest multiple of divisor (at
-// least divisor), rounded up once more if that lost over 10%.
-int make_divisible(double v, int divisor) {
-  int new_v = std::max(divisor, static_cast<int>(v + divisor / 2.0) / divisor * divisor);
-  if (new_v < 0.9 * v) new_v += divisor;  // round down by no more than 10%
-  return new_v;
-}
-
 struct MobileNetV2Builder {
   Model& m;
   double alpha;  // as Python's float, so int(filters * alpha) truncates as Keras's does

@@ -34,6 +34,18 @@ struct BackboneInfo {
   const char* preprocess;
 };
 
+// ResNet50, ResNet101 or ResNet152 (the backbones NetworkConfig::width applies to).
+bool is_resnet(Backbone b);
+
+// keras.applications.mobilenet_v2: the alphas it has ImageNet weights for, and the input sizes
+// its weight files come in (mobilenet_v2_weight_rows: the file Keras loads for an input size).
+constexpr float kMobileNetV2Alphas[] = {0.35f, 0.5f, 0.75f, 1.0f, 1.3f, 1.4f};
+constexpr int kMobileNetV2WeightSizes[] = {96, 128, 160, 192, 224};
+int mobilenet_v2_weight_rows(int image_size);  // the size itself when listed, else 224
+// mobilenet_v2._make_divisible(v, divisor): v rounded to the nearest multiple of divisor (at
+// least divisor), rounded up once more if that lost over 10%.
+int make_divisible(double v, int divisor);
+
 // Every backbone, in the order of the Backbone enum.
 const std::vector<BackboneInfo>& backbones();
 const BackboneInfo& backbone_info(Backbone b);
@@ -63,11 +75,20 @@ struct NetworkConfig {
 // The one check of the input size: throws std::invalid_argument "--image-size must be at least
 // M for NAME (...), got N" below the backbone's minimum, or above kMaxImageSize.
 void check_image_size(int image_size, Backbone backbone = Backbone::kResNet50);
-// Throws std::invalid_argument naming --alpha and the values Keras accepts, for MobileNetV2;
-// for any other backbone only 1.0 is accepted ("--alpha is MobileNetV2's").
-void check_alpha(float alpha, Backbone backbone);
-// The text of an alpha as Keras writes it into file names: "0.35", "1.0", "1.3".
+// The listed alpha `alpha` stands for (within 1e-6: 0.350 is 0.35), for MobileNetV2; throws
+// std::invalid_argument naming --alpha and the values Keras accepts otherwise. For any other
+// backbone only 1.0 is accepted ("--alpha is MobileNetV2's").
+float check_alpha(float alpha, Backbone backbone);
+// The text of an alpha as Keras writes it into file names: "0.35", "1.0", "1.3" (up to 7
+// significant digits, so a value that is not listed prints as given: "0.5000001").
 std::string alpha_text(float alpha);
+
+// MobileNetV2 is built as keras.applications builds it with input_shape=(S,S,3): correct_pad's
+// padding before each stride-2 depthwise conv depends on whether that input is even. Keras
+// with input_shape=None pads as for even sizes, so the two graphs differ when some stride-2
+// input is odd (S not a multiple of 32). Returns a one-line note saying so for such a config,
+// else "".
+std::string backbone_note(const NetworkConfig& config);
 
 // The backbone with the head. Throws std::invalid_argument naming the option for an image size
 // or alpha the backbone does not accept, zero classes, or a non-positive width / head size.
