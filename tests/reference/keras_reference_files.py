@@ -192,3 +192,23 @@ def last_use(layers):
         for src in L.inputs:
             last[src] = i
     return last
+
+
+def train_step(run_forward, params, labels, trainable, base_out, boundary, moving_update):
+    """One training-mode forward + backward -> the step_result dict.
+
+    run_forward(keep) runs the script's forward() keeping the outputs of the layers in `keep`
+    and returns (outputs, {bn: (batch mean, biased batch variance, n)}); trainable: the
+    layers whose gradients are collected; moving_update(mm, mv, mean, var_biased, n) the
+    script's Keras moving-statistics update."""
+    outs, bn_stats = run_forward((base_out, "global_average_pooling2d", boundary))
+    logits = outs["dense_1"]
+    loss = cross_entropy(logits, torch.from_numpy(labels.astype(np.int64)))
+    loss.backward()
+    grads = trained_grads(params, trainable)
+    moving = {}
+    for lname, (mean, var, n) in bn_stats.items():
+        p = params[lname]
+        mm, mv = moving_update(p["moving_mean"], p["moving_variance"], mean, var, n)
+        moving[lname] = (mm.numpy(), mv.numpy())
+    return step_result(logits, loss, outs, base_out, boundary, grads, moving)

@@ -394,18 +394,11 @@ def boundary_layer(base, first_trainable):
 
 
 def train_step_reference(layers, params, x_nchw, labels, trainable, base_out, boundary):
-    outs, bn_stats = forward(layers, params, x_nchw, trainable,
-                             keep=(base_out, "global_average_pooling2d", boundary))
-    logits = outs["dense_1"]
-    loss = files.cross_entropy(logits, torch.from_numpy(labels.astype(np.int64)))
-    loss.backward()
-    grads = files.trained_grads(params, trainable)
-    moving = {}
-    for lname, (mean, var, n) in bn_stats.items():
-        p = params[lname]
-        mm, mv = moving_update(p["moving_mean"], p["moving_variance"], mean, var, n)
-        moving[lname] = (mm.numpy(), mv.numpy())
-    return files.step_result(logits, loss, outs, base_out, boundary, grads, moving)
+    def run_forward(keep):
+        return forward(layers, params, x_nchw, trainable, keep=keep)
+
+    return files.train_step(run_forward, params, labels, trainable, base_out, boundary,
+                            moving_update)
 
 
 # --------------------------------------------------------------------------

@@ -290,6 +290,12 @@ def calibrate_bn(g, weights, params, x_nchw, rng):
         forward(g, params, x_nchw, trainable=set(), calibrate=callback)
 
 
+def moving_update(mm, mv, mean, var_biased, n):
+    """Keras BN update (momentum 0.999) with the Bessel-corrected batch variance."""
+    return (BN_MOMENTUM * mm + (1 - BN_MOMENTUM) * mean,
+            BN_MOMENTUM * mv + (1 - BN_MOMENTUM) * var_biased * n / (n - 1))
+
+
 def boundary_layer(g, first_trainable):
     """The latest node b before the first trainable layer such that no later layer reads a
     node before b (Model::forward_from's block boundary)."""
@@ -392,20 +398,8 @@ def main():
     first_trainable = next((n for n in base_names if n in trainable and n in weights), None)
     boundary = boundary_layer(g, first_trainable)
     base_out = base_names[-1]
-    outs, bn_stats = forward(g, params, x_nchw, trainable,
-                             keep=(base_out, "global_average_pooling2d", boundary))
-    logits = outs["dense_1"]
-    lab = torch.from_numpy(labels.astype(np.int64))
-    loss = files.cross_entropy(logits, lab)
-    loss.backward()
-    grads = files.trained_grads(params, trainable_order)
-    moving = {}
-    for lname, (mean, var, n) in bn_stats.items():
-        p = params[lname]
-        moving[lname] = ((BN_MOMENTUM * p["moving_mean"] + (1 - BN_MOMENTUM) * mean).numpy(),
-                         (BN_MOMENTUM * p["moving_variance"] +
-                          (1 - BN_MOMENTUM) * var * n / (n - 1)).numpy())
-    result = files.step_result(logits, loss, outs, base_out, boundary, grads, moving)
+    result = files.train_step(lambda keep: forward(g, params, x_nchw, trainable, keep=keep),
+                              params, labels, trainable_order, base_out, boundary, moving_update)
     if args.out_weights:
         files.save_keras_weights(args.out_weights, g.layers, weights, VAR_NAMES)
         files.save_reference(args.out_ref, args, x_nhwc, labels, result, trainable_order)
@@ -413,7 +407,7 @@ def main():
     clipped = float((base >= 6.0).mean())
     print(f"alpha {args.alpha} size {args.image_size}: base_output {base.shape}, "
           f"fraction at 6: {clipped:.3f}; loss {result['loss']:.8f}; boundary {boundary}; "
-          f"{len(grads)} layers with gradients, {len(moving)} trainable BNs")
+          f"{len(result['grads'])} layers with gradients, {len(result['moving'])} trainable BNs")
     if args.self_check:
         check_finite_differences(g, params, x_nchw, labels, trainable, result, args.seed)
     print(f"done in {time.time() - t0:.2f} s")

@@ -368,20 +368,11 @@ def boundary_layer(base_names, first_trainable):
 def train_step_reference(layers, params, x_nchw, labels, trainable, base_out_name, boundary,
                          mixed_bfloat16=False):
     """One training-mode forward + backward; returns numpy results."""
-    outs, bn_stats = forward(layers, params, x_nchw, trainable,
-                             keep=(base_out_name, "global_average_pooling2d", boundary),
-                             mixed_bfloat16=mixed_bfloat16)
-    logits = outs["dense_1"]
-    loss = files.cross_entropy(logits, torch.from_numpy(labels.astype(np.int64)))
-    loss.backward()
+    def run_forward(keep):
+        return forward(layers, params, x_nchw, trainable, keep=keep, mixed_bfloat16=mixed_bfloat16)
 
-    grads = files.trained_grads(params, trainable)
-    moving = {}
-    for lname, (mean, var, n) in bn_stats.items():
-        p = params[lname]
-        mm, mv = moving_update(p["moving_mean"], p["moving_variance"], mean, var, n)
-        moving[lname] = (mm.numpy(), mv.numpy())
-    return files.step_result(logits, loss, outs, base_out_name, boundary, grads, moving)
+    return files.train_step(run_forward, params, labels, trainable, base_out_name, boundary,
+                            moving_update)
 
 
 # --------------------------------------------------------------------------
