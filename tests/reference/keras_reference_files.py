@@ -14,7 +14,11 @@ small pieces around it, is one thing and lives here:
   attribute (booleans as 0/1).
 * ``make_inputs``: the seeded input batch and labels; layout conversions; the seeded
   glorot-uniform draw; float32 weights -> float64 torch leaves; the BN calibration callback;
-  the categorical cross-entropy.
+  the categorical cross-entropy; ``train_step``, the frame of one training step (loss,
+  backward, gradients, moving statistics, the dict save_reference writes) around the
+  script's own forward pass and moving-statistics update.
+
+Nothing here draws differently from the code it replaced: the fixtures are bitwise the same.
 
 Imported from the scripts' own directory (they run as scripts, with sys.path[0] there).
 """
