@@ -10,7 +10,7 @@ base.layers as keras/engine/functional.py `_map_graph_network` does: layers sort
 depth-first `_build_map` from the output first reaches them (inputs of a node visited in list
 order). The fine-tuning head global_average_pooling2d -> dense (U, relu) -> dense_1 (C, softmax)
 follows. PyTorch computes in float64 from float32-stored weights; two HDF5 files are written,
-in the schema of make_resnet50_reference.py:
+in the schema of keras_reference_files.py:
 
 * ``--out-weights W.h5``: seeded random weights in the tf.keras model.save_weights('m.h5')
   layout (HWIO conv kernels without bias; BatchNormalization(scale=False) variables beta,
@@ -40,20 +40,23 @@ U(0.8, 1.2)). The finite-difference check uses default_rng(seed+1).
 
 import argparse
 import collections
+import os
+import sys
 import time
 from dataclasses import dataclass, field
 
-import h5py
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import keras_reference_files as files  # noqa: E402
+
 BN_EPSILON = 1e-3  # tf.keras BatchNormalization default; inception_v3.conv2d_bn sets no other
 BN_MOMENTUM = 0.99
-KERAS_VERSION = b"2.11.0"
 BASE_LAYERS = 311
 BASE_PARAMS = 21802784  # InceptionV3(include_top=False).count_params(), moving statistics included
-HEAD_LAYER_NAMES = ["global_average_pooling2d", "dense", "dense_1"]
 
 VAR_NAMES = {"conv": ["kernel"], "bn": ["beta", "moving_mean", "moving_variance"],
              "dense": ["kernel", "bias"]}
@@ -262,17 +265,12 @@ def infer_shapes(layers, size):
 # Weights
 # --------------------------------------------------------------------------
 
-def glorot_uniform(rng, shape, fan_in, fan_out):
-    limit = np.sqrt(6.0 / (fan_in + fan_out))
-    return rng.uniform(-limit, limit, size=shape).astype(np.float32)
-
-
 def init_weights(layers, shapes, rng):
     weights = {}
     for L in layers:
         if L.kind == "conv":
             cin, kh, kw, cout = shapes[L.inputs[0]][0], L.cfg["kh"], L.cfg["kw"], L.cfg["filters"]
-            weights[L.name] = {"kernel": glorot_uniform(rng, (kh, kw, cin, cout), kh * kw * cin, kh * kw * cout)}
+            weights[L.name] = {"kernel": files.glorot_uniform(rng, (kh, kw, cin, cout), kh * kw * cin, kh * kw * cout)}
         elif L.kind == "bn":
             c = shapes[L.name][0]
             weights[L.name] = {"beta": rng.uniform(-0.2, 0.2, size=c).astype(np.float32),
@@ -280,23 +278,9 @@ def init_weights(layers, shapes, rng):
                                "moving_variance": np.ones(c, np.float32)}
         elif L.kind == "dense":
             din, dout = shapes[L.inputs[0]][0], L.cfg["units"]
-            weights[L.name] = {"kernel": glorot_uniform(rng, (din, dout), din, dout),
+            weights[L.name] = {"kernel": files.glorot_uniform(rng, (din, dout), din, dout),
                                "bias": rng.uniform(-0.1, 0.1, size=dout).astype(np.float32)}
     return weights
-
-
-def to_torch_params(layers, weights, trainable):
-    params = {}
-    for L in layers:
-        if L.name not in weights:
-            continue
-        params[L.name] = {}
-        for vname, arr in weights[L.name].items():
-            t = torch.from_numpy(arr.astype(np.float64))
-            if L.name in trainable and vname in TRAINABLE_VARS[L.kind]:
-                t.requires_grad_(True)
-            params[L.name][vname] = t
-    return params
 
 
 # --------------------------------------------------------------------------
@@ -329,16 +313,8 @@ def avg_pool_same(x, k, stride):
     return sums / counts
 
 
-def last_use(layers):
-    last = {}
-    for i, L in enumerate(layers):
-        for src in L.inputs:
-            last[src] = i
-    return last
-
-
 def forward(layers, params, x_nchw, trainable, keep=(), calibrate=None):
-    last = last_use(layers)
+    last = files.last_use(layers)
     keep = set(keep) | {layers[-1].name}
     acts, bn_stats = {}, {}
     for i, L in enumerate(layers):
@@ -385,20 +361,9 @@ def forward(layers, params, x_nchw, trainable, keep=(), calibrate=None):
 def calibrate_bn(layers, weights, params, x_nchw, rng):
     """Every BN's moving statistics from its input on this batch (variance times U(0.8, 1.2)),
     rounded to float32, layer by layer in base.layers order."""
-    def callback(name, x):
-        mean = x.mean(dim=(0, 2, 3)).numpy()
-        var = x.var(dim=(0, 2, 3), unbiased=False).numpy() * rng.uniform(0.8, 1.2, size=x.shape[1])
-        weights[name]["moving_mean"] = mean.astype(np.float32)
-        weights[name]["moving_variance"] = var.astype(np.float32)
-        for v in ("moving_mean", "moving_variance"):
-            params[name][v] = torch.from_numpy(weights[name][v].astype(np.float64))
-
+    callback = files.bn_calibration_callback(weights, params, rng)
     with torch.no_grad():
         forward(layers, params, x_nchw, trainable=set(), calibrate=callback)
-
-
-def cross_entropy(logits, labels):
-    return -F.log_softmax(logits, dim=1)[torch.arange(logits.shape[0]), labels].mean()
 
 
 def moving_update(mm, mv, mean, var_biased, n):
@@ -407,61 +372,8 @@ def moving_update(mm, mv, mean, var_biased, n):
 
 
 # --------------------------------------------------------------------------
-# Files
-# --------------------------------------------------------------------------
-
-def _bytes_array(names):
-    if not names:
-        return np.array([], dtype="S1")
-    return np.array([n.encode("utf8") for n in names])
-
-
-def save_keras_weights(path, layers, weights):
-    """tf.keras model.save_weights('m.h5') layout (legacy h5 format)."""
-    with h5py.File(path, "w") as f:
-        f.attrs["layer_names"] = _bytes_array([L.name for L in layers])
-        f.attrs["backend"] = b"tensorflow"
-        f.attrs["keras_version"] = KERAS_VERSION
-        for L in layers:
-            g = f.create_group(L.name)
-            vars_ = weights.get(L.name, {})
-            vnames = [v for v in VAR_NAMES.get(L.kind, []) if v in vars_]
-            g.attrs["weight_names"] = _bytes_array([f"{L.name}/{v}:0" for v in vnames])
-            for v in vnames:
-                g.create_dataset(f"{L.name}/{v}:0", data=vars_[v].astype(np.float32))
-
-
-def save_reference(path, args, x_nhwc, labels, result, trainable_order):
-    with h5py.File(path, "w") as f:
-        f.create_dataset("input", data=x_nhwc.astype(np.float32))
-        f.create_dataset("labels", data=labels.astype(np.int32))
-        for key in ("logits", "probs", "pooled", "base_output"):
-            f.create_dataset(key, data=result[key].astype(np.float64))
-        f.create_dataset("loss", data=np.float64(result["loss"]))
-        f.create_dataset("boundary", data=result["boundary"].astype(np.float64))
-        f.attrs["boundary_layer"] = np.array([result["boundary_name"].encode()], dtype="S")
-        for lname, vars_ in result["grads"].items():
-            for vname, g in vars_.items():
-                f.create_dataset(f"grads/{lname}/{vname}", data=g.astype(np.float64))
-        for lname, (mm, mv) in result["moving"].items():
-            f.create_dataset(f"moving/{lname}/moving_mean", data=mm.astype(np.float64))
-            f.create_dataset(f"moving/{lname}/moving_variance", data=mv.astype(np.float64))
-        f.attrs["trainable_layers"] = _bytes_array(trainable_order)
-        for k, v in vars(args).items():
-            f.attrs[k] = v if not isinstance(v, bool) else int(v)
-
-
-# --------------------------------------------------------------------------
 # Main computation
 # --------------------------------------------------------------------------
-
-def make_inputs(rng, batch, size, classes):
-    x = (rng.uniform(-1.0, 1.0, size=(batch, size, size, 3)) * 50.0).astype(np.float32)
-    labels = rng.integers(0, classes, size=batch)
-    if batch > 1 and classes > 1 and np.all(labels == labels[0]):
-        labels[1] = (labels[0] + 1) % classes
-    return x, labels.astype(np.int32)
-
 
 def boundary_layer(base, first_trainable):
     """The latest base node before the first trainable layer such that no later base layer
@@ -482,33 +394,11 @@ def boundary_layer(base, first_trainable):
 
 
 def train_step_reference(layers, params, x_nchw, labels, trainable, base_out, boundary):
-    outs, bn_stats = forward(layers, params, x_nchw, trainable,
-                             keep=(base_out, "global_average_pooling2d", boundary))
-    logits = outs["dense_1"]
-    loss = cross_entropy(logits, torch.from_numpy(labels.astype(np.int64)))
-    loss.backward()
-    grads = {}
-    for lname in trainable:
-        for vname, t in params.get(lname, {}).items():
-            if t.requires_grad:
-                grads.setdefault(lname, {})[vname] = t.grad.numpy().copy()
-    moving = {}
-    for lname, (mean, var, n) in bn_stats.items():
-        p = params[lname]
-        mm, mv = moving_update(p["moving_mean"], p["moving_variance"], mean, var, n)
-        moving[lname] = (mm.numpy(), mv.numpy())
-    nhwc = lambda t: t.detach().permute(0, 2, 3, 1).contiguous().numpy()
-    return {
-        "logits": logits.detach().numpy(),
-        "probs": torch.softmax(logits.detach(), dim=1).numpy(),
-        "loss": loss.item(),
-        "pooled": outs["global_average_pooling2d"].detach().numpy(),
-        "base_output": nhwc(outs[base_out]),
-        "boundary_name": boundary,
-        "boundary": nhwc(outs[boundary]),
-        "grads": grads,
-        "moving": moving,
-    }
+    def run_forward(keep):
+        return forward(layers, params, x_nchw, trainable, keep=keep)
+
+    return files.train_step(run_forward, params, labels, trainable, base_out, boundary,
+                            moving_update)
 
 
 # --------------------------------------------------------------------------
@@ -558,7 +448,7 @@ def check_finite_differences(layers, params, x_nchw, labels, trainable, result, 
     def loss_value():
         with torch.no_grad():
             outs, _ = forward(layers, params, x_nchw, trainable)
-            return cross_entropy(outs["dense_1"], lab).item()
+            return files.cross_entropy(outs["dense_1"], lab).item()
 
     kinds = {L.name: L.kind for L in layers}
     checked = [next((n for n in result["grads"] if kinds[n] == k), None) for k in ("conv", "bn")]
@@ -607,7 +497,7 @@ def main():
     base = layers[:n_base]
     base_names = [L.name for L in base]
     n_unfreeze = max(0, min(args.unfreeze_last, n_base))
-    trainable_order = base_names[n_base - n_unfreeze:] + HEAD_LAYER_NAMES
+    trainable_order = base_names[n_base - n_unfreeze:] + files.HEAD_LAYER_NAMES
     trainable = set(trainable_order)
     if args.self_check:
         check_structure(layers, n_base, created)
@@ -615,24 +505,23 @@ def main():
     shapes = infer_shapes(layers, args.image_size)
     rng = np.random.default_rng(args.seed)
     weights = init_weights(layers, shapes, rng)
-    x_nhwc, labels = make_inputs(rng, args.batch, args.image_size, args.classes)
-    x_nchw = torch.from_numpy(np.ascontiguousarray(x_nhwc.transpose(0, 3, 1, 2)).astype(np.float64))
-    params = to_torch_params(layers, weights, trainable)
+    x_nhwc, labels = files.make_inputs(rng, args.batch, args.image_size, args.classes)
+    x_nchw = files.nhwc_to_nchw(x_nhwc)
+    params = files.to_torch_params(layers, weights, trainable, TRAINABLE_VARS)
     # Calibrated on the batch and --calibration-images more: at 75 the last blocks are 1x1, and
     # statistics of 3 values leave channels with a near-zero moving variance that amplify any
     # rounding (float32 PyTorch is then 0.37 from float64 at mixed10); 8 more keep it ~1e-3.
     extra = (rng.uniform(-1.0, 1.0, size=(args.calibration_images,) + x_nhwc.shape[1:]) * 50.0)
     x_cal = np.concatenate([x_nhwc, extra.astype(np.float32)])
-    calibrate_bn(layers, weights, params,
-                 torch.from_numpy(np.ascontiguousarray(x_cal.transpose(0, 3, 1, 2))).double(), rng)
+    calibrate_bn(layers, weights, params, files.nhwc_to_nchw(x_cal), rng)
     t_cal = time.time()
 
     first_trainable = next((n for n in base_names if n in trainable), None)
     boundary = boundary_layer(base, first_trainable)
     result = train_step_reference(layers, params, x_nchw, labels, trainable, base_names[-1], boundary)
     t_ref = time.time()
-    save_keras_weights(args.out_weights, layers, weights)
-    save_reference(args.out_ref, args, x_nhwc, labels, result, trainable_order)
+    files.save_keras_weights(args.out_weights, layers, weights, VAR_NAMES)
+    files.save_reference(args.out_ref, args, x_nhwc, labels, result, trainable_order)
 
     b = result["base_output"]
     print(f"base_output {b.shape}: max|act| {np.abs(b).max():.4g}, mean {b.mean():.4g}; "

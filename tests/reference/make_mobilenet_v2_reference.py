@@ -12,7 +12,7 @@ fine-tuning head
     global_average_pooling2d -> dense (U, relu) -> dense_1 (C, softmax)
 
 in PyTorch with explicit ops, in float64 from float32-stored weights, and writes the same two
-HDF5 files as make_resnet50_reference.py (its docstring describes them): the weights in the
+HDF5 files as every reference (keras_reference_files.py describes them): the weights in the
 tf.keras save_weights layout under Keras's names (DepthwiseConv2D's variable is
 depthwise_kernel [3,3,C,1]), and one training step's results: /input, /labels, /logits,
 /probs, /loss, /pooled, /base_output, /boundary (+ attribute boundary_layer), /grads/L/V,
@@ -35,18 +35,21 @@ labels, the calibration images, then the BN calibration factors in BN order.
 """
 
 import argparse
+import os
+import sys
 import time
 from dataclasses import dataclass, field
 
-import h5py
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import keras_reference_files as files  # noqa: E402
+
 BN_EPSILON = 1e-3
 BN_MOMENTUM = 0.999
-KERAS_VERSION = b"2.11.0"
-HEAD_LAYER_NAMES = ["global_average_pooling2d", "dense", "dense_1"]
 VAR_NAMES = {
     "conv": ["kernel"],  # use_bias=False everywhere in MobileNetV2
     "depthwise": ["depthwise_kernel"],
@@ -183,21 +186,16 @@ def count_params(g):
 
 # --------------------------------------------------------------------------
 
-def glorot_uniform(rng, shape, fan_in, fan_out):
-    limit = np.sqrt(6.0 / (fan_in + fan_out))
-    return rng.uniform(-limit, limit, size=shape).astype(np.float32)
-
-
 def init_weights(g, rng):
     weights = {}
     for L in g.layers:
         if L.kind == "conv":
             k, cin, cout = L.cfg["kernel"], L.cfg["cin"], L.cfg["filters"]
-            weights[L.name] = {"kernel": glorot_uniform(rng, (k, k, cin, cout), k * k * cin,
+            weights[L.name] = {"kernel": files.glorot_uniform(rng, (k, k, cin, cout), k * k * cin,
                                                         k * k * cout)}
         elif L.kind == "depthwise":
             c = L.shape[0]
-            weights[L.name] = {"depthwise_kernel": glorot_uniform(rng, (3, 3, c, 1), 9, 9)}
+            weights[L.name] = {"depthwise_kernel": files.glorot_uniform(rng, (3, 3, c, 1), 9, 9)}
         elif L.kind == "bn":
             c = L.shape[0]
             # gamma up to 2.5: some normalised values pass 6, so ReLU6's clip is exercised.
@@ -209,23 +207,9 @@ def init_weights(g, rng):
             }
         elif L.kind == "dense":
             din, dout = L.cfg["din"], L.cfg["units"]
-            weights[L.name] = {"kernel": glorot_uniform(rng, (din, dout), din, dout),
+            weights[L.name] = {"kernel": files.glorot_uniform(rng, (din, dout), din, dout),
                                "bias": rng.uniform(-0.1, 0.1, size=dout).astype(np.float32)}
     return weights
-
-
-def to_torch_params(g, weights, trainable):
-    params = {}
-    for L in g.layers:
-        if L.name not in weights:
-            continue
-        params[L.name] = {}
-        for vname, arr in weights[L.name].items():
-            t = torch.from_numpy(arr.astype(np.float64))
-            if L.name in trainable and vname in TRAINABLE_VARS[L.kind]:
-                t.requires_grad_(True)
-            params[L.name][vname] = t
-    return params
 
 
 def _channel(v):
@@ -247,10 +231,7 @@ def relu6(x):
 
 
 def forward(g, params, x_nchw, trainable, keep=(), calibrate=None):
-    last = {}
-    for i, L in enumerate(g.layers):
-        for src in L.inputs:
-            last[src] = i
+    last = files.last_use(g.layers)
     keep = set(keep) | {g.layers[-1].name}
     acts, bn_stats = {}, {}
     for i, L in enumerate(g.layers):
@@ -304,58 +285,15 @@ def forward(g, params, x_nchw, trainable, keep=(), calibrate=None):
 
 def calibrate_bn(g, weights, params, x_nchw, rng):
     """moving_mean = batch mean, moving_variance = biased batch var * U(0.8, 1.2), float32."""
-    def callback(name, x):
-        mean = x.mean(dim=(0, 2, 3)).numpy()
-        var = x.var(dim=(0, 2, 3), unbiased=False).numpy() * rng.uniform(0.8, 1.2, size=x.shape[1])
-        weights[name]["moving_mean"] = mean.astype(np.float32)
-        weights[name]["moving_variance"] = var.astype(np.float32)
-        for v in ("moving_mean", "moving_variance"):
-            params[name][v] = torch.from_numpy(weights[name][v].astype(np.float64))
-
+    callback = files.bn_calibration_callback(weights, params, rng)
     with torch.no_grad():
         forward(g, params, x_nchw, trainable=set(), calibrate=callback)
 
 
-def _bytes_array(names):
-    if not names:
-        return np.array([], dtype="S1")
-    return np.array([n.encode("utf8") for n in names])
-
-
-def save_keras_weights(path, g, weights):
-    """tf.keras model.save_weights('m.h5') (legacy h5) layout."""
-    with h5py.File(path, "w") as f:
-        f.attrs["layer_names"] = _bytes_array([L.name for L in g.layers])
-        f.attrs["backend"] = b"tensorflow"
-        f.attrs["keras_version"] = KERAS_VERSION
-        for L in g.layers:
-            grp = f.create_group(L.name)
-            vars_ = weights.get(L.name, {})
-            vnames = [v for v in VAR_NAMES.get(L.kind, []) if v in vars_]
-            wnames = [f"{L.name}/{v}:0" for v in vnames]
-            grp.attrs["weight_names"] = _bytes_array(wnames)
-            for wn, v in zip(wnames, vnames):
-                grp.create_dataset(wn, data=vars_[v].astype(np.float32))
-
-
-def save_reference(path, args, x_nhwc, labels, result, trainable_order):
-    with h5py.File(path, "w") as f:
-        f.create_dataset("input", data=x_nhwc.astype(np.float32))
-        f.create_dataset("labels", data=labels.astype(np.int32))
-        for key in ("logits", "probs", "pooled", "base_output"):
-            f.create_dataset(key, data=result[key].astype(np.float64))
-        f.create_dataset("loss", data=np.float64(result["loss"]))
-        f.create_dataset("boundary", data=result["boundary"].astype(np.float64))
-        f.attrs["boundary_layer"] = np.array([result["boundary_name"].encode()], dtype="S")
-        for lname, vars_ in result["grads"].items():
-            for vname, gr in vars_.items():
-                f.create_dataset(f"grads/{lname}/{vname}", data=gr.astype(np.float64))
-        for lname, (mm, mv) in result["moving"].items():
-            f.create_dataset(f"moving/{lname}/moving_mean", data=mm.astype(np.float64))
-            f.create_dataset(f"moving/{lname}/moving_variance", data=mv.astype(np.float64))
-        f.attrs["trainable_layers"] = _bytes_array(trainable_order)
-        for k, v in vars(args).items():
-            f.attrs[k] = v if not isinstance(v, bool) else int(v)
+def moving_update(mm, mv, mean, var_biased, n):
+    """Keras BN update (momentum 0.999) with the Bessel-corrected batch variance."""
+    return (BN_MOMENTUM * mm + (1 - BN_MOMENTUM) * mean,
+            BN_MOMENTUM * mv + (1 - BN_MOMENTUM) * var_biased * n / (n - 1))
 
 
 def boundary_layer(g, first_trainable):
@@ -387,7 +325,7 @@ def check_finite_differences(g, params, x_nchw, labels, trainable, result, seed,
     def loss_value():
         with torch.no_grad():
             outs, _ = forward(g, params, x_nchw, trainable)
-            return -F.log_softmax(outs["dense_1"], 1)[torch.arange(len(lab)), lab].mean().item()
+            return files.cross_entropy(outs["dense_1"], lab).item()
 
     worst = 0.0
     for lname, grads in list(result["grads"].items())[:6]:
@@ -442,63 +380,34 @@ def main():
     g, n_base = build_model(args.alpha, args.image_size, args.head_units, args.classes)
     base_names = [L.name for L in g.layers[:n_base]]
     n_unfreeze = max(0, min(args.unfreeze_last, n_base))
-    trainable_order = base_names[n_base - n_unfreeze:] + HEAD_LAYER_NAMES
+    trainable_order = base_names[n_base - n_unfreeze:] + files.HEAD_LAYER_NAMES
     trainable = set(trainable_order)
     if args.self_check:
         check_structure(g, n_base, args.alpha)
 
     rng = np.random.default_rng(args.seed)
     weights = init_weights(g, rng)
-    x_nhwc = rng.uniform(-1.0, 1.0, size=(args.batch, args.image_size, args.image_size, 3))
-    x_nhwc = x_nhwc.astype(np.float32)  # MobileNetV2's 'tf' preprocessing range
-    labels = rng.integers(0, args.classes, size=args.batch).astype(np.int32)
-    x_nchw = torch.from_numpy(np.ascontiguousarray(x_nhwc.transpose(0, 3, 1, 2)).astype(np.float64))
-    params = to_torch_params(g, weights, trainable)
+    # MobileNetV2's 'tf' preprocessing range (-1, 1); labels as drawn
+    x_nhwc, labels = files.make_inputs(rng, args.batch, args.image_size, args.classes,
+                                       scale=1.0, distinct_labels=False)
+    x_nchw = files.nhwc_to_nchw(x_nhwc)
+    params = files.to_torch_params(g.layers, weights, trainable, TRAINABLE_VARS)
     x_cal = rng.uniform(-1.0, 1.0, size=(args.calibration_batch,) + x_nhwc.shape[1:])
-    x_cal = torch.from_numpy(np.ascontiguousarray(x_cal.astype(np.float32).transpose(0, 3, 1, 2))
-                             .astype(np.float64))
-    calibrate_bn(g, weights, params, x_cal, rng)
+    calibrate_bn(g, weights, params, files.nhwc_to_nchw(x_cal.astype(np.float32)), rng)
 
     first_trainable = next((n for n in base_names if n in trainable and n in weights), None)
     boundary = boundary_layer(g, first_trainable)
     base_out = base_names[-1]
-    outs, bn_stats = forward(g, params, x_nchw, trainable,
-                             keep=(base_out, "global_average_pooling2d", boundary))
-    logits = outs["dense_1"]
-    lab = torch.from_numpy(labels.astype(np.int64))
-    loss = -F.log_softmax(logits, 1)[torch.arange(args.batch), lab].mean()
-    loss.backward()
-    grads = {}
-    for lname in trainable_order:
-        for vname, t in params.get(lname, {}).items():
-            if t.requires_grad:
-                grads.setdefault(lname, {})[vname] = t.grad.numpy().copy()
-    moving = {}
-    for lname, (mean, var, n) in bn_stats.items():
-        p = params[lname]
-        moving[lname] = ((BN_MOMENTUM * p["moving_mean"] + (1 - BN_MOMENTUM) * mean).numpy(),
-                         (BN_MOMENTUM * p["moving_variance"] +
-                          (1 - BN_MOMENTUM) * var * n / (n - 1)).numpy())
-    nhwc = lambda t: t.detach().permute(0, 2, 3, 1).contiguous().numpy()
-    result = {
-        "logits": logits.detach().numpy(),
-        "probs": torch.softmax(logits.detach(), 1).numpy(),
-        "loss": loss.item(),
-        "pooled": outs["global_average_pooling2d"].detach().numpy(),
-        "base_output": nhwc(outs[base_out]),
-        "boundary_name": boundary,
-        "boundary": nhwc(outs[boundary]),
-        "grads": grads,
-        "moving": moving,
-    }
+    result = files.train_step(lambda keep: forward(g, params, x_nchw, trainable, keep=keep),
+                              params, labels, trainable_order, base_out, boundary, moving_update)
     if args.out_weights:
-        save_keras_weights(args.out_weights, g, weights)
-        save_reference(args.out_ref, args, x_nhwc, labels, result, trainable_order)
+        files.save_keras_weights(args.out_weights, g.layers, weights, VAR_NAMES)
+        files.save_reference(args.out_ref, args, x_nhwc, labels, result, trainable_order)
     base = result["base_output"]
     clipped = float((base >= 6.0).mean())
     print(f"alpha {args.alpha} size {args.image_size}: base_output {base.shape}, "
           f"fraction at 6: {clipped:.3f}; loss {result['loss']:.8f}; boundary {boundary}; "
-          f"{len(grads)} layers with gradients, {len(moving)} trainable BNs")
+          f"{len(result['grads'])} layers with gradients, {len(result['moving'])} trainable BNs")
     if args.self_check:
         check_finite_differences(g, params, x_nchw, labels, trainable, result, args.seed)
     print(f"done in {time.time() - t0:.2f} s")

@@ -37,18 +37,21 @@ order).  The finite-difference self-check uses its own ``default_rng(seed + 1)``
 """
 
 import argparse
+import os
+import sys
 import time
 from dataclasses import dataclass, field
 
-import h5py
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import keras_reference_files as files  # noqa: E402
+
 BN_EPSILON = 1.001e-5
 BN_MOMENTUM = 0.99
-KERAS_VERSION = b"2.11.0"
-HEAD_LAYER_NAMES = ["global_average_pooling2d", "dense", "dense_1"]
 
 # (stack index s, number of blocks, filter multiplier of F, stride of block1), per depth as
 # keras.applications.resnet's ResNet50 / ResNet101 / ResNet152 stack_fn.
@@ -179,11 +182,6 @@ def infer_shapes(layers, image_size):
 # Weights
 # --------------------------------------------------------------------------
 
-def glorot_uniform(rng, shape, fan_in, fan_out):
-    limit = np.sqrt(6.0 / (fan_in + fan_out))
-    return rng.uniform(-limit, limit, size=shape).astype(np.float32)
-
-
 def init_weights(layers, shapes, rng):
     """{layer: {var: float32 array}} in Keras layouts (HWIO, [in, out]).
 
@@ -194,7 +192,7 @@ def init_weights(layers, shapes, rng):
             cin = shapes[L.inputs[0]][0]
             k, cout = L.cfg["kernel"], L.cfg["filters"]
             weights[L.name] = {
-                "kernel": glorot_uniform(rng, (k, k, cin, cout), k * k * cin, k * k * cout),
+                "kernel": files.glorot_uniform(rng, (k, k, cin, cout), k * k * cin, k * k * cout),
                 "bias": rng.uniform(-0.1, 0.1, size=cout).astype(np.float32),
             }
         elif L.kind == "bn":
@@ -208,27 +206,16 @@ def init_weights(layers, shapes, rng):
         elif L.kind == "dense":
             din, dout = shapes[L.inputs[0]][0], L.cfg["units"]
             weights[L.name] = {
-                "kernel": glorot_uniform(rng, (din, dout), din, dout),
+                "kernel": files.glorot_uniform(rng, (din, dout), din, dout),
                 "bias": rng.uniform(-0.1, 0.1, size=dout).astype(np.float32),
             }
     return weights
 
 
 def to_torch_params(layers, weights, trainable):
-    """float32 numpy weights -> float64 torch leaves (same layouts).
-
-    Only the trained variables of trainable layers get requires_grad."""
-    params = {}
-    for L in layers:
-        if L.name not in weights:
-            continue
-        params[L.name] = {}
-        for vname, arr in weights[L.name].items():
-            t = torch.from_numpy(arr.astype(np.float64))
-            if L.name in trainable and vname in TRAINABLE_VARS[L.kind]:
-                t.requires_grad_(True)
-            params[L.name][vname] = t
-    return params
+    """float32 numpy weights -> float64 torch leaves; TRAINABLE_VARS of trainable layers get
+    requires_grad."""
+    return files.to_torch_params(layers, weights, trainable, TRAINABLE_VARS)
 
 
 # --------------------------------------------------------------------------
@@ -249,15 +236,6 @@ def conv2d(x, kernel_hwio, bias, stride, pad):
     """x: [N,Cin,H,W]; kernel: [kh,kw,Cin,Cout] (Keras HWIO) -> OIHW for torch."""
     w_oihw = kernel_hwio.permute(3, 2, 0, 1)
     return F.conv2d(x, w_oihw, bias, stride=stride, padding=pad)
-
-
-def last_use(layers):
-    """Index of the last layer that consumes each layer's output."""
-    last = {}
-    for i, L in enumerate(layers):
-        for src in L.inputs:
-            last[src] = i
-    return last
 
 
 class _RoundToBfloat16(torch.autograd.Function):
@@ -297,7 +275,7 @@ def forward(layers, params, x_nchw, trainable, keep=(), calibrate=None, mixed_bf
     max pooling are exact on bfloat16.  The dense_1 logits are bfloat16; the softmax and
     the loss are float (the Keras mixed-precision guide's float32 output)."""
     r = bf16 if mixed_bfloat16 else (lambda t: t)
-    last = last_use(layers)
+    last = files.last_use(layers)
     keep = set(keep) | {layers[-1].name}
     acts, bn_stats = {}, {}
     for i, L in enumerate(layers):
@@ -357,23 +335,9 @@ def calibrate_bn(layers, weights, params, x_nchw, rng):
 
     moving_mean = batch mean, moving_variance = biased batch var * U(0.8, 1.2),
     rounded to float32; the rounded values are used for later layers."""
-    def callback(name, x):
-        mean = x.mean(dim=(0, 2, 3)).numpy()
-        var = x.var(dim=(0, 2, 3), unbiased=False).numpy()
-        var = var * rng.uniform(0.8, 1.2, size=var.shape)
-        weights[name]["moving_mean"] = mean.astype(np.float32)
-        weights[name]["moving_variance"] = var.astype(np.float32)
-        params[name]["moving_mean"] = torch.from_numpy(weights[name]["moving_mean"].astype(np.float64))
-        params[name]["moving_variance"] = torch.from_numpy(weights[name]["moving_variance"].astype(np.float64))
-
+    callback = files.bn_calibration_callback(weights, params, rng)
     with torch.no_grad():
         forward(layers, params, x_nchw, trainable=set(), calibrate=callback)
-
-
-def cross_entropy(logits, labels):
-    """Categorical cross-entropy from logits, mean over the batch."""
-    logp = F.log_softmax(logits, dim=1)
-    return -logp[torch.arange(logits.shape[0]), labels].mean()
 
 
 def moving_update(mm, mv, mean, var_biased, n):
@@ -384,67 +348,8 @@ def moving_update(mm, mv, mean, var_biased, n):
 
 
 # --------------------------------------------------------------------------
-# HDF5 output
-# --------------------------------------------------------------------------
-
-def _bytes_array(names):
-    if not names:
-        return np.array([], dtype="S1")
-    return np.array([n.encode("utf8") for n in names])
-
-
-def save_keras_weights(path, layers, weights):
-    """Layout of tf.keras model.save_weights('m.h5') (legacy h5 format)."""
-    with h5py.File(path, "w") as f:
-        f.attrs["layer_names"] = _bytes_array([L.name for L in layers])
-        f.attrs["backend"] = b"tensorflow"
-        f.attrs["keras_version"] = KERAS_VERSION
-        for L in layers:
-            g = f.create_group(L.name)
-            vars_ = weights.get(L.name, {})
-            wnames = [f"{L.name}/{v}:0" for v in VAR_NAMES.get(L.kind, []) if v in vars_]
-            g.attrs["weight_names"] = _bytes_array(wnames)
-            for wn, v in zip(wnames, VAR_NAMES.get(L.kind, [])):
-                g.create_dataset(wn, data=vars_[v].astype(np.float32))
-
-
-def save_reference(path, args, x_nhwc, labels, result, trainable_order):
-    with h5py.File(path, "w") as f:
-        f.create_dataset("input", data=x_nhwc.astype(np.float32))
-        f.create_dataset("labels", data=labels.astype(np.int32))
-        for key in ("logits", "probs", "pooled", "base_output"):
-            f.create_dataset(key, data=result[key].astype(np.float64))
-        f.create_dataset("loss", data=np.float64(result["loss"]))
-        # The activation entering the trainable suffix's first block, so a test can run the
-        # suffix alone from it (NHWC float64); its layer name is the attribute boundary_layer.
-        f.create_dataset("boundary", data=result["boundary"].astype(np.float64))
-        f.attrs["boundary_layer"] = np.array([result["boundary_name"].encode()], dtype="S")
-        for lname, vars_ in result["grads"].items():
-            for vname, g in vars_.items():
-                f.create_dataset(f"grads/{lname}/{vname}", data=g.astype(np.float64))
-        for lname, (mm, mv) in result["moving"].items():
-            f.create_dataset(f"moving/{lname}/moving_mean", data=mm.astype(np.float64))
-            f.create_dataset(f"moving/{lname}/moving_variance", data=mv.astype(np.float64))
-        f.attrs["trainable_layers"] = _bytes_array(trainable_order)
-        for k, v in vars(args).items():
-            f.attrs[k] = v if not isinstance(v, bool) else int(v)
-
-
-# --------------------------------------------------------------------------
 # Main computation
 # --------------------------------------------------------------------------
-
-def make_inputs(rng, batch, size, classes):
-    x = (rng.uniform(-1.0, 1.0, size=(batch, size, size, 3)) * 50.0).astype(np.float32)
-    labels = rng.integers(0, classes, size=batch)
-    if batch > 1 and classes > 1 and np.all(labels == labels[0]):
-        labels[1] = (labels[0] + 1) % classes
-    return x, labels.astype(np.int32)
-
-
-def nhwc_to_nchw(x):
-    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)).astype(np.float64))
-
 
 def boundary_layer(base_names, first_trainable):
     """The input of the earliest residual block that holds a trainable layer: the previous
@@ -463,35 +368,11 @@ def boundary_layer(base_names, first_trainable):
 def train_step_reference(layers, params, x_nchw, labels, trainable, base_out_name, boundary,
                          mixed_bfloat16=False):
     """One training-mode forward + backward; returns numpy results."""
-    outs, bn_stats = forward(layers, params, x_nchw, trainable,
-                             keep=(base_out_name, "global_average_pooling2d", boundary),
-                             mixed_bfloat16=mixed_bfloat16)
-    logits = outs["dense_1"]
-    loss = cross_entropy(logits, torch.from_numpy(labels.astype(np.int64)))
-    loss.backward()
+    def run_forward(keep):
+        return forward(layers, params, x_nchw, trainable, keep=keep, mixed_bfloat16=mixed_bfloat16)
 
-    grads = {}
-    for lname in trainable:
-        for vname, t in params.get(lname, {}).items():
-            if t.requires_grad:
-                grads.setdefault(lname, {})[vname] = t.grad.numpy().copy()  # same layout as weights
-    moving = {}
-    for lname, (mean, var, n) in bn_stats.items():
-        p = params[lname]
-        mm, mv = moving_update(p["moving_mean"], p["moving_variance"], mean, var, n)
-        moving[lname] = (mm.numpy(), mv.numpy())
-    base = outs[base_out_name].detach()
-    return {
-        "logits": logits.detach().numpy(),
-        "probs": torch.softmax(logits.detach(), dim=1).numpy(),
-        "loss": loss.item(),
-        "pooled": outs["global_average_pooling2d"].detach().numpy(),
-        "base_output": base.permute(0, 2, 3, 1).contiguous().numpy(),  # NCHW -> NHWC
-        "boundary_name": boundary,
-        "boundary": outs[boundary].detach().permute(0, 2, 3, 1).contiguous().numpy(),
-        "grads": grads,
-        "moving": moving,
-    }
+    return files.train_step(run_forward, params, labels, trainable, base_out_name, boundary,
+                            moving_update)
 
 
 # --------------------------------------------------------------------------
@@ -529,7 +410,7 @@ def check_finite_differences(layers, params, x_nchw, labels, trainable, result, 
     def loss_value():
         with torch.no_grad():
             outs, _ = forward(layers, params, x_nchw, trainable)
-            return cross_entropy(outs["dense_1"], lab).item()
+            return files.cross_entropy(outs["dense_1"], lab).item()
 
     worst = 0.0
     for lname, vname in (("conv5_block3_3_conv", "kernel"), ("dense_1", "kernel"),
@@ -602,7 +483,7 @@ def main():
     base_names = [L.name for L in layers[:n_base]]
     base_out_name = base_names[-1]
     n_unfreeze = max(0, min(args.unfreeze_last, n_base))
-    trainable_order = base_names[n_base - n_unfreeze:] + HEAD_LAYER_NAMES
+    trainable_order = base_names[n_base - n_unfreeze:] + files.HEAD_LAYER_NAMES
     trainable = set(trainable_order)
     if args.self_check:
         check_layer_list(layers, n_base, args)
@@ -619,8 +500,8 @@ def main():
         for L in layers:
             if L.kind == "bn" and L.name.endswith("_3_bn"):
                 weights[L.name]["gamma"] = (weights[L.name]["gamma"] * args.residual_gamma).astype(np.float32)
-    x_nhwc, labels = make_inputs(rng, args.batch, args.image_size, args.classes)
-    x_nchw = nhwc_to_nchw(x_nhwc)
+    x_nhwc, labels = files.make_inputs(rng, args.batch, args.image_size, args.classes)
+    x_nchw = files.nhwc_to_nchw(x_nhwc)
 
     params = to_torch_params(layers, weights, trainable)
     calibrate_bn(layers, weights, params, x_nchw, rng)
@@ -634,8 +515,8 @@ def main():
 
     c, h, w = shapes[base_out_name]
     assert result["base_output"].shape == (args.batch, h, w, c), result["base_output"].shape
-    save_keras_weights(args.out_weights, layers, weights)
-    save_reference(args.out_ref, args, x_nhwc, labels, result, trainable_order)
+    files.save_keras_weights(args.out_weights, layers, weights, VAR_NAMES)
+    files.save_reference(args.out_ref, args, x_nhwc, labels, result, trainable_order)
 
     base = result["base_output"]
     print(f"base_output {base.shape}: max|act| = {np.abs(base).max():.4g}, "

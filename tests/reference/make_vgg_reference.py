@@ -10,9 +10,9 @@ name="block{B}_conv{K}") (bias included) closed by MaxPooling2D((2, 2), strides=
 name="block{B}_pool"); filters 64, 128, 256, 512, 512; convolutions per block 2, 2, 3, 3, 3
 (VGG16) or 2, 2, 4, 4, 4 (VGG19). base.layers has 19 / 22 entries with the InputLayer.
 
-Writes the same two files as make_resnet50_reference.py (whose graph evaluation, weight
-initialisation, training step and HDF5 writers it uses): ``--out-weights`` in the tf.keras
-``save_weights`` layout and ``--out-ref`` with /input, /labels, /logits, /probs, /loss,
+Writes the same two files as every reference (keras_reference_files.py; the graph evaluation,
+weight initialisation and training step are make_resnet50_reference.py's): ``--out-weights``
+in the tf.keras ``save_weights`` layout and ``--out-ref`` with /input, /labels, /logits, /probs, /loss,
 /pooled, /base_output, /boundary, /grads/<layer>/<var> and the attributes trainable_layers
 and boundary_layer (VGG has no BatchNormalization: no /moving entries).
 
@@ -24,12 +24,17 @@ Random draw order (one np.random.default_rng(seed) stream): layer weights in lay
 """
 
 import argparse
+import os
+import sys
 import time
 
 import numpy as np
 import torch
 
-import make_resnet50_reference as ref
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import keras_reference_files as files  # noqa: E402
+import make_resnet50_reference as ref  # noqa: E402
 
 VGG_CONVS = {16: [2, 2, 3, 3, 3], 19: [2, 2, 4, 4, 4]}
 VGG_FILTERS = [64, 128, 256, 512, 512]
@@ -111,7 +116,7 @@ def main():
     layers, n_base = build_model(args.depth, args.head_units, args.classes)
     base_names = [L.name for L in layers[:n_base]]
     n_unfreeze = max(0, min(args.unfreeze_last, n_base))
-    trainable_order = base_names[n_base - n_unfreeze:] + ref.HEAD_LAYER_NAMES
+    trainable_order = base_names[n_base - n_unfreeze:] + files.HEAD_LAYER_NAMES
     trainable = set(trainable_order)
 
     shapes = ref.infer_shapes(layers, args.image_size)
@@ -119,8 +124,8 @@ def main():
     weights = ref.init_weights(layers, shapes, rng)
     if args.self_check:
         self_check(args, layers, n_base, weights)
-    x_nhwc, labels = ref.make_inputs(rng, args.batch, args.image_size, args.classes)
-    x_nchw = ref.nhwc_to_nchw(x_nhwc)
+    x_nhwc, labels = files.make_inputs(rng, args.batch, args.image_size, args.classes)
+    x_nchw = files.nhwc_to_nchw(x_nhwc)
     params = ref.to_torch_params(layers, weights, trainable)
 
     first_trainable = next((n for n in base_names if n in trainable and weights.get(n)), None)
@@ -129,8 +134,8 @@ def main():
                                       boundary,
                                       mixed_bfloat16=args.precision == "mixed_bfloat16")
     t_ref = time.time()
-    ref.save_keras_weights(args.out_weights, layers, weights)
-    ref.save_reference(args.out_ref, args, x_nhwc, labels, result, trainable_order)
+    files.save_keras_weights(args.out_weights, layers, weights, ref.VAR_NAMES)
+    files.save_reference(args.out_ref, args, x_nhwc, labels, result, trainable_order)
 
     base = result["base_output"]
     print(f"VGG{args.depth} base_output {base.shape}: max|act| = {np.abs(base).max():.4g}, "
@@ -152,7 +157,7 @@ def main():
                     orig = t[idx].item()
                     t[idx] = orig + d
                     outs, _ = ref.forward(layers, params, x_nchw, trainable)
-                    values.append(ref.cross_entropy(outs["dense_1"], lab).item())
+                    values.append(files.cross_entropy(outs["dense_1"], lab).item())
                     t[idx] = orig
             fd = (values[0] - values[1]) / (2 * h)
             rel = abs(fd - g[idx]) / max(abs(fd), abs(g[idx]), 1e-30)
