@@ -130,7 +130,8 @@ int run_inspect(int argc, char** argv) {
   opts.bound("head-units", 1, kMaxHeadUnits);
   if (!opts.parse(argc, argv)) return 0;
   if (!files.empty() && opts.given("backbone"))
-    throw UsageError("give FILE.h5 or --backbone NAME, not both (a file says which backbone it holds)");
+    throw UsageError(
+        "give FILE.h5 or --backbone NAME, not both (a file says which backbone it holds)");
   if (files.empty() && opts.given("backbone")) {
     apply_backbone_options(backbone, net, image_size);
     Model model = build_network(net);

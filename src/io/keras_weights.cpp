@@ -3,7 +3,9 @@
 
 #include "parafine/io/backbone_of_file.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <map>
 #include <optional>
 #include <ostream>
 #include <set>
@@ -72,7 +74,18 @@ struct LayerPairing {
   std::vector<const StoredLayer*> source;  // the file layer of each, or null when missing
   std::size_t missing = 0;                 // by name
   bool by_order = false;
+  // The names are another Keras generation's but the layers do not pair up by order: the
+  // problems (per layer class, the counts that differ) are already listed, and per-name
+  // "missing" lines would only name layers that are there under another index.
+  bool generation_mismatch = false;
 };
+
+// Per Keras layer class (name without its index), how many of `names` there are.
+std::map<std::string, int> class_counts(const std::vector<std::string>& names) {
+  std::map<std::string, int> counts;
+  for (const std::string& n : names) ++counts[without_index(n)];
+  return counts;
+}
 
 LayerPairing pair_layers(const Model& model, const KerasWeightFile& file, WeightScope scope,
                          WeightCheck& check) {
@@ -84,12 +97,15 @@ LayerPairing pair_layers(const Model& model, const KerasWeightFile& file, Weight
     p.missing += p.source.back() == nullptr;
   }
   if (p.missing == 0) return p;
-  std::vector<const StoredLayer*> candidates;  // file layers this scope may load from
+  // File layers this scope may load from: for the base, not a top classifier and not a Dense
+  // (no backbone's base has one: a head, under whatever index its generation gave it).
+  std::vector<const StoredLayer*> candidates;
   for (const StoredLayer& l : file.layers) {
     const int node = model.index_of(l.name);
     const bool outside = node >= 0 && !in_scope(model, node, scope);
-    if (!outside && !(scope == WeightScope::kBase && is_top_classifier(l.name)))
-      candidates.push_back(&l);
+    const bool head = scope == WeightScope::kBase &&
+                      (is_top_classifier(l.name) || without_index(l.name) == "dense");
+    if (!outside && !head) candidates.push_back(&l);
   }
   p.by_order = candidates.size() == p.nodes.size();
   for (std::size_t k = 0; p.by_order && k < p.nodes.size(); ++k)
@@ -102,6 +118,25 @@ LayerPairing pair_layers(const Model& model, const KerasWeightFile& file, Weight
                           model.layer(p.nodes.front()).name() +
                           "'): loaded by the order of the layers with weights, as Keras's "
                           "load_weights does, every shape checked");
+    return p;
+  }
+  std::vector<std::string> model_names, file_names;
+  for (int node : p.nodes) model_names.push_back(model.layer(node).name());
+  for (const StoredLayer* l : candidates) file_names.push_back(l->name);
+  const auto in_model = class_counts(model_names), in_file = class_counts(file_names);
+  bool same_classes = in_model.size() == in_file.size();
+  for (const auto& [name, count] : in_model) same_classes = same_classes && in_file.count(name);
+  if (same_classes) {  // another generation's names, but a layer missing or extra
+    p.generation_mismatch = true;
+    std::fill(p.source.begin(), p.source.end(), nullptr);  // same names, other layers: no pairs
+    for (const auto& [name, count] : in_model)
+      if (in_file.at(name) != count)
+        check.problems.push_back(
+            "the file names its layers as another Keras generation does (e.g. '" +
+            candidates.front()->stored_name + "' for '" + model_names.front() +
+            "'), so they load by order, but it has " + std::to_string(in_file.at(name)) + " " +
+            name + " layer(s) with weights and the model " + std::to_string(count) +
+            ": a layer is missing or extra");
     return p;
   }
   const std::optional<FileBackbone> held = backbone_of_file(file);
@@ -169,7 +204,7 @@ WeightCheck check_and_load_keras_weights(Model& model, const H5File& h5,
     const std::string& name = model.layer(pairing.nodes[k]).name();
     const StoredLayer* stored = pairing.source[k];
     if (!stored) {
-      check.problems.push_back(name + ": missing from the file");
+      if (!pairing.generation_mismatch) check.problems.push_back(name + ": missing from the file");
       continue;
     }
     used_layers.insert(stored);
@@ -183,10 +218,11 @@ WeightCheck check_and_load_keras_weights(Model& model, const H5File& h5,
     if (is_top_classifier(l.name) && scope == WeightScope::kBase)
       check.notes.push_back("ignoring the top classifier '" + l.stored_name +
                             "' (include_top weights)");
-    else if (node >= 0 && !in_scope(model, node, scope))
+    else if ((node >= 0 && !in_scope(model, node, scope)) ||
+             (scope == WeightScope::kBase && without_index(l.name) == "dense"))
       check.notes.push_back("ignoring '" + l.name +
                             "': only the base is loaded from a --weights file");
-    else
+    else if (!pairing.generation_mismatch)
       check.problems.push_back(l.stored_name + ": in the file but not a layer of the model" +
                                (l.name != l.stored_name ? " (as " + l.name + ")" : std::string()));
   }

@@ -21,13 +21,20 @@ void check_positive(int v, const char* option, const char* what) {
 
 int add_base(Model& m, const NetworkConfig& c) {
   switch (c.backbone) {
-    case Backbone::kResNet50: return add_resnet_base(m, c, 50);
-    case Backbone::kResNet101: return add_resnet_base(m, c, 101);
-    case Backbone::kResNet152: return add_resnet_base(m, c, 152);
-    case Backbone::kVGG16: return add_vgg_base(m, c, 16);
-    case Backbone::kVGG19: return add_vgg_base(m, c, 19);
-    case Backbone::kInceptionV3: return add_inception_v3_base(m, c);
-    case Backbone::kMobileNetV2: return add_mobilenet_v2_base(m, c);
+    case Backbone::kResNet50:
+      return add_resnet_base(m, c, 50);
+    case Backbone::kResNet101:
+      return add_resnet_base(m, c, 101);
+    case Backbone::kResNet152:
+      return add_resnet_base(m, c, 152);
+    case Backbone::kVGG16:
+      return add_vgg_base(m, c, 16);
+    case Backbone::kVGG19:
+      return add_vgg_base(m, c, 19);
+    case Backbone::kInceptionV3:
+      return add_inception_v3_base(m, c);
+    case Backbone::kMobileNetV2:
+      return add_mobilenet_v2_base(m, c);
   }
   throw std::logic_error("no builder for backbone " + std::to_string(static_cast<int>(c.backbone)));
 }
@@ -52,10 +59,9 @@ int make_divisible(double v, int divisor) {
 
 std::string backbone_note(const NetworkConfig& c) {
   if (c.backbone != Backbone::kMobileNetV2 || c.image_size % 32 == 0) return "";
-  return "note: MobileNetV2 at " + std::to_string(c.image_size) +
-         "x" + std::to_string(c.image_size) +
-         " is built as Keras builds it with input_shape=(" + std::to_string(c.image_size) + ", " +
-         std::to_string(c.image_size) +
+  return "note: MobileNetV2 at " + std::to_string(c.image_size) + "x" +
+         std::to_string(c.image_size) + " is built as Keras builds it with input_shape=(" +
+         std::to_string(c.image_size) + ", " + std::to_string(c.image_size) +
          ", 3); with input_shape=None Keras pads odd stride-2 inputs differently (sizes that "
          "are multiples of 32 give the same network either way)";
 }
