@@ -64,7 +64,7 @@ bool parse(int argc, char** argv, const char* command, const char* data_option,
   opts.bound("batch-size", 1, kMaxBatchSize);
   opts.describe_range("image-size", std::string("0 (the dataset's) or ") + kImageSizeRange);
   if (!opts.parse(argc, argv)) return false;
-  if (o.image_size != 0) check_image_size_option(o.image_size);  // the model's minimum: later
+  if (o.image_size > kMaxImageSize) check_image_size_option(o.image_size);  // the minimum: later
   preprocess_option(o.preprocess, Backbone::kResNet50);  // its spelling; auto is resolved later
   if (Comm::is_root()) check_output_path("--output", o.output);  // rank 0 writes it
   set_threads(threads_per_rank(o.threads));
@@ -78,15 +78,19 @@ std::string join(const std::vector<std::string>& v) {
   return s;
 }
 
-// --image-size, else an HDF5 dataset's stored size, else 0 (the size the model was trained at);
-// at least the minimum of the backbone the model file holds.
-int image_size_for(const InferenceOptions& o, const SampleSource& data) {
+// The backbone the --model file holds (ResNet50 when it is none we know: its load says why),
+// with --image-size checked against its minimum: before any data is read.
+Backbone model_backbone(const InferenceOptions& o) {
   const std::optional<FileBackbone> held = backbone_of_weights_file(o.model);
   const Backbone backbone = held ? held->backbone : Backbone::kResNet50;
-  if (o.image_size > 0) {
-    check_image_size_option(o.image_size, backbone);
-    return o.image_size;
-  }
+  if (o.image_size > 0) check_image_size_option(o.image_size, backbone);
+  return backbone;
+}
+
+// --image-size, else an HDF5 dataset's stored size, else 0 (the size the model was trained at);
+// at least the backbone's minimum.
+int image_size_for(const InferenceOptions& o, const SampleSource& data, Backbone backbone) {
+  if (o.image_size > 0) return o.image_size;
   const auto* h5 = dynamic_cast<const H5Source*>(&data);
   if (!h5) return 0;
   const H5ImageDataset& d = h5->dataset();
@@ -202,10 +206,11 @@ void write_csv_file(const std::string& path, const char* first_column,
 int run_predict(int argc, char** argv) {
   InferenceOptions o;
   if (!parse(argc, argv, "predict", "input", o)) return 0;
+  const Backbone backbone = model_backbone(o);
   const auto data = open_data(o.data, "--input");
   std::vector<std::string> names;
   NetworkConfig net;
-  Model model = load_full_model(o.model, image_size_for(o, *data), &names, &net);
+  Model model = load_full_model(o.model, image_size_for(o, *data, backbone), &names, &net);
   o.chosen_preprocess = preprocess_option(o.preprocess, net.backbone);
   model.set_precision(o.chosen);
   const int classes = model.output_shape(model.size() - 1, 1)[1];
@@ -225,12 +230,13 @@ int run_predict(int argc, char** argv) {
 int run_evaluate(int argc, char** argv) {
   InferenceOptions o;
   if (!parse(argc, argv, "evaluate", "data", o)) return 0;
+  const Backbone backbone = model_backbone(o);
   const auto data = open_data(o.data, "--data");
   if (data->classes() == 0 || data->label(0) < 0)
     throw std::runtime_error(o.data + ": no labels, so there is nothing to evaluate against");
   std::vector<std::string> names;
   NetworkConfig net;
-  Model model = load_full_model(o.model, image_size_for(o, *data), &names, &net);
+  Model model = load_full_model(o.model, image_size_for(o, *data, backbone), &names, &net);
   o.chosen_preprocess = preprocess_option(o.preprocess, net.backbone);
   model.set_precision(o.chosen);
   const int image_size = model.sample_input_shape()[0];
