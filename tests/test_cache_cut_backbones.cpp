@@ -67,6 +67,11 @@ TEST(CacheCut, InceptionV3CutsAtAMixedOutputNeverInsideABranch) {
   const std::regex mixed("mixed[0-9]+");
   const int mixed0 = m.index_of("mixed0");
   ASSERT_GT(mixed0, 0);
+  // Keras's fine-tuning example for InceptionV3 (keras.io/api/applications: "we chose to train
+  // the top 2 inception blocks, i.e. we will freeze the first 249 layers") relies on mixed8
+  // being base.layers[248]: an independent check of the layer order.
+  EXPECT_EQ(m.index_of("mixed8"), 248);
+  EXPECT_EQ(m.layer(249).name(), "conv2d_80");
   int checked = 0;
   for (int n = 1; n <= m.base_layers(); ++n) {
     const auto [cut, first] = cut_for(m, n);
