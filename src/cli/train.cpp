@@ -185,7 +185,7 @@ void validate_options(TrainOptions& o) {
   c.alpha = o.net.alpha;
   c.preprocess = preprocess_option(o.preprocess, c.backbone);
   check_weights_backbone("--weights", o.weights, o.net);
-  check_weights_backbone("--init", o.init, o.net);
+  if (o.backbone_given) check_weights_backbone("--init", o.init, o.net);  // else taken from it
   c.augment = parse_augment(o.augment);
   c.bn_mode = parse_bn_mode(o.bn_mode);
   c.cache.mode = parse_cache_mode(o.cache_mode);
