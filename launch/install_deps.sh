@@ -7,6 +7,7 @@ packages=(
   libopenmpi-dev openmpi-bin
   libeigen3-dev libhdf5-dev libopenblas-openmp-dev libdnnl-dev libboost-program-options-dev
   libgtest-dev libjpeg-dev libpng-dev
+  nlohmann-json3-dev libzip-dev   # Keras model configs (JSON) and .keras archives (zip)
   python3 python3-numpy python3-h5py python3-torch   # the independent reference in tests/
 )
 missing=()
