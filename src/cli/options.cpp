@@ -141,7 +141,9 @@ void apply_backbone_options(const BackboneOptions& b, NetworkConfig& net, int& i
 void add_preprocess_option(CommandOptions& opts, std::string& preprocess) {
   opts.add()("preprocess", po::value(&preprocess)->default_value("auto"),
              "auto (the backbone's preprocess_input: caffe for resnet and vgg, tf for "
-             "inception_v3 and mobilenet_v2) | caffe | tf | none");
+             "inception_v3 and mobilenet_v2; none for a model file with its own Rescaling or "
+             "Normalization input stage) | caffe | tf | torch | none | rescale:F (x * F, e.g. "
+             "rescale:1/255 as ImageDataGenerator(rescale=1/255))");
 }
 
 Preprocess preprocess_option(const std::string& text, Backbone backbone) {

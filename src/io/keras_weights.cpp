@@ -16,7 +16,7 @@ namespace parafine {
 namespace {
 
 bool in_scope(const Model& model, int node, WeightScope scope) {
-  return scope == WeightScope::kFull || node < model.base_layers();
+  return scope == WeightScope::kFull || (node >= model.base_begin() && node < model.base_end());
 }
 
 // Keras's auto-generated name without its index: "conv2d_17" -> "conv2d".
@@ -37,8 +37,8 @@ std::string backbone_text(const FileBackbone& b) {
   return t + ")";
 }
 
-// The model's layers with weights as a weight file would list them (names and shapes only),
-// so that backbone_of_file can say which network the model is.
+}  // namespace
+
 KerasWeightFile describe_weights(const Model& model) {
   KerasWeightFile d;
   for (int i = 0; i < model.size(); ++i) {
@@ -56,6 +56,8 @@ KerasWeightFile describe_weights(const Model& model) {
   }
   return d;
 }
+
+namespace {
 
 std::string var_list(const StoredLayer& l) {
   std::string s;

@@ -150,7 +150,8 @@ Model build_network(const NetworkConfig& c) {
 }
 
 void freeze_base(Model& model) {
-  for (int i = 0; i < model.size(); ++i) model.layer(i).trainable = i >= model.base_layers();
+  for (int i = 0; i < model.size(); ++i)
+    model.layer(i).trainable = i < model.base_begin() || i >= model.base_end();
 }
 
 void unfreeze_last_base_layers(Model& model, int n) {
@@ -158,15 +159,15 @@ void unfreeze_last_base_layers(Model& model, int n) {
   if (n < 0 || n > base)
     throw std::invalid_argument("--unfreeze-last must be between 0 and " + std::to_string(base) +
                                 " (the base's layer count), got " + std::to_string(n));
-  for (int i = base - n; i < base; ++i) model.layer(i).trainable = true;
+  for (int i = model.base_end() - n; i < model.base_end(); ++i) model.layer(i).trainable = true;
 }
 
 void unfreeze_base_from(Model& model, const std::string& layer_name) {
   const int i = model.index_of(layer_name);
-  if (i < 0 || i >= model.base_layers())
+  if (i < model.base_begin() || i >= model.base_end())
     throw std::invalid_argument("--unfreeze-from: '" + layer_name + "' is not a base layer (e.g. " +
-                                model.layer(model.base_layers() - 1).name() + ")");
-  unfreeze_last_base_layers(model, model.base_layers() - i);
+                                model.layer(model.base_end() - 1).name() + ")");
+  unfreeze_last_base_layers(model, model.base_end() - i);
 }
 
 }  // namespace parafine

@@ -51,7 +51,9 @@ void print_model_summary(const Model& model, const std::string& title, std::ostr
       << pad("Param #", kParamWidth) << "Connected to\n"
       << double_rule << "\n";
   for (int i = 0; i < model.size(); ++i) {
-    if (i == model.base_layers() && i > 0)
+    if (i == model.base_begin() && i > 0 && model.base_layers() > 0)
+      out << " -- the base (" << model.base_layers() << " layers) starts --\n";
+    if (i == model.base_end() && i > 0 && model.base_layers() > 0)
       out << " -- end of the base (" << model.base_layers() << " layers); the head follows --\n";
     const Layer& l = model.layer(i);
     std::string inbound = "[";
@@ -69,7 +71,7 @@ void print_model_summary(const Model& model, const std::string& title, std::ostr
       << "\nNon-trainable params: " << with_commas(all.total - all.trainable) << "\n"
       << rule << "\n";
   if (model.base_layers() > 0) {
-    const ParamCounts base = count_params(model, 0, model.base_layers());
+    const ParamCounts base = count_params(model, model.base_begin(), model.base_end());
     out << "Base (include_top=False): " << model.base_layers() << " layers, "
         << with_commas(base.total) << " params\n";
   }

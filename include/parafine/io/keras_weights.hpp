@@ -32,6 +32,10 @@ struct WeightCheck {
 WeightCheck check_and_load_keras_weights(Model& model, const H5File& h5,
                                          const KerasWeightFile& file, WeightScope scope, bool load);
 
+// The model's layers with weights as a weight file would list them (names and shapes only),
+// so that backbone_of_file can say which network a model is.
+KerasWeightFile describe_weights(const Model& model);
+
 // Opens `path` and loads it; throws std::runtime_error with ONE message listing every
 // problem. Notes are written to `log` when given.
 void load_keras_weights(Model& model, const std::string& path, WeightScope scope,

@@ -30,6 +30,8 @@ class BatchNormalization : public Layer {
   // gamma (only when scale), beta (optimised); moving_mean, moving_variance (state)
   std::vector<ParamSpec> param_specs() const override;
   bool scale() const { return scale_; }
+  float epsilon() const { return eps_; }
+  float momentum() const { return momentum_; }
   void forward(const std::vector<const Tensor*>& in, Tensor& out, bool training) override;
   // forward, then the ReLU that follows, in the same pass: out = max(BN(x), 0). The statistics
   // (and their update) are forward's; how the Model runs a BN whose output only a ReLU reads.
@@ -39,10 +41,14 @@ class BatchNormalization : public Layer {
 
   // True when forward(training) uses batch statistics: Keras runs a frozen BN in inference mode.
   bool uses_batch_statistics(bool training) const {
-    return training && trainable && !inference_only_;
+    return training && trainable && !inference_only_ && !called_in_inference_;
   }
   // --bn-mode frozen: inference mode even when trainable (gamma/beta still train).
   void set_inference_only(bool on) { inference_only_ = on; }
+  // Inside a model called with training=False (Keras's transfer-learning guide,
+  // base(x, training=False)): inference mode always, whatever --bn-mode says.
+  void set_called_in_inference(bool on) { called_in_inference_ = on; }
+  bool called_in_inference() const { return called_in_inference_; }
   // Calibration: forward normalises with the batch statistics and stores them (biased
   // variance) as the moving statistics. Used to give a randomly initialised base sane scales.
   void set_calibrating(bool c) { calibrating_ = c; }
@@ -65,6 +71,7 @@ class BatchNormalization : public Layer {
   int channels_ = 0;
   bool calibrating_ = false;
   bool inference_only_ = false;
+  bool called_in_inference_ = false;
   std::size_t last_rows_ = 0;
   bool last_used_batch_stats_ = false;
   SumReducer reduce_;

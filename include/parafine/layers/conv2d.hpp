@@ -98,6 +98,7 @@ class Conv2D : public Layer {
   int kernel_w() const { return kw_; }
   ConvActivation activation() const { return activation_; }
   int stride() const { return stride_; }
+  Padding padding() const { return padding_; }
   int input_channels() const { return cin_; }
   bool use_bias() const { return use_bias_; }
   // FLOPs of one forward for an input [N,H,W,Cin] (2 per multiply-add).

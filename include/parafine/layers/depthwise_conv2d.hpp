@@ -41,6 +41,7 @@ class DepthwiseConv2D : public Layer {
 
   int kernel_size() const { return k_; }
   int stride() const { return stride_; }
+  Padding padding() const { return padding_; }
   int depth_multiplier() const { return mult_; }
   bool use_bias() const { return use_bias_; }
   // FLOPs of one forward for an input [N,H,W,C] (2 per multiply-add).

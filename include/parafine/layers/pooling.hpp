@@ -24,6 +24,9 @@ PoolAxis pool_axis(int in, int pool, int stride, Padding padding);
 class AveragePooling2D : public Layer {
  public:
   AveragePooling2D(std::string name, int pool, int stride, Padding padding = Padding::kValid);
+  int pool() const { return pool_; }
+  int stride() const { return stride_; }
+  Padding padding() const { return padding_; }
   const char* type() const override { return "AveragePooling2D"; }
   bool backward_reads_input_values() const override { return false; }
   bool backward_reads_output_values() const override { return false; }

@@ -103,6 +103,9 @@ class Add : public Layer {
 class MaxPooling2D : public Layer {
  public:
   MaxPooling2D(std::string name, int pool, int stride, Padding padding = Padding::kValid);
+  int pool() const { return pool_; }
+  int stride() const { return stride_; }
+  Padding padding() const { return padding_; }
   const char* type() const override { return "MaxPooling2D"; }
   bool output_is_bfloat16() const override { return true; }  // exact on bfloat16 inputs
   bool backward_reads_input_values() const override { return false; }

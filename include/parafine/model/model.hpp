@@ -53,10 +53,18 @@ class Model {
     return nodes_.at(static_cast<size_t>(i)).inputs;
   }
   int index_of(const std::string& name) const;  // -1 when absent
-  // The first n nodes are the pretrained base (Keras's base.layers, model/backbone.hpp); 0 (the
-  // default) for a model without one.
-  void set_base_layers(int n) { base_layers_ = n; }
+  // Nodes [base_begin(), base_end()) are the pretrained base (Keras's base.layers,
+  // model/backbone.hpp): the first n nodes of a backbone + head, a nested base model's nodes in
+  // a model read from a Keras config (io/model_from_config.hpp). 0 layers (the default) for a
+  // model without one.
+  void set_base_layers(int n) { set_base_range(0, n); }
+  void set_base_range(int begin, int count) {
+    base_begin_ = begin;
+    base_layers_ = count;
+  }
   int base_layers() const { return base_layers_; }
+  int base_begin() const { return base_begin_; }
+  int base_end() const { return base_begin_ + base_layers_; }
   Shape sample_input_shape() const;  // [H,W,C]
   Shape output_shape(int node, int batch) const;
   // About the most bytes of layer outputs (and, training, their gradients) that a forward
@@ -196,7 +204,7 @@ class Model {
   void release(Tensor& t) { pool_.release(t.take_storage()); }
 
   std::vector<Node> nodes_;
-  int base_layers_ = 0;
+  int base_begin_ = 0, base_layers_ = 0;
   std::vector<ParamRef> refs_;
   std::vector<float> params_, state_, grads_;
   std::unique_ptr<Workspace> workspace_;

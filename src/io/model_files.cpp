@@ -1,0 +1,215 @@
+// Reading and writing whole-model files by suffix (see model_files.hpp).
+#include "parafine/io/model_files.hpp"
+
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+
+#include <unistd.h>
+
+#include "parafine/core/atomic_file.hpp"
+#include "parafine/io/backbone_of_file.hpp"
+#include "parafine/io/graph_weights.hpp"
+#include "parafine/io/h5_tensors.hpp"
+#include "parafine/io/keras_archive.hpp"
+#include "parafine/io/keras_config_writer.hpp"
+#include "parafine/io/keras_file.hpp"
+#include "parafine/io/model_file.hpp"
+#include "parafine/io/model_from_config.hpp"
+
+namespace parafine {
+
+using json = nlohmann::json;
+
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// What a Keras 2 full-model .h5 or a tf.keras weights file holds at its root.
+struct LegacyH5 {
+  std::string model_config;  // "" for save_weights files
+};
+
+LegacyH5 read_legacy_root(const std::string& path) {
+  LegacyH5 out;
+  parse_untrusted_hdf5(path, "Keras model file", [&] {
+    H5File h5(path, H5File::Mode::kRead);
+    out.model_config = read_keras_weight_file(h5).model_config;
+  });
+  return out;
+}
+
+// A config model whose layers are a parafine backbone + head (flat, e.g. written by --save
+// m.keras): its base is the backbone's base.layers.
+std::optional<NetworkConfig> detect_backbone_model(Model& model, const KerasGraph& graph,
+                                                   int image_size) {
+  if (graph.models.size() != 1) return std::nullopt;
+  const KerasWeightFile described = describe_weights(model);
+  const std::optional<FileBackbone> held = backbone_of_file(described);
+  if (!held) return std::nullopt;
+  const int base = backbone_info(held->backbone).base_layers;
+  if (model.size() <= base) return std::nullopt;
+  model.set_base_layers(base);
+  try {
+    return network_config_of(described, image_size > 0 ? image_size : model.sample_input_shape()[0]);
+  } catch (const std::exception&) {
+    return std::nullopt;  // another head: trained as the config says, base as the backbone's
+  }
+}
+
+// The class names parafine stores in a .keras's metadata.json ("parafine": {"class_names"}).
+std::vector<std::string> archive_class_names(const std::string& metadata) {
+  std::vector<std::string> names;
+  try {
+    const json m = json::parse(metadata);
+    if (m.contains("parafine") && m["parafine"].contains("class_names"))
+      for (const json& n : m["parafine"]["class_names"]) names.push_back(n.get<std::string>());
+  } catch (const json::exception&) {
+    // metadata.json is informational for Keras; a damaged one costs only the class names
+  }
+  return names;
+}
+
+LoadedModel from_config(const std::string& config_json, const std::string& where,
+                        const std::string& weights_h5, const std::string& weights_shown,
+                        int image_size) {
+  LoadedModel out;
+  out.graph = parse_keras_config(config_json, where);
+  out.model = model_from_graph(out.graph, image_size, where);
+  out.from_config = true;
+  if (out.graph.base_model() < 0) out.network = detect_backbone_model(out.model, out.graph, image_size);
+  load_graph_weights(out.model, out.graph, weights_h5, weights_shown, WeightScope::kFull);
+  return out;
+}
+
+// A .weights.h5 of a parafine backbone + head: the backbone from the names Keras >= 3.6 keeps
+// in each vars group.
+LoadedModel from_keras3_weights(const std::string& path, int image_size) {
+  Keras3WeightsFile file;
+  parse_untrusted_hdf5(path, "Keras 3 weights file", [&] {
+    H5File h5(path, H5File::Mode::kRead);
+    file = read_keras3_weights_file(h5);
+  });
+  KerasWeightFile named;  // names and kernel shapes, enough to tell the backbone and head
+  for (const Keras3VarsGroup& g : file.groups) {
+    if (g.vars.empty()) continue;
+    if (g.name.empty())
+      throw std::runtime_error(
+          path + ": its vars groups carry no layer names (written by Keras before 3.6), and a "
+                 ".weights.h5 has no config: parafine cannot tell which model it holds. Load it "
+                 "in Keras and save the model as .keras");
+    StoredLayer l;
+    l.name = l.stored_name = g.name;
+    l.weights = g.vars;
+    if (!l.weights.empty()) l.weights[0].var = "kernel";  // index 0 of Conv2D / Dense
+    named.layers.push_back(std::move(l));
+  }
+  LoadedModel out;
+  NetworkConfig net = network_config_of(named, image_size);
+  out.model = build_network(net);
+  out.network = net;
+  out.graph = graph_of_model(out.model);
+  load_graph_weights(out.model, out.graph, path, path, WeightScope::kFull);
+  return out;
+}
+
+}  // namespace
+
+ModelFormat model_format_of(const std::string& path, const std::string& option) {
+  if (ends_with(path, ".keras")) return ModelFormat::kKerasArchive;
+  if (ends_with(path, ".weights.h5")) return ModelFormat::kKeras3Weights;
+  if (ends_with(path, ".h5") || ends_with(path, ".hdf5")) return ModelFormat::kLegacyH5;
+  throw std::invalid_argument(option + " " + path +
+                              ": the suffix decides the format, as in Keras: .keras (Keras 3 "
+                              "model), .weights.h5 (Keras 3 weights) or .h5 / .hdf5 (tf.keras)");
+}
+
+const char* model_format_name(ModelFormat format) {
+  switch (format) {
+    case ModelFormat::kKerasArchive: return "Keras 3 .keras archive";
+    case ModelFormat::kKeras3Weights: return "Keras 3 .weights.h5";
+    case ModelFormat::kLegacyH5: break;
+  }
+  return "tf.keras HDF5";
+}
+
+LoadedModel load_model_file(const std::string& path, int image_size) {
+  const ModelFormat format = model_format_of(path, "model file");
+  LoadedModel out;
+  if (format == ModelFormat::kKerasArchive) {
+    const KerasArchive archive = read_keras_archive(path);
+    out = from_config(archive.config_json, path + ": config.json", archive.weights_h5_path(),
+                      path + ": model.weights.h5", image_size);
+    out.class_names = archive_class_names(archive.metadata_json);
+  } else if (format == ModelFormat::kKeras3Weights) {
+    out = from_keras3_weights(path, image_size);
+  } else {
+    const LegacyH5 root = read_legacy_root(path);
+    if (!root.model_config.empty()) {
+      out = from_config(root.model_config, path + ": model_config", path, path, image_size);
+    } else {
+      NetworkConfig net;
+      out.model = load_full_model(path, image_size, &out.class_names, &net);
+      out.network = net;
+      out.graph = graph_of_model(out.model);
+    }
+  }
+  out.format = format;
+  return out;
+}
+
+ModelFileStructure read_model_structure(const std::string& path) {
+  ModelFileStructure s;
+  s.format = model_format_of(path, "inspect");
+  std::string config, where;
+  if (s.format == ModelFormat::kKerasArchive) {
+    const KerasArchive archive = read_keras_archive(path);
+    config = archive.config_json;
+    where = path + ": config.json";
+  } else if (s.format == ModelFormat::kLegacyH5) {
+    config = read_legacy_root(path).model_config;
+    where = path + ": model_config";
+  }
+  if (config.empty()) return s;
+  s.has_config = true;
+  s.graph = parse_keras_config(config, where);
+  s.problems = graph_problems(s.graph, config_image_size(s.graph));
+  return s;
+}
+
+void save_model_file(const Model& model, const KerasGraph& graph, const std::string& path,
+                     const std::vector<std::string>& class_names) {
+  const ModelFormat format = model_format_of(path, "--save");
+  if (format == ModelFormat::kLegacyH5) {
+    if (graph.models.size() > 1)
+      throw std::invalid_argument(
+          "--save " + path + ": this model nests models, which the tf.keras weights layout "
+                             "parafine writes cannot hold; save it as .keras");
+    save_keras_model(model, path, class_names);
+    return;
+  }
+  if (format == ModelFormat::kKeras3Weights) {
+    save_keras3_weights(model, graph, path);
+    return;
+  }
+  // .keras: the weights go to a temporary file next to the archive, then into it.
+  const std::string config = keras3_model_config(graph, model);
+  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  char date[32];
+  std::strftime(date, sizeof date, "%Y-%m-%d@%H:%M:%S", std::localtime(&now));
+  json metadata = {{"keras_version", "3.6.0"}, {"date_saved", date}};
+  if (!class_names.empty()) metadata["parafine"] = {{"class_names", class_names}};
+  const std::string weights = path + ".weights-" + std::to_string(::getpid()) + ".h5";
+  struct Remove {
+    std::string p;
+    ~Remove() { std::filesystem::remove(p); }
+  } remove{weights};
+  save_keras3_weights(model, graph, weights);
+  write_keras_archive(path, config, metadata.dump(), weights);
+}
+
+}  // namespace parafine

@@ -1,0 +1,85 @@
+// A parafine Model from a KerasGraph (see model_from_config.hpp).
+#include "parafine/io/model_from_config.hpp"
+
+#include <stdexcept>
+
+#include "parafine/layers/batch_norm.hpp"
+
+namespace parafine {
+
+int config_image_size(const KerasGraph& graph) {
+  for (const KerasNode& n : graph.nodes) {
+    if (n.class_name != "InputLayer" || !n.inputs.empty()) continue;
+    nlohmann::json shape = n.config.value("batch_shape", nlohmann::json());
+    if (shape.is_null()) shape = n.config.value("batch_input_shape", nlohmann::json());
+    if (shape.is_array() && shape.size() == 4 && shape[1].is_number_integer())
+      return shape[1].get<int>();
+    return 0;
+  }
+  return 0;
+}
+
+std::vector<std::string> graph_problems(const KerasGraph& graph, int image_size) {
+  std::vector<std::string> problems;
+  // An input size the config leaves open is no problem of the model: try the usual one.
+  const int size = image_size > 0 ? image_size : config_image_size(graph) > 0 ? 0 : 224;
+  for (const KerasNode& n : graph.nodes) {
+    std::string problem;
+    if (!layer_from_config(n, size, problem))
+      problems.push_back(problem);
+  }
+  return problems;
+}
+
+namespace {
+
+// The flat node range of a model's layers (nested models' included): they were inlined
+// consecutively, so the range is [first, last].
+std::pair<int, int> node_range(const KerasGraph& graph, int model) {
+  int first = -1, last = -1;
+  for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
+    int m = graph.nodes[i].model;
+    while (m > model) m = graph.models[static_cast<std::size_t>(m)].parent;
+    if (m != model) continue;
+    if (first < 0) first = static_cast<int>(i);
+    last = static_cast<int>(i);
+  }
+  return {first, last};
+}
+
+}  // namespace
+
+Model model_from_graph(const KerasGraph& graph, int image_size, const std::string& where) {
+  std::vector<std::string> problems;
+  Model model;
+  for (const KerasNode& n : graph.nodes) {
+    std::string problem;
+    std::unique_ptr<Layer> layer = layer_from_config(n, image_size, problem);
+    if (!layer) {
+      problems.push_back(problem);
+      continue;
+    }
+    if (n.inference_only)
+      if (auto* bn = dynamic_cast<BatchNormalization*>(layer.get())) bn->set_called_in_inference(true);
+    if (problems.empty()) model.add(std::move(layer), n.inputs);
+  }
+  if (!problems.empty()) {
+    std::string text = where + ": parafine cannot build " + std::to_string(problems.size()) +
+                       " layer(s) of this model:";
+    for (const std::string& p : problems) text += "\n  " + p;
+    throw std::invalid_argument(text);
+  }
+  try {
+    model.build();
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(where + ": " + e.what());
+  }
+  const int base = graph.base_model();
+  if (base > 0) {
+    const auto [first, last] = node_range(graph, base);
+    model.set_base_range(first, last - first + 1);
+  }
+  return model;
+}
+
+}  // namespace parafine
