@@ -1,4 +1,5 @@
 // The feature cache's plan: restart nodes, FLOP shares, the decision (see cache_plan.hpp).
+#include "parafine/layers/dropout.hpp"
 #include "parafine/cache/cache_plan.hpp"
 
 #include <algorithm>
@@ -22,6 +23,13 @@ CacheMode parse_cache_mode(const std::string& name) {
   if (name == "auto") return CacheMode::kAuto;
   if (name == "off") return CacheMode::kOff;
   throw std::invalid_argument("--cache must be auto or off, got '" + name + "'");
+}
+
+int first_active_dropout(const Model& model) {
+  for (int i = 0; i < model.size(); ++i)
+    if (const auto* d = dynamic_cast<const Dropout*>(&model.layer(i)))
+      if (d->active()) return i;
+  return model.size();
 }
 
 int restart_node(const Model& model, int first_trainable) {
@@ -64,10 +72,13 @@ CachePlan plan_feature_cache(const Model& model, int phase2_first_trainable, boo
         "cannot be reused";
     return p;
   }
-  if (need_phase1) p.phase1_node = restart_node(model, model.first_trainable_node());
+  // A Dropout that drops in training (Keras: even when frozen) makes its output differ every
+  // epoch: the cache stops before it.
+  const int random = first_active_dropout(model);
+  if (need_phase1) p.phase1_node = restart_node(model, std::min(model.first_trainable_node(), random));
   std::string phase2_reason;
   if (need_phase2) {
-    const int cut = restart_node(model, phase2_first_trainable);
+    const int cut = restart_node(model, std::min(phase2_first_trainable, random));
     const double share =
         forward_flops_through(model, cut) / forward_flops_through(model, model.size() - 1);
     std::ostringstream why;

@@ -11,11 +11,47 @@
 
 namespace parafine {
 
-const Tensor& logits_of(const Model& model) {
-  const auto* head = dynamic_cast<const Dense*>(&model.layer(model.size() - 1));
-  if (!head || head->activation() != Activation::kSoftmax)
-    throw std::logic_error("the model's last layer must be a softmax Dense");
-  return head->logits();
+namespace {
+
+const Dense& head_of(const Model& model) {
+  const Layer& last = model.layer(model.size() - 1);
+  const auto* head = dynamic_cast<const Dense*>(&last);
+  if (!head)
+    throw std::invalid_argument("the model's output layer '" + last.name() + "' is a " +
+                                last.type() +
+                                ": parafine trains and evaluates a classifier whose output is a "
+                                "Dense with softmax, sigmoid or linear (logits) activation");
+  return *head;
+}
+
+}  // namespace
+
+OutputLoss output_loss(const Model& model) {
+  const Dense& head = head_of(model);
+  const Activation a = head.activation();
+  const std::string where = "the output layer '" + head.name() + "' (Dense, " +
+                            std::to_string(head.units()) + " units";
+  if (head.units() == 1) {
+    if (a == Activation::kSigmoid || a == Activation::kLinear) return OutputLoss::kBinary;
+    throw std::invalid_argument(where + (a == Activation::kSoftmax
+                                             ? ", softmax): a softmax over one unit is always 1"
+                                             : "): a single output unit needs sigmoid"));
+  }
+  if (a == Activation::kSoftmax || a == Activation::kLinear) return OutputLoss::kCategorical;
+  throw std::invalid_argument(where + "): a classifier over several units needs softmax (or a "
+                                      "linear output read as logits)");
+}
+
+int output_classes(const Model& model) {
+  return output_loss(model) == OutputLoss::kBinary ? 2 : head_of(model).units();
+}
+
+LossResult model_loss(const Model& model, const std::vector<int>& labels, double divisor,
+                      Tensor* dlogits) {
+  const Tensor& logits = head_of(model).logits();
+  if (output_loss(model) == OutputLoss::kBinary)
+    return sigmoid_binary_cross_entropy(logits, labels, divisor, dlogits);
+  return softmax_cross_entropy(logits, labels, divisor, dlogits);
 }
 
 LossResult evaluate_feed(Model& model, EpochFeed& batches) {
@@ -23,7 +59,7 @@ LossResult evaluate_feed(Model& model, EpochFeed& batches) {
   LossResult total;
   while (batches.next(batch)) {
     batches.forward(model, batch.images, false);
-    total += softmax_cross_entropy(logits_of(model), batch.labels, 1.0, nullptr);
+    total += model_loss(model, batch.labels, 1.0, nullptr);
   }
   return global_sum(total);
 }

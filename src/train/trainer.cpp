@@ -1,6 +1,7 @@
 // The two-phase training loop (see trainer.hpp): a run is prepared once (starting state,
 // BN modes, feature caches, shard plan), then each phase starts a fresh optimizer and trains
 // its epochs; an epoch is its steps, validation, the log line and the next checkpoint.
+#include "parafine/layers/dropout.hpp"
 #include "parafine/train/trainer.hpp"
 
 #include <chrono>
@@ -48,11 +49,25 @@ void set_batch_norm_inference_only(Model& model, bool inference_only) {
       bn->set_inference_only(inference_only);
 }
 
+// The Dropout key of each sample of a batch (layers/dropout.hpp): its dataset index and the
+// epoch, so a sample's mask is the same at any rank count and changes every epoch.
+std::vector<std::uint64_t> dropout_keys(const Batch& batch, int global_epoch) {
+  std::vector<std::uint64_t> keys(batch.indices.size());
+  for (std::size_t i = 0; i < keys.size(); ++i)
+    keys[i] = (static_cast<std::uint64_t>(global_epoch) << 32) |
+              static_cast<std::uint32_t>(batch.indices[i]);
+  return keys;
+}
+
 void check_classes(const Model& model, const SampleSource& data, const char* option) {
-  const int classes = model.output_shape(model.size() - 1, 1)[1];
+  const int classes = output_classes(model);
+  const Layer& head = model.layer(model.size() - 1);
   if (data.classes() != classes)
     throw std::invalid_argument(std::string(option) + " has " + std::to_string(data.classes()) +
-                                " classes, the model's dense_1 has " + std::to_string(classes));
+                                " classes, the model's output layer '" + head.name() + "' has " +
+                                (output_loss(model) == OutputLoss::kBinary
+                                     ? std::string("one sigmoid unit (2 classes)")
+                                     : std::to_string(classes) + " units"));
 }
 
 // Where one epoch's training time went on this rank, in seconds (validation excluded).
@@ -64,6 +79,7 @@ struct StepTimes {
 // of the steps it had already taken.
 struct EpochStart {
   int phase = 1;
+  int global_epoch = 0;  // 0-based over both phases
   int first_step = 0;
   LossResult carry;
 };
@@ -142,6 +158,8 @@ void TwoPhaseRun::prepare() {
   if (val_) check_classes(model_, *val_, "--val");
   lock_checkpoint_dir();
   set_batch_norm_inference_only(model_, c_.bn_mode == BnMode::kFrozen);
+  for (int i = 0; i < model_.size(); ++i)  // --seed decides the Dropout masks too
+    if (auto* dropout = dynamic_cast<Dropout*>(&model_.layer(i))) dropout->set_run_seed(c_.seed);
   use_global_batch_statistics(model_, false);
   freeze_base(model_);
   from_ = starting_state(model_, train_, c_, log_, resumed_);
@@ -234,6 +252,7 @@ bool TwoPhaseRun::run_epoch(int phase, int e, Adam& adam, double& phase_seconds)
   start.first_step = resumed_epoch ? from_.step : 0;
   start.carry = resumed_epoch ? from_.partial : LossResult{};
   const int global_epoch = (phase == 1 ? 0 : c_.phase1_epochs) + e - 1;
+  start.global_epoch = global_epoch;
   const auto started = Clock::now();
   const auto feed = training_feed(phase, global_epoch, start.first_step);
   const EpochResult r = train_epoch(adam, *feed, start, [&](int done, const LossResult& sums) {
@@ -307,6 +326,7 @@ EpochResult TwoPhaseRun::train_epoch(Adam& adam, EpochFeed& batches, const Epoch
     result.times.data += seconds_since(t) - routing;
     result.times.comm += routing;
     const int step = start.first_step + batch.step;
+    model_.set_sample_keys(dropout_keys(batch, start.global_epoch));
     batches.forward(model_, batch.images, true);
     const LossResult step_sums = train_step(adam, batch, step, start.phase, result.times);
     result.sums += step_sums;
@@ -326,8 +346,7 @@ EpochResult TwoPhaseRun::train_epoch(Adam& adam, EpochFeed& batches, const Epoch
 LossResult TwoPhaseRun::train_step(Adam& adam, const Batch& batch, int step, int phase,
                                    StepTimes& times) {
   const Range global = train_plan_->global_range(step);
-  const LossResult local =
-      softmax_cross_entropy(logits_of(model_), batch.labels, global.end - global.begin, &dlogits_);
+  const LossResult local = model_loss(model_, batch.labels, global.end - global.begin, &dlogits_);
   // The global batch's mean gradient: buckets are summed over ranks while backward goes on.
   const auto bucket_floats = static_cast<std::size_t>(c_.bucket_mb * 1024 * 1024 / sizeof(float));
   GradientSync sync(model_.grads().data(), model_.trainable_size(), bucket_floats);

@@ -30,6 +30,9 @@ struct CacheOptions {
 // conv5_block2_out, or global_average_pooling2d). 0 (the input) when there is none.
 int restart_node(const Model& model, int first_trainable);
 
+// The first Dropout that drops in a training forward (layers/dropout.hpp), or model.size().
+int first_active_dropout(const Model& model);
+
 // Forward FLOPs of one sample through nodes [0, node] (the kernels of Conv2D and Dense layers);
 // node = size() - 1 gives the whole network.
 double forward_flops_through(const Model& model, int node);

@@ -10,8 +10,19 @@
 
 namespace parafine {
 
-// The logits [N,classes] of the last forward: the model's last layer must be a softmax Dense.
-const Tensor& logits_of(const Model& model);
+// The loss Keras compiles for a classifier's output layer, a Dense: categorical cross-entropy
+// for a softmax over >= 2 units, binary cross-entropy for one sigmoid unit (Keras's choice for
+// a single sigmoid output); a linear Dense's outputs are logits (from_logits=True), read the
+// same way by unit count. Anything else throws std::invalid_argument naming the layer.
+enum class OutputLoss { kCategorical, kBinary };
+OutputLoss output_loss(const Model& model);
+// The classes the output stands for: its units, 2 for a single sigmoid unit.
+int output_classes(const Model& model);
+// The loss and accuracy sums of the last forward against `labels` (class indices); dlogits,
+// when given, gets dLoss/d(the head's pre-activation output) of the loss summed and divided
+// by `divisor` (see core/loss.hpp).
+LossResult model_loss(const Model& model, const std::vector<int>& labels, double divisor,
+                      Tensor* dlogits);
 
 // Global loss/accuracy sums over every batch of `batches`, BN in inference mode.
 LossResult evaluate_feed(Model& model, EpochFeed& batches);
