@@ -23,13 +23,21 @@ int run_evaluate(int argc, char** argv);
 int run_convert(int argc, char** argv);
 int run_train(int argc, char** argv);
 
+// `inspect` of a model file with a Keras config (.keras, Keras 2 full-model .h5) or a Keras 3
+// .weights.h5: prints its summary and what parafine can do with it. Returns the exit code (0:
+// parafine can run it, 2: it cannot, every reason printed), or -1 for a file that is none of
+// these (a tf.keras weights file: the weight-file inspection).
+int inspect_model_file(const std::string& path);
+
 }  // namespace parafine
 
 #include <cstdint>
 #include <iosfwd>
 #include <optional>
 
+#include "parafine/data/preprocess.hpp"
 #include "parafine/io/backbone_of_file.hpp"
+#include "parafine/io/model_files.hpp"
 #include "parafine/model/model.hpp"
 #include "parafine/model/backbone.hpp"
 
@@ -41,6 +49,18 @@ namespace parafine {
 bool prepare_model(Model& model, const NetworkConfig& net, const std::string& weights,
                    const std::string& weights_dir, const std::string& init, std::uint64_t seed,
                    std::ostream& log);
+
+// --model / --init FILE read as any model file (io/model_files.hpp); a file that cannot be
+// read or built (not a model, a layer parafine does not run, weights that do not fit the
+// config) is a UsageError naming `option`, the file and every problem (exit 2).
+LoadedModel load_model_option(const std::string& option, const std::string& path,
+                              int image_size, int fallback_size = 0);
+
+// --preprocess for a model read from a file: auto is none when the model scales its own inputs
+// (a Rescaling or Normalization right after its input, augmentation layers aside), else the
+// backbone's preprocess_input when its layers are a known backbone's, else none (with a note
+// on `log`: the file does not say how its inputs were scaled).
+Preprocess model_preprocess(const std::string& text, const LoadedModel& loaded, std::ostream& log);
 
 // The backbone a weight file holds (io/backbone_of_file.hpp), or nothing for imagenet, none,
 // an unreadable file (its load reports why) or a file of no known backbone.

@@ -148,6 +148,7 @@ int run_inspect(int argc, char** argv) {
   }
   if (files.size() != 1)
     throw UsageError("usage: parafine inspect FILE.h5, or parafine inspect --backbone NAME");
+  if (const int code = inspect_model_file(files[0]); code >= 0) return code;
   // Run first where a crash of HDF5 on a damaged file is a message (its output discarded).
   parse_untrusted_hdf5(files[0], "Keras weight file", [&] { print_inspection(files[0]); });
   return 0;

@@ -3,6 +3,8 @@
 #include <ostream>
 
 #include "cli/cli.hpp"
+#include "cli/options.hpp"
+#include "parafine/core/out_of_memory.hpp"
 #include "parafine/io/backbone_of_file.hpp"
 #include "parafine/io/keras_weights.hpp"
 #include "parafine/io/weights_source.hpp"
@@ -25,6 +27,39 @@ bool prepare_model(Model& model, const NetworkConfig& net, const std::string& we
   load_keras_weights(model, file, WeightScope::kBase, &log);
   log << "base weights loaded from " << file << std::endl;
   return false;
+}
+
+LoadedModel load_model_option(const std::string& option, const std::string& path,
+                              int image_size, int fallback_size) {
+  try {
+    model_format_of(path, option);
+    return load_model_file(path, image_size, fallback_size);
+  } catch (const OutOfMemory&) {
+    throw;
+  } catch (const std::exception& e) {
+    const std::string what = e.what();
+    throw UsageError(what.rfind(option, 0) == 0 ? what : option + " " + what);
+  }
+}
+
+Preprocess model_preprocess(const std::string& text, const LoadedModel& loaded, std::ostream& log) {
+  if (text != "auto") return preprocess_option(text, Backbone::kResNet50);
+  if (loaded.network) return preprocess_option("auto", loaded.network->backbone);
+  const Model& m = loaded.model;
+  for (int i = 1; i < m.size(); ++i) {
+    const std::string type = m.layer(i).type();
+    if (type == "Rescaling" || type == "Normalization") return Preprocess::kNone;
+    if (type.rfind("Random", 0) != 0 && type != "InputLayer") break;  // augmentation aside
+  }
+  if (const auto held = backbone_of_file(describe_weights(m))) {
+    log << "--preprocess auto: " << backbone_info(held->backbone).keras_name
+        << "'s preprocess_input (its layers are that backbone's)" << std::endl;
+    return preprocess_option("auto", held->backbone);
+  }
+  log << "--preprocess auto: none (the model has no Rescaling input stage and the file does not "
+         "say how its inputs were scaled; give --preprocess rescale:1/255, tf, caffe or torch "
+         "if it was trained on scaled inputs)" << std::endl;
+  return Preprocess::kNone;
 }
 
 std::optional<FileBackbone> backbone_of_weights_file(const std::string& path) {

@@ -1,6 +1,7 @@
 // `parafine predict` (class probabilities per image, as CSV) and `parafine evaluate` (loss
 // and accuracy) for a full model file on an HDF5 dataset.
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -17,6 +18,7 @@
 #include "parafine/data/h5_dataset.hpp"
 #include "parafine/dist/comm.hpp"
 #include "parafine/io/model_file.hpp"
+#include "parafine/train/evaluation.hpp"
 #include "parafine/layers/dense.hpp"
 #include "parafine/model/backbone.hpp"
 #include "parafine/train/trainer.hpp"
@@ -106,6 +108,59 @@ int image_size_for(const InferenceOptions& o, const SampleSource& data, Backbone
   return d.height();
 }
 
+// The --model file built for `data`: a model with a Keras config at its own input size (unless
+// --image-size), a parafine backbone + head at the dataset's size (see image_size_for).
+LoadedModel load_for_inference(const InferenceOptions& o, const SampleSource& data) {
+  bool config_model = false;
+  try {
+    config_model = has_keras_config(o.model);
+  } catch (const std::exception&) {
+    // unreadable: the load below says why
+  }
+  int fallback = 0;
+  if (!config_model) {
+    fallback = image_size_for(o, data, model_backbone(o));
+  } else if (o.image_size == 0) {  // a config that leaves the size open: the dataset's
+    if (const auto* h5 = dynamic_cast<const H5Source*>(&data))
+      if (h5->dataset().height() == h5->dataset().width()) fallback = h5->dataset().height();
+  }
+  return load_model_option("--model", o.model, o.image_size, fallback);
+}
+
+// The class probabilities of row i of the model's output: a softmax or sigmoid Dense's as they
+// are; a linear Dense's outputs are logits (softmax over several, sigmoid of one); one sigmoid
+// unit gives the two classes' (1 - p, p). Another output layer's values as they are.
+std::vector<float> class_probabilities(const Model& model, const Tensor& out, int i) {
+  const int units = static_cast<int>(out.shape()[1]);
+  const float* row = out.data() + static_cast<std::size_t>(i) * units;
+  std::vector<float> p(row, row + units);
+  const auto* head = dynamic_cast<const Dense*>(&model.layer(model.size() - 1));
+  if (!head) return p;
+  if (head->activation() == Activation::kLinear) {
+    if (units == 1) {
+      p[0] = 1.0f / (1.0f + std::exp(-p[0]));
+    } else {
+      const float top = *std::max_element(p.begin(), p.end());
+      double sum = 0;
+      for (float& v : p) sum += (v = std::exp(v - top));
+      for (float& v : p) v = static_cast<float>(v / sum);
+    }
+  }
+  if (units == 1 && (head->activation() == Activation::kLinear ||
+                     head->activation() == Activation::kSigmoid))
+    p = {1.0f - p[0], p[0]};
+  return p;
+}
+
+// The columns predict writes for the model's output (see class_probabilities).
+int probability_columns(const Model& model) {
+  const int units = static_cast<int>(model.output_shape(model.size() - 1, 1)[1]);
+  const auto* head = dynamic_cast<const Dense*>(&model.layer(model.size() - 1));
+  const bool binary = head && units == 1 && (head->activation() == Activation::kLinear ||
+                                             head->activation() == Activation::kSigmoid);
+  return binary ? 2 : units;
+}
+
 // An image folder's files are all decoded up front (bad ones found), each rank its share, on
 // --threads threads: before inference, so the compute threads are idle meanwhile.
 std::unique_ptr<SampleSource> open_data(const std::string& path, const char* option) {
@@ -138,13 +193,13 @@ std::string predict_rows_unguarded(Model& model, int classes, const SampleSource
   std::ostringstream rows;
   rows << std::setprecision(6);
   while (batches.next(batch)) {
-    const Tensor& probs = model.forward(batch.images, false);
+    const Tensor& out = model.forward(batch.images, false);
     for (int i = 0; i < batch.size(); ++i) {
-      const float* row = probs.data() + static_cast<size_t>(i) * classes;
+      const std::vector<float> p = class_probabilities(model, out, i);
       const int index = batch.indices[static_cast<size_t>(i)];
       rows << index << "\t" << csv_field(data.sample_name(index));
-      for (int c = 0; c < classes; ++c) rows << "," << row[c];
-      const auto best = static_cast<size_t>(std::max_element(row, row + classes) - row);
+      for (int c = 0; c < classes; ++c) rows << "," << p[static_cast<std::size_t>(c)];
+      const auto best = static_cast<size_t>(std::max_element(p.begin(), p.end()) - p.begin());
       rows << "," << csv_field(names[best]) << '\0';
     }
   }
@@ -206,14 +261,13 @@ void write_csv_file(const std::string& path, const char* first_column,
 int run_predict(int argc, char** argv) {
   InferenceOptions o;
   if (!parse(argc, argv, "predict", "input", o)) return 0;
-  const Backbone backbone = model_backbone(o);
   const auto data = open_data(o.data, "--input");
-  std::vector<std::string> names;
-  NetworkConfig net;
-  Model model = load_full_model(o.model, image_size_for(o, *data, backbone), &names, &net);
-  o.chosen_preprocess = preprocess_option(o.preprocess, net.backbone);
+  LoadedModel loaded = load_for_inference(o, *data);
+  Model& model = loaded.model;
+  std::vector<std::string>& names = loaded.class_names;
+  o.chosen_preprocess = model_preprocess(o.preprocess, loaded, std::cerr);
   model.set_precision(o.chosen);
-  const int classes = model.output_shape(model.size() - 1, 1)[1];
+  const int classes = probability_columns(model);
   complete_class_names(names, *data, classes);
   // Each rank predicts its share of every batch; rank 0 gathers the rows and writes them in
   // sample order.
@@ -230,17 +284,21 @@ int run_predict(int argc, char** argv) {
 int run_evaluate(int argc, char** argv) {
   InferenceOptions o;
   if (!parse(argc, argv, "evaluate", "data", o)) return 0;
-  const Backbone backbone = model_backbone(o);
   const auto data = open_data(o.data, "--data");
   if (data->classes() == 0 || data->label(0) < 0)
     throw std::runtime_error(o.data + ": no labels, so there is nothing to evaluate against");
-  std::vector<std::string> names;
-  NetworkConfig net;
-  Model model = load_full_model(o.model, image_size_for(o, *data, backbone), &names, &net);
-  o.chosen_preprocess = preprocess_option(o.preprocess, net.backbone);
+  LoadedModel loaded = load_for_inference(o, *data);
+  Model& model = loaded.model;
+  const std::vector<std::string>& names = loaded.class_names;
+  o.chosen_preprocess = model_preprocess(o.preprocess, loaded, std::cerr);
   model.set_precision(o.chosen);
   const int image_size = model.sample_input_shape()[0];
-  const int classes = model.output_shape(model.size() - 1, 1)[1];
+  int classes = 0;
+  try {
+    classes = output_classes(model);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(std::string("--model ") + o.model + ": cannot evaluate it: " + e.what());
+  }
   if (!names.empty() && !data->class_names().empty() && names != data->class_names())
     throw std::runtime_error(o.data + "'s classes (" + join(data->class_names()) +
                              ") differ from the model's (" + join(names) +

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <iostream>
 #include <limits>
+#include <optional>
 #include <sstream>
 #include <tuple>
 
@@ -21,7 +22,10 @@
 #include "parafine/core/compute.hpp"
 #include "parafine/data/folder_source.hpp"
 #include "parafine/dist/comm.hpp"
+#include "parafine/io/keras_config_writer.hpp"
 #include "parafine/io/model_file.hpp"
+#include "parafine/io/model_files.hpp"
+#include "parafine/train/evaluation.hpp"
 #include "parafine/train/checkpoint.hpp"
 #include "parafine/train/trainer.hpp"
 
@@ -46,7 +50,25 @@ struct TrainOptions {
   int threads = 0, classes = 0;
   bool unfreeze_last_given = false;  // not just its default
   bool backbone_given = false;       // --backbone or --alpha given
+  bool image_size_given = false;
+  // --init of a file with a Keras config or in a Keras 3 format: the model as read, built in
+  // validate_options (before any data), and its Keras structure for --save.
+  std::optional<LoadedModel> init_model;
 };
+
+// Whether --init names a model parafine reads with its structure (.keras, .weights.h5, a Keras
+// 2 full-model .h5) rather than a parafine backbone + head in the tf.keras weights layout.
+bool is_structured_model_file(const std::string& path) {
+  if (path.empty()) return false;
+  try {
+    const ModelFormat f = model_format_of(path, "--init");
+    return f != ModelFormat::kLegacyH5 || has_keras_config(path);
+  } catch (const std::exception&) {
+    return false;  // the load reports what is wrong with it
+  }
+}
+
+void validate_init_model(TrainOptions& o);
 
 // The allowed range of every numeric option, checked by opts.parse (options.hpp).
 void bound_options(CommandOptions& opts) {
@@ -120,6 +142,7 @@ bool parse_options(int argc, char** argv, TrainOptions& o) {
   if (!opts.parse(argc, argv)) return false;
   if (!o.init.empty() && !opts.given("weights")) o.weights = "none";  // --init brings its own base
   o.unfreeze_last_given = opts.given("unfreeze-last");
+  o.image_size_given = opts.given("image-size") && o.config.image_size > 0;
   o.backbone_given = opts.given("backbone") || opts.given("alpha");
   return true;
 }
@@ -174,6 +197,17 @@ void validate_options(TrainOptions& o) {
           "--shuffle must be true or false, got '" + o.shuffle + "'");
   require(o.classes >= 0, "--classes must be >= 0");
   c.shuffle = o.shuffle == "true";
+  if (!o.save.empty()) {
+    try {
+      model_format_of(o.save, "--save");
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(e.what());
+    }
+  }
+  if (is_structured_model_file(o.init)) {
+    validate_init_model(o);
+    return;
+  }
   if (!o.backbone_given)  // --init's file says which network it is
     if (const auto held = backbone_of_weights_file(o.init)) {
       o.backbone.name = backbone_info(held->backbone).name;
@@ -212,6 +246,61 @@ void validate_options(TrainOptions& o) {
   }
 }
 
+// The rest of validate_options for --init of a model read with its structure: the model is
+// built and loaded now, and decides the input size, the base and (auto) the preprocessing.
+void validate_init_model(TrainOptions& o) {
+  TrainConfig& c = o.config;
+  require(!o.backbone_given, "--backbone/--alpha: --init " + o.init +
+                                 " brings its own network (its config says what it is)");
+  require(o.weights == "none", "give --weights or --init, not both");
+  o.init_model = load_model_option("--init", o.init, o.image_size_given ? c.image_size : 0);
+  Model& model = o.init_model->model;
+  if (model.base_layers() == 0) {
+    // No nested base model and no known backbone: Keras's model.layers is the base (the
+    // Sequential's without its InputLayer).
+    const int first = o.init_model->graph.models[0].class_name == "Sequential" ? 1 : 0;
+    model.set_base_range(first, model.size() - first);
+  }
+  c.model_from_file = true;
+  c.base_layers = model.base_layers();
+  c.image_size = model.sample_input_shape()[0];
+  c.preprocess = model_preprocess(o.preprocess, *o.init_model, std::cout);
+  c.augment = parse_augment(o.augment);
+  c.bn_mode = parse_bn_mode(o.bn_mode);
+  c.cache.mode = parse_cache_mode(o.cache_mode);
+  if (o.cache_mem != "auto") c.cache.memory_bytes = parse_cache_mem(o.cache_mem);
+  check_cache_dir(c.cache);
+  c.unfreeze_from = o.unfreeze_from;
+  if (o.unfreeze_last_given && !o.unfreeze_from.empty())
+    throw UsageError("give --unfreeze-last or --unfreeze-from, not both");
+  if (!o.unfreeze_last_given && c.unfreeze_last > c.base_layers) c.unfreeze_last = c.base_layers;
+  require(!c.resume || !c.checkpoint_dir.empty(),
+          "--resume needs --checkpoint-dir (where the checkpoints are)");
+  validate(c);
+  if (!o.unfreeze_from.empty()) unfreeze_base_from(model, o.unfreeze_from);  // names it
+  freeze_base(model);
+  if (model.first_trainable_node() >= model.size() && c.phase1_epochs > 0) {
+    std::cout << "phase 1 skipped: with the base frozen nothing in " << o.init
+              << " is left to train (its base is all of model.layers)" << std::endl;
+    c.phase1_epochs = 0;
+  }
+  try {
+    output_loss(model);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError("--init " + o.init + ": cannot train it: " + e.what());
+  }
+  if (!o.save.empty() && model_format_of(o.save, "--save") == ModelFormat::kLegacyH5 &&
+      o.init_model->graph.models.size() > 1)
+    throw UsageError("--save " + o.save + ": " + o.init +
+                     " nests models, which the tf.keras weights layout cannot hold; save it as "
+                     ".keras or .weights.h5");
+  check_checkpoint_dir(c);
+  if (Comm::is_root()) {
+    check_output_path("--save", o.save);
+    check_output_path("--history", o.history_path);
+  }
+}
+
 struct TrainData {
   std::unique_ptr<SampleSource> train, val;  // val may be null
 };
@@ -242,6 +331,12 @@ TrainData open_data(const TrainOptions& o, std::ostream& out) {
 // The backbone and head for the training data's classes, from --init or --weights; a random base
 // gets its frozen BN statistics calibrated first.
 Model build_model(TrainOptions& o, const SampleSource& train, std::ostream& out) {
+  if (o.init_model) {
+    out << "initialised from " << o.init << " (" << model_format_name(o.init_model->format)
+        << ", " << o.init_model->model.size() << " layers, base " << o.config.base_layers
+        << " layers)" << std::endl;
+    return std::move(o.init_model->model);
+  }
   o.net.classes = train.classes();
   o.net.image_size = o.config.image_size;
   Model model = build_network(o.net);
@@ -252,13 +347,19 @@ Model build_model(TrainOptions& o, const SampleSource& train, std::ostream& out)
 
 void report_run(const TrainOptions& o, const TrainData& d, Precision precision, std::ostream& out) {
   const TrainConfig& c = o.config;
-  out << "parafine train: " << backbone_info(o.net.backbone).keras_name;
-  if (o.net.backbone == Backbone::kMobileNetV2) out << " (alpha " << alpha_text(o.net.alpha) << ")";
+  out << "parafine train: ";
+  if (o.init_model)
+    out << "the model of " << o.init;
+  else
+    out << backbone_info(o.net.backbone).keras_name;
+  if (!o.init_model && o.net.backbone == Backbone::kMobileNetV2)
+    out << " (alpha " << alpha_text(o.net.alpha) << ")";
   out << ", " << preprocess_name(c.preprocess) << " preprocessing; " << d.train->size()
       << " training images, " << (d.val ? d.val->size() : 0) << " validation images, "
-      << o.net.classes << " classes, " << c.image_size << "x" << c.image_size << ", global batch "
+      << d.train->classes() << " classes, " << c.image_size << "x" << c.image_size << ", global batch "
       << c.batch_size << ", " << Comm::size() << " rank(s) x " << parafine::threads()
       << " threads, " << precision_name(precision) << std::endl;
+  if (o.init_model) return;
   if (const std::string note = backbone_note(o.net); !note.empty()) out << note << std::endl;
 }
 
@@ -324,10 +425,10 @@ void report_peak_memory(std::ostream& out) {
       << std::endl;
 }
 
-void save_model(const Model& model, const TrainOptions& o, const SampleSource& train,
-                std::ostream& out) {
+void save_model(const Model& model, const KerasGraph& graph, const TrainOptions& o,
+                const SampleSource& train, std::ostream& out) {
   if (o.save.empty() || !Comm::is_root()) return;
-  save_keras_model(model, o.save, train.class_names());
+  save_model_file(model, graph, o.save, train.class_names());
   out << "model saved to " << o.save << std::endl;
 }
 
@@ -343,13 +444,15 @@ int run_train(int argc, char** argv) {
   const Precision precision = resolve_precision(o.precision, out);
   const TrainData data = open_data(o, out);
   Model model = build_model(o, *data.train, out);
+  // The Keras structure --save writes: the file's, or one flat Functional.
+  const KerasGraph graph = o.init_model ? o.init_model->graph : graph_of_model(model);
   model.set_precision(precision);
   report_run(o, data, model.precision(), out);
   HistoryCsv history_csv(o.history_path, o.config.resume, data.val != nullptr);
   const auto history = run_two_phase(model, *data.train, data.val.get(), o.config, out,
                                      [&](const EpochStats& s) { history_csv.write(s); });
   report_peak_memory(out);
-  save_model(model, o, *data.train, out);
+  save_model(model, graph, o, *data.train, out);
   if (!history.empty() && data.val)
     out << "final validation accuracy " << history.back().val_accuracy << std::endl;
   return 0;

@@ -137,23 +137,37 @@ const char* model_format_name(ModelFormat format) {
   return "tf.keras HDF5";
 }
 
-LoadedModel load_model_file(const std::string& path, int image_size) {
+bool has_keras_config(const std::string& path) {
   const ModelFormat format = model_format_of(path, "model file");
+  if (format == ModelFormat::kKerasArchive) return true;
+  return format == ModelFormat::kLegacyH5 && !read_legacy_root(path).model_config.empty();
+}
+
+LoadedModel load_model_file(const std::string& path, int image_size, int fallback_size) {
+  const ModelFormat format = model_format_of(path, "model file");
+  // A config's own input size wins over the fallback; a size it leaves open takes it.
+  const auto size_for = [&](const std::string& config, const std::string& where) {
+    if (image_size > 0) return image_size;
+    return config_image_size(parse_keras_config(config, where)) > 0 ? 0 : fallback_size;
+  };
   LoadedModel out;
   if (format == ModelFormat::kKerasArchive) {
     const KerasArchive archive = read_keras_archive(path);
-    out = from_config(archive.config_json, path + ": config.json", archive.weights_h5_path(),
-                      path + ": model.weights.h5", image_size);
+    const std::string where = path + ": config.json";
+    out = from_config(archive.config_json, where, archive.weights_h5_path(),
+                      path + ": model.weights.h5", size_for(archive.config_json, where));
     out.class_names = archive_class_names(archive.metadata_json);
   } else if (format == ModelFormat::kKeras3Weights) {
-    out = from_keras3_weights(path, image_size);
+    out = from_keras3_weights(path, image_size > 0 ? image_size : fallback_size);
   } else {
     const LegacyH5 root = read_legacy_root(path);
     if (!root.model_config.empty()) {
-      out = from_config(root.model_config, path + ": model_config", path, path, image_size);
+      const std::string where = path + ": model_config";
+      out = from_config(root.model_config, where, path, path, size_for(root.model_config, where));
     } else {
       NetworkConfig net;
-      out.model = load_full_model(path, image_size, &out.class_names, &net);
+      out.model = load_full_model(path, image_size > 0 ? image_size : fallback_size,
+                                  &out.class_names, &net);
       out.network = net;
       out.graph = graph_of_model(out.model);
     }

@@ -38,12 +38,20 @@ void validate(const TrainConfig& c) {
           "--phase1-lr must be a finite number >= 0");
   require(std::isfinite(c.phase2_lr) && c.phase2_lr >= 0,
           "--phase2-lr must be a finite number >= 0");
-  const BackboneInfo& backbone = backbone_info(c.backbone);
-  require(c.unfreeze_last >= 0 && c.unfreeze_last <= backbone.base_layers,
-          "--unfreeze-last must be between 0 and " + n(backbone.base_layers) + " (" +
-              backbone.name + "'s base layers), got " + n(c.unfreeze_last));
-  check_image_size(c.image_size, c.backbone);
-  check_alpha(c.alpha, c.backbone);
+  if (c.model_from_file) {
+    require(c.unfreeze_last >= 0 && c.unfreeze_last <= c.base_layers,
+            "--unfreeze-last must be between 0 and " + n(c.base_layers) +
+                " (the --init model's base layers), got " + n(c.unfreeze_last));
+    require(c.image_size >= 1 && c.image_size <= kMaxImageSize,
+            "--image-size must be between 1 and " + n(kMaxImageSize) + ", got " + n(c.image_size));
+  } else {
+    const BackboneInfo& backbone = backbone_info(c.backbone);
+    require(c.unfreeze_last >= 0 && c.unfreeze_last <= backbone.base_layers,
+            "--unfreeze-last must be between 0 and " + n(backbone.base_layers) + " (" +
+                backbone.name + "'s base layers), got " + n(c.unfreeze_last));
+    check_image_size(c.image_size, c.backbone);
+    check_alpha(c.alpha, c.backbone);
+  }
   require(c.loader_threads >= 1, "loader threads must be at least 1");
   if (!(c.bucket_mb >= kMinBucketMb && c.bucket_mb <= kMaxBucketMb)) {
     std::ostringstream m;

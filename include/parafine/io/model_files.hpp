@@ -38,10 +38,14 @@ struct LoadedModel {
 };
 
 // Reads any of the formats above. image_size > 0 overrides the input size the file fixes (a
-// network whose layers fit any size); 0 keeps it (or, when the file leaves it open, the
-// backbone's default). Throws std::runtime_error / std::invalid_argument naming the file and
-// every problem.
-LoadedModel load_model_file(const std::string& path, int image_size = 0);
+// network whose layers fit any size); 0 keeps it. fallback_size is the size when the file
+// fixes none (0: the backbone's default, or the size parafine saved it at); for a parafine
+// backbone + head it wins over the saved size, as the inference commands resize to it.
+// Throws std::runtime_error / std::invalid_argument naming the file and every problem.
+LoadedModel load_model_file(const std::string& path, int image_size = 0, int fallback_size = 0);
+
+// Whether the file carries a Keras model config (a .keras, or a Keras 2 full-model .h5).
+bool has_keras_config(const std::string& path);
 
 // The structure of a model file and what parafine can do with it, without building it: for
 // `inspect`. problems lists every reason it cannot run it (empty: it can).

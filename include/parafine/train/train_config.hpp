@@ -47,6 +47,10 @@ struct TrainConfig {
   // samples before phase 1 (0 = keep the loaded statistics, as Keras does).
   int calibrate_bn_samples = 0;
   CacheOptions cache;  // --cache, --cache-mem, --cache-dir (cache_plan.hpp)
+  // A model read from a Keras config (train --init m.keras): its base's layer count bounds
+  // --unfreeze-last instead of the backbone's, and its input size is its own.
+  bool model_from_file = false;
+  int base_layers = 0;
 };
 
 // Upper bounds of the options (validate, and the commands at parse time): far beyond any
