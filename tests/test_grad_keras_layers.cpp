@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "gradient_checker.hpp"
+#include "parafine/core/bfloat16.hpp"
 #include "parafine/layers/activation_layer.hpp"
 #include "parafine/layers/dense.hpp"
 #include "parafine/layers/flatten.hpp"
@@ -98,6 +99,26 @@ TEST(RescalingGrad, ScalarAndPerChannel) {
     EXPECT_EQ(worst, 0.0);
     EXPECT_EQ(gradcheck::check_gradients(layer, {&x}, input_only()).failed(), 0u);
   }
+}
+
+// mixed_bfloat16: Keras casts scale and offset to bfloat16 and the product is a bfloat16 op.
+// 1/127.5 = 0.00784313... (float32 bits 0x3C008081) is 0.00787353515625 in bfloat16 (0x3C01:
+// the dropped half 0x8081 rounds up).
+TEST(RescalingGrad, MixedBfloat16RoundsScaleOffsetAndProduct) {
+  Rescaling layer("rescaling", {1.0f / 127.5f}, {-1.0f});
+  layer.set_bfloat16_compute(true);
+  Tensor x(Shape{1, 2, 2, 3}), y;
+  for (std::size_t e = 0; e < x.numel(); ++e) x[e] = static_cast<float>(e * 21 + 3);  // ints
+  layer.infer_shape({x.shape()});
+  layer.forward({&x}, y, false);
+  double worst = 0.0;
+  for (std::size_t e = 0; e < x.numel(); ++e) {
+    const float product = round_to_bfloat16(x[e] * 0.00787353515625f);
+    worst = std::max(worst, std::abs(static_cast<double>(y[e]) - (product - 1.0f)));
+  }
+  std::cout << "[rescaling] mixed_bfloat16: max |y - (bf16(x * bf16(s)) + o)| " << worst
+            << std::endl;
+  EXPECT_EQ(worst, 0.0);
 }
 
 TEST(RescalingGrad, RejectsAScaleOfAnotherChannelCount) {

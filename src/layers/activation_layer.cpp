@@ -147,7 +147,7 @@ void ElementwiseActivation::forward(const std::vector<const Tensor*>& in, Tensor
   }
   const long n = static_cast<long>(out.numel());
   const ElementwiseKind k = kind_;
-#pragma omp parallel for if (parallel_worth(static_cast <double>(n) * 16))
+#pragma omp parallel for if (parallel_worth(1.0 * n * 16))
   for (long i = 0; i < n; ++i) y[i] = apply(k, x[i]);
 }
 
@@ -170,7 +170,7 @@ void ElementwiseActivation::backward(const std::vector<const Tensor*>& in, const
   const float* x = reads_x ? in[0]->data() : nullptr;
   const float* y = reads_x ? nullptr : out.data();
   const ElementwiseKind k = kind_;
-#pragma omp parallel for if (parallel_worth(static_cast <double>(n) * 16))
+#pragma omp parallel for if (parallel_worth(1.0 * n * 16))
   for (long i = 0; i < n; ++i) dx[i] = derivative(k, dy[i], x ? x[i] : 0.0f, y ? y[i] : 0.0f);
 }
 
@@ -181,7 +181,7 @@ void ElementwiseActivation::softmax_backward(const Tensor& out, const Tensor& do
   const float* y = out.data();
   const float* dy = dout.data();
   float* dx = din.data();
-#pragma omp parallel for if (parallel_worth(static_cast <double>(out.numel())))
+#pragma omp parallel for if (parallel_worth(1.0 * out.numel()))
   for (std::size_t r = 0; r < rows; ++r) {
     double dot = 0.0;
     for (std::size_t k = 0; k < c; ++k) dot += static_cast<double>(dy[r * c + k]) * y[r * c + k];

@@ -90,7 +90,7 @@ void Dropout::forward(const std::vector<const Tensor*>& in, Tensor& out, bool tr
   const double rate = static_cast<double>(rate_);
   const float* x = in[0]->data();
   float* y = out.data();
-#pragma omp parallel for if (parallel_worth(static_cast <double>(out.numel()) * 8))
+#pragma omp parallel for if (parallel_worth(1.0 * out.numel() * 8))
   for (int i = 0; i < n; ++i) {
     const std::uint64_t sample = splitmix64(stream_ ^ (*keys)[static_cast<std::size_t>(i)]);
     const std::size_t base = static_cast<std::size_t>(i) * per;
@@ -117,7 +117,7 @@ void Dropout::backward(const std::vector<const Tensor*>& in, const Tensor&, cons
     throw std::logic_error("Dropout layer '" + name() + "': backward of " + std::to_string(n) +
                            " elements after a forward of " + std::to_string(keep_.size()));
   const float sc = scale();
-#pragma omp parallel for if (parallel_worth(static_cast <double>(n)))
+#pragma omp parallel for if (parallel_worth(1.0 * n))
   for (std::size_t e = 0; e < n; ++e) dx[e] = keep_[e] ? dy[e] * sc : 0.0f;
 }
 

@@ -78,7 +78,7 @@ void Normalization::forward(const std::vector<const Tensor*>& in, Tensor& out, b
   const float* x = in[0]->data();
   float* y = out.data();
   const bool bf16 = bfloat16_compute_;
-#pragma omp parallel for if (parallel_worth(static_cast <double>(out.numel())))
+#pragma omp parallel for if (parallel_worth(1.0 * out.numel()))
   for (std::size_t r = 0; r < rows; ++r)
     for (std::size_t ch = 0; ch < c; ++ch) {
       float d = x[r * c + ch] - mean_[ch];
@@ -95,7 +95,7 @@ void Normalization::backward(const std::vector<const Tensor*>& in, const Tensor&
   const std::size_t rows = s.rows(), c = static_cast<std::size_t>(channels_);
   const float* dy = dout.data();
   float* dx = din[0]->data();
-#pragma omp parallel for if (parallel_worth(static_cast <double>(dout.numel())))
+#pragma omp parallel for if (parallel_worth(1.0 * dout.numel()))
   for (std::size_t r = 0; r < rows; ++r)
     for (std::size_t ch = 0; ch < c; ++ch) dx[r * c + ch] = dy[r * c + ch] / denominator_[ch];
 }

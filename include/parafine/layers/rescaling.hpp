@@ -1,7 +1,8 @@
 // Keras Rescaling (keras/src/layers/preprocessing/rescaling.py), channels_last:
 //   y = x * scale + offset,
 // each of scale and offset a scalar (size 1) or one value per channel (size C, the last axis),
-// broadcast as NumPy does. Not weights: they are part of the layer's config.
+// broadcast as NumPy does. Not weights: they are part of the layer's config. Under
+// mixed_bfloat16, as Keras: scale and offset cast to bfloat16, the product rounded to bfloat16.
 // Backward: dx = dy * scale.
 #pragma once
 
@@ -28,8 +29,10 @@ class Rescaling : public Layer {
 
  private:
   void check_channels(const Shape& s) const;
+  static const std::vector<float>& rounded(const std::vector<float>& v, std::vector<float>& into);
 
   std::vector<float> scale_, offset_;
+  std::vector<float> scale_bf16_, offset_bf16_;  // mixed_bfloat16: the rounded copies
 };
 
 }  // namespace parafine
