@@ -42,3 +42,34 @@ LossResult softmax_cross_entropy(const Tensor& logits, const std::vector<int>& l
 }
 
 }  // namespace parafine
+
+namespace parafine {
+
+LossResult sigmoid_binary_cross_entropy(const Tensor& logits, const std::vector<int>& labels,
+                                        double divisor, Tensor* dlogits) {
+  const Shape& s = logits.shape();
+  if (s.rank() != 2 || s[1] != 1)
+    throw std::invalid_argument(
+        "binary cross-entropy: logits must be [N,1] (one sigmoid unit), got " + s.str());
+  const int n = s[0];
+  if (static_cast<int>(labels.size()) != n)
+    throw std::invalid_argument("binary cross-entropy: " + std::to_string(labels.size()) +
+                                " labels for " + std::to_string(n) + " logits");
+  if (dlogits) dlogits->resize(s);
+  LossResult r;
+  r.count = n;
+  for (int i = 0; i < n; ++i) {
+    const int y = labels[static_cast<size_t>(i)];
+    if (y != 0 && y != 1)
+      throw std::invalid_argument("binary cross-entropy: label " + std::to_string(y) +
+                                  " of sample " + std::to_string(i) + " is not 0 or 1");
+    const double z = logits[static_cast<size_t>(i)];
+    r.loss_sum += std::max(z, 0.0) - z * y + std::log1p(std::exp(-std::abs(z)));
+    const double p = 1.0 / (1.0 + std::exp(-z));
+    r.correct += (static_cast<float>(p) > 0.5f) == (y == 1);
+    if (dlogits) (*dlogits)[static_cast<size_t>(i)] = static_cast<float>((p - y) / divisor);
+  }
+  return r;
+}
+
+}  // namespace parafine

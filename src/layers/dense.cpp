@@ -10,8 +10,8 @@
 
 namespace parafine {
 
-Dense::Dense(std::string name, int units, Activation activation)
-    : Layer(std::move(name)), units_(units), activation_(activation) {
+Dense::Dense(std::string name, int units, Activation activation, bool use_bias)
+    : Layer(std::move(name)), units_(units), activation_(activation), use_bias_(use_bias) {
   if (units < 1) fail("units must be positive, got " + std::to_string(units));
 }
 
@@ -29,6 +29,7 @@ Shape Dense::infer_one(const Shape& in) {
 }
 
 std::vector<ParamSpec> Dense::param_specs() const {
+  if (!use_bias_) return {{"kernel", Shape{in_, units_}, true}};
   return {{"kernel", Shape{in_, units_}, true}, {"bias", Shape{units_}, true}};
 }
 
@@ -57,11 +58,11 @@ const float* Dense::compute_kernel() {
 void Dense::forward(const std::vector<const Tensor*>& in, Tensor& out, bool) {
   const Shape os = infer_one(in[0]->shape());
   const int n = os[0];
-  Tensor& z = activation_ == Activation::kSoftmax ? logits_ : out;
+  Tensor& z = fused_with_loss() ? logits_ : out;
   z.resize(os);
   out.resize(os);
-  const float* bias = param(1);
-  if (bfloat16_compute_) {
+  const float* bias = use_bias_ ? param(1) : nullptr;
+  if (bias && bfloat16_compute_) {
     bias_bf16_.resize(static_cast<std::size_t>(units_));
     round_to_bfloat16(bias, bias_bf16_.size(), bias_bf16_.data());
     bias = bias_bf16_.data();
@@ -71,19 +72,32 @@ void Dense::forward(const std::vector<const Tensor*>& in, Tensor& out, bool) {
   // (the Keras mixed-precision guide's float32 output), and so does the loss.
   for (int i = 0; i < n; ++i) {
     float* row = z.data() + static_cast<size_t>(i) * units_;
-    if (bfloat16_compute_)
+    if (bfloat16_compute_ || !bias)
       std::fill(row, row + units_, 0.0f);
     else
       std::memcpy(row, bias, sizeof(float) * units_);
   }
   sgemm(false, false, n, units_, in_, 1.0f, in[0]->data(), in_, compute_kernel(), units_, 1.0f,
         z.data(), units_);
-  if (bfloat16_compute_) add_bias_bfloat16(z.data(), static_cast<std::size_t>(n), units_, bias);
-  if (activation_ == Activation::kRelu) {
-    float* y = out.data();
-    for (size_t i = 0; i < out.numel(); ++i) y[i] = std::max(y[i], 0.0f);
-  } else if (activation_ == Activation::kSoftmax) {
-    softmax_rows(logits_.data(), n, units_, out.data());
+  if (bfloat16_compute_ && bias)
+    add_bias_bfloat16(z.data(), static_cast<std::size_t>(n), units_, bias);
+  float* y = out.data();
+  switch (activation_) {
+    case Activation::kLinear:
+      break;
+    case Activation::kRelu:
+      for (size_t i = 0; i < out.numel(); ++i) y[i] = std::max(y[i], 0.0f);
+      break;
+    case Activation::kTanh:
+      for (size_t i = 0; i < out.numel(); ++i) y[i] = std::tanh(y[i]);
+      break;
+    case Activation::kSoftmax:
+      softmax_rows(logits_.data(), n, units_, y);
+      break;
+    case Activation::kSigmoid:  // in double, as softmax_rows, rounded once
+      for (size_t i = 0; i < out.numel(); ++i)
+        y[i] = static_cast<float>(1.0 / (1.0 + std::exp(-static_cast<double>(logits_[i]))));
+      break;
   }
 }
 
@@ -95,15 +109,19 @@ void Dense::backward(const std::vector<const Tensor*>& in, const Tensor& out, co
     dz_.resize(out.shape());
     for (size_t i = 0; i < out.numel(); ++i) dz_[i] = out[i] > 0.0f ? dout[i] : 0.0f;
     dz = dz_.data();
+  } else if (activation_ == Activation::kTanh) {  // TanhGrad, from the output
+    dz_.resize(out.shape());
+    for (size_t i = 0; i < out.numel(); ++i) dz_[i] = dout[i] * (1.0f - out[i] * out[i]);
+    dz = dz_.data();
   }
   if (trainable && grad(0) && n == 0) {  // a rank with no samples in this step
     std::fill(grad(0), grad(0) + static_cast<std::size_t>(in_) * units_, 0.0f);
-    std::fill(grad(1), grad(1) + units_, 0.0f);
+    if (use_bias_) std::fill(grad(1), grad(1) + units_, 0.0f);
   } else if (trainable && grad(0)) {
     // dW[in,units] = x^T dz ; db = column sums of dz
     sgemm(true, false, in_, units_, n, 1.0f, in[0]->data(), in_, dz, units_, 0.0f, grad(0), units_);
-    float* db = grad(1);
-    for (int k = 0; k < units_; ++k) {
+    float* db = use_bias_ ? grad(1) : nullptr;
+    for (int k = 0; db && k < units_; ++k) {
       double s = 0.0;
       for (int i = 0; i < n; ++i) s += dz[static_cast<size_t>(i) * units_ + k];
       db[k] = static_cast<float>(s);

@@ -51,6 +51,10 @@ int Model::add(std::unique_ptr<Layer> layer, std::vector<int> inputs) {
   return id;
 }
 
+void Model::set_sample_keys(const std::vector<std::uint64_t>& keys) {
+  workspace_->sample_keys.assign(keys.begin(), keys.end());  // reuses the capacity
+}
+
 int Model::index_of(const std::string& name) const {
   for (int i = 0; i < size(); ++i)
     if (nodes_[static_cast<size_t>(i)].layer->name() == name) return i;

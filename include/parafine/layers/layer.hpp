@@ -2,6 +2,7 @@
 // the Model binds to views into its one parameter block (cf. mlpack's aliasing).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,9 +21,13 @@ struct ParamSpec {
 
 // Scratch memory shared by all layers of a model: a holds im2col columns or oneDNN's
 // scratchpad, b the kernels reordered into the layout a oneDNN convolution prefers, c a
-// kernel rounded to bfloat16 (mixed_bfloat16).
+// kernel rounded to bfloat16 (mixed_bfloat16). Also the per-sample keys of the next forward.
 struct Workspace {
   std::vector<float> a, b, c;
+  // [N]: one key per sample of the batch the next forward runs (Model::set_sample_keys), e.g.
+  // the sample's index in the data set and epoch. A Dropout draws sample i's mask from key i,
+  // so a mask does not depend on the sample's position in the batch or on the rank count.
+  std::vector<std::uint64_t> sample_keys;
   float* get_c(std::size_t n) {
     if (c.size() < n) c.resize(n);
     return c.data();

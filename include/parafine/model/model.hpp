@@ -125,6 +125,10 @@ class Model {
   // (e.g. conv5_block2_out) where no later layer reads anything earlier. Throws when a later
   // layer does, or when a trainable layer lies at or before `node` (training).
   const Tensor& forward_from(int node, const Tensor& activation, bool training);
+  // One key per sample of the next forward's batch ([N], copied): what a training Dropout
+  // draws each sample's mask from (layers/dropout.hpp). Set before every training forward of a
+  // model with an active Dropout; a Dropout throws std::logic_error when the count is not N.
+  void set_sample_keys(const std::vector<std::uint64_t>& keys);
   // dlogits: dLoss/d(last layer's pre-softmax output) [N,C]. Must follow forward(x, true).
   // grads_ready(n), when given, is called as backward finishes layers: grads()[0, n) are then
   // final (weights are laid out last layer first, so the finished range grows from 0). It is
