@@ -136,10 +136,13 @@ json keras3_layer_config(const Layer& layer) {
   } else if (const auto* l = dynamic_cast<const Normalization*>(&layer)) {
     c["axis"] = -1;
     c["invert"] = false;
-    if (!l->has_params()) {
-      c["mean"] = json(l->mean());
-      c["variance"] = json(l->variance());
-    }
+    if (l->adapted())
+      throw std::invalid_argument(
+          "layer '" + layer.name() +
+          "' (an adapted Normalization): its int64 'count' variable is not written by parafine; "
+          "save the model as .h5, or build the layer with mean= and variance=");
+    c["mean"] = numbers(l->constant_mean());
+    c["variance"] = numbers(l->constant_variance());
   } else if (dynamic_cast<const PassThrough*>(&layer)) {
     // An augmentation layer or a nested model's InputLayer: the graph's config is kept.
   } else {

@@ -32,6 +32,11 @@ class Normalization : public Layer {
                 bool invert = false);
   const char* type() const override { return "Normalization"; }
   bool adapted() const { return !const_mean_; }
+  // The constructor's mean and variance (empty when adapted).
+  std::vector<float> constant_mean() const { return const_mean_.value_or(std::vector<float>{}); }
+  std::vector<float> constant_variance() const {
+    return const_variance_.value_or(std::vector<float>{});
+  }
 
   bool backward_reads_input_values() const override { return false; }
   bool backward_reads_output_values() const override { return false; }
