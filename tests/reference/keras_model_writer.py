@@ -96,7 +96,9 @@ class Model:
         self.inbound = list(inbound)
         self.call_kwargs = dict(call_kwargs or {})
         self.is_model = True
-        self.set_trainable(trainable)
+        self.trainable = True
+        if not trainable:  # base.trainable = False after building it
+            self.set_trainable(False)
 
     @property
     def cls(self):
