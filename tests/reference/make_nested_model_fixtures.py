@@ -27,7 +27,7 @@
 
 nested_ref.h5: /images uint8 [4,32,32,3], /input (the same as float64: the models rescale
 inside), /probs_nested [4,3] (== the flat model's, checked here), /input_tm (x / 127.5 - 1 in
-float32, as Teachable Machine's apps feed its exports), /probs_tm [4,3], attributes
+float32, as Teachable Machine's apps feed its exports), /probs_tm [4,3], datasets (and attributes)
 float32_distance_nested / _tm (max |float32 - float64| of the PyTorch forward).
 """
 
@@ -166,8 +166,10 @@ def main():
         f.create_dataset("probs_nested", data=p_nested)
         f.create_dataset("input_tm", data=x_tm)
         f.create_dataset("probs_tm", data=p_tm)
-        f.attrs["float32_distance_nested"] = float32_distance(nested, x)
-        f.attrs["float32_distance_tm"] = float32_distance(tm, x_tm)
+        for name, model, inp in (("nested", nested, x), ("tm", tm, x_tm)):
+            d = float32_distance(model, inp)
+            f.attrs[f"float32_distance_{name}"] = d
+            f.create_dataset(f"float32_distance_{name}", data=d)
     print(f"nested models: variables per model {counts}; nested == flat in float64; "
           f"probs_nested {np.round(p_nested, 4).tolist()}; probs_tm {np.round(p_tm, 4).tolist()}")
 

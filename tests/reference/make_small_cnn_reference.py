@@ -17,8 +17,8 @@ config JSONs); a batch of 8 uint8 images with binary labels as parafine's HDF5 d
   /input [N,32,32,3]   the images as ImageDataGenerator(rescale=1/255) gives them (float32
                        u8 * float32(1/255), stored as float64)
   /probs [N,1]         predict(): inference-mode forward, float64
-  attribute float32_distance: max |probs(float32 torch) - probs(float64)|, the scale of
-                       float32's own error on this network
+  /float32_distance    (and attribute) max |probs(float32 torch) - probs(float64)|, the
+                       scale of float32's own error on this network
   /train/loss          one fit() step's loss (binary cross-entropy of the logits, batch mean)
   /train/logits [N,1]  the step's logits (training-mode forward)
   /train/grads/<layer>/<var>, /train/weights/<layer>/<var>: gradients, weights after Adam
@@ -26,7 +26,7 @@ config JSONs); a batch of 8 uint8 images with binary labels as parafine's HDF5 d
                        (momentum 0.99; the variance fed to the average Bessel-corrected as TF's
                        fused kernel and parafine do, DESIGN.md section 1), moving_variance_keras3
                        (Keras 3's ops.moments: the biased variance)
-  attributes lr, beta1, beta2, epsilon, dropout_seed (0), keys "0..N-1".
+  /train/lr; attributes lr, beta1, beta2, epsilon, dropout_seed (0); keys 0..N-1.
 
 The layers' maths is written from the Keras layer definitions (keras/src/layers/...):
 Conv2D (channels_last, "valid"/"same" as TF pads), BatchNormalization (training: batch mean and
@@ -336,6 +336,8 @@ def main():
         f.create_dataset("input", data=x)
         f.create_dataset("probs", data=probs)
         f.attrs["float32_distance"] = dist
+        f.create_dataset("float32_distance", data=dist)  # also as a dataset, for readers of
+        f.create_dataset("train/lr", data=args.lr)       # datasets only
         f.attrs.update({"lr": args.lr, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-7,
                         "dropout_seed": 0})
         f.create_dataset("train/loss", data=step["loss"])
