@@ -34,6 +34,7 @@
 #include "parafine/core/loss.hpp"
 #include "parafine/io/h5_tensors.hpp"
 #include "parafine/io/keras_config.hpp"
+#include "parafine/io/keras_file.hpp"
 #include "parafine/io/keras_weights.hpp"
 #include "test_util.hpp"
 
@@ -64,6 +65,42 @@ double max_abs_diff(const float* a, const std::vector<double>& r) {
   double d = 0;
   for (std::size_t i = 0; i < r.size(); ++i) d = std::max(d, std::abs(a[i] - r[i]));
   return d;
+}
+
+// The writer's tf.keras layouts as the existing reader sees them (runs before the loader
+// exists): the Keras 2 full model's /model_weights and the save_weights file list the small
+// CNN's four layers with weights and their variables in Keras order, with Keras's shapes.
+TEST(KerasModelFiles, TfKerasWeightLayoutsOfTheSmallCnn) {
+  struct Var {
+    const char* layer;
+    const char* var;
+    std::vector<int> shape;
+  };
+  const std::vector<Var> expected = {{"conv2d", "kernel", {3, 3, 3, 8}},
+                                     {"conv2d", "bias", {8}},
+                                     {"batch_normalization", "gamma", {8}},
+                                     {"batch_normalization", "beta", {8}},
+                                     {"batch_normalization", "moving_mean", {8}},
+                                     {"batch_normalization", "moving_variance", {8}},
+                                     {"conv2d_1", "kernel", {3, 3, 8, 16}},
+                                     {"conv2d_1", "bias", {16}},
+                                     {"dense", "kernel", {784, 1}},
+                                     {"dense", "bias", {1}}};
+  for (const char* file : {"small_cnn_k2_weights.h5", "small_cnn_k2.h5"}) {
+    H5File h5(fixture(file), H5File::Mode::kRead);
+    const KerasWeightFile kf = read_keras_weight_file(h5);
+    EXPECT_EQ(kf.layout, KerasLayout::kTfKeras) << file;
+    EXPECT_EQ(kf.root, std::string(file) == "small_cnn_k2.h5" ? "/model_weights" : "/") << file;
+    std::vector<std::string> got, want;
+    for (const StoredLayer& l : kf.layers)
+      for (const StoredWeight& w : l.weights)
+        got.push_back(l.name + "/" + w.var + dims_str(w.shape) + " " + w.dtype);
+    for (const Var& v : expected)
+      want.push_back(std::string(v.layer) + "/" + v.var + dims_str(v.shape) + " float32");
+    EXPECT_EQ(got, want) << file;
+    std::cout << file << ": " << kf.layers.size() << " layers with weights, " << got.size()
+              << " variables\n";
+  }
 }
 
 // parse_keras_config and load_model_file arrive together (issue 14's loader).
