@@ -336,6 +336,21 @@ def _k3_entry(L, shapes, in_shapes):
     return entry
 
 
+# Classes whose call() takes a `mask` argument (BatchNormalization.call(inputs, training,
+# mask), Functional/Sequential.call(inputs, training, mask)); the others here have none.
+_CALL_HAS_MASK = ("BatchNormalization", "Functional", "Sequential")
+
+
+def _k3_call_kwargs(L):
+    """A node's kwargs: what the call passed (e.g. training=False), then Layer.__call__'s step
+    6 (keras/src/layers/layer.py) fills `mask` (None for an unmasked input) when call() has a
+    mask argument and one tensor argument."""
+    kwargs = dict(L.call_kwargs)
+    if L.cls in _CALL_HAS_MASK:
+        kwargs["mask"] = None
+    return kwargs
+
+
 def keras3_config(model):
     """serialize_keras_object(model) (saving_lib._serialize_model_as_json's config.json)."""
     shapes = infer_shapes(model)
@@ -360,7 +375,7 @@ def keras3_config(model):
             else:
                 ts = [_k3_tensor(shapes[n], n, 0) for n in L.inbound]
                 args = [ts] if len(ts) > 1 else ts
-                entry["inbound_nodes"] = [{"args": args, "kwargs": dict(L.call_kwargs)}]
+                entry["inbound_nodes"] = [{"args": args, "kwargs": _k3_call_kwargs(L)}]
         layers.append(entry)
         prev = L.name
     if model.kind == "Functional":
