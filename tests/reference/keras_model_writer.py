@@ -322,7 +322,7 @@ def _k3_tensor(shape, layer, node_index):
                        "keras_history": [layer, node_index, 0]}}
 
 
-def _k3_entry(L, shapes, in_shapes):
+def _k3_entry(L, in_shapes):
     """serialize_keras_object(layer) for a Keras 3 config."""
     if L.is_model:
         return keras3_config(L)
@@ -361,7 +361,7 @@ def keras3_config(model):
             ins = [] if prev is None else [shapes[prev]]
         else:
             ins = [shapes[n] for n in L.inbound]
-        entry = _k3_entry(L, shapes, ins)
+        entry = _k3_entry(L, ins)
         if model.kind == "Functional":
             # keras/src/models/functional.py Functional.get_config: each entry gets "name" and
             # "inbound_nodes" (serialize_node: {"args": [...], "kwargs": {...}}; none for an

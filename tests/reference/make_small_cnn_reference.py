@@ -103,7 +103,7 @@ def _same_pad(size, k, s):
     return total // 2, total - total // 2
 
 
-def _activation(name, z, run):
+def _activation(name, z):
     if name in (None, "linear"):
         return z
     if name == "relu":
@@ -130,7 +130,7 @@ def run_layer(L, ins, run, inference_only):
         w = P[(L.name, "kernel")].permute(3, 2, 0, 1)  # [kh,kw,cin,cout] -> [cout,cin,kh,kw]
         b = P.get((L.name, "bias"))
         y = F.conv2d(xc, w, b, stride=st).permute(0, 2, 3, 1)
-        return _activation(o.get("activation", "linear"), y, run)
+        return _activation(o.get("activation", "linear"), y)
     if L.cls == "BatchNormalization":
         eps = o.get("epsilon", 1e-3)
         g, b = P[(L.name, "gamma")], P[(L.name, "beta")]
@@ -164,14 +164,14 @@ def run_layer(L, ins, run, inference_only):
         if (L.name, "bias") in P:
             z = z + P[(L.name, "bias")]
         run.logits = z
-        return _activation(o.get("activation", "linear"), z, run)
+        return _activation(o.get("activation", "linear"), z)
     if L.cls == "Rescaling":
         return x * o["scale"] + o.get("offset", 0.0)
     if L.cls == "ReLU":
         y = torch.relu(x)
         return y if o.get("max_value") is None else torch.clamp(y, max=o["max_value"])
     if L.cls == "Activation":
-        return _activation(o["activation"], x, run)
+        return _activation(o["activation"], x)
     if L.cls == "Add":
         return sum(ins[1:], ins[0])
     raise ValueError(f"no forward for {L.cls}")
