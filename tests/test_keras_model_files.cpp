@@ -6,17 +6,18 @@
 //  - SmallCnn: a Sequential CNN (Conv2D relu, BatchNormalization, MaxPooling2D, Conv2D "same",
 //    MaxPooling2D, Flatten, Dropout 0.5, Dense 1 sigmoid). The .keras predictions against the
 //    float64 reference; the same predictions from the Keras 2 full-model .h5 and from both
-//    weight-only files loaded into the .keras structure; one training step (BN batch
-//    statistics and moving averages, parafine's Dropout mask with keys 0..N-1, sigmoid
+//    weight-only files loaded into the .keras structure (io/graph_weights.hpp); one training step
+//    (BN batch statistics and moving averages, parafine's Dropout mask with keys 0..N-1, sigmoid
 //    cross-entropy of the logits, Adam) against the reference's loss, weights and moving
 //    statistics.
 //  - Nested: the transfer-learning guide's model (a frozen Functional base called with
 //    training=False) in .keras and Keras 2 .h5 predicts what its flat twin and the reference
-//    do; a Teachable-Machine-like Sequential nesting likewise.
+//    do; a Teachable-Machine-like Sequential nesting likewise; their weight-only files
+//    (.weights.h5, tf.keras save_weights) restore the .keras structure's weights.
 //  - Configs: the Keras 2 and Keras 3 config JSON of each model parse into the same graph.
 //
 // Tolerances: predictions within 10x the distance between the reference network run in
-// float32 and in float64 (printed); weights after the step within 1% of the learning rate
+// float32 and in float64 (printed); weights after the step within 0.1% of the learning rate
 // (Adam's first step moves every weight by about lr).
 #include <gtest/gtest.h>
 
@@ -32,16 +33,13 @@
 
 #include "parafine/core/adam.hpp"
 #include "parafine/core/loss.hpp"
+#include "parafine/io/graph_weights.hpp"
 #include "parafine/io/h5_tensors.hpp"
 #include "parafine/io/keras_config.hpp"
 #include "parafine/io/keras_file.hpp"
 #include "parafine/io/keras_weights.hpp"
-#include "test_util.hpp"
-
-#if __has_include("parafine/io/model_files.hpp")
 #include "parafine/io/model_files.hpp"
-#define PARAFINE_HAVE_MODEL_FILES 1
-#endif
+#include "test_util.hpp"
 
 namespace parafine {
 namespace {
@@ -102,9 +100,6 @@ TEST(KerasModelFiles, TfKerasWeightLayoutsOfTheSmallCnn) {
               << " variables\n";
   }
 }
-
-// parse_keras_config and load_model_file arrive together (issue 14's loader).
-#ifdef PARAFINE_HAVE_MODEL_FILES
 
 // Keras 2 and Keras 3 configs of one model: the same flat graph (names, classes, inputs,
 // inference-only marks) and the same models (names, classes, layer lists, trainable).
@@ -185,6 +180,23 @@ void expect_predictions(const std::string& file, const Tensor& x, const std::vec
   EXPECT_LE(err, tol) << file;
 }
 
+// A weight-only file carries no structure: loaded into the structure file's model after its
+// weights are wiped, it must bring every value back (the same predictions).
+void expect_weights_restore(const std::string& structure, const std::string& weights,
+                            const Tensor& x) {
+  LoadedModel m = load_model_file(fixture(structure));
+  const std::vector<float> before = predict(m.model, x);
+  std::fill(m.model.params().begin(), m.model.params().end(), 0.0f);
+  std::fill(m.model.state().begin(), m.model.state().end(), 1.0f);
+  load_graph_weights(m.model, m.graph, fixture(weights), weights, WeightScope::kFull);
+  const std::vector<float> p = predict(m.model, x);
+  const std::vector<double> ref(before.begin(), before.end());
+  const double err = max_abs_diff(p.data(), ref);
+  std::cout << weights << " into " << structure << ": max |p - p(" << structure << ")| " << err
+            << "\n";
+  EXPECT_LE(err, 1e-6) << weights;
+}
+
 TEST(SmallCnn, KerasArchivePredictsTheReference) {
   H5File ref(fixture("small_cnn_ref.h5"), H5File::Mode::kRead);
   expect_predictions("small_cnn.keras", ref.read_tensor("input"), ref.read_doubles("probs"),
@@ -201,18 +213,8 @@ TEST(SmallCnn, FourFormatsPredictTheSame) {
   ASSERT_EQ(p2.size(), p3.size());
   const std::vector<double> p3d(p3.begin(), p3.end());
   EXPECT_LE(max_abs_diff(p2.data(), p3d), 1e-6) << "Keras 2 .h5 against .keras";
-  // The weight-only files carry no structure: loaded into the .keras model after its weights
-  // are wiped, they must bring every value back.
-  for (const char* weights : {"small_cnn.weights.h5", "small_cnn_k2_weights.h5"}) {
-    LoadedModel m = load_model_file(fixture("small_cnn.keras"));
-    std::fill(m.model.params().begin(), m.model.params().end(), 0.0f);
-    std::fill(m.model.state().begin(), m.model.state().end(), 1.0f);
-    load_keras_weights(m.model, fixture(weights), WeightScope::kFull);
-    const std::vector<float> p = predict(m.model, x);
-    const double err = max_abs_diff(p.data(), p3d);
-    std::cout << weights << ": max |p - p(.keras)| " << err << "\n";
-    EXPECT_LE(err, 1e-6) << weights;
-  }
+  for (const char* weights : {"small_cnn.weights.h5", "small_cnn_k2_weights.h5"})
+    expect_weights_restore("small_cnn.keras", weights, x);
 }
 
 // The logits [N,1] of the last forward, from the Dense's input (the Dropout output) and its
@@ -276,7 +278,7 @@ TEST(SmallCnn, OneTrainingStepMatchesTheReference) {
     ASSERT_EQ(p.shape.numel(), r.size()) << layer << "/" << var;
     const double err = max_abs_diff(m.data(p), r) / lr;
     std::cout << layer << "/" << var << ": max |w - w_ref| / lr " << err << "\n";
-    EXPECT_LE(err, 1e-2) << layer << "/" << var;
+    EXPECT_LE(err, 1e-3) << layer << "/" << var;
   }
   // BN moving statistics: momentum 0.99, the variance Bessel-corrected (DESIGN.md section 1).
   for (const char* var : {"moving_mean", "moving_variance"}) {
@@ -303,6 +305,8 @@ TEST(NestedModel, GuideModelPredictsWhatItsFlatTwinDoes) {
   const std::vector<float> pn = predict(nested.model, x), pf = predict(flat.model, x);
   const std::vector<double> pfd(pf.begin(), pf.end());
   EXPECT_LE(max_abs_diff(pn.data(), pfd), 1e-6) << "nested against flat";
+  for (const char* weights : {"nested.weights.h5", "nested_k2_weights.h5"})
+    expect_weights_restore("nested.keras", weights, x);
 }
 
 TEST(NestedModel, TeachableMachineNestingPredictsTheReference) {
@@ -311,15 +315,9 @@ TEST(NestedModel, TeachableMachineNestingPredictsTheReference) {
   const std::vector<double> probs = ref.read_doubles("probs_tm");
   const double dist = scalar(ref, "float32_distance_tm");
   for (const char* file : {"tm.keras", "tm_k2.h5"}) expect_predictions(file, x, probs, dist);
+  for (const char* weights : {"tm.weights.h5", "tm_k2_weights.h5"})
+    expect_weights_restore("tm.keras", weights, x);
 }
-
-#else
-
-TEST(KerasModelFiles, LoaderNotYetDeclared) {
-  GTEST_SKIP() << "parafine/io/model_files.hpp (load_model_file) does not exist yet";
-}
-
-#endif
 
 }  // namespace
 }  // namespace parafine
