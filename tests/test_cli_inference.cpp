@@ -166,8 +166,11 @@ TEST_F(CliInference, BadInputGivesAClearMessageAndNonZeroExit) {
       {"predict --input " + path("data.h5"), 2, "--model"},
       {"evaluate --model " + path("model.h5") + " --data " + path("data.h5") + " --image-size 16",
        2, "--image-size"},
-      {"evaluate --model " + path("data.h5") + " --data " + path("data.h5"), 1,
-       "not a Keras weight file"},
+      // A --model file that is no model is bad input: exit 2, naming the option and the file.
+      {"evaluate --model " + path("data.h5") + " --data " + path("data.h5"), 2,
+       "--model " + path("data.h5") + ": not a Keras weight file"},
+      {"evaluate --model " + path("model.json") + " --data " + path("data.h5"), 2,
+       "the suffix decides the format"},
       {"evaluate --model " + path("model.h5") + " --data " + path("no_images.h5"), 1,
        "no 'images'"},
       {"evaluate --model " + path("model.h5") + " --data " + path("bad_labels.h5") +
@@ -177,8 +180,11 @@ TEST_F(CliInference, BadInputGivesAClearMessageAndNonZeroExit) {
            path("failed.csv"),
        1, "no such file"},
       {"predict --model " + path("model.h5") + " --input " + path("data.h5") +
-           " --preprocess torch",
+           " --preprocess sepia",
        2, "--preprocess"},
+      {"predict --model " + path("model.h5") + " --input " + path("data.h5") +
+           " --preprocess rescale:0",
+       2, "rescale:F needs a finite, non-zero factor"},
       {"evaluate --model " + path("model.h5") + " --data " + path("data.h5") +
            " --precision float16",
        2, "--precision"},
