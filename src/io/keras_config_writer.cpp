@@ -3,9 +3,9 @@
 
 #include <functional>
 #include <map>
-#include <regex>
 #include <stdexcept>
 
+#include "parafine/io/keras3_weights_file.hpp"
 #include "parafine/layers/activation_layer.hpp"
 #include "parafine/layers/batch_norm.hpp"
 #include "parafine/layers/concatenate.hpp"
@@ -23,15 +23,6 @@
 namespace parafine {
 
 using json = nlohmann::json;
-
-std::string keras_snake_case(const std::string& class_name) {
-  // The three substitutions of keras/src/utils/naming.py to_snake_case.
-  std::string name = std::regex_replace(class_name, std::regex(R"(\W+)"), "");
-  name = std::regex_replace(name, std::regex("(.)([A-Z][a-z]+)"), "$1_$2");
-  name = std::regex_replace(name, std::regex("([a-z])([A-Z])"), "$1_$2");
-  for (char& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  return name;
-}
 
 namespace {
 
@@ -345,18 +336,11 @@ std::string keras3_model_config(const KerasGraph& graph, const Model& model) {
 std::vector<std::pair<std::string, int>> keras3_weight_paths(const KerasGraph& graph) {
   std::vector<std::pair<std::string, int>> out;
   std::function<void(int, const std::string&)> walk = [&](int m, const std::string& prefix) {
-    std::map<std::string, int> used;  // saving_lib._get_unique_name
+    Keras3UniqueNames names;  // saving_lib._get_unique_name, per `layers` list
     for (const KerasLayerEntry& e : graph.models[static_cast<std::size_t>(m)].layers) {
       const std::string cls = e.node >= 0 ? graph.nodes[static_cast<std::size_t>(e.node)].class_name
                                           : graph.models[static_cast<std::size_t>(e.model)].class_name;
-      std::string name = keras_snake_case(cls);
-      auto it = used.find(name);
-      if (it == used.end()) {
-        used[name] = 0;
-      } else {
-        name += "_" + std::to_string(++it->second);
-      }
-      const std::string path = prefix + "layers/" + name;
+      const std::string path = prefix + "layers/" + names.next(keras3_container_name(cls));
       if (e.node >= 0)
         out.emplace_back(path, e.node);
       else

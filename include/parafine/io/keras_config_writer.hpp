@@ -27,10 +27,6 @@ nlohmann::json keras3_layer_config(const Layer& layer);
 // Model node of the same flat name. Pretty-printed JSON text.
 std::string keras3_model_config(const KerasGraph& graph, const Model& model);
 
-// Keras's to_snake_case (keras/src/utils/naming.py) of a class name: "Conv2D" -> "conv2d",
-// "BatchNormalization" -> "batch_normalization".
-std::string keras_snake_case(const std::string& class_name);
-
 // Where a Keras 3 weights file (.weights.h5, or model.weights.h5 in a .keras) keeps each
 // layer's variables: {"layers/conv2d", node}, {"layers/functional/layers/conv2d_1", node}, ...
 // for every layer node listed in a model's `layers` (saving_lib._save_container_state names
