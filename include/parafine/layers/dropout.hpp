@@ -46,6 +46,7 @@ class Dropout : public Layer {
   // Whether element j of the sample with key k is kept (the rule above; for tests and tools).
   bool keeps(std::uint64_t key, std::uint64_t j) const;
 
+  bool output_is_bfloat16() const override { return !active(); }  // then a copy
   bool backward_reads_input_values() const override { return false; }
   bool backward_reads_output_values() const override { return false; }
   Shape infer_shape(const std::vector<Shape>& in) override;  // {s} -> s
