@@ -25,6 +25,7 @@
 #include "parafine/io/keras_config_writer.hpp"
 #include "parafine/io/model_file.hpp"
 #include "parafine/io/model_files.hpp"
+#include "parafine/layers/dense.hpp"
 #include "parafine/train/evaluation.hpp"
 #include "parafine/train/checkpoint.hpp"
 #include "parafine/train/trainer.hpp"
@@ -289,6 +290,14 @@ void validate_init_model(TrainOptions& o) {
   } catch (const std::invalid_argument& e) {
     throw UsageError("--init " + o.init + ": cannot train it: " + e.what());
   }
+  // A softmax or sigmoid Dense passes dLoss/dlogits straight through (it is fused with the
+  // loss): anywhere but at the output its gradient would be wrong.
+  for (int i = 0; i + 1 < model.size(); ++i)
+    if (const auto* d = dynamic_cast<const Dense*>(&model.layer(i));
+        d && (d->activation() == Activation::kSoftmax || d->activation() == Activation::kSigmoid))
+      throw UsageError("--init " + o.init + ": cannot train it: layer '" + d->name() +
+                       "' is a softmax or sigmoid Dense before the output; parafine trains "
+                       "those only as the output layer");
   if (!o.save.empty() && model_format_of(o.save, "--save") == ModelFormat::kLegacyH5 &&
       o.init_model->graph.models.size() > 1)
     throw UsageError("--save " + o.save + ": " + o.init +

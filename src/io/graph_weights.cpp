@@ -1,12 +1,14 @@
 // Weights of a KerasGraph-described model in Keras's HDF5 layouts (see graph_weights.hpp).
 #include "parafine/io/graph_weights.hpp"
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <ostream>
 #include <stdexcept>
 
 #include "parafine/io/keras_config_writer.hpp"
+#include "parafine/layers/normalization.hpp"
 
 namespace parafine {
 
@@ -35,6 +37,22 @@ std::vector<SaveablePath> saveable_paths(const KerasGraph& graph) {
   };
   walk(0, "");
   return out;
+}
+
+// An adapted Normalization's third variable, Keras's int64 `count` (never read by its call):
+// parafine has no slot for it, so it is skipped rather than reported as unexpected.
+void drop_normalization_counts(KerasWeightFile& file, const Model& model) {
+  for (StoredLayer& l : file.layers) {
+    const int i = model.index_of(l.name);
+    if (i < 0 || std::string(model.layer(i).type()) != "Normalization") continue;
+    auto& w = l.weights;
+    w.erase(std::remove_if(w.begin(), w.end(),
+                           [](const StoredWeight& s) {
+                             return s.var == "count" || s.stored_name == "2" ||
+                                    s.stored_name.find("count") != std::string::npos;
+                           }),
+            w.end());
+  }
 }
 
 }  // namespace
@@ -114,6 +132,7 @@ void load_graph_weights(Model& model, const KerasGraph& graph, const std::string
       file = keras3_as_weight_file(read_keras3_weights_file(h5), graph, model);
       layout = "Keras 3 weights";
     }
+    drop_normalization_counts(file, model);
     check = check_and_load_keras_weights(model, h5, file, scope, true);
     if (check.problems.empty()) return;
     std::string msg = shown + " (" + layout + "): cannot load weights, " +
@@ -135,6 +154,10 @@ void save_keras3_weights(const Model& model, const KerasGraph& graph, const std:
       const std::string& flat = graph.nodes[static_cast<std::size_t>(s.node)].flat_name;
       const int i = model.index_of(flat);
       if (i < 0) throw std::logic_error("save_keras3_weights: no model layer " + flat);
+      if (const auto* n = dynamic_cast<const Normalization*>(&model.layer(i)); n && n->adapted())
+        throw std::invalid_argument(path + ": layer '" + flat +
+                                    "' is an adapted Normalization, whose int64 'count' variable "
+                                    "parafine does not write; save the model as .h5");
       for (const ParamSpec& spec : model.layer(i).param_specs()) {
         const ParamRef& r = model.find_param(flat, spec.name);
         g.vars.push_back({model.data(r), std::vector<int>(r.shape.begin(), r.shape.end())});

@@ -26,7 +26,8 @@ void keras_initialize(Model& model, std::uint64_t seed) {
       for (std::size_t i = 0; i < n; ++i)
         w[i] = static_cast<float>((2.0 * rng.uniform() - 1.0) * limit);
     } else {
-      const float v = (r.name == "gamma" || r.name == "moving_variance") ? 1.0f : 0.0f;
+      const float v =
+          (r.name == "gamma" || r.name == "moving_variance" || r.name == "variance") ? 1.0f : 0.0f;
       std::fill(w, w + n, v);
     }
   }
