@@ -38,8 +38,8 @@ TEST(CliBackbones, BadChoicesStopBeforeTheData) {
        "--unfreeze-last must be between 0 and 345 (resnet101's base layers)"},
       {"--backbone vgg19 --unfreeze-from conv5_block3_1_conv",
        "--unfreeze-from: 'conv5_block3_1_conv' is not a base layer"},
-      {"--backbone mobilenet_v2 --preprocess torch",
-       "--preprocess must be 'caffe', 'tf' or 'none'"},
+      {"--backbone mobilenet_v2 --preprocess sepia",
+       "--preprocess must be 'caffe', 'tf', 'torch', 'none' or 'rescale:F'"},
   };
   for (const BadChoice& c : cases) {
     const auto r = run_parafine("train --train /nonexistent/data " + c.args);

@@ -110,13 +110,24 @@ int image_size_for(const InferenceOptions& o, const SampleSource& data, Backbone
 
 // The --model file built for `data`: a model with a Keras config at its own input size (unless
 // --image-size), a parafine backbone + head at the dataset's size (see image_size_for).
-LoadedModel load_for_inference(const InferenceOptions& o, const SampleSource& data) {
-  bool config_model = false;
+// Whether --model carries a Keras config (its own input size and layers); false for a file
+// that cannot be read (its load says why).
+bool is_config_model(const std::string& path) {
   try {
-    config_model = has_keras_config(o.model);
+    return has_keras_config(path);
   } catch (const std::exception&) {
-    // unreadable: the load below says why
+    return false;
   }
+}
+
+// --image-size checked against a parafine backbone's minimum before any data is read (a config
+// model's layers decide for themselves when it is built).
+void check_image_size_early(const InferenceOptions& o) {
+  if (o.image_size > 0 && !is_config_model(o.model)) model_backbone(o);
+}
+
+LoadedModel load_for_inference(const InferenceOptions& o, const SampleSource& data) {
+  const bool config_model = is_config_model(o.model);
   int fallback = 0;
   if (!config_model) {
     fallback = image_size_for(o, data, model_backbone(o));
@@ -261,6 +272,7 @@ void write_csv_file(const std::string& path, const char* first_column,
 int run_predict(int argc, char** argv) {
   InferenceOptions o;
   if (!parse(argc, argv, "predict", "input", o)) return 0;
+  check_image_size_early(o);
   const auto data = open_data(o.data, "--input");
   LoadedModel loaded = load_for_inference(o, *data);
   Model& model = loaded.model;
@@ -284,6 +296,7 @@ int run_predict(int argc, char** argv) {
 int run_evaluate(int argc, char** argv) {
   InferenceOptions o;
   if (!parse(argc, argv, "evaluate", "data", o)) return 0;
+  check_image_size_early(o);
   const auto data = open_data(o.data, "--data");
   if (data->classes() == 0 || data->label(0) < 0)
     throw std::runtime_error(o.data + ": no labels, so there is nothing to evaluate against");

@@ -148,13 +148,13 @@ class TwoPhaseRun {
 // built for the phases that remain.
 void TwoPhaseRun::prepare() {
   validate(c_);
-  check_classes(model_, train_, "--train");
   if (train_.classes() < 2)
     throw std::invalid_argument(
         "--train has " + std::to_string(train_.classes()) +
         " class: a classifier needs at least 2 (a softmax over one class has loss 0 and learns "
         "nothing); add another class folder, or for an HDF5 dataset set class_names or check "
         "the labels (without class_names, classes = max label + 1)");
+  check_classes(model_, train_, "--train");
   if (val_) check_classes(model_, *val_, "--val");
   lock_checkpoint_dir();
   set_batch_norm_inference_only(model_, c_.bn_mode == BnMode::kFrozen);
