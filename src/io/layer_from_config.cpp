@@ -3,6 +3,7 @@
 // and tf-keras (Keras 2); a setting parafine does not implement is a problem naming the layer,
 // never silently ignored.
 #include <cmath>
+#include <map>
 #include <optional>
 #include <stdexcept>
 
@@ -170,122 +171,181 @@ bool is_augmentation(const std::string& cls) {
   return false;
 }
 
-std::unique_ptr<Layer> make_layer(const KerasNode& node, int image_size) {
-  const std::string& cls = node.class_name;
-  const std::string& name = node.flat_name;
+using LayerPtr = std::unique_ptr<Layer>;
+
+LayerPtr input_layer(const KerasNode& node, int image_size) {
+  if (!node.inputs.empty()) return std::make_unique<PassThrough>(node.flat_name, "InputLayer");
+  return std::make_unique<InputLayer>(node.flat_name, input_shape_of(node, image_size));
+}
+
+LayerPtr conv2d(const KerasNode& node, int) {
   const json& c = node.config;
-  if (cls == "InputLayer") {
-    if (!node.inputs.empty()) return std::make_unique<PassThrough>(name, "InputLayer");
-    return std::make_unique<InputLayer>(name, input_shape_of(node, image_size));
-  }
-  if (cls == "Conv2D") {
-    check_conv_common(c);
-    const auto [kh, kw] = pair_of(get(c, "kernel_size"), "kernel_size");
-    return std::make_unique<Conv2D>(name, get(c, "filters").get<int>(), KernelSize{kh, kw},
-                                    square(c, "strides", 1), padding_of(c), use_bias(c),
-                                    conv_activation(c));
-  }
-  if (cls == "DepthwiseConv2D") {
-    check_conv_common(c);
-    const int dm = get(c, "depth_multiplier").is_number_integer() ? get(c, "depth_multiplier").get<int>() : 1;
-    if (conv_activation(c) != ConvActivation::kNone)
-      unsupported("activation '" + activation_name(c) + "' inside DepthwiseConv2D (put it in an Activation layer)");
-    return std::make_unique<DepthwiseConv2D>(name, square(c, "kernel_size", 1), square(c, "strides", 1),
-                                             padding_of(c), use_bias(c), dm);
-  }
-  if (cls == "BatchNormalization") {
-    check_last_axis(c);
-    const json& center = get(c, "center");
-    if (center.is_boolean() && !center.get<bool>())
-      unsupported("center=False (parafine's BatchNormalization always has beta)");
-    const json& sc = get(c, "scale");
-    auto bn = std::make_unique<BatchNormalization>(name, number(c, "epsilon", 1e-3f),
-                                                   number(c, "momentum", 0.99f),
-                                                   sc.is_boolean() ? sc.get<bool>() : true);
-    return bn;
-  }
-  if (cls == "Dense") {
-    const std::string a = activation_name(c);
-    Activation act;
-    if (a == "linear") act = Activation::kLinear;
-    else if (a == "relu") act = Activation::kRelu;
-    else if (a == "softmax") act = Activation::kSoftmax;
-    else if (a == "sigmoid") act = Activation::kSigmoid;
-    else if (a == "tanh") act = Activation::kTanh;
-    else unsupported("Dense activation '" + a + "' (parafine's Dense runs linear, relu, softmax, sigmoid, tanh)");
-    return std::make_unique<Dense>(name, get(c, "units").get<int>(), act, use_bias(c));
-  }
-  if (cls == "Activation") return make_activation(name, activation_name(c));
-  if (cls == "ReLU") {
-    if (number(c, "negative_slope", 0.0f) != 0.0f || number(c, "threshold", 0.0f) != 0.0f)
-      unsupported("ReLU with negative_slope or threshold (parafine runs max(x, 0) up to max_value)");
-    const json& m = get(c, "max_value");
-    return std::make_unique<ReLU>(name, m.is_number() ? std::optional<float>(m.get<float>())
-                                                      : std::nullopt);
-  }
-  if (cls == "Add") {
-    if (node.inputs.size() != 2)
-      unsupported("Add of " + std::to_string(node.inputs.size()) + " inputs (parafine adds two)");
-    return std::make_unique<Add>(name);
-  }
-  if (cls == "Concatenate") {
-    check_last_axis(c);
-    return std::make_unique<Concatenate>(name, static_cast<int>(node.inputs.size()));
-  }
-  if (cls == "ZeroPadding2D") {
-    const json& p = get(c, "padding");
-    if (p.is_number_integer()) return std::make_unique<ZeroPadding2D>(name, p.get<int>());
-    if (p.is_array() && p.size() == 2 && p[0].is_array() && p[1].is_array())
-      return std::make_unique<ZeroPadding2D>(name, p[0][0].get<int>(), p[0][1].get<int>(),
-                                             p[1][0].get<int>(), p[1][1].get<int>());
-    if (p.is_array() && p.size() == 2)
-      return std::make_unique<ZeroPadding2D>(name, p[0].get<int>(), p[0].get<int>(),
-                                             p[1].get<int>(), p[1].get<int>());
-    unsupported("padding " + p.dump());
-  }
-  if (cls == "MaxPooling2D" || cls == "AveragePooling2D") {
-    check_conv_common(c);
-    const int pool = square(c, "pool_size", 2);
-    const int stride = get(c, "strides").is_null() ? pool : square(c, "strides", pool);
-    if (cls == "MaxPooling2D") return std::make_unique<MaxPooling2D>(name, pool, stride, padding_of(c));
-    return std::make_unique<AveragePooling2D>(name, pool, stride, padding_of(c));
-  }
-  if (cls == "GlobalAveragePooling2D" || cls == "GlobalMaxPooling2D") {
-    check_conv_common(c);
-    const json& k = get(c, "keepdims");
-    if (k.is_boolean() && k.get<bool>()) unsupported("keepdims=True");
-    if (cls == "GlobalAveragePooling2D") return std::make_unique<GlobalAveragePooling2D>(name);
-    return std::make_unique<GlobalMaxPooling2D>(name);
-  }
-  if (cls == "Flatten") {
-    check_conv_common(c);
-    return std::make_unique<Flatten>(name);
-  }
-  if (cls == "Dropout") {
-    const json& s = get(c, "seed");
-    if (!get(c, "noise_shape").is_null()) unsupported("noise_shape " + get(c, "noise_shape").dump());
-    auto d = std::make_unique<Dropout>(
-        name, number(c, "rate", 0.5f),
-        s.is_number_integer() ? std::optional<std::uint64_t>(s.get<std::uint64_t>()) : std::nullopt);
-    if (node.inference_only) d->set_inference_only(true);
-    return d;
-  }
-  if (cls == "Rescaling")
-    return std::make_unique<Rescaling>(name, numbers(c, "scale", 1.0f), numbers(c, "offset", 0.0f));
-  if (cls == "Normalization") {
-    check_last_axis(c);
-    const json& inv = get(c, "invert");
-    if (inv.is_boolean() && inv.get<bool>()) unsupported("invert=True");
-    const json& mean = get(c, "mean");
-    const json& var = get(c, "variance");
-    if (mean.is_null() != var.is_null()) unsupported("only one of mean and variance given");
-    if (mean.is_null()) return std::make_unique<Normalization>(name);  // adapted: weights
-    return std::make_unique<Normalization>(name, numbers(c, "mean", 0.0f), numbers(c, "variance", 1.0f));
-  }
-  if (is_augmentation(cls)) return std::make_unique<PassThrough>(name, cls);
+  check_conv_common(c);
+  const auto [kh, kw] = pair_of(get(c, "kernel_size"), "kernel_size");
+  return std::make_unique<Conv2D>(node.flat_name, get(c, "filters").get<int>(), KernelSize{kh, kw},
+                                  square(c, "strides", 1), padding_of(c), use_bias(c),
+                                  conv_activation(c));
+}
+
+LayerPtr depthwise_conv2d(const KerasNode& node, int) {
+  const json& c = node.config;
+  check_conv_common(c);
+  const json& m = get(c, "depth_multiplier");
+  if (conv_activation(c) != ConvActivation::kNone)
+    unsupported("activation '" + activation_name(c) +
+                "' inside DepthwiseConv2D (put it in an Activation layer)");
+  return std::make_unique<DepthwiseConv2D>(node.flat_name, square(c, "kernel_size", 1),
+                                           square(c, "strides", 1), padding_of(c), use_bias(c),
+                                           m.is_number_integer() ? m.get<int>() : 1);
+}
+
+LayerPtr batch_normalization(const KerasNode& node, int) {
+  const json& c = node.config;
+  check_last_axis(c);
+  const json& center = get(c, "center");
+  if (center.is_boolean() && !center.get<bool>())
+    unsupported("center=False (parafine's BatchNormalization always has beta)");
+  const json& scale = get(c, "scale");
+  return std::make_unique<BatchNormalization>(node.flat_name, number(c, "epsilon", 1e-3f),
+                                              number(c, "momentum", 0.99f),
+                                              scale.is_boolean() ? scale.get<bool>() : true);
+}
+
+LayerPtr dense(const KerasNode& node, int) {
+  const json& c = node.config;
+  const std::string a = activation_name(c);
+  const std::pair<const char*, Activation> known[] = {{"linear", Activation::kLinear},
+                                                      {"relu", Activation::kRelu},
+                                                      {"softmax", Activation::kSoftmax},
+                                                      {"sigmoid", Activation::kSigmoid},
+                                                      {"tanh", Activation::kTanh}};
+  for (const auto& [text, act] : known)
+    if (a == text)
+      return std::make_unique<Dense>(node.flat_name, get(c, "units").get<int>(), act, use_bias(c));
+  unsupported("Dense activation '" + a +
+              "' (parafine's Dense runs linear, relu, softmax, sigmoid, tanh; put another in an "
+              "Activation layer)");
+}
+
+LayerPtr relu(const KerasNode& node, int) {
+  const json& c = node.config;
+  if (number(c, "negative_slope", 0.0f) != 0.0f || number(c, "threshold", 0.0f) != 0.0f)
+    unsupported("ReLU with negative_slope or threshold (parafine runs max(x, 0) up to max_value)");
+  const json& m = get(c, "max_value");
+  return std::make_unique<ReLU>(node.flat_name,
+                                m.is_number() ? std::optional<float>(m.get<float>()) : std::nullopt);
+}
+
+LayerPtr add(const KerasNode& node, int) {
+  if (node.inputs.size() != 2)
+    unsupported("Add of " + std::to_string(node.inputs.size()) + " inputs (parafine adds two)");
+  return std::make_unique<Add>(node.flat_name);
+}
+
+LayerPtr concatenate(const KerasNode& node, int) {
+  check_last_axis(node.config);
+  return std::make_unique<Concatenate>(node.flat_name, static_cast<int>(node.inputs.size()));
+}
+
+LayerPtr zero_padding2d(const KerasNode& node, int) {
+  const json& p = get(node.config, "padding");
+  const std::string& name = node.flat_name;
+  if (p.is_number_integer()) return std::make_unique<ZeroPadding2D>(name, p.get<int>());
+  if (p.is_array() && p.size() == 2 && p[0].is_array() && p[1].is_array())
+    return std::make_unique<ZeroPadding2D>(name, p[0][0].get<int>(), p[0][1].get<int>(),
+                                           p[1][0].get<int>(), p[1][1].get<int>());
+  if (p.is_array() && p.size() == 2)
+    return std::make_unique<ZeroPadding2D>(name, p[0].get<int>(), p[0].get<int>(), p[1].get<int>(),
+                                           p[1].get<int>());
+  unsupported("padding " + p.dump());
+}
+
+LayerPtr pooling2d(const KerasNode& node, int) {
+  const json& c = node.config;
+  check_conv_common(c);
+  const int pool = square(c, "pool_size", 2);
+  const int stride = get(c, "strides").is_null() ? pool : square(c, "strides", pool);
+  if (node.class_name == "MaxPooling2D")
+    return std::make_unique<MaxPooling2D>(node.flat_name, pool, stride, padding_of(c));
+  return std::make_unique<AveragePooling2D>(node.flat_name, pool, stride, padding_of(c));
+}
+
+LayerPtr global_pooling2d(const KerasNode& node, int) {
+  check_conv_common(node.config);
+  const json& k = get(node.config, "keepdims");
+  if (k.is_boolean() && k.get<bool>()) unsupported("keepdims=True");
+  if (node.class_name == "GlobalAveragePooling2D")
+    return std::make_unique<GlobalAveragePooling2D>(node.flat_name);
+  return std::make_unique<GlobalMaxPooling2D>(node.flat_name);
+}
+
+LayerPtr flatten(const KerasNode& node, int) {
+  check_conv_common(node.config);
+  return std::make_unique<Flatten>(node.flat_name);
+}
+
+LayerPtr dropout(const KerasNode& node, int) {
+  const json& c = node.config;
+  const json& s = get(c, "seed");
+  if (!get(c, "noise_shape").is_null()) unsupported("noise_shape " + get(c, "noise_shape").dump());
+  auto d = std::make_unique<Dropout>(
+      node.flat_name, number(c, "rate", 0.5f),
+      s.is_number_integer() ? std::optional<std::uint64_t>(s.get<std::uint64_t>()) : std::nullopt);
+  if (node.inference_only) d->set_inference_only(true);
+  return d;
+}
+
+LayerPtr rescaling(const KerasNode& node, int) {
+  return std::make_unique<Rescaling>(node.flat_name, numbers(node.config, "scale", 1.0f),
+                                     numbers(node.config, "offset", 0.0f));
+}
+
+LayerPtr normalization(const KerasNode& node, int) {
+  const json& c = node.config;
+  check_last_axis(c);
+  const json& invert = get(c, "invert");
+  if (invert.is_boolean() && invert.get<bool>()) unsupported("invert=True");
+  const json& mean = get(c, "mean");
+  if (mean.is_null() != get(c, "variance").is_null())
+    unsupported("only one of mean and variance given");
+  if (mean.is_null()) return std::make_unique<Normalization>(node.flat_name);  // adapted: weights
+  return std::make_unique<Normalization>(node.flat_name, numbers(c, "mean", 0.0f),
+                                         numbers(c, "variance", 1.0f));
+}
+
+LayerPtr activation(const KerasNode& node, int) {
+  return make_activation(node.flat_name, activation_name(node.config));
+}
+
+LayerPtr make_layer(const KerasNode& node, int image_size) {
+  using Builder = LayerPtr (*)(const KerasNode&, int);
+  static const std::map<std::string, Builder> builders = {
+      {"InputLayer", input_layer},
+      {"Conv2D", conv2d},
+      {"DepthwiseConv2D", depthwise_conv2d},
+      {"BatchNormalization", batch_normalization},
+      {"Dense", dense},
+      {"Activation", activation},
+      {"ReLU", relu},
+      {"Add", add},
+      {"Concatenate", concatenate},
+      {"ZeroPadding2D", zero_padding2d},
+      {"MaxPooling2D", pooling2d},
+      {"AveragePooling2D", pooling2d},
+      {"GlobalAveragePooling2D", global_pooling2d},
+      {"GlobalMaxPooling2D", global_pooling2d},
+      {"Flatten", flatten},
+      {"Dropout", dropout},
+      {"Rescaling", rescaling},
+      {"Normalization", normalization}};
+  const std::string& cls = node.class_name;
+  if (const auto it = builders.find(cls); it != builders.end()) return it->second(node, image_size);
+  // Augmentation layers are the identity in inference (train with --augment instead).
+  if (is_augmentation(cls)) return std::make_unique<PassThrough>(node.flat_name, cls);
   if (cls == "Lambda" || cls == "TFOpLambda" || cls == "SlicingOpLambda")
-    unsupported("a " + cls + " layer holds Python code that parafine cannot run (rebuild the model "
-                "without it, or with a Keras layer that does the same)");
+    unsupported("a " + cls +
+                " layer holds Python code that parafine cannot run (rebuild the model without "
+                "it, or with a Keras layer that does the same)");
   unsupported("class '" + cls + "' is not one parafine implements");
 }
 
