@@ -200,8 +200,11 @@ class ConfigWriter {
     }
     config["layers"] = layers;
     const int input = input_nodes(m).empty() ? -1 : input_nodes(m)[0];
-    config["input_layers"] = json::array({json::array({g_.nodes[static_cast<std::size_t>(input)].name, 0, 0})});
-    config["output_layers"] = json::array({reference(model_output_[static_cast<std::size_t>(m)], m)});
+    // One input and one output: single triples, as Keras 3 writes a model built on single
+    // tensors (functional.py get_config maps _inputs_struct), so it loads back returning one
+    // tensor, not a list of one.
+    config["input_layers"] = json::array({g_.nodes[static_cast<std::size_t>(input)].name, 0, 0});
+    config["output_layers"] = reference(model_output_[static_cast<std::size_t>(m)], m);
     return {{"module", "keras.src.models.functional"},
             {"class_name", "Functional"},
             {"config", config},
@@ -239,6 +242,12 @@ class ConfigWriter {
               !inside(g_.nodes[i].model, static_cast<int>(m)))
             model_output_[m] = in;
     }
+    // A nested model whose output no outer layer reads is the last step: its output is the
+    // model's (Teachable Machine's Sequential head inside the outer Sequential).
+    for (std::size_t m = 0; m < g_.models.size(); ++m)
+      if (model_output_[m] < 0 && inside(g_.nodes[static_cast<std::size_t>(g_.output)].model,
+                                         static_cast<int>(m)))
+        model_output_[m] = g_.output;
     model_output_[0] = g_.output;
   }
 
