@@ -124,7 +124,12 @@ void load_graph_weights(Model& model, const KerasGraph& graph, const std::string
     H5File h5(h5_path, H5File::Mode::kRead);
     std::string layout;
     KerasWeightFile file;
-    if (h5.has_attribute("/", "layer_names") || h5.has_attribute("/", "model_config")) {
+    // Keras 3's layout has a `vars` group at the root or `layers` groups; anything else is read
+    // as a tf.keras / Keras-1 file (whose reader says what is wrong with a file that is neither).
+    const bool keras3 = !h5.has_attribute("/", "layer_names") &&
+                        !h5.has_attribute("/", "model_config") &&
+                        (h5.is_group("/vars") || h5.is_group("/layers"));
+    if (!keras3) {
       file = read_keras_weight_file(h5);
       rename_to_flat_names(file, graph);
       layout = layout_name(file.layout);

@@ -2,6 +2,8 @@
 #include "parafine/io/keras_weights.hpp"
 
 #include "parafine/io/backbone_of_file.hpp"
+#include "parafine/io/graph_weights.hpp"
+#include "parafine/io/keras_config_writer.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -235,19 +237,7 @@ WeightCheck check_and_load_keras_weights(Model& model, const H5File& h5,
 
 void load_keras_weights(Model& model, const std::string& path, WeightScope scope,
                         std::ostream* log) {
-  WeightCheck check;
-  parse_untrusted_hdf5(path, "Keras weight file", [&] {
-    H5File h5(path, H5File::Mode::kRead);
-    const KerasWeightFile file = read_keras_weight_file(h5);
-    check = check_and_load_keras_weights(model, h5, file, scope, true);
-    if (check.problems.empty()) return;
-    std::string msg = path + " (" + layout_name(file.layout) + "): cannot load weights, " +
-                      std::to_string(check.problems.size()) + " problem(s):";
-    for (const auto& p : check.problems) msg += "\n  " + p;
-    throw std::runtime_error(msg);
-  });
-  if (log)
-    for (const auto& n : check.notes) *log << path << ": " << n << "\n";
+  load_graph_weights(model, graph_of_model(model), path, path, scope, log);
 }
 
 }  // namespace parafine
