@@ -196,6 +196,17 @@ TEST(KerasFileNested, WriterSplitsLongNameListsLikeKeras) {
   for (std::size_t i = 0; i < names.size(); ++i) EXPECT_EQ(names[i], entries[i].name);
 }
 
+TEST(KerasFileNested, WriterKeepsAModelConfigOver64KiB) {  // ResNet50's is about 100 KB
+  TempDir dir;
+  const std::string out = dir.file("big_config.h5");
+  TfKerasRootAttrs attrs;
+  attrs.model_config =
+      "{\"class_name\": \"Functional\", \"pad\": \"" + std::string(200000, 'x') + "\"}";
+  write_tf_keras_weights(out, {{"input_1", {}}}, attrs);
+  H5File h5(out, H5File::Mode::kRead);
+  EXPECT_EQ(read_keras_weight_file(h5).model_config, attrs.model_config);
+}
+
 TEST(KerasFileNested, WriterRefusesDuplicatesAndLeavesNoFile) {
   TempDir dir;
   const std::string out = dir.file("dup.h5");

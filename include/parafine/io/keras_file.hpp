@@ -72,8 +72,10 @@ KerasWeightFile read_keras_weight_file(const H5File& file);
 
 // Writing the tf.keras (Keras 2) HDF5 layouts, as hdf5_format.save_weights_to_hdf5_group and
 // save_model_to_hdf5 write them:
-//   <root>@layer_names   every entry's name, in model.layers order (fixed-length byte strings)
-//   <root>@backend, <root>@keras_version                     (byte strings)
+//   <root>@layer_names   every entry's name, in model.layers order
+//   <root>@backend, <root>@keras_version
+// (byte strings as h5py >= 3 writes Python bytes: variable-length ASCII; a list over 64512
+// bytes split as layer_names0, layer_names1, ... of fixed-length strings, as Keras splits it)
 //   <root>/<entry>@weight_names  its variables' names ("conv1/kernel:0"; an empty float64
 //                                array when it has none)
 //   <root>/<entry>/<weight name> float32 datasets ("conv1/kernel:0" makes the group conv1)
