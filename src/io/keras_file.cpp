@@ -119,11 +119,19 @@ bool is_nested_model(const NestedModels& nested, const std::string& layer,
                      const std::vector<std::string>& weight_names, bool keras1) {
   if (keras1) return false;
   if (nested.parsed) return nested.names.count(layer) > 0;
+  std::set<std::string> inner;
   for (const auto& wn : weight_names) {
-    const std::string inner = inner_layer_of(wn);
-    if (!inner.empty() && inner != layer) return true;
+    const std::string i = inner_layer_of(wn);
+    if (!i.empty() && i != layer) inner.insert(i);
   }
-  return false;
+  if (inner.size() != 1) return inner.size() > 1;
+  // One other name: a nested model with one layer of weights, unless it is the layer's own
+  // name made unique by TensorFlow's graph ("conv1_1/kernel:0" in group conv1, written by a
+  // session that had built the model before).
+  static const std::regex uniquified("_[0-9]+");
+  const std::string& i = *inner.begin();
+  return !(i.size() > layer.size() && i.compare(0, layer.size(), layer) == 0 &&
+           std::regex_match(i.substr(layer.size()), uniquified));
 }
 
 StoredWeight stored_weight(const H5File& f, const std::string& group, const std::string& layer,

@@ -67,7 +67,9 @@ struct KerasWeightFile {
 // no layer_names, or lists a layer whose group or weight dataset is missing. A layer is taken
 // for a nested model when model_config lists it with class_name Functional, Model or
 // Sequential; without a (parsable) model_config, when its weight names name other layers
-// ("conv1/kernel:0" in group "backbone").
+// ("conv1/kernel:0" in group "backbone"; the layer component is the one before the variable,
+// so "seq/dense/kernel:0" names dense), except a single other name that is the group's own
+// made unique by TensorFlow's graph ("conv1_1/kernel:0" in group conv1: a plain layer).
 KerasWeightFile read_keras_weight_file(const H5File& file);
 
 // Writing the tf.keras (Keras 2) HDF5 layouts, as hdf5_format.save_weights_to_hdf5_group and
