@@ -124,6 +124,18 @@ TEST(Keras3WeightsFile, RefusesDamagedAndOtherLayoutsWithNamedMessages) {
   expect_refused("k2_full_nested.h5", {"tf.keras / Keras 2", "layer_names"});
 }
 
+TEST(Keras3WeightsFile, RefusesATfKerasSaveWeightsFile) {
+  TempDir dir;
+  const std::string out = dir.file("tf_keras.weights.h5");
+  const float k[2] = {1, 2};
+  write_tf_keras_weights(out, {{"dense", {{"dense/kernel:0", k, {2}}}}}, {});
+  const std::string msg = error_message<std::runtime_error>([&] {
+    H5File h5(out, H5File::Mode::kRead);
+    read_keras3_weights_file(h5);
+  });
+  EXPECT_NE(msg.find("layer_names attribute at /)"), std::string::npos) << msg;
+}
+
 TEST(Keras3WeightsFile, WriteThenReadIsBitwiseAndH5pyReadsWhatKerasWould) {
   TempDir dir;
   const std::string out = dir.file("written.weights.h5");

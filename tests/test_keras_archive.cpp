@@ -15,6 +15,7 @@
 #include <iterator>
 #include <string>
 
+#include "parafine/io/keras3_weights_file.hpp"
 #include "parafine/io/keras_archive.hpp"
 #include "test_util.hpp"
 
@@ -58,6 +59,8 @@ TEST(KerasArchive, ReadsConfigMetadataAndWeights) {
     const std::string got = slurp(weights_path), want = slurp(fixture("k3_model.weights.h5"));
     EXPECT_EQ(got.size(), want.size());
     EXPECT_TRUE(got == want) << "the extracted model.weights.h5 differs from what was zipped";
+    H5File h5(weights_path, H5File::Mode::kRead);  // and it reads as Keras 3 weights
+    EXPECT_NE(read_keras3_weights_file(h5).find("layers/functional/layers/conv2d"), nullptr);
   }
   EXPECT_FALSE(fs::exists(weights_path)) << weights_path << " outlived its archive";
 }
@@ -79,7 +82,7 @@ void expect_refused(const std::string& name, const std::vector<std::string>& par
 
 TEST(KerasArchive, RefusesBadArchivesWithNamedMessages) {
   expect_refused("not_zip.keras", {"not a zip archive"});
-  expect_refused("truncated.keras", {"zip"});
+  expect_refused("truncated.keras", {"truncated or damaged zip archive"});
   expect_refused("no_config.keras",
                  {"no config.json in the archive", "members: metadata.json, model.weights.h5"});
   expect_refused("npz.keras", {"model.weights.npz", "h5 weights format only"});

@@ -196,6 +196,39 @@ TEST(KerasFileNested, WriterSplitsLongNameListsLikeKeras) {
   for (std::size_t i = 0; i < names.size(); ++i) EXPECT_EQ(names[i], entries[i].name);
 }
 
+TEST(KerasFileNested, WithoutModelConfigAGraphUniquifiedNameIsNoNestedModel) {
+  TempDir dir;
+  const std::string out = dir.file("names.h5");
+  const float k[4] = {1, 2, 3, 4};
+  write_tf_keras_weights(out,
+                         {{"conv1", {{"conv1_1/kernel:0", k, {2, 2}}}},    // TF1 graph renaming
+                          {"seq", {{"dense/kernel:0", k, {2, 2}}}},        // a nested Sequential
+                          {"seq2", {{"seq2/dense_3/kernel:0", k, {4}}}}},  // built in its scope
+                         {});
+  H5File h5(out, H5File::Mode::kRead);
+  const KerasWeightFile f = read_keras_weight_file(h5);
+  ASSERT_EQ(f.layers.size(), 3u);
+  EXPECT_EQ(f.layers[0].name, "conv1");
+  EXPECT_EQ(f.layers[0].model, "");
+  EXPECT_EQ(f.layers[0].weights[0].var, "kernel");
+  EXPECT_EQ(f.layers[1].name, "dense");
+  EXPECT_EQ(f.layers[1].model, "seq");
+  EXPECT_EQ(f.layers[1].weights[0].dataset, "/seq/dense/kernel:0");
+  EXPECT_EQ(f.layers[2].name, "dense_3");
+  EXPECT_EQ(f.layers[2].model, "seq2");
+}
+
+TEST(KerasFileNested, WriterKeepsAModelConfigOver64KiB) {  // ResNet50's is about 100 KB
+  TempDir dir;
+  const std::string out = dir.file("big_config.h5");
+  TfKerasRootAttrs attrs;
+  attrs.model_config =
+      "{\"class_name\": \"Functional\", \"pad\": \"" + std::string(200000, 'x') + "\"}";
+  write_tf_keras_weights(out, {{"input_1", {}}}, attrs);
+  H5File h5(out, H5File::Mode::kRead);
+  EXPECT_EQ(read_keras_weight_file(h5).model_config, attrs.model_config);
+}
+
 TEST(KerasFileNested, WriterRefusesDuplicatesAndLeavesNoFile) {
   TempDir dir;
   const std::string out = dir.file("dup.h5");

@@ -118,6 +118,16 @@ std::string read_json_member(zip_t* za, const std::string& path, const std::stri
   return out;
 }
 
+// Whether the file starts with a zip local file header ("PK\3\4").
+bool starts_like_zip(const std::string& path) {
+  char head[4] = {};
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const ssize_t n = ::read(fd, head, sizeof head);
+  ::close(fd);
+  return n == 4 && std::memcmp(head, "PK\3\4", 4) == 0;
+}
+
 std::string temp_dir() {
   const char* t = std::getenv("TMPDIR");
   return t && *t ? t : "/tmp";
@@ -177,8 +187,12 @@ KerasArchive read_keras_archive(const std::string& path) {
   if (!r.za) {
     if (err == ZIP_ER_NOENT || err == ZIP_ER_OPEN)
       throw std::runtime_error(path + ": cannot open (" + zip_error_text(err) + ")");
-    if (err == ZIP_ER_NOZIP)
+    if (err == ZIP_ER_NOZIP && !starts_like_zip(path))
       throw std::runtime_error(path + ": not a zip archive, so not a Keras .keras file");
+    if (err == ZIP_ER_NOZIP)  // a local header but no central directory: cut short
+      throw std::runtime_error(path +
+                               ": a truncated or damaged zip archive (no central "
+                               "directory at its end); copy the .keras file again");
     throw std::runtime_error(path + ": a damaged zip archive (" + zip_error_text(err) +
                              "; truncated or corrupted .keras file?)");
   }

@@ -119,11 +119,19 @@ bool is_nested_model(const NestedModels& nested, const std::string& layer,
                      const std::vector<std::string>& weight_names, bool keras1) {
   if (keras1) return false;
   if (nested.parsed) return nested.names.count(layer) > 0;
+  std::set<std::string> inner;
   for (const auto& wn : weight_names) {
-    const std::string inner = inner_layer_of(wn);
-    if (!inner.empty() && inner != layer) return true;
+    const std::string i = inner_layer_of(wn);
+    if (!i.empty() && i != layer) inner.insert(i);
   }
-  return false;
+  if (inner.size() != 1) return inner.size() > 1;
+  // One other name: a nested model with one layer of weights, unless it is the layer's own
+  // name made unique by TensorFlow's graph ("conv1_1/kernel:0" in group conv1, written by a
+  // session that had built the model before).
+  static const std::regex uniquified("_[0-9]+");
+  const std::string& i = *inner.begin();
+  return !(i.size() > layer.size() && i.compare(0, layer.size(), layer) == 0 &&
+           std::regex_match(i.substr(layer.size()), uniquified));
 }
 
 StoredWeight stored_weight(const H5File& f, const std::string& group, const std::string& layer,
@@ -255,6 +263,27 @@ void write_float_dataset(hid_t file, const std::string& dataset, const TfKerasWe
   if (!ok) throw std::runtime_error("cannot write " + dataset);
 }
 
+// Byte strings as h5py >= 3 writes Python bytes (a scalar, or a list of them): variable-length
+// ASCII strings. (A model_config over 64 KiB fits only so: a fixed-length string attribute is
+// limited by the object header.)
+void write_bytes_attribute(hid_t file, const std::string& object, const std::string& attr,
+                           const std::vector<std::string>& values, bool scalar) {
+  const hid_t type = H5Tcopy(H5T_C_S1);
+  H5Tset_size(type, H5T_VARIABLE);
+  H5Tset_cset(type, H5T_CSET_ASCII);
+  const hsize_t n = values.size();
+  const hid_t space = scalar ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &n, nullptr);
+  const hid_t a = H5Acreate_by_name(file, object.c_str(), attr.c_str(), type, space, H5P_DEFAULT,
+                                    H5P_DEFAULT, H5P_DEFAULT);
+  std::vector<const char*> ptrs;
+  for (const auto& v : values) ptrs.push_back(v.c_str());
+  const bool ok = a >= 0 && (values.empty() || H5Awrite(a, type, ptrs.data()) >= 0);
+  if (a >= 0) H5Aclose(a);
+  H5Sclose(space);
+  H5Tclose(type);
+  if (!ok) throw std::runtime_error("cannot write attribute " + object + "@" + attr);
+}
+
 // save_attributes_to_hdf5_group: a list whose array exceeds HDF5_OBJECT_HEADER_LIMIT (64512
 // bytes) is split as np.array_split into name0, name1, ... (the first n % k chunks one longer).
 void write_name_list(H5File& f, const std::string& object, const std::string& attr,
@@ -264,7 +293,9 @@ void write_name_list(H5File& f, const std::string& object, const std::string& at
   for (const auto& v : values) itemsize = std::max(itemsize, v.size());
   std::size_t chunks = 1;
   while ((values.size() / chunks + (values.size() % chunks ? 1 : 0)) * itemsize > kLimit) ++chunks;
-  if (chunks == 1) return f.write_string_list_attribute(object, attr, values);
+  // One piece: the list itself (h5py: variable-length); pieces: np.array_split of
+  // np.asarray(data), fixed-length byte strings.
+  if (chunks == 1) return write_bytes_attribute(f.id(), object, attr, values, false);
   std::size_t at = 0;
   for (std::size_t c = 0; c < chunks; ++c) {
     const std::size_t n = values.size() / chunks + (c < values.size() % chunks ? 1 : 0);
@@ -320,18 +351,18 @@ void write_tf_keras_weights(const std::string& path,
     if (whole_model) {
       // save_model_to_hdf5: model_metadata (keras_version, backend, model_config[,
       // training_config]) as root attributes, then save_weights_to_hdf5_group(/model_weights).
-      f.write_string_scalar_attribute("/", "keras_version", root_attrs.keras_version);
-      f.write_string_scalar_attribute("/", "backend", root_attrs.backend);
-      f.write_string_scalar_attribute("/", "model_config", root_attrs.model_config);
+      write_bytes_attribute(f.id(), "/", "keras_version", {root_attrs.keras_version}, true);
+      write_bytes_attribute(f.id(), "/", "backend", {root_attrs.backend}, true);
+      write_bytes_attribute(f.id(), "/", "model_config", {root_attrs.model_config}, true);
       if (!root_attrs.training_config.empty())
-        f.write_string_scalar_attribute("/", "training_config", root_attrs.training_config);
+        write_bytes_attribute(f.id(), "/", "training_config", {root_attrs.training_config}, true);
       f.create_group(root);
     }
     std::vector<std::string> layer_names;
     for (const auto& e : entries) layer_names.push_back(e.name);
     write_name_list(f, root, "layer_names", layer_names);
-    f.write_string_scalar_attribute(root, "backend", root_attrs.backend);
-    f.write_string_scalar_attribute(root, "keras_version", root_attrs.keras_version);
+    write_bytes_attribute(f.id(), root, "backend", {root_attrs.backend}, true);
+    write_bytes_attribute(f.id(), root, "keras_version", {root_attrs.keras_version}, true);
     // Groups in name order, as save_weights_to_hdf5_group creates them.
     std::vector<const TfKerasEntryToWrite*> sorted;
     for (const auto& e : entries) sorted.push_back(&e);

@@ -11,6 +11,13 @@
 //    <container path>/<to_snake_case(class name)> numbered by _get_unique_name ("conv2d",
 //    "conv2d_1", ...), so paths never use the layers' own names: "layers/conv2d",
 //    "layers/functional/layers/batch_normalization_3".
+//  - Which list: Functional.layers (models/functional.py) = every Layer of _operations, the
+//    InputLayers included, in the order config["layers"] lists them; Sequential.layers
+//    (models/sequential.py) leaves out the auto-generated InputLayer. The class name is the
+//    Python class's (keras.Model(inputs, outputs) is a Functional: Model.__new__), so a
+//    keras.applications base nested in a model is "layers/functional".
+//  - Keras 2.13-2.15 .keras files used "_layer_checkpoint_dependencies" where Keras 3 has
+//    "layers": H5IOStore.get retries with that replacement; the paths here are as stored.
 //  - Layer.save_own_variables: store[str(i)] = v for v in _trainable_variables +
 //    _non_trainable_variables (the layer's OWN variables, split by their trainable flag when
 //    they were created: Conv2D kernel, bias; BatchNormalization gamma, beta, moving_mean,

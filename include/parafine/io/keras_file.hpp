@@ -67,13 +67,17 @@ struct KerasWeightFile {
 // no layer_names, or lists a layer whose group or weight dataset is missing. A layer is taken
 // for a nested model when model_config lists it with class_name Functional, Model or
 // Sequential; without a (parsable) model_config, when its weight names name other layers
-// ("conv1/kernel:0" in group "backbone").
+// ("conv1/kernel:0" in group "backbone"; the layer component is the one before the variable,
+// so "seq/dense/kernel:0" names dense), except a single other name that is the group's own
+// made unique by TensorFlow's graph ("conv1_1/kernel:0" in group conv1: a plain layer).
 KerasWeightFile read_keras_weight_file(const H5File& file);
 
 // Writing the tf.keras (Keras 2) HDF5 layouts, as hdf5_format.save_weights_to_hdf5_group and
 // save_model_to_hdf5 write them:
-//   <root>@layer_names   every entry's name, in model.layers order (fixed-length byte strings)
-//   <root>@backend, <root>@keras_version                     (byte strings)
+//   <root>@layer_names   every entry's name, in model.layers order
+//   <root>@backend, <root>@keras_version
+// (byte strings as h5py >= 3 writes Python bytes: variable-length ASCII; a list over 64512
+// bytes split as layer_names0, layer_names1, ... of fixed-length strings, as Keras splits it)
 //   <root>/<entry>@weight_names  its variables' names ("conv1/kernel:0"; an empty float64
 //                                array when it has none)
 //   <root>/<entry>/<weight name> float32 datasets ("conv1/kernel:0" makes the group conv1)
