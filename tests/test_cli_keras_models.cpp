@@ -266,6 +266,26 @@ TEST_F(CliKerasModels, KerasRoundTripIsBitwiseAndAFixedPoint) {
   }
 }
 
+// Keras 3's load_model must rebuild the source's model from the config.json parafine writes:
+// each layer with only the arguments Keras's own config of it has (Layer.__init__ rejects
+// others), and the same keras_history node indices (deserialize_node indexes
+// layer._inbound_nodes with them; a Keras 3 Functional has no built-in node, so the first call
+// of a nested model is node 0: keras/src/models/functional.py serialize_node).
+TEST_F(CliKerasModels, SavedConfigIsTheOneKeras3Reads) {
+  for (const auto& [source, reference] :
+       {std::pair{"small_cnn_k2.h5", "small_cnn.keras"}, std::pair{"nested.keras", "nested.keras"},
+        std::pair{"flat.keras", "flat.keras"}, std::pair{"tm.keras", "tm.keras"}}) {
+    SCOPED_TRACE(source);
+    const std::string data = std::string(source).rfind("small_cnn", 0) == 0
+                                 ? fixture("small_cnn_data.h5")
+                                 : path("rgb.h5");
+    const std::string out = path(std::string("config_") + source + ".keras");
+    save_through_train(fixture(source), data, out);
+    EXPECT_EQ(compare_weights(fixture(reference), out, "--config-like"), 0)
+        << source << ": Keras 3 would not read parafine's config.json as the source's model";
+  }
+}
+
 // A nested model's Keras 3 weights as Keras's save_weights writes them (the fixture
 // nested.weights.h5, tests/reference/keras_model_writer.py), bitwise.
 TEST_F(CliKerasModels, NestedModelWeightsH5EqualsKerasSaveWeights) {

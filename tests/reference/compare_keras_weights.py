@@ -13,6 +13,13 @@ have the same paths whatever the layers are called).
   --changed             every selected variable differs from A's (it was trained)
   --only REGEX          select the variables whose path matches (re.search); default all
   --config              also: config.json of both archives identical, byte for byte
+  --config-like         also: B's config.json says what A's (written by Keras's rules) says, as
+                        Keras 3 reads it: the same layers (by name, nested models included), each
+                        with only constructor arguments A's config of it has (Keras's Layer
+                        __init__ rejects any other keyword), and the same keras_history
+                        [layer, node index, tensor index] in every inbound node (Keras 3's
+                        deserialize_node indexes layer._inbound_nodes with it directly:
+                        keras/src/models/functional.py)
 
 Prints what it measured; exit 0 when every check holds, 1 otherwise, 2 on unreadable input.
 """
@@ -51,6 +58,59 @@ def config_text(path):
         return z.read("config.json")
 
 
+def layers_by_name(config, prefix=""):
+    """{path of nested names: layer dict} of a Functional/Sequential config, recursively."""
+    out = {}
+    for layer in config.get("config", {}).get("layers", []):
+        name = layer.get("config", {}).get("name") or layer.get("name")
+        out[prefix + name] = layer
+        if isinstance(layer.get("config", {}).get("layers"), list):
+            out.update(layers_by_name(layer, prefix + name + "/"))
+    return out
+
+
+def histories(node_data):
+    """Every keras_history in an inbound node's args and kwargs, in order."""
+    found = []
+
+    def walk(x):
+        if isinstance(x, dict):
+            if "keras_history" in x:
+                found.append(list(x["keras_history"]))
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+
+    walk(node_data)
+    return found
+
+
+def config_like(a_path, b_path):
+    """Differences of B's config from A's, as Keras 3 reads them (see --config-like)."""
+    import json
+    a = layers_by_name(json.loads(config_text(a_path)))
+    b = layers_by_name(json.loads(config_text(b_path)))
+    problems = []
+    if a.keys() != b.keys():
+        problems.append(f"layers only in A: {sorted(a.keys() - b.keys())}, "
+                        f"only in B: {sorted(b.keys() - a.keys())}")
+    for name in sorted(a.keys() & b.keys()):
+        la, lb = a[name], b[name]
+        if la["class_name"] != lb["class_name"]:
+            problems.append(f"{name}: class {lb['class_name']}, Keras's {la['class_name']}")
+        extra = set(lb.get("config", {})) - set(la.get("config", {})) - {"layers"}
+        if extra:
+            problems.append(f"{name} ({lb['class_name']}): config keys Keras's config of it does "
+                            f"not have: {sorted(extra)}")
+        ha = [histories(n) for n in la.get("inbound_nodes", [])]
+        hb = [histories(n) for n in lb.get("inbound_nodes", [])]
+        if ha != hb:
+            problems.append(f"{name}: inbound keras_history {hb}, Keras's {ha}")
+    return problems
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("a")
@@ -62,6 +122,7 @@ def main():
     ap.add_argument("--tol-max", type=float)
     ap.add_argument("--only", default="")
     ap.add_argument("--config", action="store_true")
+    ap.add_argument("--config-like", action="store_true")
     ap.add_argument("--label", default="")
     args = ap.parse_args()
     label = (args.label + ": ") if args.label else ""
@@ -111,6 +172,11 @@ def main():
         same = config_text(args.a) == config_text(args.b)
         print(f"{label}config.json " + ("identical" if same else "differs"))
         ok &= same
+    if args.config_like:
+        problems = config_like(args.a, args.b)
+        print(f"{label}config.json of {args.b} against {args.a}'s: {len(problems)} difference(s) "
+              "Keras 3 would see" + "".join("\n  " + p for p in problems))
+        ok &= not problems
     return 0 if ok else 1
 
 
