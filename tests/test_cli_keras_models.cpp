@@ -399,6 +399,22 @@ TEST_F(CliKerasModels, NestedModelPhase2UnfreezesTheBasesLastLayersWithBnInInfer
       << "block1_2_bn's gamma and beta were not trained";
 }
 
+// The Keras 2 full-model file of the same nested model (model_config, the training=False call as
+// a node kwarg) trains exactly as the .keras does.
+TEST_F(CliKerasModels, NestedKeras2FileTrainsAsTheKerasArchive) {
+  const std::string options =
+      " --phase1-epochs 1 --phase2-epochs 1 --unfreeze-last 3 --phase2-lr 1e-3 --batch-size 4"
+      " --shuffle false --threads 2 --save ";
+  for (const char* source : {"nested.keras", "nested_k2.h5"}) {
+    const CommandResult r =
+        run_parafine("train --train " + path("rgb.h5") + " --init " + fixture(source) + options +
+                     path(std::string("tr_") + source + ".keras"));
+    ASSERT_EQ(r.exit_code, 0) << source << "\n" << r.output;
+  }
+  EXPECT_EQ(
+      compare_weights(path("tr_nested.keras.keras"), path("tr_nested_k2.h5.keras"), "--exact"), 0);
+}
+
 TEST_F(CliKerasModels, NestedModelSavedAsTfKerasH5IsRefusedBeforeTraining) {
   const std::string target = path("existing.h5");
   test_util::write_bytes(target, "keep me");
