@@ -4,17 +4,21 @@
 // parafine is a fixed point; training the transfer-learning guide's nested model moves only
 // what Keras moves (head in phase 1, the last base layers in phase 2, BN of a training=False
 // base in inference mode); damaged files are refused with a message naming the file and the
-// layer or variable, exit 2, and no output written.
+// layer or variable, exit 2, and no output written; the config.json parafine writes is the one
+// Keras 3 reads, and a .h5 it writes reads back.
 // Fixtures: CTest keras_model_fixtures (the good files) and bad_keras_files
 // (tests/reference/make_bad_keras_files.py); weights compared by
 // tests/reference/compare_keras_weights.py.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "parafine/io/h5_tensors.hpp"
@@ -482,7 +486,7 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<BadFile>& info) {
       std::string name = info.param.file;
       std::replace_if(
-          name.begin(), name.end(), [](char c) { return !std::isalnum(c); }, '_');
+          name.begin(), name.end(), [](unsigned char c) { return !std::isalnum(c); }, '_');
       return name;
     });
 
