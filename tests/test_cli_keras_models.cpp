@@ -205,6 +205,21 @@ TEST_F(CliKerasModels, EvaluateReportsTheSameLossForEveryFormat) {
   EXPECT_NEAR(nested_loss, ce, tol);
 }
 
+// A .keras saved after compile() and fit() holds the optimizer's variables (optimizer/vars) and
+// a compile_config besides the layers' weights; Keras's load_model reads it. parafine must run
+// it as the same model (its training starts a fresh Adam anyway).
+TEST_F(CliKerasModels, KerasFileSavedAfterFitWithOptimizerStateIsRead) {
+  const std::string model = kBad + "/compiled_nested.keras";
+  ASSERT_TRUE(fs::exists(model)) << model;
+  const std::string data = fixture("nested_ref.h5");
+  const std::string want = test_util::bytes_of(predict(fixture("nested.keras"), data, "plain"));
+  const std::string csv = path("compiled.csv");
+  const CommandResult r =
+      run_parafine("predict --model " + model + " --input " + data + " --output " + csv);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(test_util::bytes_of(csv), want);
+}
+
 TEST_F(CliKerasModels, InspectShowsTheNestingAndThatParafineCanRunIt) {
   for (const char* model :
        {"nested.keras", "nested_k2.h5", "tm.keras", "flat.keras", "small_cnn_k2.h5"}) {

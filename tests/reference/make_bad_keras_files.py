@@ -12,6 +12,18 @@ with zipfile, json and h5py, one fault each, as a user's file could have it:
   int_dtype.keras      layers/dense/vars/1 (dense's bias) stored as int32
   not_a_zip.keras      an HDF5 file (small_cnn.weights.h5's bytes) named .keras
 
+and one good file as Keras writes it after model.compile() + model.fit() + model.save():
+
+  compiled_nested.keras  nested.keras with a compile_config in config.json and the Adam
+                         optimizer's variables in model.weights.h5 under optimizer/vars
+                         (saving_lib._save_state walks the model's attributes: a compiled model's
+                         `optimizer` is saved as optimizer/vars/0.. by
+                         BaseOptimizer.save_own_variables: iteration, learning_rate, then a
+                         momentum and a velocity per trainable variable: the head's Dense kernel
+                         and bias, the base being frozen). Keras's load_model reads it (the model
+                         walks the file for what it holds; compile=False leaves the optimizer's
+                         group unread).
+
 Usage: make_bad_keras_files.py --fixtures DIR --out-dir DIR
 """
 
@@ -101,6 +113,33 @@ def int_dtype(f):
     f["layers/dense/vars/1"] = values.astype(np.int32)
 
 
+def add_optimizer(f):
+    opt = f.create_group("optimizer").create_group("vars")
+    opt["0"] = np.array(6, np.int64)  # iteration
+    opt["1"] = np.array(1e-3, np.float32)  # learning_rate
+    i = 2
+    for var in ("layers/dense/vars/0", "layers/dense/vars/1"):
+        for _ in ("momentum", "velocity"):
+            opt[str(i)] = np.full(f[var].shape, 1e-4, np.float32)
+            i += 1
+
+
+def compiled(config):
+    # keras/src/trainers/trainer.py get_compile_config: the compile() arguments, serialized
+    config["compile_config"] = {
+        "optimizer": {"module": "keras.optimizers", "class_name": "Adam",
+                      "config": {"name": "adam", "learning_rate": 0.001, "weight_decay": None,
+                                 "clipnorm": None, "global_clipnorm": None, "clipvalue": None,
+                                 "use_ema": False, "ema_momentum": 0.99,
+                                 "ema_overwrite_frequency": None, "loss_scale_factor": None,
+                                 "gradient_accumulation_steps": None, "beta_1": 0.9,
+                                 "beta_2": 0.999, "epsilon": 1e-07, "amsgrad": False},
+                      "registered_name": None},
+        "loss": "sparse_categorical_crossentropy", "loss_weights": None,
+        "metrics": ["accuracy"], "weighted_metrics": None, "run_eagerly": False,
+        "steps_per_execution": 1, "jit_compile": False}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--fixtures", required=True)
@@ -118,7 +157,10 @@ def main():
     write_archive(out("wrong_shape.keras"), with_weights(good, wrong_shape))
     write_archive(out("int_dtype.keras"), with_weights(good, int_dtype))
     shutil.copyfile(os.path.join(args.fixtures, "small_cnn.weights.h5"), out("not_a_zip.keras"))
-    print("wrote 8 damaged model files to", args.out_dir)
+    nested = read_archive(os.path.join(args.fixtures, "nested.keras"))
+    write_archive(out("compiled_nested.keras"), with_weights(with_config(nested, compiled),
+                                                             add_optimizer))
+    print("wrote 8 damaged model files and compiled_nested.keras to", args.out_dir)
 
 
 if __name__ == "__main__":
