@@ -318,16 +318,13 @@ TEST_F(CliKerasModels, NestedModelWeightsH5EqualsKerasSaveWeights) {
 // model_config + model_weights), which load_model reads back. parafine either writes a file it
 // reads back as the same model, or refuses (exit 2) before writing anything; it must not write a
 // file no command can load.
-TEST_F(CliKerasModels, ConfigModelSavedAsH5IsReadBackOrRefused) {
+// Keras's model.save("m.h5") of a model with a config writes a full model (model_config plus
+// /model_weights); parafine's --save m.h5 does too, and reads it back.
+TEST_F(CliKerasModels, ConfigModelSavedAsH5IsReadBack) {
   const std::string data = fixture("small_cnn_data.h5"), out = path("small_cnn_saved.h5");
   const CommandResult r =
       run_parafine("train --train " + data + " --init " + fixture("small_cnn.keras") +
                    " --phase1-epochs 0 --phase2-epochs 0 --save " + out);
-  std::printf("train --init small_cnn.keras --save small_cnn_saved.h5: exit %d\n", r.exit_code);
-  if (r.exit_code == 2) {
-    EXPECT_FALSE(fs::exists(out)) << "refused, but wrote " << out;
-    return;
-  }
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const std::string pre = "--preprocess rescale:1/255";
   const std::string want =
@@ -434,16 +431,20 @@ TEST_F(CliKerasModels, NestedKeras2FileTrainsAsTheKerasArchive) {
       compare_weights(path("tr_nested.keras.keras"), path("tr_nested_k2.h5.keras"), "--exact"), 0);
 }
 
-TEST_F(CliKerasModels, NestedModelSavedAsTfKerasH5IsRefusedBeforeTraining) {
-  const std::string target = path("existing.h5");
-  test_util::write_bytes(target, "keep me");
-  const CommandResult r =
-      run_parafine("train --train " + path("rgb.h5") + " --init " + fixture("nested.keras") +
-                   " --phase1-epochs 1 --phase2-epochs 0 --save " + target);
-  EXPECT_EQ(r.exit_code, 2) << r.output;
-  EXPECT_NE(r.output.find("nests models"), std::string::npos) << r.output;
-  EXPECT_EQ(r.output.find("phase 1"), std::string::npos) << "it trained first:\n" << r.output;
-  EXPECT_EQ(test_util::bytes_of(target), "keep me");
+// A nested model saved as .h5 keeps its nesting (the Keras 2 full-model layout: the base's
+// weights in its own group) and predicts what the same run saved as .keras predicts.
+TEST_F(CliKerasModels, NestedModelSavedAsH5KeepsItsNesting) {
+  const std::string run = "train --train " + path("rgb.h5") + " --init " + fixture("nested.keras") +
+                          " --phase1-epochs 1 --phase2-epochs 1 --unfreeze-last 3 --seed 5 --save ";
+  for (const char* out : {"nested_saved.h5", "nested_saved.keras"}) {
+    const CommandResult r = run_parafine(run + path(out));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  const std::string want = test_util::bytes_of(predict(path("nested_saved.keras"), path("rgb.h5"), "nk", ""));
+  EXPECT_EQ(test_util::bytes_of(predict(path("nested_saved.h5"), path("rgb.h5"), "nh", "")), want);
+  const CommandResult i = run_parafine("inspect " + path("nested_saved.h5"));
+  EXPECT_EQ(i.exit_code, 0) << i.output;
+  EXPECT_NE(i.output.find("mini_resnet (Functional, nested"), std::string::npos) << i.output;
 }
 
 // ---- 4. bad input -----------------------------------------------------------------------------

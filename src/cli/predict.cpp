@@ -313,11 +313,11 @@ int run_evaluate(int argc, char** argv) {
     throw UsageError(std::string("--model ") + o.model + ": cannot evaluate it: " + e.what());
   }
   if (!names.empty() && !data->class_names().empty() && names != data->class_names())
-    throw std::runtime_error(o.data + "'s classes (" + join(data->class_names()) +
+    throw UsageError(o.data + "'s classes (" + join(data->class_names()) +
                              ") differ from the model's (" + join(names) +
                              "): label k would be scored against another class");
   if (data->classes() > classes)
-    throw std::runtime_error(o.data + " has " + std::to_string(data->classes()) +
+    throw UsageError(o.data + " has " + std::to_string(data->classes()) +
                              " classes, the model " + std::to_string(classes));
   const LossResult total = evaluate(model, *data, o.batch_size, image_size, o.chosen_preprocess, 2);
   if (!Comm::is_root()) return 0;  // the sums are global: rank 0 reports them

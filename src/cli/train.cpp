@@ -298,11 +298,6 @@ void validate_init_model(TrainOptions& o) {
       throw UsageError("--init " + o.init + ": cannot train it: layer '" + d->name() +
                        "' is a softmax or sigmoid Dense before the output; parafine trains "
                        "those only as the output layer");
-  if (!o.save.empty() && model_format_of(o.save, "--save") == ModelFormat::kLegacyH5 &&
-      o.init_model->graph.models.size() > 1)
-    throw UsageError("--save " + o.save + ": " + o.init +
-                     " nests models, which the tf.keras weights layout cannot hold; save it as "
-                     ".keras or .weights.h5");
   check_checkpoint_dir(c);
   if (Comm::is_root()) {
     check_output_path("--save", o.save);

@@ -69,8 +69,15 @@ KerasWeightFile keras3_as_weight_file(const Keras3WeightsFile& file, const Keras
   out.path = file.path;
   out.layout = KerasLayout::kTfKeras;
   out.root = "/";
-  for (const Keras3VarsGroup& g : file.groups) {
+  for (Keras3VarsGroup g : file.groups) {
     if (g.vars.empty()) continue;
+    // Keras's load walks the model, not the file: the optimizer's state ("optimizer/vars"),
+    // metrics and the like are not the model's layers. Keras 2.13 wrote "layers" as
+    // "_layer_checkpoint_dependencies" (H5IOStore.get).
+    const std::string old_name = "_layer_checkpoint_dependencies";
+    for (std::size_t at; (at = g.path.find(old_name)) != std::string::npos;)
+      g.path.replace(at, old_name.size(), "layers");
+    if (g.path.rfind("layers/", 0) != 0) continue;
     int node = -1;
     const auto by_path = node_of_path.find(g.path);
     if (named) {

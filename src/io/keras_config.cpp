@@ -63,6 +63,7 @@ class ConfigParser {
                    "': parafine reads Functional and Sequential models (a subclassed model's "
                    "config has no layer graph)");
     graph_.output = add_model(root, -1, -1, false);
+    graph_.from_config = true;
     return std::move(graph_);
   }
 

@@ -48,9 +48,9 @@ json numbers(const std::vector<float>& v) {
 
 }  // namespace
 
-json keras3_layer_config(const Layer& layer) {
+json keras3_layer_config(const Layer& layer, const std::string& keras_class) {
   json c = {{"name", layer.name()}, {"trainable", layer.trainable}, {"dtype", "float32"}};
-  const std::string type = layer.type();
+  const std::string type = keras_class.empty() ? std::string(layer.type()) : keras_class;
   if (const auto* l = dynamic_cast<const InputLayer*>(&layer)) {
     const Shape& s = l->sample_shape();
     return {{"batch_shape", json::array({nullptr, s[0], s[1], s[2]})},
@@ -204,7 +204,7 @@ class ConfigWriter {
     // tensors (functional.py get_config maps _inputs_struct), so it loads back returning one
     // tensor, not a list of one.
     config["input_layers"] = json::array({g_.nodes[static_cast<std::size_t>(input)].name, 0, 0});
-    config["output_layers"] = reference(model_output_[static_cast<std::size_t>(m)], m);
+    config["output_layers"] = reference(model_output_[static_cast<std::size_t>(m)], m, true);
     return {{"module", "keras.src.models.functional"},
             {"class_name", "Functional"},
             {"config", config},
@@ -252,15 +252,16 @@ class ConfigWriter {
   }
 
   // How model `m` refers to the tensor of node `node`: the layer itself, or the outermost
-  // nested model (inside m) that holds it, whose first call is node 1 (Keras's built-in node
-  // of a Functional; a Sequential has none).
-  json reference(int node, int m) const {
+  // nested model (inside m) that holds it. Its first call is node 0 in a call's arguments
+  // (serialize_node counts only the outer model's nodes) but node 1 in output_layers (get_config
+  // counts a Functional's built-in node; functional_from_config subtracts it again).
+  json reference(int node, int m, bool in_output_layers = false) const {
     int holder = g_.nodes[static_cast<std::size_t>(node)].model;
     if (holder == m) return json::array({g_.nodes[static_cast<std::size_t>(node)].name, 0, 0});
     while (g_.models[static_cast<std::size_t>(holder)].parent != m)
       holder = g_.models[static_cast<std::size_t>(holder)].parent;
     const KerasModel& km = g_.models[static_cast<std::size_t>(holder)];
-    return json::array({km.name, km.class_name == "Functional" ? 1 : 0, 0});
+    return json::array({km.name, in_output_layers && km.class_name == "Functional" ? 1 : 0, 0});
   }
 
   json tensor(int node, int m) const {
@@ -303,7 +304,7 @@ class ConfigWriter {
   json layer_entry(int node, bool functional) const {
     const KerasNode& n = g_.nodes[static_cast<std::size_t>(node)];
     const int i = model_.index_of(n.flat_name);
-    json config = keras3_layer_config(model_.layer(i));
+    json config = keras3_layer_config(model_.layer(i), n.class_name);
     if (dynamic_cast<const PassThrough*>(&model_.layer(i))) {
       config = n.config;  // as read (an augmentation layer's settings, a nested InputLayer)
       if (n.class_name == "InputLayer") {

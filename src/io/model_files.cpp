@@ -108,13 +108,72 @@ LoadedModel from_keras3_weights(const std::string& path, int image_size) {
     if (!l.weights.empty()) l.weights[0].var = "kernel";  // index 0 of Conv2D / Dense
     named.layers.push_back(std::move(l));
   }
+  named.path = path;
   LoadedModel out;
-  NetworkConfig net = network_config_of(named, image_size);
+  NetworkConfig net;
+  try {
+    net = network_config_of(named, image_size);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(
+        path + ": a .weights.h5 holds no config, so parafine reads one only as a parafine "
+               "backbone + head, and its layer names are not one (" + e.what() +
+        "); for another model give the .keras (or Keras 2 .h5) that holds its config");
+  }
   out.model = build_network(net);
   out.network = net;
   out.graph = graph_of_model(out.model);
   load_graph_weights(out.model, out.graph, path, path, WeightScope::kFull);
   return out;
+}
+
+// The weights of one model.layers entry in the order Keras 2's _legacy_weights lists them:
+// a layer's own variables in order; a nested model's inner layers' trainable variables (layer
+// and every enclosing model trainable, and trained by the optimizer) in layer order, then the
+// others, each named "<inner layer>/<var>:0".
+TfKerasEntryToWrite legacy_entry(const Model& model, const KerasGraph& graph,
+                                 const KerasLayerEntry& e) {
+  TfKerasEntryToWrite entry;
+  std::vector<TfKerasWeightToWrite> trainable, frozen;
+  const auto add_node = [&](int node) {
+    const KerasNode& n = graph.nodes[static_cast<std::size_t>(node)];
+    const int i = model.index_of(n.flat_name);
+    bool enclosing_trainable = true;
+    for (int m = n.model; m >= 0; m = graph.models[static_cast<std::size_t>(m)].parent)
+      enclosing_trainable = enclosing_trainable && graph.models[static_cast<std::size_t>(m)].trainable;
+    for (const ParamSpec& spec : model.layer(i).param_specs()) {
+      const ParamRef& r = model.find_param(n.flat_name, spec.name);
+      TfKerasWeightToWrite w{n.name + "/" + spec.name + ":0", model.data(r),
+                             std::vector<int>(r.shape.begin(), r.shape.end())};
+      const bool trains = spec.optimised && model.layer(i).trainable && enclosing_trainable;
+      (e.model >= 0 && !trains ? frozen : trainable).push_back(std::move(w));
+    }
+  };
+  if (e.node >= 0) {
+    entry.name = graph.nodes[static_cast<std::size_t>(e.node)].name;
+    add_node(e.node);
+  } else {
+    entry.name = graph.models[static_cast<std::size_t>(e.model)].name;
+    for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
+      int m = graph.nodes[i].model;
+      while (m > e.model) m = graph.models[static_cast<std::size_t>(m)].parent;
+      if (m == e.model) add_node(static_cast<int>(i));
+    }
+  }
+  entry.weights = std::move(trainable);
+  entry.weights.insert(entry.weights.end(), frozen.begin(), frozen.end());
+  return entry;
+}
+
+// A model read from a config, saved as Keras's model.save("m.h5") saves one: the config in the
+// root attribute model_config (Keras 3's serialisation, which Keras 3's legacy loader reads),
+// the weights under /model_weights, a nested model's in its own group.
+void save_full_model_h5(const Model& model, const KerasGraph& graph, const std::string& path) {
+  std::vector<TfKerasEntryToWrite> entries;
+  for (const KerasLayerEntry& e : graph.models[0].layers) entries.push_back(legacy_entry(model, graph, e));
+  TfKerasRootAttrs attrs;
+  attrs.model_config = keras3_model_config(graph, model);
+  attrs.keras_version = "3.6.0";
+  write_tf_keras_weights(path, entries, attrs);
 }
 
 }  // namespace
@@ -199,11 +258,10 @@ void save_model_file(const Model& model, const KerasGraph& graph, const std::str
                      const std::vector<std::string>& class_names) {
   const ModelFormat format = model_format_of(path, "--save");
   if (format == ModelFormat::kLegacyH5) {
-    if (graph.models.size() > 1)
-      throw std::invalid_argument(
-          "--save " + path + ": this model nests models, which the tf.keras weights layout "
-                             "parafine writes cannot hold; save it as .keras");
-    save_keras_model(model, path, class_names);
+    if (graph.from_config)
+      save_full_model_h5(model, graph, path);  // keeps the structure the config gave it
+    else
+      save_keras_model(model, path, class_names);  // a parafine backbone + head
     return;
   }
   if (format == ModelFormat::kKeras3Weights) {

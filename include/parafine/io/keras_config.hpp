@@ -52,6 +52,7 @@ struct KerasGraph {
   std::vector<KerasModel> models;  // models[0] is the outermost
   int output = -1;                 // the node whose output is the model's output
   int keras_major = 3;             // 2 or 3: which serialisation the config was in
+  bool from_config = false;        // parsed from a file's config (not made for a built model)
   // The index of the one nested model directly or indirectly inside models[0] that holds
   // layers with weights (the guide's base_model), or -1 when there is none or several.
   int base_model() const;

@@ -19,9 +19,10 @@ namespace parafine {
 KerasGraph graph_of_model(const Model& model, const std::string& name = "functional");
 
 // One layer's Keras 3 "config" (what its get_config returns, the settings parafine knows; a
-// constructor fills the rest with its defaults). Throws std::logic_error for a layer class
-// without a Keras counterpart.
-nlohmann::json keras3_layer_config(const Layer& layer);
+// constructor fills the rest with its defaults), for the Keras class `keras_class` ("" =
+// layer.type(); a parafine ReLU stands for Keras's ReLU and for Activation('relu')). Throws
+// std::logic_error for a layer class without a Keras counterpart.
+nlohmann::json keras3_layer_config(const Layer& layer, const std::string& keras_class = "");
 
 // config.json for `graph` (nesting, names, calls) with each layer's settings taken from the
 // Model node of the same flat name. Pretty-printed JSON text.
