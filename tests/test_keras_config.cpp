@@ -7,6 +7,7 @@
 #include <string>
 
 #include "parafine/io/keras_config.hpp"
+#include "parafine/io/graph_weights.hpp"
 #include "parafine/io/keras_config_writer.hpp"
 #include "parafine/io/model_from_config.hpp"
 

@@ -56,6 +56,11 @@ bool prepare_model(Model& model, const NetworkConfig& net, const std::string& we
 LoadedModel load_model_option(const std::string& option, const std::string& path,
                               int image_size, int fallback_size = 0);
 
+// Every reason `train --init` cannot train the model as Keras's fit would (empty: it can):
+// an output that is no classifier's, a softmax/sigmoid Dense before the output (parafine fuses
+// them with the loss), regularizers, constraints, renorm.
+std::vector<std::string> reasons_not_trainable(const LoadedModel& loaded);
+
 // --preprocess for a model read from a file: auto is none when the model scales its own inputs
 // (a Rescaling or Normalization right after its input, augmentation layers aside), else the
 // backbone's preprocess_input when its layers are a known backbone's, else none (with a note

@@ -8,6 +8,7 @@
 
 #include "cli/cli.hpp"
 #include "parafine/io/keras_config.hpp"
+#include "parafine/io/model_from_config.hpp"
 #include "parafine/io/model_files.hpp"
 #include "parafine/model/model_summary.hpp"
 #include "parafine/train/evaluation.hpp"
@@ -89,15 +90,17 @@ void print_graph(const KerasGraph& g, const Model* model) {
 
 // Whether the two phases can train it: the output loss and the base.
 void report_training(const LoadedModel& loaded, std::vector<std::string>& reasons) {
+  reasons = reasons_not_trainable(loaded);
   try {
     const OutputLoss loss = output_loss(loaded.model);
     std::cout << "output: " << output_classes(loaded.model) << " classes, "
               << (loss == OutputLoss::kBinary ? "binary cross-entropy (one sigmoid unit)"
                                               : "categorical cross-entropy")
               << "\n";
-  } catch (const std::invalid_argument& e) {
-    reasons.push_back(e.what());
+  } catch (const std::invalid_argument&) {
+    // listed in reasons
   }
+  for (const std::string& note : training_notes(loaded.graph)) std::cout << "note: " << note << "\n";
   const Model& m = loaded.model;
   if (m.base_layers() > 0) {
     const int base = loaded.graph.base_model();
@@ -155,7 +158,7 @@ int inspect_model_file(const std::string& path) {
     std::cout << "parafine can run it (predict, evaluate) and train it (train --init " << path
               << ")\n";
   } else {
-    std::cout << "parafine can run it (predict) but not train or evaluate it:\n";
+    std::cout << "parafine can run it (predict) but not train it (train --init) as Keras would:\n";
     for (const std::string& r : reasons) std::cout << "  " << r << "\n";
   }
   return 0;

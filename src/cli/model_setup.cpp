@@ -5,6 +5,9 @@
 #include "cli/cli.hpp"
 #include "cli/options.hpp"
 #include "parafine/core/out_of_memory.hpp"
+#include "parafine/io/model_from_config.hpp"
+#include "parafine/layers/dense.hpp"
+#include "parafine/train/evaluation.hpp"
 #include "parafine/io/backbone_of_file.hpp"
 #include "parafine/io/keras_weights.hpp"
 #include "parafine/io/weights_source.hpp"
@@ -40,6 +43,25 @@ LoadedModel load_model_option(const std::string& option, const std::string& path
     const std::string what = e.what();
     throw UsageError(what.rfind(option, 0) == 0 ? what : option + " " + what);
   }
+}
+
+std::vector<std::string> reasons_not_trainable(const LoadedModel& loaded) {
+  const Model& model = loaded.model;
+  std::vector<std::string> reasons = training_problems(loaded.graph);
+  try {
+    output_loss(model);
+  } catch (const std::invalid_argument& e) {
+    reasons.push_back(e.what());
+  }
+  // A softmax or sigmoid Dense passes dLoss/dlogits straight through (it is fused with the
+  // loss): anywhere but at the output its gradient would be wrong.
+  for (int i = 0; i + 1 < model.size(); ++i)
+    if (const auto* d = dynamic_cast<const Dense*>(&model.layer(i));
+        d && (d->activation() == Activation::kSoftmax || d->activation() == Activation::kSigmoid))
+      reasons.push_back("layer '" + d->name() +
+                        "' is a softmax or sigmoid Dense before the output; parafine trains those "
+                        "only as the output layer");
+  return reasons;
 }
 
 Preprocess model_preprocess(const std::string& text, const LoadedModel& loaded, std::ostream& log) {

@@ -108,8 +108,6 @@ int image_size_for(const InferenceOptions& o, const SampleSource& data, Backbone
   return d.height();
 }
 
-// The --model file built for `data`: a model with a Keras config at its own input size (unless
-// --image-size), a parafine backbone + head at the dataset's size (see image_size_for).
 // Whether --model carries a Keras config (its own input size and layers); false for a file
 // that cannot be read (its load says why).
 bool is_config_model(const std::string& path) {
@@ -126,6 +124,8 @@ void check_image_size_early(const InferenceOptions& o) {
   if (o.image_size > 0 && !is_config_model(o.model)) model_backbone(o);
 }
 
+// The --model file built for `data`: a model with a Keras config at its own input size (unless
+// --image-size), a parafine backbone + head at the dataset's size (see image_size_for).
 LoadedModel load_for_inference(const InferenceOptions& o, const SampleSource& data) {
   const bool config_model = is_config_model(o.model);
   int fallback = 0;

@@ -25,7 +25,7 @@
 #include "parafine/io/keras_config_writer.hpp"
 #include "parafine/io/model_file.hpp"
 #include "parafine/io/model_files.hpp"
-#include "parafine/layers/dense.hpp"
+#include "parafine/io/model_from_config.hpp"
 #include "parafine/train/evaluation.hpp"
 #include "parafine/train/checkpoint.hpp"
 #include "parafine/train/trainer.hpp"
@@ -285,19 +285,13 @@ void validate_init_model(TrainOptions& o) {
               << " is left to train (its base is all of model.layers)" << std::endl;
     c.phase1_epochs = 0;
   }
-  try {
-    output_loss(model);
-  } catch (const std::invalid_argument& e) {
-    throw UsageError("--init " + o.init + ": cannot train it: " + e.what());
+  if (const auto reasons = reasons_not_trainable(*o.init_model); !reasons.empty()) {
+    std::string text = "--init " + o.init + ": cannot train it:";
+    for (const std::string& r : reasons) text += "\n  " + r;
+    throw UsageError(text);
   }
-  // A softmax or sigmoid Dense passes dLoss/dlogits straight through (it is fused with the
-  // loss): anywhere but at the output its gradient would be wrong.
-  for (int i = 0; i + 1 < model.size(); ++i)
-    if (const auto* d = dynamic_cast<const Dense*>(&model.layer(i));
-        d && (d->activation() == Activation::kSoftmax || d->activation() == Activation::kSigmoid))
-      throw UsageError("--init " + o.init + ": cannot train it: layer '" + d->name() +
-                       "' is a softmax or sigmoid Dense before the output; parafine trains "
-                       "those only as the output layer");
+  for (const std::string& note : training_notes(o.init_model->graph))
+    std::cout << "note: " << note << std::endl;
   check_checkpoint_dir(c);
   if (Comm::is_root()) {
     check_output_path("--save", o.save);

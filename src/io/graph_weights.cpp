@@ -57,11 +57,17 @@ void drop_normalization_counts(KerasWeightFile& file, const Model& model) {
 
 }  // namespace
 
+std::vector<std::pair<std::string, int>> keras3_weight_paths(const KerasGraph& graph) {
+  std::vector<std::pair<std::string, int>> out;
+  for (const SaveablePath& s : saveable_paths(graph))
+    if (s.node >= 0) out.emplace_back(s.path, s.node);
+  return out;
+}
+
 KerasWeightFile keras3_as_weight_file(const Keras3WeightsFile& file, const KerasGraph& graph,
                                       const Model& model) {
   std::map<std::string, int> node_of_path;
-  for (const SaveablePath& s : saveable_paths(graph))
-    if (s.node >= 0) node_of_path[s.path] = s.node;
+  for (const auto& [path, node] : keras3_weight_paths(graph)) node_of_path[path] = node;
   bool named = true;  // Keras >= 3.6: every group with variables carries its layer's name
   for (const Keras3VarsGroup& g : file.groups) named = named && (g.vars.empty() || !g.name.empty());
 
@@ -89,7 +95,11 @@ KerasWeightFile keras3_as_weight_file(const Keras3WeightsFile& file, const Keras
       else if (same.size() > 1 && by_path != node_of_path.end() &&
                graph.nodes[static_cast<std::size_t>(by_path->second)].name == g.name)
         node = by_path->second;
-    } else if (by_path != node_of_path.end()) {
+    }
+    // No layer of that name (names of another session, "conv2d_7"): Keras's own rule, the path.
+    if (node < 0 && by_path != node_of_path.end() &&
+        (!named || std::none_of(graph.nodes.begin(), graph.nodes.end(),
+                                [&](const KerasNode& n) { return n.name == g.name; }))) {
       node = by_path->second;
     }
     StoredLayer layer;

@@ -1,7 +1,6 @@
 // Keras 3 config.json and weight paths of a Model (see keras_config_writer.hpp).
 #include "parafine/io/keras_config_writer.hpp"
 
-#include <functional>
 #include <map>
 #include <stdexcept>
 
@@ -176,7 +175,7 @@ class ConfigWriter {
 
   json model_entry(int m) {
     const KerasModel& km = g_.models[static_cast<std::size_t>(m)];
-    json config = {{"name", km.name}, {"trainable", km.trainable}};
+    json config = {{"name", km.name}, {"trainable", m == 0 || model_trainable(g_, model_, m)}};
     json layers = json::array();
     if (km.class_name == "Sequential") {
       for (int node : input_nodes(m)) layers.push_back(layer_entry(node, false));
@@ -315,7 +314,16 @@ class ConfigWriter {
       }
     } else if (g_.keras_major == 3 && n.config.is_object()) {
       json merged = n.config;  // keep what parafine does not model (initializers, ...)
-      for (auto it = config.begin(); it != config.end(); ++it) merged[it.key()] = it.value();
+      for (auto it = config.begin(); it != config.end(); ++it) {
+        const auto old = merged.find(it.key());
+        // A number parafine holds as float (epsilon 0.001 as 0.0010000000474974513) keeps
+        // the file's spelling when it is the same float.
+        const bool same_float = old != merged.end() && old->is_number_float() &&
+                                it.value().is_number() &&
+                                static_cast<float>(old->get<double>()) ==
+                                    static_cast<float>(it.value().get<double>());
+        if (!same_float) merged[it.key()] = it.value();
+      }
       config = merged;
     }
     config["name"] = n.name;
@@ -343,22 +351,15 @@ std::string keras3_model_config(const KerasGraph& graph, const Model& model) {
   return root.dump(1);
 }
 
-std::vector<std::pair<std::string, int>> keras3_weight_paths(const KerasGraph& graph) {
-  std::vector<std::pair<std::string, int>> out;
-  std::function<void(int, const std::string&)> walk = [&](int m, const std::string& prefix) {
-    Keras3UniqueNames names;  // saving_lib._get_unique_name, per `layers` list
-    for (const KerasLayerEntry& e : graph.models[static_cast<std::size_t>(m)].layers) {
-      const std::string cls = e.node >= 0 ? graph.nodes[static_cast<std::size_t>(e.node)].class_name
-                                          : graph.models[static_cast<std::size_t>(e.model)].class_name;
-      const std::string path = prefix + "layers/" + names.next(keras3_container_name(cls));
-      if (e.node >= 0)
-        out.emplace_back(path, e.node);
-      else
-        walk(e.model, path + "/");
-    }
-  };
-  walk(0, "");
-  return out;
+bool model_trainable(const KerasGraph& graph, const Model& model, int m) {
+  for (const KerasNode& n : graph.nodes) {
+    int owner = n.model;
+    while (owner > m) owner = graph.models[static_cast<std::size_t>(owner)].parent;
+    if (owner != m) continue;
+    const int i = model.index_of(n.flat_name);
+    if (i >= 0 && model.layer(i).trainable) return true;
+  }
+  return false;
 }
 
 }  // namespace parafine

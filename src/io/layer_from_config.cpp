@@ -163,10 +163,11 @@ Shape input_shape_of(const KerasNode& node, int image_size) {
   return Shape{dims[0], dims[1], dims[2]};
 }
 
+// Layers that are the identity in inference (RandomCrop is not: it centre-crops then).
 bool is_augmentation(const std::string& cls) {
   for (const char* a : {"RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation",
-                        "RandomContrast", "RandomBrightness", "RandomCrop", "RandomHeight",
-                        "RandomWidth", "GaussianNoise", "GaussianDropout", "ActivityRegularization"})
+                        "RandomContrast", "RandomBrightness", "RandomHeight", "RandomWidth",
+                        "GaussianNoise", "GaussianDropout"})
     if (cls == a) return true;
   return false;
 }
@@ -251,12 +252,12 @@ LayerPtr zero_padding2d(const KerasNode& node, int) {
   const json& p = get(node.config, "padding");
   const std::string& name = node.flat_name;
   if (p.is_number_integer()) return std::make_unique<ZeroPadding2D>(name, p.get<int>());
-  if (p.is_array() && p.size() == 2 && p[0].is_array() && p[1].is_array())
-    return std::make_unique<ZeroPadding2D>(name, p[0][0].get<int>(), p[0][1].get<int>(),
-                                           p[1][0].get<int>(), p[1][1].get<int>());
-  if (p.is_array() && p.size() == 2)
-    return std::make_unique<ZeroPadding2D>(name, p[0].get<int>(), p[0].get<int>(), p[1].get<int>(),
-                                           p[1].get<int>());
+  // ((top, bottom), (left, right)) or (rows, cols): each axis a pair or one int.
+  if (p.is_array() && p.size() == 2) {
+    const auto [top, bottom] = pair_of(p[0], "padding");
+    const auto [left, right] = pair_of(p[1], "padding");
+    return std::make_unique<ZeroPadding2D>(name, top, bottom, left, right);
+  }
   unsupported("padding " + p.dump());
 }
 

@@ -137,9 +137,9 @@ TfKerasEntryToWrite legacy_entry(const Model& model, const KerasGraph& graph,
   const auto add_node = [&](int node) {
     const KerasNode& n = graph.nodes[static_cast<std::size_t>(node)];
     const int i = model.index_of(n.flat_name);
-    bool enclosing_trainable = true;
-    for (int m = n.model; m >= 0; m = graph.models[static_cast<std::size_t>(m)].parent)
-      enclosing_trainable = enclosing_trainable && graph.models[static_cast<std::size_t>(m)].trainable;
+    bool enclosing_trainable = true;  // as the config written beside it says
+    for (int m = n.model; m > 0; m = graph.models[static_cast<std::size_t>(m)].parent)
+      enclosing_trainable = enclosing_trainable && model_trainable(graph, model, m);
     for (const ParamSpec& spec : model.layer(i).param_specs()) {
       const ParamRef& r = model.find_param(n.flat_name, spec.name);
       TfKerasWeightToWrite w{n.name + "/" + spec.name + ":0", model.data(r),

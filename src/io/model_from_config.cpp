@@ -31,6 +31,39 @@ std::vector<std::string> graph_problems(const KerasGraph& graph, int image_size)
   return problems;
 }
 
+std::vector<std::string> training_problems(const KerasGraph& graph) {
+  std::vector<std::string> problems;
+  for (const KerasNode& n : graph.nodes) {
+    for (const char* key : {"kernel_regularizer", "bias_regularizer", "activity_regularizer",
+                            "depthwise_regularizer", "beta_regularizer", "gamma_regularizer",
+                            "kernel_constraint", "bias_constraint", "depthwise_constraint",
+                            "beta_constraint", "gamma_constraint"}) {
+      const auto it = n.config.is_object() ? n.config.find(key) : n.config.end();
+      if (n.config.is_object() && it != n.config.end() && !it->is_null())
+        problems.push_back("layer '" + n.flat_name + "' (" + n.class_name + ") has a " + key +
+                           " (" + it->dump().substr(0, 60) +
+                           "), which parafine does not apply: training would differ from Keras's");
+    }
+    const auto renorm = n.config.is_object() ? n.config.find("renorm") : n.config.end();
+    if (n.config.is_object() && renorm != n.config.end() && renorm->is_boolean() &&
+        renorm->get<bool>())
+      problems.push_back("layer '" + n.flat_name + "' (BatchNormalization) uses renorm=True, "
+                         "which parafine does not implement");
+  }
+  return problems;
+}
+
+std::vector<std::string> training_notes(const KerasGraph& graph) {
+  std::vector<std::string> notes;
+  for (const KerasNode& n : graph.nodes)
+    if (n.class_name.rfind("Random", 0) == 0 || n.class_name == "GaussianNoise" ||
+        n.class_name == "GaussianDropout")
+      notes.push_back("layer '" + n.flat_name + "' (" + n.class_name +
+                      ") is the identity here, as in inference: parafine does not augment "
+                      "inside a model (--augment flip augments the input)");
+  return notes;
+}
+
 namespace {
 
 // The flat node range of a model's layers (nested models' included): they were inlined
@@ -61,7 +94,12 @@ Model model_from_graph(const KerasGraph& graph, int image_size, const std::strin
     }
     if (n.inference_only)
       if (auto* bn = dynamic_cast<BatchNormalization*>(layer.get())) bn->set_called_in_inference(true);
-    if (problems.empty()) model.add(std::move(layer), n.inputs);
+    if (!problems.empty()) continue;
+    try {
+      model.add(std::move(layer), n.inputs);
+    } catch (const std::exception& e) {
+      problems.push_back(e.what());
+    }
   }
   if (!problems.empty()) {
     std::string text = where + ": parafine cannot build " + std::to_string(problems.size()) +

@@ -17,8 +17,8 @@ const Dense& head_of(const Model& model) {
   const Layer& last = model.layer(model.size() - 1);
   const auto* head = dynamic_cast<const Dense*>(&last);
   if (!head)
-    throw std::invalid_argument("the model's output layer '" + last.name() + "' is a " +
-                                last.type() +
+    throw std::invalid_argument("the model's output layer '" + last.name() + "' (" +
+                                last.type() + ")" +
                                 ": parafine trains and evaluates a classifier whose output is a "
                                 "Dense with softmax, sigmoid or linear (logits) activation");
   return *head;

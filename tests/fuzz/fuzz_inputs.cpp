@@ -131,7 +131,7 @@ std::vector<SeedFile> load_seeds(const ParserSpec& spec, const Options& o,
   std::vector<std::string> paths;
   if (spec.corpus_subdir.empty()) {
     paths.push_back(
-        write_checkpoint_seed((fs::path(o.work_dir) / "checkpoint_seed").string(), model));
+        write_generated_seed(spec, (fs::path(o.work_dir) / (spec.name + "_seed")).string(), model));
   } else {
     for (const auto& entry : fs::directory_iterator(fs::path(o.corpus) / spec.corpus_subdir))
       if (entry.is_regular_file()) paths.push_back(entry.path().string());

@@ -10,6 +10,9 @@
 #include <stdexcept>
 
 #include "child_process.hpp"
+#include "parafine/io/keras_config_writer.hpp"
+#include "parafine/io/model_files.hpp"
+#include "parafine/io/model_from_config.hpp"
 #include "parafine/core/adam.hpp"
 #include "parafine/data/h5_dataset.hpp"
 #include "parafine/data/image_decode.hpp"
@@ -114,7 +117,8 @@ const std::vector<ParserSpec>& parser_specs() {
   static const std::vector<ParserSpec> specs = {
       {"image", "image", false},      {"h5_dataset", "h5_dataset", true},
       {"keras_tf", "keras_tf", true}, {"keras1", "keras1", true},
-      {"checkpoint", "", true},
+      {"checkpoint", "", true},       {"keras_model", "", false},
+      {"keras_config", "", false},
   };
   return specs;
 }
@@ -145,6 +149,29 @@ std::string write_checkpoint_seed(const std::string& dir, const Model& model) {
   return (fs::path(dir) / checkpoint_name(seed_position())).string();
 }
 
+std::string write_keras_model_seed(const std::string& dir, const Model& model) {
+  fs::create_directories(dir);
+  const std::string path = (fs::path(dir) / "seed.keras").string();
+  save_model_file(model, graph_of_model(model), path, {"cat", "dog"});
+  return path;
+}
+
+// The config.json parafine writes for the fuzz model, alone: mutants of it reach the JSON
+// reader and the model builder (inside a .keras, the zip's CRC stops nearly all of them).
+std::string write_keras_config_seed(const std::string& dir, const Model& model) {
+  fs::create_directories(dir);
+  const std::string path = (fs::path(dir) / "config.json").string();
+  std::ofstream(path) << keras3_model_config(graph_of_model(model), model);
+  return path;
+}
+
+std::string write_generated_seed(const ParserSpec& spec, const std::string& dir,
+                                 const Model& model) {
+  if (spec.name == "keras_model") return write_keras_model_seed(dir, model);
+  if (spec.name == "keras_config") return write_keras_config_seed(dir, model);
+  return write_checkpoint_seed(dir, model);
+}
+
 std::string mutant_path(const ParserSpec& spec, const std::string& work_dir,
                         const std::string& extension) {
   if (spec.name == "checkpoint")
@@ -157,6 +184,20 @@ void run_parser(const ParserSpec& spec, const std::string& path, Model& model) {
   if (spec.name == "h5_dataset") return run_h5_dataset(path);
   if (spec.name == "keras_tf" || spec.name == "keras1") return run_keras(path, model);
   if (spec.name == "checkpoint") return run_checkpoint(path, model);
+  if (spec.name == "keras_config") {  // the text of a config.json, parsed and built
+    std::ifstream in(path, std::ios::binary);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const KerasGraph graph = parse_keras_config(text, path);
+    const Model built = model_from_graph(graph, 0, path);
+    if (built.size() != static_cast<int>(graph.nodes.size()))
+      throw WrongResult("a model of another size than its config's layer count");
+    return;
+  }
+  if (spec.name == "keras_model") {  // a .keras: zip, config.json, weights, the model built
+    const LoadedModel loaded = load_model_file(path);
+    if (loaded.model.size() == 0) throw WrongResult("a .keras accepted as a model without layers");
+    return;
+  }
   throw std::invalid_argument("unknown parser " + spec.name);
 }
 

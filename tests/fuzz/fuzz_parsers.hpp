@@ -21,7 +21,8 @@ struct ParserSpec {
   bool hdf5 = false;          // mutation profile: HDF5 metadata or image headers
 };
 
-// image, h5_dataset, keras_tf, keras1, checkpoint.
+// image, h5_dataset, keras_tf, keras1, checkpoint, keras_model (a .keras archive),
+// keras_config (a config.json's text).
 const std::vector<ParserSpec>& parser_specs();
 const ParserSpec* find_parser(const std::string& name);
 
@@ -32,6 +33,11 @@ Model build_fuzz_model();
 // Writes the checkpoint seed of the `checkpoint` parser into `dir` with save_checkpoint (a
 // committed file would go stale when the format changes) and returns its path.
 std::string write_checkpoint_seed(const std::string& dir, const Model& model);
+
+// The seed of a parser without a committed corpus (checkpoint, keras_model), written into `dir`
+// from `model` by the library's own writer; returns its path.
+std::string write_generated_seed(const ParserSpec& spec, const std::string& dir,
+                                 const Model& model);
 
 // Where a mutant of `spec` is written inside the work directory `work_dir` (the checkpoint
 // reader finds files by name in a directory, so its mutant gets a checkpoint's name).

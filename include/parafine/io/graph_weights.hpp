@@ -17,6 +17,12 @@
 
 namespace parafine {
 
+// Where a Keras 3 weights file (.weights.h5, or model.weights.h5 in a .keras) keeps each
+// layer's variables: {"layers/conv2d", node}, {"layers/functional/layers/conv2d_1", node}, ...
+// for every layer node listed in a model's `layers` (saving_lib._save_container_state names
+// them by class, numbered per list: conv2d, conv2d_1, ...).
+std::vector<std::pair<std::string, int>> keras3_weight_paths(const KerasGraph& graph);
+
 // A Keras 3 weights file seen as a KerasWeightFile of `model`'s layers: each vars group with
 // variables is matched to a layer by its "name" attribute when the file has them (Keras >=
 // 3.6), else by Keras's path ("layers/conv2d_1", keras3_weight_paths); its variables "0",

@@ -28,10 +28,9 @@ nlohmann::json keras3_layer_config(const Layer& layer, const std::string& keras_
 // Model node of the same flat name. Pretty-printed JSON text.
 std::string keras3_model_config(const KerasGraph& graph, const Model& model);
 
-// Where a Keras 3 weights file (.weights.h5, or model.weights.h5 in a .keras) keeps each
-// layer's variables: {"layers/conv2d", node}, {"layers/functional/layers/conv2d_1", node}, ...
-// for every layer node listed in a model's `layers` (saving_lib._save_container_state names
-// them by class, numbered per list: conv2d, conv2d_1, ...).
-std::vector<std::pair<std::string, int>> keras3_weight_paths(const KerasGraph& graph);
+// Model m's `trainable` as written: whether any layer inside it is trainable in `model` (what
+// Keras's base.trainable = True followed by freezing all but the last layers leaves; Keras's
+// Functional(trainable=False) would freeze every layer inside again on load).
+bool model_trainable(const KerasGraph& graph, const Model& model, int m);
 
 }  // namespace parafine

@@ -23,6 +23,15 @@ std::unique_ptr<Layer> layer_from_config(const KerasNode& node, int image_size,
 // Every reason model_from_graph would refuse the graph; empty when it can build it.
 std::vector<std::string> graph_problems(const KerasGraph& graph, int image_size);
 
+// What would make training the graph differ from Keras's fit (model inference is unaffected):
+// a regularizer or constraint (its loss term or projection), BatchNormalization renorm. One
+// line per layer and setting.
+std::vector<std::string> training_problems(const KerasGraph& graph);
+
+// Layers that are the identity here but change the data in Keras's fit (RandomFlip,
+// GaussianNoise, ...): one note per layer.
+std::vector<std::string> training_notes(const KerasGraph& graph);
+
 // Builds (Model::build) the model. Throws std::invalid_argument naming `where` and listing
 // every problem. The Model's base range is the graph's base model (KerasGraph::base_model) when
 // there is one.
