@@ -145,9 +145,9 @@ std::vector<float> class_probabilities(const Model& model, const Tensor& out, in
   const int units = static_cast<int>(out.shape()[1]);
   const float* row = out.data() + static_cast<std::size_t>(i) * units;
   std::vector<float> p(row, row + units);
-  const auto* head = dynamic_cast<const Dense*>(&model.layer(model.size() - 1));
-  if (!head) return p;
-  if (head->activation() == Activation::kLinear) {
+  const OutputHead head = output_head(model);
+  if (!head.dense) return p;
+  if (head.activation == Activation::kLinear) {
     if (units == 1) {
       p[0] = 1.0f / (1.0f + std::exp(-p[0]));
     } else {
@@ -157,8 +157,7 @@ std::vector<float> class_probabilities(const Model& model, const Tensor& out, in
       for (float& v : p) v = static_cast<float>(v / sum);
     }
   }
-  if (units == 1 && (head->activation() == Activation::kLinear ||
-                     head->activation() == Activation::kSigmoid))
+  if (units == 1 && (head.activation == Activation::kLinear || head.activation == Activation::kSigmoid))
     p = {1.0f - p[0], p[0]};
   return p;
 }
@@ -166,9 +165,9 @@ std::vector<float> class_probabilities(const Model& model, const Tensor& out, in
 // The columns predict writes for the model's output (see class_probabilities).
 int probability_columns(const Model& model) {
   const int units = static_cast<int>(model.output_shape(model.size() - 1, 1)[1]);
-  const auto* head = dynamic_cast<const Dense*>(&model.layer(model.size() - 1));
-  const bool binary = head && units == 1 && (head->activation() == Activation::kLinear ||
-                                             head->activation() == Activation::kSigmoid);
+  const OutputHead head = output_head(model);
+  const bool binary = head.dense && units == 1 && (head.activation == Activation::kLinear ||
+                                                   head.activation == Activation::kSigmoid);
   return binary ? 2 : units;
 }
 

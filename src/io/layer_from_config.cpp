@@ -207,6 +207,8 @@ LayerPtr batch_normalization(const KerasNode& node, int) {
   if (center.is_boolean() && !center.get<bool>())
     unsupported("center=False (parafine's BatchNormalization always has beta)");
   const json& scale = get(c, "scale");
+  if (!(number(c, "epsilon", 1e-3f) > 0.0f))
+    unsupported("epsilon " + get(c, "epsilon").dump() + " (must be > 0: it keeps 1/sqrt(var + eps) finite)");
   return std::make_unique<BatchNormalization>(node.flat_name, number(c, "epsilon", 1e-3f),
                                               number(c, "momentum", 0.99f),
                                               scale.is_boolean() ? scale.get<bool>() : true);

@@ -3,6 +3,7 @@
 
 #include <stdexcept>
 
+#include "parafine/layers/activation_layer.hpp"
 #include "parafine/layers/batch_norm.hpp"
 
 namespace parafine {
@@ -112,6 +113,11 @@ Model model_from_graph(const KerasGraph& graph, int image_size, const std::strin
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument(where + ": " + e.what());
   }
+  // A trailing Activation('softmax' | 'sigmoid') after a linear Dense is the classifier's head:
+  // the loss takes its input as logits, so its backward passes dLoss/dlogits through.
+  if (auto* act = dynamic_cast<ElementwiseActivation*>(&model.layer(model.size() - 1)))
+    if (act->kind() == ElementwiseKind::kSoftmax || act->kind() == ElementwiseKind::kSigmoid)
+      act->set_fused_with_loss(true);
   const int base = graph.base_model();
   if (base > 0) {
     const auto [first, last] = node_range(graph, base);

@@ -7,15 +7,29 @@
 #include "parafine/data/data_order.hpp"
 #include "parafine/dist/comm.hpp"
 #include "parafine/dist/replica.hpp"
+#include "parafine/layers/activation_layer.hpp"
 #include "parafine/layers/dense.hpp"
 
 namespace parafine {
+
+OutputHead output_head(const Model& model) {
+  const int last = model.size() - 1;
+  if (const auto* dense = dynamic_cast<const Dense*>(&model.layer(last)))
+    return {dense, dense->activation()};
+  const auto* act = dynamic_cast<const ElementwiseActivation*>(&model.layer(last));
+  if (!act || model.inputs_of(last).size() != 1) return {};
+  const auto* dense = dynamic_cast<const Dense*>(&model.layer(model.inputs_of(last)[0]));
+  if (!dense || dense->activation() != Activation::kLinear) return {};
+  if (act->kind() == ElementwiseKind::kSoftmax) return {dense, Activation::kSoftmax};
+  if (act->kind() == ElementwiseKind::kSigmoid) return {dense, Activation::kSigmoid};
+  return {};
+}
 
 namespace {
 
 const Dense& head_of(const Model& model) {
   const Layer& last = model.layer(model.size() - 1);
-  const auto* head = dynamic_cast<const Dense*>(&last);
+  const Dense* head = output_head(model).dense;
   if (!head)
     throw std::invalid_argument("the model's output layer '" + last.name() + "' (" +
                                 last.type() + ")" +
@@ -28,7 +42,7 @@ const Dense& head_of(const Model& model) {
 
 OutputLoss output_loss(const Model& model) {
   const Dense& head = head_of(model);
-  const Activation a = head.activation();
+  const Activation a = output_head(model).activation;
   const std::string where = "the output layer '" + head.name() + "' (Dense, " +
                             std::to_string(head.units()) + " units";
   if (head.units() == 1) {

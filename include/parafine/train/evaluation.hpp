@@ -5,6 +5,7 @@
 
 #include "parafine/core/loss.hpp"
 #include "parafine/data/sample_source.hpp"
+#include "parafine/layers/dense.hpp"
 #include "parafine/model/model.hpp"
 #include "parafine/train/epoch_feed.hpp"
 
@@ -15,6 +16,14 @@ namespace parafine {
 // a single sigmoid output); a linear Dense's outputs are logits (from_logits=True), read the
 // same way by unit count. Anything else throws std::invalid_argument naming the layer.
 enum class OutputLoss { kCategorical, kBinary };
+// The classifier head: the output Dense and the activation on its outputs, its own or that of
+// a trailing Activation('softmax' | 'sigmoid') layer after a linear Dense (which the loss then
+// takes the Dense's outputs as logits from). Null dense when the model ends otherwise.
+struct OutputHead {
+  const Dense* dense = nullptr;
+  Activation activation = Activation::kLinear;
+};
+OutputHead output_head(const Model& model);
 OutputLoss output_loss(const Model& model);
 // The classes the output stands for: its units, 2 for a single sigmoid unit.
 int output_classes(const Model& model);
