@@ -12,13 +12,13 @@
 #include <fstream>
 #include <sstream>
 
+#include "parafine/core/precision.hpp"
 #include "parafine/core/rng.hpp"
 #include "parafine/data/h5_dataset.hpp"
 #include "parafine/io/h5_tensors.hpp"
 #include "parafine/io/model_file.hpp"
-#include "parafine/model/initializers.hpp"
-#include "parafine/core/precision.hpp"
 #include "parafine/model/backbone.hpp"
+#include "parafine/model/initializers.hpp"
 
 namespace fs = std::filesystem;
 
@@ -105,9 +105,10 @@ TEST_F(CliInference, PredictWritesOneRowPerImageAndEvaluateAgrees) {
 // under the policy (the log says so), predict's rows are distributions that differ from
 // float32's, and evaluate's loss is predict's; on a CPU without it, exit 2 saying why.
 TEST_F(CliInference, MixedBfloat16PredictAndEvaluate) {
-  const std::string args = " --model " + path("model.h5") + " --image-size 32 --precision mixed_bfloat16";
-  const CommandResult p = run("predict" + args + " --input " + path("data.h5") + " --output " +
-                              path("preds_bf16.csv"));
+  const std::string args =
+      " --model " + path("model.h5") + " --image-size 32 --precision mixed_bfloat16";
+  const CommandResult p =
+      run("predict" + args + " --input " + path("data.h5") + " --output " + path("preds_bf16.csv"));
   const CpuBfloat16 cpu = cpu_bfloat16();
   if (!cpu.avx512_bf16 && !cpu.amx_bf16) {
     EXPECT_EQ(p.exit_code, 2) << p.output;

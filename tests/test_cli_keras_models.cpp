@@ -440,7 +440,8 @@ TEST_F(CliKerasModels, NestedModelSavedAsH5KeepsItsNesting) {
     const CommandResult r = run_parafine(run + path(out));
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
-  const std::string want = test_util::bytes_of(predict(path("nested_saved.keras"), path("rgb.h5"), "nk", ""));
+  const std::string want =
+      test_util::bytes_of(predict(path("nested_saved.keras"), path("rgb.h5"), "nk", ""));
   EXPECT_EQ(test_util::bytes_of(predict(path("nested_saved.h5"), path("rgb.h5"), "nh", "")), want);
   const CommandResult i = run_parafine("inspect " + path("nested_saved.h5"));
   EXPECT_EQ(i.exit_code, 0) << i.output;

@@ -6,8 +6,8 @@
 
 #include <string>
 
-#include "parafine/io/keras_config.hpp"
 #include "parafine/io/graph_weights.hpp"
+#include "parafine/io/keras_config.hpp"
 #include "parafine/io/keras_config_writer.hpp"
 #include "parafine/io/model_from_config.hpp"
 
@@ -29,8 +29,10 @@ json k2_layer(const std::string& cls, const std::string& name, json config,
 }
 
 json keras_tensor(const std::string& layer, int node = 0) {
-  return {{"class_name", "__keras_tensor__"},
-          {"config", {{"shape", {nullptr, 8, 8, 3}}, {"dtype", "float32"}, {"keras_history", {layer, node, 0}}}}};
+  return {
+      {"class_name", "__keras_tensor__"},
+      {"config",
+       {{"shape", {nullptr, 8, 8, 3}}, {"dtype", "float32"}, {"keras_history", {layer, node, 0}}}}};
 }
 
 // A Keras 3 Functional entry.
@@ -50,11 +52,13 @@ json k3_layer(const std::string& cls, const std::string& name, json config,
           {"config", config},
           {"registered_name", nullptr},
           {"name", name},
-          {"inbound_nodes", inputs.empty() ? json::array()
-                                           : json::array({{{"args", args}, {"kwargs", json::object()}}})}};
+          {"inbound_nodes", inputs.empty()
+                                ? json::array()
+                                : json::array({{{"args", args}, {"kwargs", json::object()}}})}};
 }
 
-json functional(const std::string& name, json layers, const std::string& in, const std::string& out) {
+json functional(const std::string& name, json layers, const std::string& in,
+                const std::string& out) {
   return {{"class_name", "Functional"},
           {"config",
            {{"name", name},
@@ -66,7 +70,10 @@ json functional(const std::string& name, json layers, const std::string& in, con
 json small_graph_k2() {
   json layers = json::array(
       {k2_layer("InputLayer", "in", {{"batch_input_shape", {nullptr, 8, 8, 3}}}, {}),
-       k2_layer("Conv2D", "c1", {{"filters", 4}, {"kernel_size", {3, 3}}, {"padding", "same"}, {"activation", "relu"}}, {"in"}),
+       k2_layer(
+           "Conv2D", "c1",
+           {{"filters", 4}, {"kernel_size", {3, 3}}, {"padding", "same"}, {"activation", "relu"}},
+           {"in"}),
        k2_layer("Conv2D", "c2", {{"filters", 4}, {"kernel_size", {1, 1}}}, {"in"}),
        k2_layer("Add", "add", json::object(), {"c1", "c2"}),
        k2_layer("GlobalAveragePooling2D", "gap", json::object(), {"add"}),
@@ -77,7 +84,10 @@ json small_graph_k2() {
 json small_graph_k3() {
   json layers = json::array(
       {k3_layer("InputLayer", "in", {{"batch_shape", {nullptr, 8, 8, 3}}}, {}),
-       k3_layer("Conv2D", "c1", {{"filters", 4}, {"kernel_size", {3, 3}}, {"padding", "same"}, {"activation", "relu"}}, {"in"}),
+       k3_layer(
+           "Conv2D", "c1",
+           {{"filters", 4}, {"kernel_size", {3, 3}}, {"padding", "same"}, {"activation", "relu"}},
+           {"in"}),
        k3_layer("Conv2D", "c2", {{"filters", 4}, {"kernel_size", {1, 1}}}, {"in"}),
        k3_layer("Add", "add", json::object(), {"c1", "c2"}),
        k3_layer("GlobalAveragePooling2D", "gap", json::object(), {"add"}),
@@ -132,23 +142,25 @@ TEST(KerasConfig, WrittenConfigReadsBackToTheSameGraph) {
 }
 
 TEST(KerasConfig, NestedBaseCalledWithTrainingFalse) {
-  json base_layers = json::array(
-      {k2_layer("InputLayer", "base_in", {{"batch_input_shape", {nullptr, nullptr, nullptr, 3}}}, {}),
-       k2_layer("Conv2D", "conv", {{"filters", 4}, {"kernel_size", 3}}, {"base_in"}),
-       k2_layer("BatchNormalization", "bn", {{"axis", {3}}}, {"conv"})});
+  json base_layers =
+      json::array({k2_layer("InputLayer", "base_in",
+                            {{"batch_input_shape", {nullptr, nullptr, nullptr, 3}}}, {}),
+                   k2_layer("Conv2D", "conv", {{"filters", 4}, {"kernel_size", 3}}, {"base_in"}),
+                   k2_layer("BatchNormalization", "bn", {{"axis", {3}}}, {"conv"})});
   json base = functional("base", base_layers, "base_in", "bn");
   base["name"] = "base";
-  base["inbound_nodes"] = json::array({json::array({json::array({"rescale", 0, 0, {{"training", false}}})})});
-  json outer = json::array(
-      {k2_layer("InputLayer", "in", {{"batch_input_shape", {nullptr, 8, 8, 3}}}, {}),
-       k2_layer("Rescaling", "rescale", {{"scale", 0.5}, {"offset", -1}}, {"in"}), base,
-       k2_layer("GlobalAveragePooling2D", "gap", json::object(), {"base"}),
-       k2_layer("Dense", "out", {{"units", 2}, {"activation", "softmax"}}, {"gap"})});
+  base["inbound_nodes"] =
+      json::array({json::array({json::array({"rescale", 0, 0, {{"training", false}}})})});
+  json outer =
+      json::array({k2_layer("InputLayer", "in", {{"batch_input_shape", {nullptr, 8, 8, 3}}}, {}),
+                   k2_layer("Rescaling", "rescale", {{"scale", 0.5}, {"offset", -1}}, {"in"}), base,
+                   k2_layer("GlobalAveragePooling2D", "gap", json::object(), {"base"}),
+                   k2_layer("Dense", "out", {{"units", 2}, {"activation", "softmax"}}, {"gap"})});
   const KerasGraph g = parse_keras_config(functional("outer", outer, "in", "out").dump(), "nested");
   ASSERT_EQ(g.nodes.size(), 7u);  // in, rescale, base_in, conv, bn, gap, out
   ASSERT_EQ(g.models.size(), 2u);
   EXPECT_EQ(g.base_model(), 1);
-  EXPECT_EQ(g.models[1].layers.size(), 3u);  // base.layers includes its InputLayer
+  EXPECT_EQ(g.models[1].layers.size(), 3u);             // base.layers includes its InputLayer
   EXPECT_EQ(g.nodes[2].inputs, (std::vector<int>{1}));  // base_in passes rescale's tensor on
   EXPECT_TRUE(g.nodes[4].inference_only);
   EXPECT_FALSE(g.nodes[5].inference_only);
@@ -159,7 +171,8 @@ TEST(KerasConfig, NestedBaseCalledWithTrainingFalse) {
   // Keras 3 paths: layers/functional/layers/conv2d for the nested conv.
   bool found = false;
   for (const auto& [path, node] : keras3_weight_paths(g))
-    found |= path == "layers/functional/layers/conv2d" && g.nodes[static_cast<std::size_t>(node)].name == "conv";
+    found |= path == "layers/functional/layers/conv2d" &&
+             g.nodes[static_cast<std::size_t>(node)].name == "conv";
   EXPECT_TRUE(found);
 }
 
@@ -169,9 +182,14 @@ TEST(KerasConfig, SequentialWithoutInputLayerGetsKeras2sImplicitInput) {
                {{"name", "s"},
                 {"layers",
                  {{{"class_name", "Conv2D"},
-                   {"config", {{"name", "c"}, {"filters", 2}, {"kernel_size", 3}, {"batch_input_shape", {nullptr, 6, 6, 3}}}}},
+                   {"config",
+                    {{"name", "c"},
+                     {"filters", 2},
+                     {"kernel_size", 3},
+                     {"batch_input_shape", {nullptr, 6, 6, 3}}}}},
                   {{"class_name", "Flatten"}, {"config", {{"name", "f"}}}},
-                  {{"class_name", "Dense"}, {"config", {{"name", "d"}, {"units", 1}, {"activation", "sigmoid"}}}}}}}}};
+                  {{"class_name", "Dense"},
+                   {"config", {{"name", "d"}, {"units", 1}, {"activation", "sigmoid"}}}}}}}}};
   const KerasGraph g = parse_keras_config(seq.dump(), "seq");
   ASSERT_EQ(g.nodes.size(), 4u);
   EXPECT_EQ(g.nodes[0].name, "c_input");
@@ -185,9 +203,11 @@ TEST(KerasConfig, SequentialWithoutInputLayerGetsKeras2sImplicitInput) {
 
 TEST(KerasConfig, RefusalsNameTheLayer) {
   EXPECT_NE(error_of("{not json").find("cfg: not JSON"), std::string::npos);
-  EXPECT_NE(error_of(R"({"class_name": "MyModel", "config": {}})").find("'MyModel'"), std::string::npos);
+  EXPECT_NE(error_of(R"({"class_name": "MyModel", "config": {}})").find("'MyModel'"),
+            std::string::npos);
   json shared = small_graph_k2();
-  shared["config"]["layers"][2]["inbound_nodes"].push_back(shared["config"]["layers"][2]["inbound_nodes"][0]);
+  shared["config"]["layers"][2]["inbound_nodes"].push_back(
+      shared["config"]["layers"][2]["inbound_nodes"][0]);
   EXPECT_NE(error_of(shared.dump()).find("layer 'c2': is called 2 times"), std::string::npos);
   json missing = small_graph_k2();
   missing["config"]["layers"][4]["inbound_nodes"][0][0][0] = "nowhere";
@@ -208,15 +228,23 @@ TEST(KerasConfig, UnsupportedLayersAreAllListed) {
   const KerasGraph graph = parse_keras_config(g.dump(), "cfg");
   const std::vector<std::string> problems = graph_problems(graph, 0);
   ASSERT_EQ(problems.size(), 3u);
-  EXPECT_NE(problems[0].find("layer 'c1' (Lambda): a Lambda layer holds Python code"), std::string::npos) << problems[0];
-  EXPECT_NE(problems[1].find("layer 'c2' (Conv2D): dilation_rate [2,2]"), std::string::npos) << problems[1];
-  EXPECT_NE(problems[2].find("layer 'gap' (MyPooling): class 'MyPooling' is not one parafine implements"), std::string::npos) << problems[2];
+  EXPECT_NE(problems[0].find("layer 'c1' (Lambda): a Lambda layer holds Python code"),
+            std::string::npos)
+      << problems[0];
+  EXPECT_NE(problems[1].find("layer 'c2' (Conv2D): dilation_rate [2,2]"), std::string::npos)
+      << problems[1];
+  EXPECT_NE(
+      problems[2].find("layer 'gap' (MyPooling): class 'MyPooling' is not one parafine implements"),
+      std::string::npos)
+      << problems[2];
   try {
     model_from_graph(graph, 0, "m.keras: config.json");
     FAIL() << "built a model with a Lambda layer";
   } catch (const std::invalid_argument& e) {
     const std::string what = e.what();
-    EXPECT_NE(what.find("m.keras: config.json: parafine cannot build 3 layer(s)"), std::string::npos) << what;
+    EXPECT_NE(what.find("m.keras: config.json: parafine cannot build 3 layer(s)"),
+              std::string::npos)
+        << what;
   }
 }
 

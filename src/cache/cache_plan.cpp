@@ -1,6 +1,6 @@
 // The feature cache's plan: restart nodes, FLOP shares, the decision (see cache_plan.hpp).
-#include "parafine/layers/dropout.hpp"
 #include "parafine/cache/cache_plan.hpp"
+#include "parafine/layers/dropout.hpp"
 
 #include <algorithm>
 #include <iomanip>
@@ -75,7 +75,8 @@ CachePlan plan_feature_cache(const Model& model, int phase2_first_trainable, boo
   // A Dropout that drops in training (Keras: even when frozen) makes its output differ every
   // epoch: the cache stops before it.
   const int random = first_active_dropout(model);
-  if (need_phase1) p.phase1_node = restart_node(model, std::min(model.first_trainable_node(), random));
+  if (need_phase1)
+    p.phase1_node = restart_node(model, std::min(model.first_trainable_node(), random));
   std::string phase2_reason;
   if (need_phase2) {
     const int cut = restart_node(model, std::min(phase2_first_trainable, random));

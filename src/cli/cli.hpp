@@ -38,8 +38,8 @@ int inspect_model_file(const std::string& path);
 #include "parafine/data/preprocess.hpp"
 #include "parafine/io/backbone_of_file.hpp"
 #include "parafine/io/model_files.hpp"
-#include "parafine/model/model.hpp"
 #include "parafine/model/backbone.hpp"
+#include "parafine/model/model.hpp"
 
 namespace parafine {
 
@@ -53,8 +53,8 @@ bool prepare_model(Model& model, const NetworkConfig& net, const std::string& we
 // --model / --init FILE read as any model file (io/model_files.hpp); a file that cannot be
 // read or built (not a model, a layer parafine does not run, weights that do not fit the
 // config) is a UsageError naming `option`, the file and every problem (exit 2).
-LoadedModel load_model_option(const std::string& option, const std::string& path,
-                              int image_size, int fallback_size = 0);
+LoadedModel load_model_option(const std::string& option, const std::string& path, int image_size,
+                              int fallback_size = 0);
 
 // Every reason `train --init` cannot train the model as Keras's fit would (empty: it can):
 // an output that is no classifier's, a softmax/sigmoid Dense before the output (parafine fuses

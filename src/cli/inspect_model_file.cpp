@@ -8,8 +8,8 @@
 
 #include "cli/cli.hpp"
 #include "parafine/io/keras_config.hpp"
-#include "parafine/io/model_from_config.hpp"
 #include "parafine/io/model_files.hpp"
+#include "parafine/io/model_from_config.hpp"
 #include "parafine/model/model_summary.hpp"
 #include "parafine/train/evaluation.hpp"
 
@@ -51,8 +51,8 @@ long long params_of(const Model* model, const std::string& flat_name) {
 
 void print_graph(const KerasGraph& g, const Model* model) {
   const KerasModel& top = g.models[0];
-  std::cout << "Model: \"" << top.name << "\" (" << top.class_name << ", Keras "
-            << g.keras_major << " serialisation)\n"
+  std::cout << "Model: \"" << top.name << "\" (" << top.class_name << ", Keras " << g.keras_major
+            << " serialisation)\n"
             << pad(" Layer (type)", 52) << pad("Output Shape", 24) << pad("Param #", 12)
             << "Connected to\n";
   int current = 0;
@@ -100,12 +100,14 @@ void report_training(const LoadedModel& loaded, std::vector<std::string>& reason
   } catch (const std::invalid_argument&) {
     // listed in reasons
   }
-  for (const std::string& note : training_notes(loaded.graph)) std::cout << "note: " << note << "\n";
+  for (const std::string& note : training_notes(loaded.graph))
+    std::cout << "note: " << note << "\n";
   const Model& m = loaded.model;
   if (m.base_layers() > 0) {
     const int base = loaded.graph.base_model();
     std::cout << "base: " << m.base_layers() << " layers ("
-              << (base > 0 ? "the nested model '" + loaded.graph.models[static_cast<std::size_t>(base)].name + "'"
+              << (base > 0 ? "the nested model '" +
+                                 loaded.graph.models[static_cast<std::size_t>(base)].name + "'"
                            : std::string("the backbone's base.layers"))
               << "): phase 1 trains what follows it, --unfreeze-last N counts its layers\n";
   } else {

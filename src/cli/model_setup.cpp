@@ -5,13 +5,13 @@
 #include "cli/cli.hpp"
 #include "cli/options.hpp"
 #include "parafine/core/out_of_memory.hpp"
-#include "parafine/io/model_from_config.hpp"
-#include "parafine/layers/dense.hpp"
-#include "parafine/train/evaluation.hpp"
 #include "parafine/io/backbone_of_file.hpp"
 #include "parafine/io/keras_weights.hpp"
+#include "parafine/io/model_from_config.hpp"
 #include "parafine/io/weights_source.hpp"
+#include "parafine/layers/dense.hpp"
 #include "parafine/model/initializers.hpp"
+#include "parafine/train/evaluation.hpp"
 
 namespace parafine {
 
@@ -32,8 +32,8 @@ bool prepare_model(Model& model, const NetworkConfig& net, const std::string& we
   return false;
 }
 
-LoadedModel load_model_option(const std::string& option, const std::string& path,
-                              int image_size, int fallback_size) {
+LoadedModel load_model_option(const std::string& option, const std::string& path, int image_size,
+                              int fallback_size) {
   try {
     model_format_of(path, option);
     return load_model_file(path, image_size, fallback_size);
@@ -80,7 +80,8 @@ Preprocess model_preprocess(const std::string& text, const LoadedModel& loaded, 
   }
   log << "--preprocess auto: none (the model has no Rescaling input stage and the file does not "
          "say how its inputs were scaled; give --preprocess rescale:1/255, tf, caffe or torch "
-         "if it was trained on scaled inputs)" << std::endl;
+         "if it was trained on scaled inputs)"
+      << std::endl;
   return Preprocess::kNone;
 }
 

@@ -18,9 +18,9 @@
 #include "parafine/data/h5_dataset.hpp"
 #include "parafine/dist/comm.hpp"
 #include "parafine/io/model_file.hpp"
-#include "parafine/train/evaluation.hpp"
 #include "parafine/layers/dense.hpp"
 #include "parafine/model/backbone.hpp"
+#include "parafine/train/evaluation.hpp"
 #include "parafine/train/trainer.hpp"
 
 namespace po = boost::program_options;
@@ -157,7 +157,8 @@ std::vector<float> class_probabilities(const Model& model, const Tensor& out, in
       for (float& v : p) v = static_cast<float>(v / sum);
     }
   }
-  if (units == 1 && (head.activation == Activation::kLinear || head.activation == Activation::kSigmoid))
+  if (units == 1 &&
+      (head.activation == Activation::kLinear || head.activation == Activation::kSigmoid))
     p = {1.0f - p[0], p[0]};
   return p;
 }
@@ -166,8 +167,9 @@ std::vector<float> class_probabilities(const Model& model, const Tensor& out, in
 int probability_columns(const Model& model) {
   const int units = static_cast<int>(model.output_shape(model.size() - 1, 1)[1]);
   const OutputHead head = output_head(model);
-  const bool binary = head.dense && units == 1 && (head.activation == Activation::kLinear ||
-                                                   head.activation == Activation::kSigmoid);
+  const bool binary =
+      head.dense && units == 1 &&
+      (head.activation == Activation::kLinear || head.activation == Activation::kSigmoid);
   return binary ? 2 : units;
 }
 
@@ -313,11 +315,11 @@ int run_evaluate(int argc, char** argv) {
   }
   if (!names.empty() && !data->class_names().empty() && names != data->class_names())
     throw UsageError(o.data + "'s classes (" + join(data->class_names()) +
-                             ") differ from the model's (" + join(names) +
-                             "): label k would be scored against another class");
+                     ") differ from the model's (" + join(names) +
+                     "): label k would be scored against another class");
   if (data->classes() > classes)
-    throw UsageError(o.data + " has " + std::to_string(data->classes()) +
-                             " classes, the model " + std::to_string(classes));
+    throw UsageError(o.data + " has " + std::to_string(data->classes()) + " classes, the model " +
+                     std::to_string(classes));
   const LossResult total = evaluate(model, *data, o.batch_size, image_size, o.chosen_preprocess, 2);
   if (!Comm::is_root()) return 0;  // the sums are global: rank 0 reports them
   std::cout << std::fixed << std::setprecision(4) << "loss " << total.loss_sum / total.count

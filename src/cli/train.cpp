@@ -26,8 +26,8 @@
 #include "parafine/io/model_file.hpp"
 #include "parafine/io/model_files.hpp"
 #include "parafine/io/model_from_config.hpp"
-#include "parafine/train/evaluation.hpp"
 #include "parafine/train/checkpoint.hpp"
+#include "parafine/train/evaluation.hpp"
 #include "parafine/train/trainer.hpp"
 
 namespace po = boost::program_options;
@@ -330,9 +330,9 @@ TrainData open_data(const TrainOptions& o, std::ostream& out) {
 // gets its frozen BN statistics calibrated first.
 Model build_model(TrainOptions& o, const SampleSource& train, std::ostream& out) {
   if (o.init_model) {
-    out << "initialised from " << o.init << " (" << model_format_name(o.init_model->format)
-        << ", " << o.init_model->model.size() << " layers, base " << o.config.base_layers
-        << " layers)" << std::endl;
+    out << "initialised from " << o.init << " (" << model_format_name(o.init_model->format) << ", "
+        << o.init_model->model.size() << " layers, base " << o.config.base_layers << " layers)"
+        << std::endl;
     return std::move(o.init_model->model);
   }
   o.net.classes = train.classes();
@@ -354,9 +354,9 @@ void report_run(const TrainOptions& o, const TrainData& d, Precision precision, 
     out << " (alpha " << alpha_text(o.net.alpha) << ")";
   out << ", " << preprocess_name(c.preprocess) << " preprocessing; " << d.train->size()
       << " training images, " << (d.val ? d.val->size() : 0) << " validation images, "
-      << d.train->classes() << " classes, " << c.image_size << "x" << c.image_size << ", global batch "
-      << c.batch_size << ", " << Comm::size() << " rank(s) x " << parafine::threads()
-      << " threads, " << precision_name(precision) << std::endl;
+      << d.train->classes() << " classes, " << c.image_size << "x" << c.image_size
+      << ", global batch " << c.batch_size << ", " << Comm::size() << " rank(s) x "
+      << parafine::threads() << " threads, " << precision_name(precision) << std::endl;
   if (o.init_model) return;
   if (const std::string note = backbone_note(o.net); !note.empty()) out << note << std::endl;
 }

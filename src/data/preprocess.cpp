@@ -44,25 +44,31 @@ Preprocess parse_preprocess(const std::string& name) {
         std::fabs(f) > std::numeric_limits<float>::max())
       throw std::invalid_argument(
           "--preprocess rescale:F needs a finite, non-zero factor such as rescale:1/255 or "
-          "rescale:0.5, got '" + name + "'");
+          "rescale:0.5, got '" +
+          name + "'");
     return Preprocess::rescale(static_cast<float>(f));
   }
   throw std::invalid_argument(
       "--preprocess must be 'caffe', 'tf', 'torch', 'none' or 'rescale:F' (e.g. rescale:1/255), "
-      "got '" + name + "'");
+      "got '" +
+      name + "'");
 }
 
 std::string preprocess_name(Preprocess p) {
   switch (p.mode) {
-    case Preprocess::Mode::kCaffe: return "caffe";
-    case Preprocess::Mode::kTf: return "tf";
-    case Preprocess::Mode::kTorch: return "torch";
+    case Preprocess::Mode::kCaffe:
+      return "caffe";
+    case Preprocess::Mode::kTf:
+      return "tf";
+    case Preprocess::Mode::kTorch:
+      return "torch";
     case Preprocess::Mode::kRescale: {
       char text[48];
       std::snprintf(text, sizeof text, "rescale:%.9g", static_cast<double>(p.scale));
       return text;
     }
-    case Preprocess::Mode::kNone: break;
+    case Preprocess::Mode::kNone:
+      break;
   }
   return "none";
 }

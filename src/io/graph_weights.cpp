@@ -27,10 +27,13 @@ std::vector<SaveablePath> saveable_paths(const KerasGraph& graph) {
   std::function<void(int, const std::string&)> walk = [&](int m, const std::string& prefix) {
     Keras3UniqueNames names;
     for (const KerasLayerEntry& e : graph.models[static_cast<std::size_t>(m)].layers) {
-      const KerasModel* sub = e.model >= 0 ? &graph.models[static_cast<std::size_t>(e.model)] : nullptr;
-      const KerasNode* node = e.node >= 0 ? &graph.nodes[static_cast<std::size_t>(e.node)] : nullptr;
+      const KerasModel* sub =
+          e.model >= 0 ? &graph.models[static_cast<std::size_t>(e.model)] : nullptr;
+      const KerasNode* node =
+          e.node >= 0 ? &graph.nodes[static_cast<std::size_t>(e.node)] : nullptr;
       const std::string path =
-          prefix + "layers/" + names.next(keras3_container_name(sub ? sub->class_name : node->class_name));
+          prefix + "layers/" +
+          names.next(keras3_container_name(sub ? sub->class_name : node->class_name));
       out.push_back({path, sub ? sub->name : node->name, e.node});
       if (sub) walk(e.model, path + "/");
     }
@@ -91,7 +94,8 @@ KerasWeightFile keras3_as_weight_file(const Keras3WeightsFile& file, const Keras
       std::vector<int> same;
       for (std::size_t i = 0; i < graph.nodes.size(); ++i)
         if (graph.nodes[i].name == g.name) same.push_back(static_cast<int>(i));
-      if (same.size() == 1) node = same[0];
+      if (same.size() == 1)
+        node = same[0];
       else if (same.size() > 1 && by_path != node_of_path.end() &&
                graph.nodes[static_cast<std::size_t>(by_path->second)].name == g.name)
         node = by_path->second;

@@ -149,14 +149,16 @@ class ConfigParser {
         std::vector<TensorRef> extra;
         collect_tensors(kwargs, e.name, extra, 0);
         for (const TensorRef& r : extra)
-          fail(e.name, "takes the tensor of '" + r.layer +
-                           "' as a keyword argument (a mask?): parafine passes one tensor per input");
+          fail(e.name,
+               "takes the tensor of '" + r.layer +
+                   "' as a keyword argument (a mask?): parafine passes one tensor per input");
       }
     }
     const json& training = member(kwargs, "training");
     if (training.is_boolean() && training.get<bool>())
-      fail(e.name, "is called with training=True (dropout or batch statistics at inference, "
-                   "e.g. Monte-Carlo dropout), which parafine does not run");
+      fail(e.name,
+           "is called with training=True (dropout or batch statistics at inference, "
+           "e.g. Monte-Carlo dropout), which parafine does not run");
     e.training_false = training.is_boolean();
   }
 
@@ -210,7 +212,8 @@ class ConfigParser {
                      "s: parafine runs models with one input and one output");
       t = &j[0];
     }
-    return tensor_ref(*t, "", (std::string("model '") + model + "': its " + what + "_layers").c_str());
+    return tensor_ref(*t, "",
+                      (std::string("model '") + model + "': its " + what + "_layers").c_str());
   }
 
   // Adds a model's layers; `input` feeds its InputLayer (-1: the outermost model). Returns
@@ -225,7 +228,8 @@ class ConfigParser {
     m.class_name = text(entry, "class_name") == "Model" ? "Functional" : text(entry, "class_name");
     m.name = text(config, "name", text(entry, "name", "model"));
     m.parent = parent;
-    if (member(config, "trainable").is_boolean()) m.trainable = member(config, "trainable").get<bool>();
+    if (member(config, "trainable").is_boolean())
+      m.trainable = member(config, "trainable").get<bool>();
     graph_.models.push_back(m);
     const int index = static_cast<int>(graph_.models.size()) - 1;
     return m.class_name == "Sequential"
@@ -257,7 +261,8 @@ class ConfigParser {
       if (first && cls != "InputLayer") {  // an implicit input: Keras names it <layer>_input
         const json shape = sequential_input_shape(config);
         if (input < 0 && shape.is_null())
-          fail(name, "the Sequential model '" + graph_.models[static_cast<std::size_t>(model)].name +
+          fail(name, "the Sequential model '" +
+                         graph_.models[static_cast<std::size_t>(model)].name +
                          "' has no input shape in its config (it was never built)");
         const json input_config = {{"name", name + "_input"}, {"batch_input_shape", shape}};
         x = add_node("InputLayer", name + "_input", model, input_config,
@@ -295,8 +300,7 @@ class ConfigParser {
       e.name = text(layers[i], "name", text(*e.config, "name"));
       if (e.name.empty() || e.cls.empty())
         fail("", "model '" + model_name + "': a layer entry without a class_name or a name");
-      if (!names.insert(e.name).second)
-        fail(e.name, "listed twice in model '" + model_name + "'");
+      if (!names.insert(e.name).second) fail(e.name, "listed twice in model '" + model_name + "'");
       read_call(layers[i], e);
       for (const TensorRef& r : e.refs)
         if (r.tensor != 0)
@@ -354,9 +358,9 @@ class ConfigParser {
         if (e.name != in.layer)
           fail(e.name, "an InputLayer that is not model '" + model_name +
                            "''s input: parafine runs models with one input");
-        produced[e.name] = add_node(e.cls, e.name, model, *e.config,
-                                    input < 0 ? std::vector<int>{} : std::vector<int>{input},
-                                    inference_only);
+        produced[e.name] =
+            add_node(e.cls, e.name, model, *e.config,
+                     input < 0 ? std::vector<int>{} : std::vector<int>{input}, inference_only);
         layers[i] = {produced[e.name], -1};
       } else if (is_model_class(e.cls)) {
         if (inputs.size() != 1) fail(e.name, "a nested model called on several tensors");
@@ -397,8 +401,8 @@ KerasGraph parse_keras_config(const std::string& json_text, const std::string& w
   try {
     return ConfigParser(where).parse(root);
   } catch (const json::exception& e) {  // a value of the wrong type somewhere
-    throw std::runtime_error(where + ": not a Keras model config as Keras writes it (" +
-                             e.what() + ")");
+    throw std::runtime_error(where + ": not a Keras model config as Keras writes it (" + e.what() +
+                             ")");
   }
 }
 

@@ -25,17 +25,26 @@ using json = nlohmann::json;
 
 namespace {
 
-const char* padding_text(Padding p) { return p == Padding::kSame ? "same" : "valid"; }
+const char* padding_text(Padding p) {
+  return p == Padding::kSame ? "same" : "valid";
+}
 
-json pair(int a, int b) { return json::array({a, b}); }
+json pair(int a, int b) {
+  return json::array({a, b});
+}
 
 const char* dense_activation(Activation a) {
   switch (a) {
-    case Activation::kRelu: return "relu";
-    case Activation::kSoftmax: return "softmax";
-    case Activation::kSigmoid: return "sigmoid";
-    case Activation::kTanh: return "tanh";
-    case Activation::kLinear: break;
+    case Activation::kRelu:
+      return "relu";
+    case Activation::kSoftmax:
+      return "softmax";
+    case Activation::kSigmoid:
+      return "sigmoid";
+    case Activation::kTanh:
+      return "tanh";
+    case Activation::kLinear:
+      break;
   }
   return "linear";
 }
@@ -244,8 +253,8 @@ class ConfigWriter {
     // A nested model whose output no outer layer reads is the last step: its output is the
     // model's (Teachable Machine's Sequential head inside the outer Sequential).
     for (std::size_t m = 0; m < g_.models.size(); ++m)
-      if (model_output_[m] < 0 && inside(g_.nodes[static_cast<std::size_t>(g_.output)].model,
-                                         static_cast<int>(m)))
+      if (model_output_[m] < 0 &&
+          inside(g_.nodes[static_cast<std::size_t>(g_.output)].model, static_cast<int>(m)))
         model_output_[m] = g_.output;
     model_output_[0] = g_.output;
   }
@@ -268,7 +277,8 @@ class ConfigWriter {
     json shape = json::array({nullptr});
     for (int d = 1; d < s.rank(); ++d) shape.push_back(s[d]);
     return {{"class_name", "__keras_tensor__"},
-            {"config", {{"shape", shape}, {"dtype", "float32"}, {"keras_history", reference(node, m)}}}};
+            {"config",
+             {{"shape", shape}, {"dtype", "float32"}, {"keras_history", reference(node, m)}}}};
   }
 
   // The inbound_nodes of a call of `node` (a layer, or the first node of a nested model) from
@@ -318,10 +328,9 @@ class ConfigWriter {
         const auto old = merged.find(it.key());
         // A number parafine holds as float (epsilon 0.001 as 0.0010000000474974513) keeps
         // the file's spelling when it is the same float.
-        const bool same_float = old != merged.end() && old->is_number_float() &&
-                                it.value().is_number() &&
-                                static_cast<float>(old->get<double>()) ==
-                                    static_cast<float>(it.value().get<double>());
+        const bool same_float =
+            old != merged.end() && old->is_number_float() && it.value().is_number() &&
+            static_cast<float>(old->get<double>()) == static_cast<float>(it.value().get<double>());
         if (!same_float) merged[it.key()] = it.value();
       }
       config = merged;

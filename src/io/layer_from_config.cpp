@@ -33,7 +33,9 @@ struct Unsupported : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-[[noreturn]] void unsupported(const std::string& what) { throw Unsupported(what); }
+[[noreturn]] void unsupported(const std::string& what) {
+  throw Unsupported(what);
+}
 
 const json& get(const json& c, const char* key) {
   static const json null;
@@ -59,7 +61,8 @@ int square(const json& c, const char* key, int fallback) {
 }
 
 Padding padding_of(const json& c) {
-  const std::string p = get(c, "padding").is_string() ? get(c, "padding").get<std::string>() : "valid";
+  const std::string p =
+      get(c, "padding").is_string() ? get(c, "padding").get<std::string>() : "valid";
   if (p == "valid") return Padding::kValid;
   if (p == "same") return Padding::kSame;
   unsupported("padding '" + p + "' (parafine runs 'valid' and 'same')");
@@ -109,7 +112,8 @@ void check_last_axis(const json& c, int rank = 4) {
   if (axis.is_null()) return;
   if (axis.is_array() && axis.size() == 1) axis = axis[0];
   if (!axis.is_number_integer() || (axis.get<int>() != -1 && axis.get<int>() != rank - 1))
-    unsupported("axis " + get(c, "axis").dump() + " (parafine normalises and joins the channel axis, -1)");
+    unsupported("axis " + get(c, "axis").dump() +
+                " (parafine normalises and joins the channel axis, -1)");
 }
 
 float number(const json& c, const char* key, float fallback) {
@@ -165,9 +169,9 @@ Shape input_shape_of(const KerasNode& node, int image_size) {
 
 // Layers that are the identity in inference (RandomCrop is not: it centre-crops then).
 bool is_augmentation(const std::string& cls) {
-  for (const char* a : {"RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation",
-                        "RandomContrast", "RandomBrightness", "RandomHeight", "RandomWidth",
-                        "GaussianNoise", "GaussianDropout"})
+  for (const char* a :
+       {"RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast",
+        "RandomBrightness", "RandomHeight", "RandomWidth", "GaussianNoise", "GaussianDropout"})
     if (cls == a) return true;
   return false;
 }
@@ -208,7 +212,8 @@ LayerPtr batch_normalization(const KerasNode& node, int) {
     unsupported("center=False (parafine's BatchNormalization always has beta)");
   const json& scale = get(c, "scale");
   if (!(number(c, "epsilon", 1e-3f) > 0.0f))
-    unsupported("epsilon " + get(c, "epsilon").dump() + " (must be > 0: it keeps 1/sqrt(var + eps) finite)");
+    unsupported("epsilon " + get(c, "epsilon").dump() +
+                " (must be > 0: it keeps 1/sqrt(var + eps) finite)");
   return std::make_unique<BatchNormalization>(node.flat_name, number(c, "epsilon", 1e-3f),
                                               number(c, "momentum", 0.99f),
                                               scale.is_boolean() ? scale.get<bool>() : true);
@@ -235,8 +240,8 @@ LayerPtr relu(const KerasNode& node, int) {
   if (number(c, "negative_slope", 0.0f) != 0.0f || number(c, "threshold", 0.0f) != 0.0f)
     unsupported("ReLU with negative_slope or threshold (parafine runs max(x, 0) up to max_value)");
   const json& m = get(c, "max_value");
-  return std::make_unique<ReLU>(node.flat_name,
-                                m.is_number() ? std::optional<float>(m.get<float>()) : std::nullopt);
+  return std::make_unique<ReLU>(
+      node.flat_name, m.is_number() ? std::optional<float>(m.get<float>()) : std::nullopt);
 }
 
 LayerPtr add(const KerasNode& node, int) {

@@ -26,7 +26,8 @@ using json = nlohmann::json;
 namespace {
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 // What a Keras 2 full-model .h5 or a tf.keras weights file holds at its root.
@@ -55,7 +56,8 @@ std::optional<NetworkConfig> detect_backbone_model(Model& model, const KerasGrap
   if (model.size() <= base) return std::nullopt;
   model.set_base_layers(base);
   try {
-    return network_config_of(described, image_size > 0 ? image_size : model.sample_input_shape()[0]);
+    return network_config_of(described,
+                             image_size > 0 ? image_size : model.sample_input_shape()[0]);
   } catch (const std::exception&) {
     return std::nullopt;  // another head: trained as the config says, base as the backbone's
   }
@@ -81,7 +83,8 @@ LoadedModel from_config(const std::string& config_json, const std::string& where
   out.graph = parse_keras_config(config_json, where);
   out.model = model_from_graph(out.graph, image_size, where);
   out.from_config = true;
-  if (out.graph.base_model() < 0) out.network = detect_backbone_model(out.model, out.graph, image_size);
+  if (out.graph.base_model() < 0)
+    out.network = detect_backbone_model(out.model, out.graph, image_size);
   load_graph_weights(out.model, out.graph, weights_h5, weights_shown, WeightScope::kFull);
   return out;
 }
@@ -99,9 +102,10 @@ LoadedModel from_keras3_weights(const std::string& path, int image_size) {
     if (g.vars.empty()) continue;
     if (g.name.empty())
       throw std::runtime_error(
-          path + ": its vars groups carry no layer names (written by Keras before 3.6), and a "
-                 ".weights.h5 has no config: parafine cannot tell which model it holds. Load it "
-                 "in Keras and save the model as .keras");
+          path +
+          ": its vars groups carry no layer names (written by Keras before 3.6), and a "
+          ".weights.h5 has no config: parafine cannot tell which model it holds. Load it "
+          "in Keras and save the model as .keras");
     StoredLayer l;
     l.name = l.stored_name = g.name;
     l.weights = g.vars;
@@ -115,9 +119,10 @@ LoadedModel from_keras3_weights(const std::string& path, int image_size) {
     net = network_config_of(named, image_size);
   } catch (const std::exception& e) {
     throw std::runtime_error(
-        path + ": a .weights.h5 holds no config, so parafine reads one only as a parafine "
-               "backbone + head, and its layer names are not one (" + e.what() +
-        "); for another model give the .keras (or Keras 2 .h5) that holds its config");
+        path +
+        ": a .weights.h5 holds no config, so parafine reads one only as a parafine "
+        "backbone + head, and its layer names are not one (" +
+        e.what() + "); for another model give the .keras (or Keras 2 .h5) that holds its config");
   }
   out.model = build_network(net);
   out.network = net;
@@ -169,7 +174,8 @@ TfKerasEntryToWrite legacy_entry(const Model& model, const KerasGraph& graph,
 // the weights under /model_weights, a nested model's in its own group.
 void save_full_model_h5(const Model& model, const KerasGraph& graph, const std::string& path) {
   std::vector<TfKerasEntryToWrite> entries;
-  for (const KerasLayerEntry& e : graph.models[0].layers) entries.push_back(legacy_entry(model, graph, e));
+  for (const KerasLayerEntry& e : graph.models[0].layers)
+    entries.push_back(legacy_entry(model, graph, e));
   TfKerasRootAttrs attrs;
   attrs.model_config = keras3_model_config(graph, model);
   attrs.keras_version = "3.6.0";
@@ -189,9 +195,12 @@ ModelFormat model_format_of(const std::string& path, const std::string& option) 
 
 const char* model_format_name(ModelFormat format) {
   switch (format) {
-    case ModelFormat::kKerasArchive: return "Keras 3 .keras archive";
-    case ModelFormat::kKeras3Weights: return "Keras 3 .weights.h5";
-    case ModelFormat::kLegacyH5: break;
+    case ModelFormat::kKerasArchive:
+      return "Keras 3 .keras archive";
+    case ModelFormat::kKeras3Weights:
+      return "Keras 3 .weights.h5";
+    case ModelFormat::kLegacyH5:
+      break;
   }
   return "tf.keras HDF5";
 }

@@ -26,8 +26,7 @@ std::vector<std::string> graph_problems(const KerasGraph& graph, int image_size)
   const int size = image_size > 0 ? image_size : config_image_size(graph) > 0 ? 0 : 224;
   for (const KerasNode& n : graph.nodes) {
     std::string problem;
-    if (!layer_from_config(n, size, problem))
-      problems.push_back(problem);
+    if (!layer_from_config(n, size, problem)) problems.push_back(problem);
   }
   return problems;
 }
@@ -35,10 +34,10 @@ std::vector<std::string> graph_problems(const KerasGraph& graph, int image_size)
 std::vector<std::string> training_problems(const KerasGraph& graph) {
   std::vector<std::string> problems;
   for (const KerasNode& n : graph.nodes) {
-    for (const char* key : {"kernel_regularizer", "bias_regularizer", "activity_regularizer",
-                            "depthwise_regularizer", "beta_regularizer", "gamma_regularizer",
-                            "kernel_constraint", "bias_constraint", "depthwise_constraint",
-                            "beta_constraint", "gamma_constraint"}) {
+    for (const char* key :
+         {"kernel_regularizer", "bias_regularizer", "activity_regularizer", "depthwise_regularizer",
+          "beta_regularizer", "gamma_regularizer", "kernel_constraint", "bias_constraint",
+          "depthwise_constraint", "beta_constraint", "gamma_constraint"}) {
       const auto it = n.config.is_object() ? n.config.find(key) : n.config.end();
       if (n.config.is_object() && it != n.config.end() && !it->is_null())
         problems.push_back("layer '" + n.flat_name + "' (" + n.class_name + ") has a " + key +
@@ -48,7 +47,8 @@ std::vector<std::string> training_problems(const KerasGraph& graph) {
     const auto renorm = n.config.is_object() ? n.config.find("renorm") : n.config.end();
     if (n.config.is_object() && renorm != n.config.end() && renorm->is_boolean() &&
         renorm->get<bool>())
-      problems.push_back("layer '" + n.flat_name + "' (BatchNormalization) uses renorm=True, "
+      problems.push_back("layer '" + n.flat_name +
+                         "' (BatchNormalization) uses renorm=True, "
                          "which parafine does not implement");
   }
   return problems;
@@ -94,7 +94,8 @@ Model model_from_graph(const KerasGraph& graph, int image_size, const std::strin
       continue;
     }
     if (n.inference_only)
-      if (auto* bn = dynamic_cast<BatchNormalization*>(layer.get())) bn->set_called_in_inference(true);
+      if (auto* bn = dynamic_cast<BatchNormalization*>(layer.get()))
+        bn->set_called_in_inference(true);
     if (!problems.empty()) continue;
     try {
       model.add(std::move(layer), n.inputs);

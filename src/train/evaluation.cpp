@@ -31,8 +31,8 @@ const Dense& head_of(const Model& model) {
   const Layer& last = model.layer(model.size() - 1);
   const Dense* head = output_head(model).dense;
   if (!head)
-    throw std::invalid_argument("the model's output layer '" + last.name() + "' (" +
-                                last.type() + ")" +
+    throw std::invalid_argument("the model's output layer '" + last.name() + "' (" + last.type() +
+                                ")" +
                                 ": parafine trains and evaluates a classifier whose output is a "
                                 "Dense with softmax, sigmoid or linear (logits) activation");
   return *head;
@@ -43,8 +43,8 @@ const Dense& head_of(const Model& model) {
 OutputLoss output_loss(const Model& model) {
   const Dense& head = head_of(model);
   const Activation a = output_head(model).activation;
-  const std::string where = "the output layer '" + head.name() + "' (Dense, " +
-                            std::to_string(head.units()) + " units";
+  const std::string where =
+      "the output layer '" + head.name() + "' (Dense, " + std::to_string(head.units()) + " units";
   if (head.units() == 1) {
     if (a == Activation::kSigmoid || a == Activation::kLinear) return OutputLoss::kBinary;
     throw std::invalid_argument(where + (a == Activation::kSoftmax
@@ -52,8 +52,9 @@ OutputLoss output_loss(const Model& model) {
                                              : "): a single output unit needs sigmoid"));
   }
   if (a == Activation::kSoftmax || a == Activation::kLinear) return OutputLoss::kCategorical;
-  throw std::invalid_argument(where + "): a classifier over several units needs softmax (or a "
-                                      "linear output read as logits)");
+  throw std::invalid_argument(where +
+                              "): a classifier over several units needs softmax (or a "
+                              "linear output read as logits)");
 }
 
 int output_classes(const Model& model) {

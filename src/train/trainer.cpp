@@ -1,8 +1,8 @@
 // The two-phase training loop (see trainer.hpp): a run is prepared once (starting state,
 // BN modes, feature caches, shard plan), then each phase starts a fresh optimizer and trains
 // its epochs; an epoch is its steps, validation, the log line and the next checkpoint.
-#include "parafine/layers/dropout.hpp"
 #include "parafine/train/trainer.hpp"
+#include "parafine/layers/dropout.hpp"
 
 #include <chrono>
 #include <cmath>

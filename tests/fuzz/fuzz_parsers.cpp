@@ -10,15 +10,15 @@
 #include <stdexcept>
 
 #include "child_process.hpp"
-#include "parafine/io/keras_config_writer.hpp"
-#include "parafine/io/model_files.hpp"
-#include "parafine/io/model_from_config.hpp"
 #include "parafine/core/adam.hpp"
 #include "parafine/data/h5_dataset.hpp"
 #include "parafine/data/image_decode.hpp"
 #include "parafine/data/sample_source.hpp"
 #include "parafine/io/backbone_of_file.hpp"
+#include "parafine/io/keras_config_writer.hpp"
 #include "parafine/io/keras_weights.hpp"
+#include "parafine/io/model_files.hpp"
+#include "parafine/io/model_from_config.hpp"
 #include "parafine/model/backbone.hpp"
 #include "parafine/train/checkpoint.hpp"
 

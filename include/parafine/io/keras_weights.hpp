@@ -36,8 +36,8 @@ WeightCheck check_and_load_keras_weights(Model& model, const H5File& h5,
 // so that backbone_of_file can say which network a model is.
 KerasWeightFile describe_weights(const Model& model);
 
-// Opens `path` (either tf.keras layout, or Keras 3's .weights.h5) and loads it; throws std::runtime_error with ONE message listing every
-// problem. Notes are written to `log` when given.
+// Opens `path` (either tf.keras layout, or Keras 3's .weights.h5) and loads it; throws
+// std::runtime_error with ONE message listing every problem. Notes are written to `log` when given.
 void load_keras_weights(Model& model, const std::string& path, WeightScope scope,
                         std::ostream* log = nullptr);
 

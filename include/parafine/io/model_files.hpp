@@ -27,7 +27,7 @@ ModelFormat model_format_of(const std::string& path, const std::string& option);
 const char* model_format_name(ModelFormat format);
 
 struct LoadedModel {
-  Model model;      // built, every weight loaded
+  Model model;       // built, every weight loaded
   KerasGraph graph;  // its Keras structure (one flat Functional for a parafine backbone + head)
   std::vector<std::string> class_names;  // as saved by parafine, else empty
   // Set when the model is a parafine backbone + head (the base detected by its layer names):

@@ -31,7 +31,7 @@ struct TrainConfig {
   bool shuffle = true;
   std::uint64_t seed = 0;
   Backbone backbone = Backbone::kResNet50;  // which network (model/backbone.hpp)
-  float alpha = 1.0f;                        // MobileNetV2's width multiplier
+  float alpha = 1.0f;                       // MobileNetV2's width multiplier
   int image_size = 224;
   Preprocess preprocess = Preprocess::kCaffe;
   Augment augment = Augment::kNone;
