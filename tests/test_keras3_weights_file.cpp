@@ -15,27 +15,20 @@
 #include <string>
 #include <vector>
 
+#include "keras3_fixtures.hpp"
 #include "parafine/io/keras3_weights_file.hpp"
 #include "test_util.hpp"
 
 namespace parafine {
 namespace {
 
-using test_util::env_or;
 using test_util::error_message;
 using test_util::run_command;
 using test_util::TempDir;
 
-std::string fixture(const std::string& name) {
-  return env_or("PARAFINE_KERAS3_FIXTURES", "keras3_fixtures") + "/" + name;
-}
-std::string python() {
-  return env_or("PARAFINE_REFERENCE_PYTHON", "/usr/bin/python3");
-}
-std::string script() {
-  return env_or("PARAFINE_KERAS3_FIXTURE_SCRIPT",
-                "tests/reference/make_keras3_container_fixtures.py");
-}
+using keras3_fixtures::fixture;
+using keras3_fixtures::python;
+using keras3_fixtures::script;
 
 nlohmann::json expect() {
   std::ifstream in(fixture("expect.json"));

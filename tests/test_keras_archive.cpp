@@ -15,6 +15,7 @@
 #include <iterator>
 #include <string>
 
+#include "keras3_fixtures.hpp"
 #include "parafine/io/keras3_weights_file.hpp"
 #include "parafine/io/keras_archive.hpp"
 #include "test_util.hpp"
@@ -23,21 +24,13 @@ namespace parafine {
 namespace {
 
 namespace fs = std::filesystem;
-using test_util::env_or;
 using test_util::error_message;
 using test_util::run_command;
 using test_util::TempDir;
 
-std::string fixture(const std::string& name) {
-  return env_or("PARAFINE_KERAS3_FIXTURES", "keras3_fixtures") + "/" + name;
-}
-std::string python() {
-  return env_or("PARAFINE_REFERENCE_PYTHON", "/usr/bin/python3");
-}
-std::string script() {
-  return env_or("PARAFINE_KERAS3_FIXTURE_SCRIPT",
-                "tests/reference/make_keras3_container_fixtures.py");
-}
+using keras3_fixtures::fixture;
+using keras3_fixtures::python;
+using keras3_fixtures::script;
 std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};

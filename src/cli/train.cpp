@@ -189,6 +189,25 @@ long long parse_cache_mem(const std::string& text) {
   return static_cast<long long>(bytes);
 }
 
+// The options any run shares, whatever builds its model: augmentation, BN mode, cache,
+// unfreezing, checkpointing.
+void parse_run_options(TrainOptions& o) {
+  TrainConfig& c = o.config;
+  c.augment = parse_augment(o.augment);
+  c.bn_mode = parse_bn_mode(o.bn_mode);
+  c.cache.mode = parse_cache_mode(o.cache_mode);
+  if (o.cache_mem != "auto") c.cache.memory_bytes = parse_cache_mem(o.cache_mem);
+  check_cache_dir(c.cache);
+  c.unfreeze_from = o.unfreeze_from;
+  if (o.unfreeze_last_given && !o.unfreeze_from.empty())
+    throw UsageError("give --unfreeze-last or --unfreeze-from, not both");
+  require(!c.resume || !c.checkpoint_dir.empty(),
+          "--resume needs --checkpoint-dir (where the checkpoints are)");
+  require(c.checkpoint_steps >= 0, "--checkpoint-steps must be >= 0");
+  require(c.keep_checkpoints >= 1, "--keep-checkpoints must be at least 1");
+  require(c.max_steps >= 0, "--max-steps must be >= 0");
+}
+
 // Every option that can be checked without the data is checked here, before any data or MPI
 // work; the strings are parsed into `o.config`.
 void validate_options(TrainOptions& o) {
@@ -221,19 +240,7 @@ void validate_options(TrainOptions& o) {
   c.preprocess = preprocess_option(o.preprocess, c.backbone);
   check_weights_backbone("--weights", o.weights, o.net);
   if (o.backbone_given) check_weights_backbone("--init", o.init, o.net);  // else taken from it
-  c.augment = parse_augment(o.augment);
-  c.bn_mode = parse_bn_mode(o.bn_mode);
-  c.cache.mode = parse_cache_mode(o.cache_mode);
-  if (o.cache_mem != "auto") c.cache.memory_bytes = parse_cache_mem(o.cache_mem);
-  check_cache_dir(c.cache);
-  c.unfreeze_from = o.unfreeze_from;
-  if (o.unfreeze_last_given && !o.unfreeze_from.empty())
-    throw UsageError("give --unfreeze-last or --unfreeze-from, not both");
-  require(!c.resume || !c.checkpoint_dir.empty(),
-          "--resume needs --checkpoint-dir (where the checkpoints are)");
-  require(c.checkpoint_steps >= 0, "--checkpoint-steps must be >= 0");
-  require(c.keep_checkpoints >= 1, "--keep-checkpoints must be at least 1");
-  require(c.max_steps >= 0, "--max-steps must be >= 0");
+  parse_run_options(o);
   validate(c);
   if (!o.unfreeze_from.empty()) {  // the layer name, on a model that only has the names
     NetworkConfig names{backbone_info(c.backbone).min_size, 1, 1, 1, 3, c.backbone, c.alpha};
@@ -266,17 +273,8 @@ void validate_init_model(TrainOptions& o) {
   c.base_layers = model.base_layers();
   c.image_size = model.sample_input_shape()[0];
   c.preprocess = model_preprocess(o.preprocess, *o.init_model, std::cout);
-  c.augment = parse_augment(o.augment);
-  c.bn_mode = parse_bn_mode(o.bn_mode);
-  c.cache.mode = parse_cache_mode(o.cache_mode);
-  if (o.cache_mem != "auto") c.cache.memory_bytes = parse_cache_mem(o.cache_mem);
-  check_cache_dir(c.cache);
-  c.unfreeze_from = o.unfreeze_from;
-  if (o.unfreeze_last_given && !o.unfreeze_from.empty())
-    throw UsageError("give --unfreeze-last or --unfreeze-from, not both");
+  parse_run_options(o);
   if (!o.unfreeze_last_given && c.unfreeze_last > c.base_layers) c.unfreeze_last = c.base_layers;
-  require(!c.resume || !c.checkpoint_dir.empty(),
-          "--resume needs --checkpoint-dir (where the checkpoints are)");
   validate(c);
   if (!o.unfreeze_from.empty()) unfreeze_base_from(model, o.unfreeze_from);  // names it
   freeze_base(model);

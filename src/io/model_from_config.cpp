@@ -117,8 +117,11 @@ Model model_from_graph(const KerasGraph& graph, int image_size, const std::strin
   // A trailing Activation('softmax' | 'sigmoid') after a linear Dense is the classifier's head:
   // the loss takes its input as logits, so its backward passes dLoss/dlogits through.
   if (auto* act = dynamic_cast<ElementwiseActivation*>(&model.layer(model.size() - 1)))
-    if (act->kind() == ElementwiseKind::kSoftmax || act->kind() == ElementwiseKind::kSigmoid)
+    if (act->kind() == ElementwiseKind::kSoftmax || act->kind() == ElementwiseKind::kSigmoid) {
       act->set_fused_with_loss(true);
+      // Its input is the logits the loss reads: kept by every forward, frozen or not.
+      for (int in : model.inputs_of(model.size() - 1)) model.keep_output(in);
+    }
   const int base = graph.base_model();
   if (base > 0) {
     const auto [first, last] = node_range(graph, base);

@@ -63,7 +63,12 @@ int output_classes(const Model& model) {
 
 LossResult model_loss(const Model& model, const std::vector<int>& labels, double divisor,
                       Tensor* dlogits) {
-  const Tensor& logits = head_of(model).logits();
+  // A softmax/sigmoid Dense keeps its pre-activation outputs; a linear one's outputs are the
+  // logits (kept: the model's output, or the input of the trailing Activation).
+  const Dense& head = head_of(model);
+  const Tensor& logits = head.activation() == Activation::kLinear
+                             ? model.output(model.index_of(head.name()))
+                             : head.logits();
   if (output_loss(model) == OutputLoss::kBinary)
     return sigmoid_binary_cross_entropy(logits, labels, divisor, dlogits);
   return softmax_cross_entropy(logits, labels, divisor, dlogits);
