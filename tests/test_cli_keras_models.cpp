@@ -134,6 +134,10 @@ TEST_F(CliKerasModels, SmallCnnKerasAndKeras2FullModelPredictTheSameCsv) {
   const std::string k2 =
       predict(fixture("small_cnn_k2.h5"), data, "cnn_k2", "--preprocess rescale:1/255");
   EXPECT_EQ(test_util::bytes_of(k3), test_util::bytes_of(k2)) << "the CSVs differ";
+  // Keras 3's own model.save("m.h5"): weight names without ":0".
+  const std::string k3_h5 = predict(kBad + "/small_cnn_k3legacy.h5", data, "cnn_k3_h5",
+                                    "--preprocess rescale:1/255");
+  EXPECT_EQ(test_util::bytes_of(k3), test_util::bytes_of(k3_h5)) << "the CSVs differ";
   // p_class1 is the sigmoid unit: against the float64 PyTorch forward of the same weights.
   H5File ref(fixture("small_cnn_ref.h5"), H5File::Mode::kRead);
   const std::vector<double> want = ref.read_doubles("/probs");

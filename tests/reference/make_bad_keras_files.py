@@ -140,6 +140,25 @@ def compiled(config):
         "steps_per_execution": 1, "jit_compile": False}
 
 
+def keras3_legacy_h5(src, dst):
+    """Keras 3's own model.save("m.h5") of the Keras 2 full model `src`: the same layout, but
+    each weight named by its variable's path without TensorFlow's ":0"
+    (keras/src/legacy/saving/legacy_h5_format.py save_subset_weights_to_hdf5_group uses
+    w.path), datasets included."""
+    shutil.copyfile(src, dst)
+    with h5py.File(dst, "r+") as f:
+        weights = f["model_weights"]
+        for layer_name in weights.attrs["layer_names"]:
+            group = weights[layer_name.decode() if isinstance(layer_name, bytes) else layer_name]
+            renamed = []
+            for name in group.attrs["weight_names"]:
+                name = name.decode() if isinstance(name, bytes) else name
+                path = name[:-2] if name.endswith(":0") else name
+                group.move(name, path)
+                renamed.append(path.encode())
+            group.attrs["weight_names"] = renamed
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--fixtures", required=True)
@@ -160,7 +179,9 @@ def main():
     nested = read_archive(os.path.join(args.fixtures, "nested.keras"))
     write_archive(out("compiled_nested.keras"), with_weights(with_config(nested, compiled),
                                                              add_optimizer))
-    print("wrote 8 damaged model files and compiled_nested.keras to", args.out_dir)
+    keras3_legacy_h5(os.path.join(args.fixtures, "small_cnn_k2.h5"), out("small_cnn_k3legacy.h5"))
+    print("wrote 8 damaged model files, compiled_nested.keras and small_cnn_k3legacy.h5 to",
+          args.out_dir)
 
 
 if __name__ == "__main__":
