@@ -435,6 +435,23 @@ TEST_F(CliKerasModels, NestedKeras2FileTrainsAsTheKerasArchive) {
       compare_weights(path("tr_nested.keras.keras"), path("tr_nested_k2.h5.keras"), "--exact"), 0);
 }
 
+// A run of a nested model with Dropout stopped after 3 steps and resumed from its checkpoint
+// ends with the weights of the run made in one go (the Dropout masks are keyed by epoch and
+// sample, so the resumed steps draw the same ones).
+TEST_F(CliKerasModels, NestedModelResumesBitForBit) {
+  const std::string run = "train --train " + path("rgb.h5") + " --init " + fixture("nested.keras") +
+                          " --phase1-epochs 2 --phase2-epochs 2 --unfreeze-last 3 --batch-size 4"
+                          " --seed 9 --save ";
+  const std::string ckpt = " --checkpoint-dir " + path("resume_ckpt");
+  fs::create_directories(path("resume_ckpt"));
+  ASSERT_EQ(run_parafine(run + path("whole.keras")).exit_code, 0);
+  const CommandResult first = run_parafine(run + path("part.keras") + ckpt + " --max-steps 3");
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  const CommandResult rest = run_parafine(run + path("resumed.keras") + ckpt + " --resume");
+  ASSERT_EQ(rest.exit_code, 0) << rest.output;
+  EXPECT_EQ(compare_weights(path("whole.keras"), path("resumed.keras"), "--exact"), 0);
+}
+
 // A nested model saved as .h5 keeps its nesting (the Keras 2 full-model layout: the base's
 // weights in its own group) and predicts what the same run saved as .keras predicts.
 TEST_F(CliKerasModels, NestedModelSavedAsH5KeepsItsNesting) {
