@@ -76,11 +76,14 @@ std::vector<std::string> archive_class_names(const std::string& metadata) {
   return names;
 }
 
+// The model a config describes, with its weights. image_size > 0 overrides the config's input
+// size; fallback_size is used when the config leaves it open.
 LoadedModel from_config(const std::string& config_json, const std::string& where,
                         const std::string& weights_h5, const std::string& weights_shown,
-                        int image_size) {
+                        int image_size, int fallback_size) {
   LoadedModel out;
   out.graph = parse_keras_config(config_json, where);
+  if (image_size <= 0 && config_image_size(out.graph) <= 0) image_size = fallback_size;
   out.model = model_from_graph(out.graph, image_size, where);
   out.from_config = true;
   if (out.graph.base_model() < 0)
@@ -213,17 +216,12 @@ bool has_keras_config(const std::string& path) {
 
 LoadedModel load_model_file(const std::string& path, int image_size, int fallback_size) {
   const ModelFormat format = model_format_of(path, "model file");
-  // A config's own input size wins over the fallback; a size it leaves open takes it.
-  const auto size_for = [&](const std::string& config, const std::string& where) {
-    if (image_size > 0) return image_size;
-    return config_image_size(parse_keras_config(config, where)) > 0 ? 0 : fallback_size;
-  };
   LoadedModel out;
   if (format == ModelFormat::kKerasArchive) {
     const KerasArchive archive = read_keras_archive(path);
     const std::string where = path + ": config.json";
     out = from_config(archive.config_json, where, archive.weights_h5_path(),
-                      path + ": model.weights.h5", size_for(archive.config_json, where));
+                      path + ": model.weights.h5", image_size, fallback_size);
     out.class_names = archive_class_names(archive.metadata_json);
   } else if (format == ModelFormat::kKeras3Weights) {
     out = from_keras3_weights(path, image_size > 0 ? image_size : fallback_size);
@@ -231,7 +229,7 @@ LoadedModel load_model_file(const std::string& path, int image_size, int fallbac
     const LegacyH5 root = read_legacy_root(path);
     if (!root.model_config.empty()) {
       const std::string where = path + ": model_config";
-      out = from_config(root.model_config, where, path, path, size_for(root.model_config, where));
+      out = from_config(root.model_config, where, path, path, image_size, fallback_size);
     } else {
       NetworkConfig net;
       out.model = load_full_model(path, image_size > 0 ? image_size : fallback_size,
