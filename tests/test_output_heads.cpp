@@ -145,6 +145,44 @@ TEST(OutputHeads, TrailingSigmoidActivationTrainsAsTheSigmoidDense) {
   }
 }
 
+// A softmax Dense inside the network differentiates its softmax (only the output's is fused
+// with the loss): Input -> Flatten -> Dense(4, softmax) -> Dense(1, sigmoid), its first
+// kernel's gradients against central differences of the loss.
+TEST(OutputHeads, SoftmaxDenseInsideTheNetworkHasItsJacobian) {
+  json layers =
+      json::array({layer("InputLayer", "in", {{"batch_input_shape", {nullptr, 4, 4, 2}}}, ""),
+                   layer("Flatten", "flat", json::object(), "in"),
+                   layer("Dense", "mid", {{"units", 4}, {"activation", "softmax"}}, "flat"),
+                   layer("Dense", "out", {{"units", 1}, {"activation", "sigmoid"}}, "mid")});
+  const json config = {{"class_name", "Functional"},
+                       {"config",
+                        {{"name", "m"},
+                         {"layers", layers},
+                         {"input_layers", json::array({json::array({"in", 0, 0})})},
+                         {"output_layers", json::array({json::array({"out", 0, 0})})}}}};
+  Model m = model_from_graph(parse_keras_config(config.dump(), "mid"), 0, "mid");
+  keras_initialize(m, 11);
+  const Tensor x = inputs(5);
+  const std::vector<int> labels = {1, 0, 1, 1, 0};
+  double loss = 0;
+  const std::vector<float> g = step_gradients(m, x, labels, &loss);
+  const ParamRef& kernel = m.find_param("mid", "kernel");
+  for (std::size_t k : {std::size_t{0}, std::size_t{9}, std::size_t{77}}) {
+    const double h = 1e-2;
+    const float w = m.data(kernel)[k];
+    m.data(kernel)[k] = static_cast<float>(w + h);
+    m.forward(x, false);
+    const double plus = model_loss(m, labels, 1.0, nullptr).loss_sum / 5.0;
+    m.data(kernel)[k] = static_cast<float>(w - h);
+    m.forward(x, false);
+    const double minus = model_loss(m, labels, 1.0, nullptr).loss_sum / 5.0;
+    m.data(kernel)[k] = w;
+    const double numeric = (plus - minus) / (2 * h), analytic = g[kernel.offset + k];
+    std::printf("mid kernel[%zu]: analytic %.6g, central difference %.6g\n", k, analytic, numeric);
+    EXPECT_NEAR(analytic, numeric, 1e-5 + 2e-2 * std::fabs(numeric));
+  }
+}
+
 TEST(OutputHeads, TrailingSoftmaxPredictsProbabilities) {
   Model split = head_model(3, "linear", "softmax");
   Model fused = head_model(3, "softmax");

@@ -57,8 +57,7 @@ LoadedModel load_model_option(const std::string& option, const std::string& path
                               int fallback_size = 0);
 
 // Every reason `train --init` cannot train the model as Keras's fit would (empty: it can):
-// an output that is no classifier's, a softmax/sigmoid Dense before the output (parafine fuses
-// them with the loss), regularizers, constraints, renorm.
+// an output that is no classifier's, regularizers, constraints, renorm.
 std::vector<std::string> reasons_not_trainable(const LoadedModel& loaded);
 
 // --preprocess for a model read from a file: auto is none when the model scales its own inputs

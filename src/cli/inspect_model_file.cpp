@@ -127,7 +127,7 @@ int inspect_model_file(const std::string& path) {
   }
   if (format == ModelFormat::kLegacyH5) {
     try {
-      if (!read_model_structure(path).has_config) return -1;  // a tf.keras weights file
+      if (!has_keras_config(path)) return -1;  // a tf.keras weights file
     } catch (const std::exception&) {
       return -1;  // unreadable as a model: the weight-file inspection reports it
     }

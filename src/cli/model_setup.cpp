@@ -53,14 +53,6 @@ std::vector<std::string> reasons_not_trainable(const LoadedModel& loaded) {
   } catch (const std::invalid_argument& e) {
     reasons.push_back(e.what());
   }
-  // A softmax or sigmoid Dense passes dLoss/dlogits straight through (it is fused with the
-  // loss): anywhere but at the output its gradient would be wrong.
-  for (int i = 0; i + 1 < model.size(); ++i)
-    if (const auto* d = dynamic_cast<const Dense*>(&model.layer(i));
-        d && (d->activation() == Activation::kSoftmax || d->activation() == Activation::kSigmoid))
-      reasons.push_back("layer '" + d->name() +
-                        "' is a softmax or sigmoid Dense before the output; parafine trains those "
-                        "only as the output layer");
   return reasons;
 }
 

@@ -44,6 +44,10 @@ struct InferenceOptions {
   int batch_size = 32, image_size = 0, threads = 0;
   Precision chosen = Precision::kFloat32;             // --precision resolved for this machine
   Preprocess chosen_preprocess = Preprocess::kCaffe;  // --preprocess, auto resolved for the model
+  // What --model holds, read once before the data (classify_model): a Keras config's own
+  // layers, or a parafine backbone + head (ResNet50 when none is recognised: its load says why).
+  bool config_model = false;
+  Backbone backbone = Backbone::kResNet50;
 };
 
 // Parses the options shared by predict and evaluate; returns false after printing --help.
@@ -118,19 +122,19 @@ bool is_config_model(const std::string& path) {
   }
 }
 
-// --image-size checked against a parafine backbone's minimum before any data is read (a config
-// model's layers decide for themselves when it is built).
-void check_image_size_early(const InferenceOptions& o) {
-  if (o.image_size > 0 && !is_config_model(o.model)) model_backbone(o);
+// Which kind of model --model holds, with --image-size checked against a parafine backbone's
+// minimum: before any data is read (a config model's layers decide for themselves when built).
+void classify_model(InferenceOptions& o) {
+  o.config_model = is_config_model(o.model);
+  if (!o.config_model) o.backbone = model_backbone(o);
 }
 
 // The --model file built for `data`: a model with a Keras config at its own input size (unless
 // --image-size), a parafine backbone + head at the dataset's size (see image_size_for).
 LoadedModel load_for_inference(const InferenceOptions& o, const SampleSource& data) {
-  const bool config_model = is_config_model(o.model);
   int fallback = 0;
-  if (!config_model) {
-    fallback = image_size_for(o, data, model_backbone(o));
+  if (!o.config_model) {
+    fallback = image_size_for(o, data, o.backbone);
   } else if (o.image_size == 0) {  // a config that leaves the size open: the dataset's
     if (const auto* h5 = dynamic_cast<const H5Source*>(&data))
       if (h5->dataset().height() == h5->dataset().width()) fallback = h5->dataset().height();
@@ -273,7 +277,7 @@ void write_csv_file(const std::string& path, const char* first_column,
 int run_predict(int argc, char** argv) {
   InferenceOptions o;
   if (!parse(argc, argv, "predict", "input", o)) return 0;
-  check_image_size_early(o);
+  classify_model(o);
   const auto data = open_data(o.data, "--input");
   LoadedModel loaded = load_for_inference(o, *data);
   Model& model = loaded.model;
@@ -297,7 +301,7 @@ int run_predict(int argc, char** argv) {
 int run_evaluate(int argc, char** argv) {
   InferenceOptions o;
   if (!parse(argc, argv, "evaluate", "data", o)) return 0;
-  check_image_size_early(o);
+  classify_model(o);
   const auto data = open_data(o.data, "--data");
   if (data->classes() == 0 || data->label(0) < 0)
     throw std::runtime_error(o.data + ": no labels, so there is nothing to evaluate against");

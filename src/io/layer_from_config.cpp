@@ -167,15 +167,6 @@ Shape input_shape_of(const KerasNode& node, int image_size) {
   return Shape{dims[0], dims[1], dims[2]};
 }
 
-// Layers that are the identity in inference (RandomCrop is not: it centre-crops then).
-bool is_augmentation(const std::string& cls) {
-  for (const char* a :
-       {"RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast",
-        "RandomBrightness", "RandomHeight", "RandomWidth", "GaussianNoise", "GaussianDropout"})
-    if (cls == a) return true;
-  return false;
-}
-
 using LayerPtr = std::unique_ptr<Layer>;
 
 LayerPtr input_layer(const KerasNode& node, int image_size) {
@@ -349,7 +340,7 @@ LayerPtr make_layer(const KerasNode& node, int image_size) {
   const std::string& cls = node.class_name;
   if (const auto it = builders.find(cls); it != builders.end()) return it->second(node, image_size);
   // Augmentation layers are the identity in inference (train with --augment instead).
-  if (is_augmentation(cls)) return std::make_unique<PassThrough>(node.flat_name, cls);
+  if (is_augmentation_layer(cls)) return std::make_unique<PassThrough>(node.flat_name, cls);
   if (cls == "Lambda" || cls == "TFOpLambda" || cls == "SlicingOpLambda")
     unsupported("a " + cls +
                 " layer holds Python code that parafine cannot run (rebuild the model without "
@@ -358,6 +349,14 @@ LayerPtr make_layer(const KerasNode& node, int image_size) {
 }
 
 }  // namespace
+
+bool is_augmentation_layer(const std::string& cls) {
+  for (const char* a :
+       {"RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast",
+        "RandomBrightness", "RandomHeight", "RandomWidth", "GaussianNoise", "GaussianDropout"})
+    if (cls == a) return true;
+  return false;
+}
 
 std::unique_ptr<Layer> layer_from_config(const KerasNode& node, int image_size,
                                          std::string& problem) {

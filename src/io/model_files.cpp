@@ -257,7 +257,6 @@ ModelFileStructure read_model_structure(const std::string& path) {
   if (config.empty()) return s;
   s.has_config = true;
   s.graph = parse_keras_config(config, where);
-  s.problems = graph_problems(s.graph, config_image_size(s.graph));
   return s;
 }
 

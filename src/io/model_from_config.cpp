@@ -5,6 +5,7 @@
 
 #include "parafine/layers/activation_layer.hpp"
 #include "parafine/layers/batch_norm.hpp"
+#include "parafine/layers/dense.hpp"
 
 namespace parafine {
 
@@ -18,17 +19,6 @@ int config_image_size(const KerasGraph& graph) {
     return 0;
   }
   return 0;
-}
-
-std::vector<std::string> graph_problems(const KerasGraph& graph, int image_size) {
-  std::vector<std::string> problems;
-  // An input size the config leaves open is no problem of the model: try the usual one.
-  const int size = image_size > 0 ? image_size : config_image_size(graph) > 0 ? 0 : 224;
-  for (const KerasNode& n : graph.nodes) {
-    std::string problem;
-    if (!layer_from_config(n, size, problem)) problems.push_back(problem);
-  }
-  return problems;
 }
 
 std::vector<std::string> training_problems(const KerasGraph& graph) {
@@ -57,8 +47,7 @@ std::vector<std::string> training_problems(const KerasGraph& graph) {
 std::vector<std::string> training_notes(const KerasGraph& graph) {
   std::vector<std::string> notes;
   for (const KerasNode& n : graph.nodes)
-    if (n.class_name.rfind("Random", 0) == 0 || n.class_name == "GaussianNoise" ||
-        n.class_name == "GaussianDropout")
+    if (is_augmentation_layer(n.class_name))
       notes.push_back("layer '" + n.flat_name + "' (" + n.class_name +
                       ") is the identity here, as in inference: parafine does not augment "
                       "inside a model (--augment flip augments the input)");
@@ -114,6 +103,10 @@ Model model_from_graph(const KerasGraph& graph, int image_size, const std::strin
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument(where + ": " + e.what());
   }
+  // Only the output layer's softmax/sigmoid is fused with the loss; elsewhere a Dense
+  // differentiates its activation.
+  for (int i = 0; i + 1 < model.size(); ++i)
+    if (auto* dense = dynamic_cast<Dense*>(&model.layer(i))) dense->set_fused_with_loss(false);
   // A trailing Activation('softmax' | 'sigmoid') after a linear Dense is the classifier's head:
   // the loss takes its input as logits, so its backward passes dLoss/dlogits through.
   if (auto* act = dynamic_cast<ElementwiseActivation*>(&model.layer(model.size() - 1)))

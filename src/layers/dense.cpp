@@ -58,7 +58,9 @@ const float* Dense::compute_kernel() {
 void Dense::forward(const std::vector<const Tensor*>& in, Tensor& out, bool) {
   const Shape os = infer_one(in[0]->shape());
   const int n = os[0];
-  Tensor& z = fused_with_loss() ? logits_ : out;
+  const bool keeps_logits =
+      activation_ == Activation::kSoftmax || activation_ == Activation::kSigmoid;
+  Tensor& z = keeps_logits ? logits_ : out;
   z.resize(os);
   out.resize(os);
   const float* bias = use_bias_ ? param(1) : nullptr;
@@ -112,6 +114,21 @@ void Dense::backward(const std::vector<const Tensor*>& in, const Tensor& out, co
   } else if (activation_ == Activation::kTanh) {  // TanhGrad, from the output
     dz_.resize(out.shape());
     for (size_t i = 0; i < out.numel(); ++i) dz_[i] = dout[i] * (1.0f - out[i] * out[i]);
+    dz = dz_.data();
+  } else if (activation_ == Activation::kSigmoid && !fused_) {  // SigmoidGrad, from the output
+    dz_.resize(out.shape());
+    for (size_t i = 0; i < out.numel(); ++i) dz_[i] = dout[i] * out[i] * (1.0f - out[i]);
+    dz = dz_.data();
+  } else if (activation_ == Activation::kSoftmax && !fused_) {
+    // Softmax's Jacobian per row: dz_k = y_k (dy_k - sum_j dy_j y_j).
+    dz_.resize(out.shape());
+    for (int r = 0; r < n; ++r) {
+      const std::size_t row = static_cast<std::size_t>(r) * static_cast<std::size_t>(units_);
+      double dot = 0;
+      for (int k = 0; k < units_; ++k) dot += static_cast<double>(dout[row + k]) * out[row + k];
+      for (int k = 0; k < units_; ++k)
+        dz_[row + k] = static_cast<float>(out[row + k] * (dout[row + k] - dot));
+    }
     dz = dz_.data();
   }
   if (trainable && grad(0) && n == 0) {  // a rank with no samples in this step

@@ -47,13 +47,12 @@ LoadedModel load_model_file(const std::string& path, int image_size = 0, int fal
 // Whether the file carries a Keras model config (a .keras, or a Keras 2 full-model .h5).
 bool has_keras_config(const std::string& path);
 
-// The structure of a model file and what parafine can do with it, without building it: for
-// `inspect`. problems lists every reason it cannot run it (empty: it can).
+// The structure of a model file without building it (for `inspect` of a model that cannot be
+// built): its config's graph, when it has one.
 struct ModelFileStructure {
   KerasGraph graph;
   ModelFormat format = ModelFormat::kLegacyH5;
   bool has_config = false;
-  std::vector<std::string> problems;
 };
 ModelFileStructure read_model_structure(const std::string& path);
 

@@ -15,13 +15,14 @@
 
 namespace parafine {
 
+// Keras layers that are the identity in inference (RandomFlip, RandomRotation, ...,
+// GaussianNoise): parafine runs them as such. RandomCrop is not one (it centre-crops then).
+bool is_augmentation_layer(const std::string& keras_class);
+
 // The layer for one node, or nullptr with `problem` set. `image_size` fills an input shape
 // whose height and width the config leaves open (None).
 std::unique_ptr<Layer> layer_from_config(const KerasNode& node, int image_size,
                                          std::string& problem);
-
-// Every reason model_from_graph would refuse the graph; empty when it can build it.
-std::vector<std::string> graph_problems(const KerasGraph& graph, int image_size);
 
 // What would make training the graph differ from Keras's fit (model inference is unaffected):
 // a regularizer or constraint (its loss term or projection), BatchNormalization renorm. One

@@ -2,10 +2,11 @@
 // (no b when use_bias is false). Activations:
 //  - linear, relu, tanh: backward takes dLoss/dy and applies the activation's derivative
 //    (relu: where y > 0; tanh: 1 - y^2, from the output);
-//  - softmax, sigmoid: fused with the loss, as Keras's losses take the logits of a Softmax or
-//    Sigmoid (`_keras_logits`): forward writes probabilities but keeps the logits (logits()),
-//    and backward then takes dLoss/dlogits (see loss.hpp). So such a Dense must be the last
-//    layer of a model trained with the matching loss.
+//  - softmax, sigmoid: by default fused with the loss, as Keras's losses take the logits of a
+//    Softmax or Sigmoid (`_keras_logits`): forward writes probabilities but keeps the logits
+//    (logits()), and backward then takes dLoss/dlogits (see loss.hpp) -- right for the output
+//    layer of a model trained with the matching loss. Anywhere else set_fused_with_loss(false):
+//    backward then takes dLoss/dy and applies the activation's Jacobian.
 #pragma once
 
 #include "parafine/layers/layer.hpp"
@@ -30,10 +31,12 @@ class Dense : public Layer {
   int units() const { return units_; }
   Activation activation() const { return activation_; }
   bool use_bias() const { return use_bias_; }
-  // Whether backward takes dLoss/dlogits (softmax, sigmoid) rather than dLoss/dy.
+  // Whether backward takes dLoss/dlogits (a softmax or sigmoid Dense at the output) rather
+  // than dLoss/dy.
   bool fused_with_loss() const {
-    return activation_ == Activation::kSoftmax || activation_ == Activation::kSigmoid;
+    return fused_ && (activation_ == Activation::kSoftmax || activation_ == Activation::kSigmoid);
   }
+  void set_fused_with_loss(bool on) { fused_ = on; }
   // Pre-activation outputs of the last forward [N,units] (only kept for softmax and sigmoid).
   const Tensor& logits() const { return logits_; }
 
@@ -43,6 +46,7 @@ class Dense : public Layer {
   int units_;
   Activation activation_;
   bool use_bias_;
+  bool fused_ = true;
   int in_ = 0;
   Tensor logits_;
   Tensor dz_;                     // scratch for relu and tanh backward
