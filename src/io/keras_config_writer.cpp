@@ -178,7 +178,7 @@ class ConfigWriter {
  public:
   ConfigWriter(const KerasGraph& graph, const Model& model) : g_(graph), model_(model) {
     // Which model entry produces each node's output as seen from outside a nested model.
-    for (std::size_t i = 0; i < g_.models.size(); ++i) model_output_.push_back(-1);
+    model_output_.assign(g_.models.size(), -1);
     compute_outputs();
   }
 
