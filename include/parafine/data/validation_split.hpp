@@ -41,7 +41,10 @@ struct ValidationSplit {
 // np.random.RandomState(seed).shuffle, then num_val = int(fraction * N): the first N - num_val go
 // to training, the rest to validation. Throws std::invalid_argument naming --validation-split
 // when fraction is not in (0, 1) or a subset would be empty, naming --seed when seed is outside
-// [0, 2**32 - 1], and when files and labels differ in length.
+// [0, 2**32 - 1], and when files and labels differ in length. Keras itself (dataset_utils.py
+// check_validation_split_arg, image_dataset_utils.py) requires a seed with validation_split and
+// shuffle, a fraction in (0, 1), and raises "No training/validation images found" on an empty
+// subset: the same cases.
 ValidationSplit keras_validation_split(const std::vector<std::string>& files,
                                        const std::vector<int>& labels, double fraction,
                                        std::int64_t seed);
