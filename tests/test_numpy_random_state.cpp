@@ -27,7 +27,8 @@ std::string run(const std::string& cmd) {
 struct NumpyReference {
   int pos = -1;
   std::vector<std::uint64_t> key, raw;
-  std::vector<std::pair<std::size_t, std::vector<std::size_t>>> shuffles;  // (n, result)
+  std::vector<std::pair<std::size_t, std::vector<std::size_t>>> shuffles;       // (n, result)
+  std::vector<std::pair<std::uint64_t, std::vector<std::uint64_t>>> intervals;  // (max, draws)
 };
 
 NumpyReference numpy_reference(std::int64_t seed, const std::vector<std::size_t>& sizes) {
@@ -53,6 +54,12 @@ NumpyReference numpy_reference(std::int64_t seed, const std::vector<std::size_t>
       std::vector<std::size_t> x;
       while (in >> v) x.push_back(v);
       ref.shuffles.emplace_back(n, std::move(x));
+    } else if (tag == "interval") {
+      std::uint64_t max;
+      in >> max;
+      std::vector<std::uint64_t> x;
+      while (in >> v) x.push_back(v);
+      ref.intervals.emplace_back(max, std::move(x));
     }
   }
   return ref;
@@ -80,6 +87,15 @@ void check_seed(std::int64_t seed, const std::vector<std::size_t>& sizes) {
     EXPECT_EQ(first_diff, n) << "seed " << seed << " n " << n << ": first differing position";
     std::printf("seed %lld n %zu: shuffle %s numpy\n", static_cast<long long>(seed), n,
                 first_diff == n ? "equals" : "differs from");
+  }
+  // random_interval's 32- and 64-bit paths against the transliteration on numpy's raw outputs.
+  ASSERT_EQ(ref.intervals.size(), 5u);
+  for (const auto& [max, expected] : ref.intervals) {
+    NumpyRandomState r(seed);
+    int mismatches = 0;
+    for (std::uint64_t e : expected) mismatches += r.random_interval(max) != e;
+    EXPECT_EQ(mismatches, 0) << "seed " << seed << " max " << max << ": draws differing of "
+                             << expected.size();
   }
 }
 

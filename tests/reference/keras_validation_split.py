@@ -4,7 +4,8 @@
   keras_validation_split.py numpy SEED [N ...]
       numpy's own RandomState(SEED): prints "key <pos> <624 words>" (get_state()), then
       "raw <1300 first 32-bit outputs>" (enough to cross a state refill), then for each N
-      "shuffle N <RandomState(SEED).shuffle(list(range(N)))>".
+      "shuffle N <RandomState(SEED).shuffle(list(range(N)))>", then "interval MAX <50 draws>" of
+      random_interval (64-bit path included) from a fresh RandomState(SEED) per MAX.
   keras_validation_split.py split DIR FRACTION SEED
       what keras.utils.image_dataset_from_directory(DIR, validation_split=FRACTION,
       subset="both", seed=SEED, shuffle=True) puts in each subset: lines
@@ -95,6 +96,32 @@ def split_main(directory, fraction, seed):
             out.write(f"{name}\t{int(label)}\t{path}\n")
 
 
+def random_interval_draws(seed, max_value, count):
+    """numpy/random/src/distributions/distributions.c random_interval, transliterated, on the
+    raw outputs of numpy's own RandomState(seed) bit generator (random_raw = mt19937_next32);
+    next_uint64 for MT19937 is (next32 << 32) | next32 (mt19937.h mt19937_next64)."""
+    bitgen = np.random.RandomState(seed)._bit_generator
+    next32 = lambda: int(bitgen.random_raw())
+    mask = max_value
+    for shift in (1, 2, 4, 8, 16, 32):
+        mask |= mask >> shift
+    out = []
+    for _ in range(count):
+        if max_value == 0:
+            out.append(0)
+            continue
+        while True:
+            if max_value <= 0xFFFFFFFF:
+                value = next32() & mask
+            else:
+                hi = next32()
+                value = ((hi << 32) | next32()) & mask
+            if value <= max_value:
+                break
+        out.append(value)
+    return out
+
+
 def numpy_main(seed, sizes):
     state = np.random.RandomState(seed).get_state()
     print("key", state[2], " ".join(str(int(k)) for k in state[1]))
@@ -104,6 +131,9 @@ def numpy_main(seed, sizes):
         x = list(range(n))
         np.random.RandomState(seed).shuffle(x)
         print("shuffle", n, " ".join(map(str, x)))
+    for max_value in (5, 2**32 - 1, 2**32, 3 * 2**33 + 7, 2**64 - 1):
+        draws = random_interval_draws(seed, max_value, 50)
+        print("interval", max_value, " ".join(map(str, draws)))
 
 
 if __name__ == "__main__":
