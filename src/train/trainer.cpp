@@ -267,6 +267,7 @@ bool TwoPhaseRun::run_epoch(int phase, int e, Adam& adam, double& phase_seconds)
   EpochStats s;
   s.phase = phase;
   s.epoch = e;
+  s.learning_rate = adam.learning_rate();
   s.loss = r.sums.loss_sum / r.sums.count;
   s.accuracy = static_cast<double>(r.sums.correct) / r.sums.count;
   s.images_per_second = (r.sums.count - start.carry.count) / r.times.total;

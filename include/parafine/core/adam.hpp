@@ -22,6 +22,9 @@ class Adam {
   const std::vector<float>& v_values() const { return v_; }
   std::vector<float>& v() { return v_; }
   void set_iterations(long t) { t_ = t; }
+  double learning_rate() const { return lr_; }
+  // The rate of the next steps (schedules, warmup, ReduceLROnPlateau); m, v and t are kept.
+  void set_learning_rate(double lr) { lr_ = lr; }
 
  private:
   double lr_, b1_, b2_, eps_;

@@ -82,6 +82,7 @@ struct EpochStats {
   int phase = 0;  // 1 or 2
   int epoch = 0;  // 1-based within the phase
   double loss = 0, accuracy = 0, val_loss = 0, val_accuracy = 0;
+  double learning_rate = 0;  // the optimizer's rate in the epoch's last step
   double seconds = 0;            // the epoch's wall time, validation included
   double images_per_second = 0;  // training images / training time
   // Where this rank's training time went (validation excluded): waiting for the prefetcher,
