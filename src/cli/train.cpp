@@ -21,6 +21,8 @@
 #include "parafine/core/atomic_file.hpp"
 #include "parafine/core/compute.hpp"
 #include "parafine/data/folder_source.hpp"
+#include "parafine/data/subset_source.hpp"
+#include "parafine/data/validation_split.hpp"
 #include "parafine/dist/comm.hpp"
 #include "parafine/io/keras_config_writer.hpp"
 #include "parafine/io/model_file.hpp"
@@ -52,6 +54,9 @@ struct TrainOptions {
   bool unfreeze_last_given = false;  // not just its default
   bool backbone_given = false;       // --backbone or --alpha given
   bool image_size_given = false;
+  // Keras's validation split of --train (--validation-split, --split-file).
+  std::string split_file;
+  bool validation_split_given = false, seed_given = false;
   // --init of a file with a Keras config or in a Keras 3 format: the model as read, built in
   // validate_options (before any data), and its Keras structure for --save.
   std::optional<LoadedModel> init_model;
@@ -139,12 +144,21 @@ bool parse_options(int argc, char** argv, TrainOptions& o) {
   add_threads_option(opts, o.threads, "compute threads");
   add("loader-threads", po::value(&c.loader_threads)->default_value(2), "image decoding threads");
   add_precision_option(opts, o.precision);
+  // Keras's validation split of --train (issue 15).
+  add("validation-split", po::value(&c.validation_split),
+      "hold out this fraction (0..1, exclusive) of --train for validation, exactly the subsets "
+      "of Keras's image_dataset_from_directory(validation_split=F, subset=\"both\", "
+      "seed=--seed); needs --seed, excludes --val");
+  add("split-file", po::value(&o.split_file),
+      "write the --validation-split subsets here: train|val<TAB>label<TAB>path lines");
   bound_options(opts);
   if (!opts.parse(argc, argv)) return false;
   if (!o.init.empty() && !opts.given("weights")) o.weights = "none";  // --init brings its own base
   o.unfreeze_last_given = opts.given("unfreeze-last");
   o.image_size_given = opts.given("image-size") && o.config.image_size > 0;
   o.backbone_given = opts.given("backbone") || opts.given("alpha");
+  o.validation_split_given = opts.given("validation-split");
+  o.seed_given = opts.given("seed");
   return true;
 }
 
@@ -208,10 +222,34 @@ void parse_run_options(TrainOptions& o) {
   require(c.max_steps >= 0, "--max-steps must be >= 0");
 }
 
+// --validation-split, its --seed and --split-file, before any data is read.
+void validate_split_options(const TrainOptions& o) {
+  const TrainConfig& c = o.config;
+  if (!o.validation_split_given) {
+    require(o.split_file.empty(), "--split-file needs --validation-split (it records that split)");
+    return;
+  }
+  std::ostringstream f;
+  f << c.validation_split;
+  require(c.validation_split > 0 && c.validation_split < 1,
+          "--validation-split must be a fraction in (0, 1), got " + f.str());
+  require(o.val_path.empty(),
+          "give --validation-split or --val, not both (the split makes the validation data)");
+  require(o.seed_given,
+          "--validation-split needs --seed: Keras requires a seed with validation_split (so the "
+          "two subsets never overlap across runs)");
+  require(c.seed <= 0xffffffffULL,
+          "--seed must be in 0..4294967295 (2**32 - 1, what numpy's RandomState takes) with "
+          "--validation-split, got " +
+              std::to_string(c.seed));
+  if (Comm::is_root()) check_output_path("--split-file", o.split_file);
+}
+
 // Every option that can be checked without the data is checked here, before any data or MPI
 // work; the strings are parsed into `o.config`.
 void validate_options(TrainOptions& o) {
   TrainConfig& c = o.config;
+  validate_split_options(o);
   require(!o.train_path.empty(), "--train is required (an image folder or an HDF5 dataset)");
   require(o.shuffle == "true" || o.shuffle == "false",
           "--shuffle must be true or false, got '" + o.shuffle + "'");
@@ -299,17 +337,104 @@ void validate_init_model(TrainOptions& o) {
 
 struct TrainData {
   std::unique_ptr<SampleSource> train, val;  // val may be null
+  std::string split_text;                    // --validation-split: the --split-file lines
 };
 
-// Opens --train and --val; both need labels, and the same classes.
+// --validation-split of an image folder: Keras's listing and split of it, each subset a
+// FolderSource over the folder's classes; bad images are dropped after the split, as parafine
+// decides them, so the split itself stays Keras's.
+TrainData open_split_folder(const TrainOptions& o, const SourceOptions& so, std::ostream& out) {
+  const TrainConfig& c = o.config;
+  const KerasFolderIndex index = keras_index_directory(o.train_path);
+  ValidationSplit split;
+  try {
+    split = keras_validation_split(index.files, index.labels, c.validation_split,
+                                   static_cast<std::int64_t>(c.seed));
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(std::string(e.what()) + " (--train " + o.train_path + ")");
+  }
+  out << "--validation-split " << c.validation_split << " --seed " << c.seed
+      << ": Keras's split (image_dataset_from_directory, subset=\"both\") of the "
+      << index.files.size() << " files of " << o.train_path << " in " << index.class_names.size()
+      << " classes: " << split.training.size() << " training, " << split.validation.size()
+      << " validation" << std::endl;
+  const std::string prefix = o.train_path.back() == '/' ? o.train_path : o.train_path + "/";
+  std::ostringstream lines;
+  const auto subset = [&](const std::vector<LabeledFile>& files, const char* tag,
+                          const char* name) {
+    std::vector<std::string> paths;
+    std::vector<int> labels;
+    for (const LabeledFile& f : files) {
+      paths.push_back(prefix + f.path);
+      labels.push_back(f.label);
+      lines << tag << '\t' << f.label << '\t' << f.path << '\n';
+    }
+    return std::make_unique<FolderSource>("--train " + o.train_path + " (" + name + " subset)",
+                                          paths, labels, index.class_names, so.on_bad_image,
+                                          so.threads, so.log);
+  };
+  TrainData d;
+  d.train = subset(split.training, "train", "training");
+  d.val = subset(split.validation, "val", "validation");
+  d.split_text = lines.str();
+  return d;
+}
+
+// --validation-split of an HDF5 dataset: the same algorithm on its sample indices.
+TrainData open_split_samples(const TrainOptions& o, const SourceOptions& so, std::ostream& out) {
+  const TrainConfig& c = o.config;
+  std::shared_ptr<const SampleSource> whole = open_sample_source(o.train_path, "--train", so);
+  IndexSplit split;
+  try {
+    split = keras_index_split(whole->size(), c.validation_split, static_cast<std::int64_t>(c.seed));
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(std::string(e.what()) + " (--train " + o.train_path + ")");
+  }
+  out << "--validation-split " << c.validation_split << " --seed " << c.seed
+      << ": Keras's split (its image_dataset_from_directory algorithm on the sample indices) of "
+         "the "
+      << whole->size() << " samples of " << o.train_path << ": " << split.training.size()
+      << " training, " << split.validation.size() << " validation" << std::endl;
+  std::ostringstream lines;
+  for (const auto& [tag, indices] :
+       {std::pair{"train", &split.training}, std::pair{"val", &split.validation}})
+    for (const int i : *indices) lines << tag << '\t' << whole->label(i) << '\t' << i << '\n';
+  TrainData d;
+  d.train = std::make_unique<SubsetSource>(whole, std::move(split.training));
+  d.val = std::make_unique<SubsetSource>(whole, std::move(split.validation));
+  d.split_text = lines.str();
+  return d;
+}
+
+// --split-file: rank 0 writes the split, whole or not at all.
+void write_split_file(const std::string& path, const std::string& text, std::ostream& out) {
+  if (path.empty() || !Comm::is_root()) return;
+  AtomicFile file(path, "--split-file", text.size());
+  file.write([&](const std::string& temp_path) {
+    std::ofstream f(temp_path, std::ios::trunc | std::ios::binary);
+    f << text;
+    f.close();
+    if (!f) throw std::runtime_error("writing failed (disk full, or a file size limit?)");
+  });
+  out << "split written to " << path << std::endl;
+}
+
+// Opens --train and --val (or the two subsets of --validation-split); both need labels, and
+// the same classes.
 TrainData open_data(const TrainOptions& o, std::ostream& out) {
   SourceOptions so;
   so.on_bad_image = parse_bad_image_policy(o.on_bad_image);
   so.threads = parafine::threads();
   so.log = &out;
   TrainData d;
-  d.train = open_sample_source(o.train_path, "--train", so);
-  if (!o.val_path.empty()) d.val = open_sample_source(o.val_path, "--val", so);
+  if (o.validation_split_given) {
+    std::error_code ec;
+    d = std::filesystem::is_directory(o.train_path, ec) ? open_split_folder(o, so, out)
+                                                        : open_split_samples(o, so, out);
+  } else {
+    d.train = open_sample_source(o.train_path, "--train", so);
+    if (!o.val_path.empty()) d.val = open_sample_source(o.val_path, "--val", so);
+  }
   for (const auto& [source, option, path] : {std::tuple{d.train.get(), "--train", o.train_path},
                                              std::tuple{d.val.get(), "--val", o.val_path}})
     if (source && (source->classes() == 0 || source->label(0) < 0))
@@ -321,6 +446,7 @@ TrainData open_data(const TrainOptions& o, std::ostream& out) {
   require(o.classes == 0 || o.classes == d.train->classes(),
           "--classes " + std::to_string(o.classes) + " but --train has " +
               std::to_string(d.train->classes()) + " classes");
+  write_split_file(o.split_file, d.split_text, out);
   return d;
 }
 

@@ -6,6 +6,7 @@
 
 #include <ostream>
 #include <stdexcept>
+#include <utility>
 
 #include "parafine/core/parallel_for.hpp"
 #include "parafine/data/image_decode.hpp"
@@ -21,7 +22,7 @@ BadImagePolicy parse_bad_image_policy(const std::string& name) {
 
 namespace {
 
-// Which files of the folder fail to decode, the same on every rank. Under mpirun each rank
+// Which files of a list fail to decode, the same on every rank. Under mpirun each rank
 // checks every R-th file (on `threads` threads) and the verdicts are combined, so every rank
 // keeps the same list (labels never shift, ranks never disagree). reasons[i] is this rank's
 // message for a file it found bad ("" for files it did not check or that decode).
@@ -30,14 +31,14 @@ struct DecodeVerdicts {
   std::vector<std::string> reasons;  // [N]
 };
 
-DecodeVerdicts check_every_file(const ImageFolder& folder, int threads) {
-  const int n = static_cast<int>(folder.files.size());
+DecodeVerdicts check_every_file(const std::vector<std::string>& files, int threads) {
+  const int n = static_cast<int>(files.size());
   DecodeVerdicts v;
   v.bad.assign(static_cast<size_t>(n), 0);
   v.reasons.resize(static_cast<size_t>(n));
   parallel_for(threads, Comm::rank(), n, Comm::size(), [&](int i) {
     try {
-      decode_image_file(folder.files[static_cast<size_t>(i)]);
+      decode_image_file(files[static_cast<size_t>(i)]);
     } catch (const std::exception& e) {
       v.reasons[static_cast<size_t>(i)] = e.what();
       v.bad[static_cast<size_t>(i)] = 1;
@@ -48,12 +49,12 @@ DecodeVerdicts check_every_file(const ImageFolder& folder, int threads) {
 }
 
 // The message for bad file i: this rank's, else decode it again here (another rank's verdict).
-const std::string& reason_of(const ImageFolder& folder, DecodeVerdicts& v, int i) {
+const std::string& reason_of(const std::vector<std::string>& files, DecodeVerdicts& v, int i) {
   std::string& r = v.reasons[static_cast<size_t>(i)];
   if (r.empty()) {
     try {
-      decode_image_file(folder.files[static_cast<size_t>(i)]);
-      r = folder.files[static_cast<size_t>(i)] + ": could not be decoded on another rank";
+      decode_image_file(files[static_cast<size_t>(i)]);
+      r = files[static_cast<size_t>(i)] + ": could not be decoded on another rank";
     } catch (const std::exception& e) {
       r = e.what();
     }
@@ -63,42 +64,69 @@ const std::string& reason_of(const ImageFolder& folder, DecodeVerdicts& v, int i
 
 }  // namespace
 
-FolderSource::FolderSource(const std::string& dir, BadImagePolicy policy, int threads,
-                           std::ostream* log) {
-  const ImageFolder folder = scan_image_folder(dir);
-  class_names_ = folder.class_names;
-  ignored_ = folder.ignored;
-  const int n = static_cast<int>(folder.files.size());
-  DecodeVerdicts verdicts = check_every_file(folder, threads);
+std::vector<int> FolderSource::keep_decodable(const std::string& what,
+                                              const std::vector<std::string>& files,
+                                              const std::vector<int>& labels, BadImagePolicy policy,
+                                              int threads, std::ostream* log) {
+  const int n = static_cast<int>(files.size());
+  DecodeVerdicts verdicts = check_every_file(files, threads);
   std::vector<int> per_class(class_names_.size(), 0);
   for (int i = 0; i < n; ++i) {
-    const std::string& file = folder.files[static_cast<size_t>(i)];
+    const std::string& file = files[static_cast<size_t>(i)];
     if (verdicts.bad[static_cast<size_t>(i)]) {
       if (policy == BadImagePolicy::kFail)
-        throw std::runtime_error(reason_of(folder, verdicts, i) +
+        throw std::runtime_error(reason_of(files, verdicts, i) +
                                  " (--on-bad-image fail; use skip to leave such files out)");
       // The first few reasons are shown, so they are made exact on every rank; later ones may
       // have been found by another rank.
       const std::string& found_here = verdicts.reasons[static_cast<size_t>(i)];
-      skipped_.push_back({file, skipped_.size() < 5  ? reason_of(folder, verdicts, i)
+      skipped_.push_back({file, skipped_.size() < 5  ? reason_of(files, verdicts, i)
                                 : found_here.empty() ? file + ": found bad by another rank"
                                                      : found_here});
       continue;
     }
     files_.push_back(file);
-    labels_.push_back(folder.labels[static_cast<size_t>(i)]);
-    ++per_class[static_cast<size_t>(folder.labels[static_cast<size_t>(i)])];
+    labels_.push_back(labels[static_cast<size_t>(i)]);
+    ++per_class[static_cast<size_t>(labels[static_cast<size_t>(i)])];
   }
   if (log && Comm::is_root() && !skipped_.empty()) {
     for (std::size_t k = 0; k < skipped_.size() && k < 5; ++k)
       *log << "skipping bad image: " << skipped_[k].reason << "\n";
-    *log << dir << ": skipped " << skipped_.size() << " bad image(s) of " << n << std::endl;
+    *log << what << ": skipped " << skipped_.size() << " bad image(s) of " << n << std::endl;
   }
+  return per_class;
+}
+
+FolderSource::FolderSource(const std::string& dir, BadImagePolicy policy, int threads,
+                           std::ostream* log) {
+  const ImageFolder folder = scan_image_folder(dir);
+  class_names_ = folder.class_names;
+  ignored_ = folder.ignored;
+  const std::vector<int> per_class =
+      keep_decodable(dir, folder.files, folder.labels, policy, threads, log);
   for (std::size_t c = 0; c < per_class.size(); ++c)
     if (per_class[c] == 0)
       throw std::runtime_error(dir + "/" + class_names_[c] +
                                ": no readable images left after skipping " +
                                std::to_string(skipped_.size()) + " bad file(s)");
+}
+
+FolderSource::FolderSource(const std::string& what, const std::vector<std::string>& files,
+                           const std::vector<int>& labels, std::vector<std::string> class_names,
+                           BadImagePolicy policy, int threads, std::ostream* log)
+    : class_names_(std::move(class_names)) {
+  if (files.size() != labels.size())
+    throw std::invalid_argument(what + ": " + std::to_string(files.size()) + " files but " +
+                                std::to_string(labels.size()) + " labels");
+  for (std::size_t i = 0; i < labels.size(); ++i)
+    if (labels[i] < 0 || labels[i] >= static_cast<int>(class_names_.size()))
+      throw std::invalid_argument(what + ": label " + std::to_string(labels[i]) + " of " +
+                                  files[i] + " is outside the " +
+                                  std::to_string(class_names_.size()) + " classes");
+  keep_decodable(what, files, labels, policy, threads, log);
+  if (files_.empty())
+    throw std::runtime_error(what + ": no readable images left after skipping " +
+                             std::to_string(skipped_.size()) + " bad file(s)");
 }
 
 void FolderSource::load(int i, int image_size, float* out) const {

@@ -78,6 +78,7 @@ std::string trajectory_options(const TrainConfig& c) {
   if (c.backbone != Backbone::kResNet50)
     o << "--backbone " << backbone_info(c.backbone).name << "\n";
   if (c.alpha != 1.0f) o << "--alpha " << alpha_text(c.alpha) << "\n";
+  if (c.validation_split > 0) o << "--validation-split " << exact(c.validation_split) << "\n";
   o << "--batch-size " << c.batch_size << "\n--seed " << c.seed << "\n--shuffle "
     << (c.shuffle ? "true" : "false") << "\n--image-size " << c.image_size << "\n--preprocess "
     << preprocess_name(c.preprocess) << "\n--augment "

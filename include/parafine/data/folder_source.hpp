@@ -30,6 +30,15 @@ class FolderSource : public SampleSource {
   // kFail (naming it), or when skipping leaves a class (or everything) without images.
   // `log` (may be null) gets the first few skipped files and the total.
   FolderSource(const std::string& dir, BadImagePolicy policy, int threads, std::ostream* log);
+  // An explicit file list, e.g. one subset of Keras's validation split (validation_split.hpp):
+  // files [N] paths with labels [N] in [0, C) and class_names [C]. Bad images are decided as
+  // above, after the list was made (so the list stays the caller's); a class may have no file
+  // (Keras keeps an empty class as a class). `what` names the list in messages ("--train DIR
+  // (training subset)"). Throws std::invalid_argument for mismatched lengths or a label
+  // outside [0, C), std::runtime_error when no readable file is left.
+  FolderSource(const std::string& what, const std::vector<std::string>& files,
+               const std::vector<int>& labels, std::vector<std::string> class_names,
+               BadImagePolicy policy, int threads, std::ostream* log);
 
   int size() const override { return static_cast<int>(files_.size()); }
   int classes() const override { return static_cast<int>(class_names_.size()); }
@@ -42,6 +51,12 @@ class FolderSource : public SampleSource {
   const std::vector<std::string>& ignored() const { return ignored_; }
 
  private:
+  // Keeps the files of `files` [N] that decode (all, or throws, under kFail) with their labels;
+  // logs the skipped ones. Returns how many were kept per class.
+  std::vector<int> keep_decodable(const std::string& what, const std::vector<std::string>& files,
+                                  const std::vector<int>& labels, BadImagePolicy policy,
+                                  int threads, std::ostream* log);
+
   std::vector<std::string> class_names_, files_, ignored_;
   std::vector<int> labels_;
   std::vector<BadImage> skipped_;

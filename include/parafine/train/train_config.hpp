@@ -30,6 +30,7 @@ struct TrainConfig {
   std::string unfreeze_from;  // a base layer name; when set it wins over unfreeze_last
   bool shuffle = true;
   std::uint64_t seed = 0;
+  double validation_split = 0;  // --validation-split: Keras's split of --train (0 = none)
   Backbone backbone = Backbone::kResNet50;  // which network (model/backbone.hpp)
   float alpha = 1.0f;                       // MobileNetV2's width multiplier
   int image_size = 224;

@@ -1,0 +1,55 @@
+// A subset of a sample source, and Keras's validation split of sample indices (see
+// subset_source.hpp).
+#include "parafine/data/subset_source.hpp"
+
+#include <stdexcept>
+#include <utility>
+
+#include "parafine/core/numpy_random_state.hpp"
+
+namespace parafine {
+
+SubsetSource::SubsetSource(std::shared_ptr<const SampleSource> whole, std::vector<int> indices)
+    : whole_(std::move(whole)), indices_(std::move(indices)) {
+  if (!whole_) throw std::invalid_argument("SubsetSource: no source to take a subset of");
+  for (const int i : indices_)
+    if (i < 0 || i >= whole_->size())
+      throw std::out_of_range("subset: sample " + std::to_string(i) + " is outside the " +
+                              std::to_string(whole_->size()) + " samples of the whole source");
+}
+
+int SubsetSource::index(int i) const {
+  if (i < 0 || i >= size())
+    throw std::out_of_range("subset: sample " + std::to_string(i) + " is outside its " +
+                            std::to_string(size()) + " samples");
+  return indices_[static_cast<std::size_t>(i)];
+}
+
+IndexSplit keras_index_split(int n, double fraction, std::int64_t seed) {
+  if (!(fraction > 0.0 && fraction < 1.0))
+    throw std::invalid_argument("--validation-split " + std::to_string(fraction) +
+                                ": the fraction must be in (0, 1)");
+  if (seed < 0 || seed > 0xffffffffLL)
+    throw std::invalid_argument("--seed " + std::to_string(seed) +
+                                ": --validation-split needs a seed in [0, 2**32 - 1] "
+                                "(numpy's RandomState range)");
+  if (n < 0) throw std::invalid_argument("keras_index_split: " + std::to_string(n) + " samples");
+  // num_val_samples = int(validation_split * len(samples)): a double product, truncated.
+  const int num_val = static_cast<int>(fraction * static_cast<double>(n));
+  const int num_train = n - num_val;
+  if (num_val == 0 || num_train == 0)
+    throw std::invalid_argument(
+        "--validation-split " + std::to_string(fraction) + " of " + std::to_string(n) +
+        " samples leaves the " + (num_val == 0 ? "validation" : "training") +
+        " subset empty (Keras takes int(fraction * N) = " + std::to_string(num_val) +
+        " samples for validation)");
+  NumpyRandomState rng(seed);
+  const std::vector<std::size_t> perm = rng.shuffled_indices(static_cast<std::size_t>(n));
+  IndexSplit split;
+  for (int k = 0; k < n; ++k)
+    (k < num_train ? split.training : split.validation)
+        .push_back(static_cast<int>(perm[static_cast<std::size_t>(k)]));
+  return split;
+}
+
+}  // namespace parafine
