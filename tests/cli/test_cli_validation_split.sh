@@ -3,7 +3,8 @@
 # what keras.utils.image_dataset_from_directory(validation_split=F, subset="both", seed=S)
 # puts in each subset (tests/reference/keras_validation_split.py, written from Keras's source),
 # on a tree with what Keras lists (odd class sizes, an empty class, nested and hidden
-# sub-folders, hidden files, upper-case extensions, a .bmp parafine cannot decode) for several
+# sub-folders, hidden files, upper-case extensions, symlinks, a FIFO, a .bmp parafine cannot
+# decode) for several
 # seeds and fractions; training runs on the two subsets (under mpirun too); an HDF5 --train is
 # split on its indices as numpy's RandomState shuffles them; every bad input exits 2 naming its
 # option and writes no file; a --resume with another split is refused.
@@ -46,6 +47,10 @@ with open(os.path.join(root, "bee", "bad.bmp"), "wb") as f:
     f.write(b"BM" + bytes(60))                     # Keras lists it; parafine cannot decode it
 with open(os.path.join(root, "ant", "notes.txt"), "w") as f:
     f.write("not an image\n")
+os.symlink("nowhere.png", os.path.join(root, "ant", "gone.png"))  # dangling: Keras lists it
+os.mkfifo(os.path.join(root, "Dog", "pipe.png"))  # os.walk calls it a file: listed, never read
+os.symlink("../bee", os.path.join(root, "cow", "linked"))  # not walked (followlinks=False)
+os.symlink("bee", os.path.join(root, "zeta"))  # a symlink to a folder is a class
 PY
 
 # 1. The split file equals Keras's, for several seeds and fractions.
@@ -63,24 +68,27 @@ for seed in 0 1234567 4294967295; do
   done
 done
 echo "split files equal Keras's split in $cases cases ($(wc -l < "$work/keras.tsv") files each)"
-grep -q "of the 21 files of .* in 5 classes" "$work/log" || { cat "$work/log"; fail "log: listing"; }
+grep -q "of the 29 files of .* in 6 classes" "$work/log" || { cat "$work/log"; fail "log: listing"; }
 
-# 2. Training on the split: the subsets' sizes (less the undecodable .bmp) reach the trainer.
+# 2. Training on the split: the subsets' sizes, less the files parafine cannot read (the .bmp
+# (twice: bee and its symlink zeta), the dangling symlink, the FIFO), reach the trainer.
 "$python" "$reference" split "$work/tree" 0.3 11 > "$work/keras.tsv"
-ntrain=$(grep -c "^train" "$work/keras.tsv"); nval=$(grep -c "^val" "$work/keras.tsv")
-grep -q "bad.bmp" "$work/keras.tsv" || fail "Keras's listing lacks the .bmp"
-bmp_in=$(grep "bad.bmp" "$work/keras.tsv" | cut -f1)
-[ "$bmp_in" = train ] && ntrain=$((ntrain - 1)) || nval=$((nval - 1))
+unreadable='bad\.bmp$|gone\.png$|pipe\.png$'
+[ "$(grep -cE "$unreadable" "$work/keras.tsv")" = 4 ] || fail "Keras's listing lacks a bad file"
+ntrain=$(grep "^train" "$work/keras.tsv" | grep -cvE "$unreadable")
+nval=$(grep "^val" "$work/keras.tsv" | grep -cvE "$unreadable")
 for np in 1 2; do
   mpirun -np $np "$parafine" train --train "$work/tree" $fast --phase1-epochs 1 --phase2-epochs 1 \
     --validation-split 0.3 --seed 11 --split-file "$work/split.tsv" --history "$work/h.csv" \
     > "$work/log" 2>&1 || { cat "$work/log"; fail "training on the split ($np rank(s))"; }
   diff "$work/keras.tsv" "$work/split.tsv" || fail "$np rank(s): split file differs"
-  grep -q "; $ntrain training images, $nval validation images, 5 classes" "$work/log" \
+  grep -q "; $ntrain training images, $nval validation images, 6 classes" "$work/log" \
     || { cat "$work/log"; fail "$np rank(s): expected $ntrain training and $nval validation images"; }
-  grep -q "skipping bad image: .*bad.bmp" "$work/log" || { cat "$work/log"; fail "bmp not skipped"; }
+  for f in bad.bmp gone.png pipe.png; do
+    grep -q "skipping bad image: .*$f" "$work/log" || { cat "$work/log"; fail "$f not skipped"; }
+  done
   grep -q "final validation accuracy" "$work/log" || { cat "$work/log"; fail "no validation"; }
-  echo "$np rank(s): trained on $ntrain training and $nval validation images (.bmp skipped in $bmp_in)"
+  echo "$np rank(s): trained on $ntrain training and $nval validation images (4 unreadable skipped)"
 done
 
 # 3. An HDF5 --train: numpy's RandomState(S).shuffle of the indices and labels, last F validation.
@@ -132,11 +140,11 @@ bad --seed --validation-split 0.2 $out
 bad --seed --validation-split 0.2 --seed 4294967296 $out
 bad --seed --validation-split 0.2 --seed -1 $out
 bad --split-file --seed 1 $out
-bad --validation-split --validation-split 0.04 --seed 1 $out    # int(0.04 * 21) = 0 validation
+bad --validation-split --validation-split 0.03 --seed 1 $out    # int(0.03 * 29) = 0 validation
 train="$work/data.h5" bad --validation-split --validation-split 0.04 --seed 1 $out  # of 23
 bad --split-file --validation-split 0.2 --seed 1 --split-file /nonexistent/dir/s.tsv
 
-# 5. --resume must use the same split: 0.31 of 21 also holds out 6 files (the same ones), but
+# 5. --resume must use the same split: 0.31 of 29 also holds out 8 files (the same ones), but
 # the option differs, so it is refused (a checkpoint records the options, not the file list).
 "$parafine" train --train "$work/tree" $fast --phase1-epochs 1 --phase2-epochs 1 \
   --validation-split 0.3 --seed 11 --checkpoint-dir "$work/ck" --max-steps 1 > "$work/log" 2>&1 \
