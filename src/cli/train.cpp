@@ -146,9 +146,9 @@ bool parse_options(int argc, char** argv, TrainOptions& o) {
   add_precision_option(opts, o.precision);
   // Keras's validation split of --train (issue 15).
   add("validation-split", po::value(&c.validation_split),
-      "hold out this fraction (0..1, exclusive) of --train for validation, exactly the subsets "
-      "of Keras's image_dataset_from_directory(validation_split=F, subset=\"both\", "
-      "seed=--seed); needs --seed, excludes --val");
+      "hold out a fraction in (0, 1) of --train for validation: the files Keras's "
+      "image_dataset_from_directory puts in each subset with validation_split and "
+      "subset=\"both\" (needs --seed; not with --val)");
   add("split-file", po::value(&o.split_file),
       "write the --validation-split subsets here: train|val<TAB>label<TAB>path lines");
   bound_options(opts);
