@@ -15,7 +15,7 @@
 #include <tuple>
 
 #include "cli/cli.hpp"
-#include "cli/history_csv.hpp"
+#include "parafine/train/history_csv.hpp"
 #include "cli/options.hpp"
 #include "parafine/cache/feature_store.hpp"  // parse_byte_size
 #include "parafine/core/compute.hpp"

@@ -1,5 +1,5 @@
 // train --history: Keras CSVLogger's columns plus parafine's (see history_csv.hpp).
-#include "cli/history_csv.hpp"
+#include "parafine/train/history_csv.hpp"
 
 #include <algorithm>
 #include <charconv>
