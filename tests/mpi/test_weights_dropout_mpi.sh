@@ -58,7 +58,8 @@ PY
 # Rank invariance of a weighted run; the weights change the result.
 job="--init $work/init.h5 --phase1-epochs 2 --phase2-epochs 1 --phase1-lr 1e-3 --phase2-lr 1e-4"
 for np in 1 2; do
-  train $np balanced_np$np.log $job --class-weight balanced --save "$work/balanced_np$np.h5"
+  train $np balanced_np$np.log $job --class-weight balanced --save "$work/balanced_np$np.h5" \
+    --history "$work/balanced_np$np.csv"
 done
 train 1 plain.log $job --save "$work/plain.h5" --history "$work/plain.csv"
 line=$(grep "^class weights (balanced):" "$work/balanced_np1.log")
@@ -72,6 +73,51 @@ if compare_weights "$work/plain.h5" "$work/balanced_np1.h5" 1e-2 1 \
   "unweighted vs --class-weight balanced (must differ)" "$work/init.h5"; then
   fail "--class-weight balanced trained the same weights as no weights"
 fi
+
+# A weighted run stopped inside an epoch and resumed: the checkpoint carries the weighted sums
+# (the epoch's logged accuracy and loss) and the weights end bitwise as without the stop; a
+# resume with other class weights is refused.
+train 2 stop.log $job --class-weight balanced --checkpoint-dir "$work/ck" --max-steps 3 --history "$work/resumed.csv"
+set +e
+mpirun -np 2 "$parafine" train --train "$work/data.h5" $setup $job --class-weight r:2 \
+  --checkpoint-dir "$work/ck" --resume > "$work/other.log" 2>&1
+code=$?
+set -e
+[ $code != 0 ] && grep -q -- "--class-weight" "$work/other.log" \
+  || { cat "$work/other.log"; fail "a resume with other class weights was accepted"; }
+echo "resume with other weights: $(grep -o -- '--class-weight [^;]*' "$work/other.log" | head -1)"
+train 2 resume.log $job --class-weight balanced --checkpoint-dir "$work/ck" --resume \
+  --history "$work/resumed.csv" --save "$work/resumed.h5"
+compare_weights "$work/balanced_np2.h5" "$work/resumed.h5" 0 0 "--class-weight: resumed vs uninterrupted" \
+  || fail "--class-weight resume"
+"$python" - "$work/balanced_np2.csv" "$work/resumed.csv" <<'PY'
+import csv, sys
+a, b = (list(csv.DictReader(open(p))) for p in sys.argv[1:])
+key = lambda rows: [(r["phase"], r["epoch"], r["loss"], r["accuracy"]) for r in rows]
+print("uninterrupted:", key(a)); print("resumed:      ", key(b))
+assert key(a) == key(b), "the resumed history differs"
+PY
+
+# A checkpoint written before the weighted sums existed (no partial_weighted_correct,
+# partial_weight_sum; no content_checksum, as before issue 11) resumes an unweighted run exactly.
+train 1 old_stop.log $job --checkpoint-dir "$work/ck_old" --max-steps 3 --history "$work/old.csv"
+"$python" - "$work/ck_old" <<'PY'
+import glob, sys, h5py
+for path in glob.glob(sys.argv[1] + "/ckpt-*.h5"):
+    with h5py.File(path, "r+") as f:
+        assert "partial_weight_sum" in f.attrs, "the new attributes are not written"
+        for name in ("partial_weighted_correct", "partial_weight_sum", "content_checksum"):
+            del f.attrs[name]
+PY
+train 1 old_resume.log $job --checkpoint-dir "$work/ck_old" --resume --history "$work/old.csv" --save "$work/old.h5"
+compare_weights "$work/plain.h5" "$work/old.h5" 0 0 "older checkpoint: resumed vs uninterrupted" || fail "older checkpoint"
+"$python" - "$work/plain.csv" "$work/old.csv" <<'PY'
+import csv, sys
+a, b = (list(csv.DictReader(open(p))) for p in sys.argv[1:])
+key = lambda rows: [(r["phase"], r["epoch"], r["loss"], r["accuracy"]) for r in rows]
+assert key(a) == key(b), f"{key(a)} != {key(b)}"
+print("older checkpoint: the resumed history equals the uninterrupted one")
+PY
 
 # Bad values: exit 2, the option named, nothing decoded or cached.
 for bad in "mice:1" "r:-1" "r:1,r:2" "r:1,0:2" "r:" "r:inf"; do
