@@ -15,7 +15,6 @@
 #include <tuple>
 
 #include "cli/cli.hpp"
-#include "parafine/train/history_csv.hpp"
 #include "cli/options.hpp"
 #include "parafine/cache/feature_store.hpp"  // parse_byte_size
 #include "parafine/core/compute.hpp"
@@ -28,6 +27,7 @@
 #include "parafine/train/checkpoint.hpp"
 #include "parafine/train/class_weights.hpp"
 #include "parafine/train/evaluation.hpp"
+#include "parafine/train/history_csv.hpp"
 #include "parafine/train/trainer.hpp"
 
 namespace po = boost::program_options;
