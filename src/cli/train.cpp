@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <limits>
 #include <optional>
@@ -18,7 +17,6 @@
 #include "cli/cli.hpp"
 #include "cli/options.hpp"
 #include "parafine/cache/feature_store.hpp"  // parse_byte_size
-#include "parafine/core/atomic_file.hpp"
 #include "parafine/core/compute.hpp"
 #include "parafine/data/folder_source.hpp"
 #include "parafine/data/subset_source.hpp"
@@ -29,7 +27,9 @@
 #include "parafine/io/model_files.hpp"
 #include "parafine/io/model_from_config.hpp"
 #include "parafine/train/checkpoint.hpp"
+#include "parafine/train/class_weights.hpp"
 #include "parafine/train/evaluation.hpp"
+#include "parafine/train/history_csv.hpp"
 #include "parafine/train/trainer.hpp"
 
 namespace po = boost::program_options;
@@ -46,7 +46,9 @@ void require(bool ok, const std::string& message) {
 // the strings are parsed by validate_options.
 struct TrainOptions {
   std::string train_path, val_path, weights, weights_dir, init, preprocess, augment, save,
-      on_bad_image, unfreeze_from, shuffle, bn_mode, history_path, cache_mode, cache_mem, precision;
+      on_bad_image, unfreeze_from, shuffle, bn_mode, history_path, cache_mode, cache_mem, precision,
+      class_weight;
+  ClassWeightSpec class_weight_spec;  // --class-weight parsed; resolved once the data is open
   NetworkConfig net;
   BackboneOptions backbone;
   TrainConfig config;
@@ -138,9 +140,16 @@ bool parse_options(int argc, char** argv, TrainOptions& o) {
       "where the feature cache spills beyond --cache-mem (default: the temp dir)");
   add("on-bad-image", po::value(&o.on_bad_image)->default_value("skip"), "skip | fail");
   add("save", po::value(&o.save), "write the fine-tuned model here (Keras save_weights layout)");
+  add("dropout", po::value(&c.dropout)->default_value(0.0f),
+      "rate of a Dropout layer in the head before the classifier Dense, in [0, 1) (0: none)");
+  add("class-weight", po::value(&o.class_weight),
+      "weight each training sample's loss by its class, as Keras's class_weight: balanced "
+      "(n / (classes * count), sklearn's) | CLASS:W,CLASS:W,... (CLASS a class name, else an "
+      "index; classes not listed: 1)");
   add("history", po::value(&o.history_path),
-      "CSV with one row per epoch "
-      "(phase, epoch, loss, acc, val_loss, val_acc, seconds, img/s)");
+      "CSV with one row per epoch, Keras CSVLogger's columns: epoch (0-based in each phase), "
+      "accuracy, learning_rate, loss, val_accuracy, val_loss (without --val: val_ columns NA, "
+      "as CSVLogger), then phase, seconds, img_per_s");
   add_threads_option(opts, o.threads, "compute threads");
   add("loader-threads", po::value(&c.loader_threads)->default_value(2), "image decoding threads");
   add_precision_option(opts, o.precision);
@@ -255,6 +264,7 @@ void validate_options(TrainOptions& o) {
           "--shuffle must be true or false, got '" + o.shuffle + "'");
   require(o.classes >= 0, "--classes must be >= 0");
   c.shuffle = o.shuffle == "true";
+  o.class_weight_spec = parse_class_weight(o.class_weight);
   if (!o.save.empty()) {
     try {
       model_format_of(o.save, "--save");
@@ -273,6 +283,7 @@ void validate_options(TrainOptions& o) {
       o.net.width = held->width;
     }
   apply_backbone_options(o.backbone, o.net, c.image_size);
+  o.net.dropout = c.dropout;
   c.backbone = o.net.backbone;
   c.alpha = o.net.alpha;
   c.preprocess = preprocess_option(o.preprocess, c.backbone);
@@ -299,6 +310,9 @@ void validate_init_model(TrainOptions& o) {
   require(!o.backbone_given, "--backbone/--alpha: --init " + o.init +
                                  " brings its own network (its config says what it is)");
   require(o.weights == "none", "give --weights or --init, not both");
+  require(c.dropout == 0, "--dropout: --init " + o.init +
+                              " brings its own head (its config lists its layers, Dropout "
+                              "included)");
   o.init_model = load_model_option("--init", o.init, o.image_size_given ? c.image_size : 0);
   Model& model = o.init_model->model;
   if (model.base_layers() == 0) {
@@ -467,6 +481,16 @@ Model build_model(TrainOptions& o, const SampleSource& train, std::ostream& out)
   return model;
 }
 
+// --class-weight against the training classes (before any image is decoded), logged.
+void resolve_class_weights(TrainOptions& o, const SampleSource& train, std::ostream& out) {
+  if (o.class_weight_spec.empty()) return;
+  o.config.class_weights =
+      resolve_class_weights(o.class_weight_spec, train.class_names(), class_counts(train));
+  out << class_weights_text(o.config.class_weights, train.class_names(),
+                            o.class_weight_spec.balanced)
+      << std::endl;
+}
+
 void report_run(const TrainOptions& o, const TrainData& d, Precision precision, std::ostream& out) {
   const TrainConfig& c = o.config;
   out << "parafine train: ";
@@ -484,57 +508,6 @@ void report_run(const TrainOptions& o, const TrainData& d, Precision precision, 
   if (o.init_model) return;
   if (const std::string note = backbone_note(o.net); !note.empty()) out << note << std::endl;
 }
-
-// --history: one CSV row per epoch, written by rank 0 and flushed at once so the rows survive
-// a crash. A resumed run continues the file it finds.
-// --history: one row per epoch (rank 0). The whole file is rewritten through AtomicFile after
-// every epoch (a few hundred bytes), so a full disk or a kill never leaves a half-written
-// file, and a resumed run, which repeats the epoch it stopped in (or, after a lost checkpoint,
-// an earlier one), replaces those rows instead of adding a second copy.
-class HistoryCsv {
- public:
-  HistoryCsv(const std::string& path, bool resume, bool has_val)
-      : path_(Comm::is_root() ? path : std::string()), has_val_(has_val) {
-    if (path_.empty() || !resume) return;
-    std::ifstream in(path_);
-    std::string line;
-    if (!std::getline(in, line)) return;  // no earlier history
-    while (std::getline(in, line))
-      if (!line.empty()) rows_.push_back(line);
-  }
-
-  void write(const EpochStats& s) {
-    if (path_.empty()) return;
-    rows_.erase(std::remove_if(rows_.begin(), rows_.end(),
-                               [&](const std::string& row) {
-                                 int phase = 0, epoch = 0;
-                                 std::sscanf(row.c_str(), "%d,%d", &phase, &epoch);
-                                 return std::make_pair(phase, epoch) >=
-                                        std::make_pair(s.phase, s.epoch);
-                               }),
-                rows_.end());
-    std::ostringstream row;
-    row << s.phase << "," << s.epoch << "," << s.loss << "," << s.accuracy << ","
-        << (has_val_ ? std::to_string(s.val_loss) : "") << ","
-        << (has_val_ ? std::to_string(s.val_accuracy) : "") << "," << s.seconds << ","
-        << s.images_per_second;
-    rows_.push_back(row.str());
-    AtomicFile out(path_, "--history file");
-    out.write([&](const std::string& temp_path) {
-      std::ofstream file(temp_path, std::ios::trunc);
-      file << kHeader << "\n";
-      for (const std::string& r : rows_) file << r << "\n";
-      file.close();
-      if (!file) throw std::runtime_error("writing failed (disk full, or a file size limit?)");
-    });
-  }
-
- private:
-  static constexpr const char* kHeader = "phase,epoch,loss,acc,val_loss,val_acc,seconds,img_per_s";
-  std::string path_;  // "" on ranks other than 0 and without --history
-  bool has_val_;
-  std::vector<std::string> rows_;  // without the header, in epoch order
-};
 
 // Peak resident memory of rank 0 and the largest of any rank (collective).
 void report_peak_memory(std::ostream& out) {
@@ -565,6 +538,7 @@ int run_train(int argc, char** argv) {
   std::ostream& out = Comm::is_root() ? std::cout : quiet;
   const Precision precision = resolve_precision(o.precision, out);
   const TrainData data = open_data(o, out);
+  resolve_class_weights(o, *data.train, out);
   Model model = build_model(o, *data.train, out);
   // The Keras structure --save writes: the file's, or one flat Functional.
   const KerasGraph graph = o.init_model ? o.init_model->graph : graph_of_model(model);

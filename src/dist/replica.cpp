@@ -11,12 +11,14 @@ namespace parafine {
 
 LossResult global_sum(const LossResult& local) {
   std::vector<double> v{local.loss_sum, static_cast<double>(local.correct),
-                        static_cast<double>(local.count)};
+                        static_cast<double>(local.count), local.weighted_correct, local.weight_sum};
   Comm::allreduce_sum(v);
   LossResult r;
   r.loss_sum = v[0];
   r.correct = static_cast<int>(v[1]);
   r.count = static_cast<int>(v[2]);
+  r.weighted_correct = v[3];
+  r.weight_sum = v[4];
   return r;
 }
 

@@ -7,6 +7,7 @@
 
 #include "backbone_builders.hpp"
 #include "parafine/layers/dense.hpp"
+#include "parafine/layers/dropout.hpp"
 #include "parafine/layers/simple_layers.hpp"
 
 namespace parafine {
@@ -144,6 +145,7 @@ Model build_network(const NetworkConfig& c) {
   m.set_base_layers(info.base_layers);
   x = m.add(std::make_unique<GlobalAveragePooling2D>("global_average_pooling2d"), {x});
   x = m.add(std::make_unique<Dense>("dense", c.head_units, Activation::kRelu), {x});
+  if (c.dropout > 0) x = m.add(std::make_unique<Dropout>("dropout", c.dropout), {x});
   m.add(std::make_unique<Dense>("dense_1", c.classes, Activation::kSoftmax), {x});
   m.build();
   return m;

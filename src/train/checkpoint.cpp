@@ -134,6 +134,21 @@ Checkpoint read_checkpoint(const std::string& path, const Model& model) {
   c.position.partial.loss_sum = std::strtod(attr("partial_loss_sum").c_str(), nullptr);
   if (!std::isfinite(c.position.partial.loss_sum) || c.position.partial.loss_sum < 0)
     throw std::runtime_error("attribute partial_loss_sum is not a finite loss (damaged file?)");
+  // The weighted accuracy sums (--class-weight); checkpoints written before them hold an
+  // unweighted run's sums, where they equal correct and count.
+  const bool weighted_sums = f.has_attribute("/", "partial_weight_sum");
+  c.position.partial.weighted_correct =
+      weighted_sums ? std::strtod(attr("partial_weighted_correct").c_str(), nullptr)
+                    : c.position.partial.correct;
+  c.position.partial.weight_sum = weighted_sums
+                                      ? std::strtod(attr("partial_weight_sum").c_str(), nullptr)
+                                      : c.position.partial.count;
+  if (!std::isfinite(c.position.partial.weight_sum) || c.position.partial.weight_sum < 0 ||
+      !(c.position.partial.weighted_correct >= 0 &&
+        c.position.partial.weighted_correct <= c.position.partial.weight_sum * (1 + 1e-9)))
+    throw std::runtime_error(
+        "attributes partial_weighted_correct/partial_weight_sum are not weight sums (damaged "
+        "file?)");
   c.adam_t = static_cast<long>(number("adam_t", 0, std::numeric_limits<long>::max()));
   const std::string seed = attr("seed");
   char* seed_end = nullptr;
@@ -155,8 +170,10 @@ Checkpoint read_checkpoint(const std::string& path, const Model& model) {
     ContentChecksum checksum;
     for (const char* name :
          {"phase", "epoch", "step", "adam_t", "partial_loss_sum", "partial_correct",
-          "partial_count", "seed", "batch_size", "train_samples", "run_options"})
-      checksum.add(std::string(name) + "=" + attr(name));
+          "partial_count", "partial_weighted_correct", "partial_weight_sum", "seed", "batch_size",
+          "train_samples", "run_options"})
+      if (weighted_sums || std::string(name).rfind("partial_weight", 0) != 0)
+        checksum.add(std::string(name) + "=" + attr(name));
     for (const auto* block : {&c.params, &c.state, &c.adam_m, &c.adam_v}) checksum.add(*block);
     if (checksum.hex() != attr("content_checksum"))
       throw std::runtime_error("its content does not match the checksum written with it (" +
@@ -214,6 +231,8 @@ void save_checkpoint(const std::string& dir, const Model& model, const Adam* ada
         {"partial_loss_sum", exact_text(p.partial.loss_sum)},
         {"partial_correct", std::to_string(p.partial.correct)},
         {"partial_count", std::to_string(p.partial.count)},
+        {"partial_weighted_correct", exact_text(p.partial.weighted_correct)},
+        {"partial_weight_sum", exact_text(p.partial.weight_sum)},
         {"seed", std::to_string(p.seed)},
         {"batch_size", std::to_string(p.batch_size)},
         {"train_samples", std::to_string(p.samples)},

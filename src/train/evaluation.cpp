@@ -62,7 +62,7 @@ int output_classes(const Model& model) {
 }
 
 LossResult model_loss(const Model& model, const std::vector<int>& labels, double divisor,
-                      Tensor* dlogits) {
+                      Tensor* dlogits, const ClassWeights& weights) {
   // A softmax/sigmoid Dense keeps its pre-activation outputs; a linear one's outputs are the
   // logits (kept: the model's output, or the input of the trailing Activation).
   const Dense& head = head_of(model);
@@ -70,8 +70,8 @@ LossResult model_loss(const Model& model, const std::vector<int>& labels, double
                              ? model.output(model.index_of(head.name()))
                              : head.logits();
   if (output_loss(model) == OutputLoss::kBinary)
-    return sigmoid_binary_cross_entropy(logits, labels, divisor, dlogits);
-  return softmax_cross_entropy(logits, labels, divisor, dlogits);
+    return sigmoid_binary_cross_entropy(logits, labels, divisor, dlogits, weights);
+  return softmax_cross_entropy(logits, labels, divisor, dlogits, weights);
 }
 
 LossResult evaluate_feed(Model& model, EpochFeed& batches) {

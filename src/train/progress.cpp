@@ -25,10 +25,9 @@ void Progress::update(int done, const LossResult& global, int images, double sec
   const double rate = images / std::max(seconds, 1e-9);
   const double eta = (steps_ - done) * seconds / std::max(done, 1);
   std::ostringstream line;
-  line << std::fixed << std::setprecision(4) << done << "/" << steps_ << " - loss "
-       << global.loss_sum / global.count << " - accuracy "
-       << static_cast<double>(global.correct) / global.count << " - " << std::setprecision(1)
-       << rate << " img/s - ETA " << eta << "s";
+  line << std::fixed << std::setprecision(4) << done << "/" << steps_ << " - loss " << global.loss()
+       << " - accuracy " << global.accuracy() << " - " << std::setprecision(1) << rate
+       << " img/s - ETA " << eta << "s";
   if (tty_)
     *out_ << "\r" << line.str() << "\033[K" << (done == steps_ ? "\r\033[K" : "") << std::flush;
   else

@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "parafine/model/backbone.hpp"
+#include "parafine/train/class_weights.hpp"
 
 namespace parafine {
 
@@ -61,6 +62,9 @@ void validate(const TrainConfig& c) {
     throw std::invalid_argument(m.str());
   }
   require(c.calibrate_bn_samples >= 0, "calibration sample count must be >= 0");
+  require(std::isfinite(c.dropout) && c.dropout >= 0 && c.dropout < 1,
+          "--dropout must be at least 0 and below 1 (Keras's Dropout rate), got " +
+              std::to_string(c.dropout));
 }
 
 std::string trajectory_options(const TrainConfig& c) {
@@ -88,6 +92,8 @@ std::string trajectory_options(const TrainConfig& c) {
     << (c.unfreeze_from.empty() ? "--unfreeze-last " + std::to_string(c.unfreeze_last)
                                 : "--unfreeze-from " + c.unfreeze_from)
     << "\n";
+  if (!c.class_weights.empty()) o << class_weights_option(c.class_weights) << "\n";
+  if (c.dropout > 0) o << "--dropout " << exact(c.dropout) << "\n";
   return o.str();
 }
 

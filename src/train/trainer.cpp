@@ -268,8 +268,8 @@ bool TwoPhaseRun::run_epoch(int phase, int e, Adam& adam, double& phase_seconds)
   s.phase = phase;
   s.epoch = e;
   s.learning_rate = adam.learning_rate();
-  s.loss = r.sums.loss_sum / r.sums.count;
-  s.accuracy = static_cast<double>(r.sums.correct) / r.sums.count;
+  s.loss = r.sums.loss();          // Keras's fit logs with class_weight: loss_sum is weighted
+  s.accuracy = r.sums.accuracy();  // and the accuracy metric gets the sample weights
   s.images_per_second = (r.sums.count - start.carry.count) / r.times.total;
   s.data_wait_seconds = r.times.data;
   s.comm_seconds = r.times.comm;
@@ -347,7 +347,8 @@ EpochResult TwoPhaseRun::train_epoch(Adam& adam, EpochFeed& batches, const Epoch
 LossResult TwoPhaseRun::train_step(Adam& adam, const Batch& batch, int step, int phase,
                                    StepTimes& times) {
   const Range global = train_plan_->global_range(step);
-  const LossResult local = model_loss(model_, batch.labels, global.end - global.begin, &dlogits_);
+  const LossResult local =
+      model_loss(model_, batch.labels, global.end - global.begin, &dlogits_, c_.class_weights);
   // The global batch's mean gradient: buckets are summed over ranks while backward goes on.
   const auto bucket_floats = static_cast<std::size_t>(c_.bucket_mb * 1024 * 1024 / sizeof(float));
   GradientSync sync(model_.grads().data(), model_.trainable_size(), bucket_floats);

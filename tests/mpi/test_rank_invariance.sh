@@ -58,8 +58,9 @@ done
 grep -h "phase 2 epoch 2" "$work"/n12_np*.log
 # --history: a header and one row per epoch (2 + 2), written by rank 0 only.
 [ "$(wc -l < "$work/n12_np3.csv")" = 5 ] || { cat "$work/n12_np3.csv"; fail "--history rows"; }
-head -1 "$work/n12_np3.csv" | grep -q "^phase,epoch,loss,acc,val_loss,val_acc,seconds,img_per_s$" || fail "--history header"
-[ "$(cut -d, -f1,2 "$work/n12_np3.csv" | tr '\n' ' ')" = "phase,epoch 1,1 1,2 2,1 2,2 " ] || fail "--history phases"
+# Keras CSVLogger's columns (epoch 0-based in each fit, i.e. phase), then parafine's.
+head -1 "$work/n12_np3.csv" | grep -q "^epoch,accuracy,learning_rate,loss,val_accuracy,val_loss,phase,seconds,img_per_s$" || fail "--history header"
+[ "$(cut -d, -f7,1 "$work/n12_np3.csv" | tr '\n' ' ')" = "epoch,phase 0,1 1,1 0,2 1,2 " ] || fail "--history phases"
 
 # Tolerance: float reassociation (sums over ranks in another order) through 8 Adam steps, as a
 # fraction of the training update. Adam divides by sqrt(v), so a tiny gradient's rounding can

@@ -70,6 +70,9 @@ struct NetworkConfig {
   int channels = 3;
   Backbone backbone = Backbone::kResNet50;
   float alpha = 1.0f;  // MobileNetV2's width multiplier: 0.35, 0.5, 0.75, 1.0, 1.3 or 1.4
+  // --dropout: a Dropout of this rate in the head before the classifier Dense, as Keras names
+  // it ("dropout"); 0 = no such layer (the head of older files).
+  float dropout = 0.0f;
 };
 
 // The one check of the input size: throws std::invalid_argument "--image-size must be at least

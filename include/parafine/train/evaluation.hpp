@@ -29,9 +29,10 @@ OutputLoss output_loss(const Model& model);
 int output_classes(const Model& model);
 // The loss and accuracy sums of the last forward against `labels` (class indices); dlogits,
 // when given, gets dLoss/d(the head's pre-activation output) of the loss summed and divided
-// by `divisor` (see core/loss.hpp).
+// by `divisor` (see core/loss.hpp), each sample weighted by its class's weight (training
+// only: validation is never weighted, as in Keras).
 LossResult model_loss(const Model& model, const std::vector<int>& labels, double divisor,
-                      Tensor* dlogits);
+                      Tensor* dlogits, const ClassWeights& weights = {});
 
 // Global loss/accuracy sums over every batch of `batches`, BN in inference mode.
 LossResult evaluate_feed(Model& model, EpochFeed& batches);

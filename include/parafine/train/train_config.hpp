@@ -6,6 +6,7 @@
 #include <string>
 
 #include "parafine/cache/cache_plan.hpp"
+#include "parafine/core/loss.hpp"
 #include "parafine/data/prefetcher.hpp"
 #include "parafine/model/backbone.hpp"
 
@@ -52,6 +53,9 @@ struct TrainConfig {
   // --unfreeze-last instead of the backbone's, and its input size is its own.
   bool model_from_file = false;
   int base_layers = 0;
+  // --class-weight resolved against the training classes (class_weights.hpp); empty = none.
+  ClassWeights class_weights;
+  float dropout = 0.0f;  // --dropout: the head's Dropout rate (0: no Dropout layer)
 };
 
 // Upper bounds of the options (validate, and the commands at parse time): far beyond any
@@ -83,7 +87,7 @@ struct EpochStats {
   int phase = 0;  // 1 or 2
   int epoch = 0;  // 1-based within the phase
   double loss = 0, accuracy = 0, val_loss = 0, val_accuracy = 0;
-  double learning_rate = 0;  // the optimizer's rate in the epoch's last step
+  double learning_rate = 0;      // the optimizer's rate in the epoch's last step
   double seconds = 0;            // the epoch's wall time, validation included
   double images_per_second = 0;  // training images / training time
   // Where this rank's training time went (validation excluded): waiting for the prefetcher,
