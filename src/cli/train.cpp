@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <limits>
 #include <optional>
@@ -17,6 +18,7 @@
 #include "cli/cli.hpp"
 #include "cli/options.hpp"
 #include "parafine/cache/feature_store.hpp"  // parse_byte_size
+#include "parafine/core/atomic_file.hpp"
 #include "parafine/core/compute.hpp"
 #include "parafine/data/folder_source.hpp"
 #include "parafine/data/subset_source.hpp"
