@@ -92,6 +92,21 @@ inline int reflect(int i, int n) {
   return m < n ? m : period - 1 - m;
 }
 
+// The two neighbours of source coordinate s along an axis of n pixels, reflected inside, and
+// the second one's weight (map_coordinates' order-1 taps).
+struct Tap {
+  int i0, i1;
+  float w;
+};
+inline Tap tap(double s, int n) {
+  const double f = std::floor(s);
+  // Every map the draws produce keeps |s| within a few image sizes: int is safe.
+  const int i = static_cast<int>(f);
+  const float w = static_cast<float>(s - f);
+  if (i >= 0 && i + 1 < n) return {i, i + 1, w};  // inside: the common, cheap case
+  return {reflect(i, n), reflect(i + 1, n), w};
+}
+
 }  // namespace
 
 const AugmentStep* AugmentSpec::find(AugmentKind kind) const {
@@ -245,25 +260,35 @@ AffineMap translation_map(double shift_y, double shift_x) {
 void affine_reflect_bilinear(const float* src, int height, int width, const AffineMap& m,
                              float* dst) {
   const std::size_t W = static_cast<std::size_t>(width);
+  const auto blend = [&](const Tap& tx, const Tap& ty, float* out) {
+    const float* r0 = src + static_cast<std::size_t>(ty.i0) * W * 3;  // [W,3]
+    const float* r1 = src + static_cast<std::size_t>(ty.i1) * W * 3;
+    const std::size_t c0 = static_cast<std::size_t>(tx.i0) * 3;
+    const std::size_t c1 = static_cast<std::size_t>(tx.i1) * 3;
+    for (int c = 0; c < 3; ++c) {
+      const float top = r0[c0 + c] + tx.w * (r0[c1 + c] - r0[c0 + c]);
+      const float bottom = r1[c0 + c] + tx.w * (r1[c1 + c] - r1[c0 + c]);
+      out[c] = top + ty.w * (bottom - top);
+    }
+  };
+  if (m[1] == 0 && m[3] == 0) {
+    // Axis-aligned (zoom, translation): x' depends on x only and y' on y only, so each
+    // column's and row's taps are computed once (the same numbers as per pixel).
+    std::vector<Tap> cols(W), rows(static_cast<std::size_t>(height));
+    for (int x = 0; x < width; ++x) cols[static_cast<std::size_t>(x)] = tap(m[0] * x + m[2], width);
+    for (int y = 0; y < height; ++y)
+      rows[static_cast<std::size_t>(y)] = tap(m[4] * y + m[5], height);
+    for (int y = 0; y < height; ++y) {
+      float* out = dst + static_cast<std::size_t>(y) * W * 3;  // [W,3]
+      for (std::size_t x = 0; x < W; ++x, out += 3)
+        blend(cols[x], rows[static_cast<std::size_t>(y)], out);
+    }
+    return;
+  }
   for (int y = 0; y < height; ++y) {
     float* out = dst + static_cast<std::size_t>(y) * W * 3;  // [W,3]
-    for (int x = 0; x < width; ++x, out += 3) {
-      const double xs = m[0] * x + m[1] * y + m[2];
-      const double ys = m[3] * x + m[4] * y + m[5];
-      const double fx = std::floor(xs), fy = std::floor(ys);
-      const float wx = static_cast<float>(xs - fx), wy = static_cast<float>(ys - fy);
-      // Every map the draws produce keeps |xs|, |ys| within a few image sizes: int is safe.
-      const int x0 = static_cast<int>(fx), y0 = static_cast<int>(fy);
-      const std::size_t c0 = static_cast<std::size_t>(reflect(x0, width)) * 3;
-      const std::size_t c1 = static_cast<std::size_t>(reflect(x0 + 1, width)) * 3;
-      const float* r0 = src + static_cast<std::size_t>(reflect(y0, height)) * W * 3;
-      const float* r1 = src + static_cast<std::size_t>(reflect(y0 + 1, height)) * W * 3;
-      for (int c = 0; c < 3; ++c) {
-        const float top = r0[c0 + c] + wx * (r0[c1 + c] - r0[c0 + c]);
-        const float bottom = r1[c0 + c] + wx * (r1[c1 + c] - r1[c0 + c]);
-        out[c] = top + wy * (bottom - top);
-      }
-    }
+    for (int x = 0; x < width; ++x, out += 3)
+      blend(tap(m[0] * x + m[1] * y + m[2], width), tap(m[3] * x + m[4] * y + m[5], height), out);
   }
 }
 
@@ -301,16 +326,19 @@ void crop_window(const float* src, int decode, int y0, int x0, int size, float* 
 void apply_augment(const AugmentSpec& spec, const AugmentDraw& draw, float* image, int size,
                    std::vector<float>& scratch) {
   const std::size_t n = static_cast<std::size_t>(size) * static_cast<std::size_t>(size) * 3;
+  scratch.resize(std::max(scratch.size(), n));
+  // The affine maps read one buffer and write the other: `cur` holds the image so far.
+  float* cur = image;
   const auto affine = [&](const AffineMap& m) {
-    scratch.resize(std::max(scratch.size(), n));
-    std::copy_n(image, n, scratch.data());
-    affine_reflect_bilinear(scratch.data(), size, size, m, image);
+    float* next = cur == image ? scratch.data() : image;
+    affine_reflect_bilinear(cur, size, size, m, next);
+    cur = next;
   };
   for (const AugmentStep& s : spec.steps) switch (s.kind) {
       case AugmentKind::kCrop:
         break;  // done when loading (the prefetcher decodes at D)
       case AugmentKind::kFlip:
-        if (draw.flip) flip_horizontal(image, size, size);
+        if (draw.flip) flip_horizontal(cur, size, size);
         break;
       case AugmentKind::kRotation:
         affine(rotation_map(draw.angle_degrees, size, size));
@@ -322,9 +350,10 @@ void apply_augment(const AugmentSpec& spec, const AugmentDraw& draw, float* imag
         affine(translation_map(draw.shift_y, draw.shift_x));
         break;
       case AugmentKind::kContrast:
-        adjust_contrast(image, size, size, draw.contrast);
+        adjust_contrast(cur, size, size, draw.contrast);
         break;
     }
+  if (cur != image) std::copy_n(cur, n, image);
 }
 
 }  // namespace parafine

@@ -144,6 +144,11 @@ CASES = [
     ("contrast_1.05", 12, 12, [{"kind": "contrast", "contrast": 1.05}]),
     ("flip_odd", 7, 7, [{"kind": "flip"}]),
     ("crop_19_to_16", 19, 19, [{"kind": "crop", "size": 16, "crop_y": 2, "crop_x": 3}]),
+    ("zoom_translation_contrast", 14, 14, [
+        {"kind": "zoom", "zoom": 1.2},
+        {"kind": "translation", "shift_y": 3.3, "shift_x": -2.1},
+        {"kind": "contrast", "contrast": 1.4},
+    ]),
     ("all_in_order", 21, 21, [
         {"kind": "crop", "size": 17, "crop_y": 4, "crop_x": 1},
         {"kind": "flip"},
