@@ -3,7 +3,9 @@
 # (each sample's transform drawn from (seed, epoch, sample), never from the rank or thread) ends
 # with the same weights on 2 and 3 ranks (3 loader threads) as one process, within the
 # rank-invariance test's tolerance; the feature cache is off with its log line printed once;
-# bad --augment values exit 2 naming --augment before any data is read.
+# a run stopped mid-epoch and resumed ends bitwise equal to the uninterrupted one, and a resume
+# with other transforms is refused; bad --augment values exit 2 naming --augment before any
+# data is read.
 # Usage: test_augment_mpi.sh PARAFINE_BINARY PYTHON
 set -euo pipefail
 parafine=$1 python=$2
@@ -57,4 +59,21 @@ for np in 2 3; do
 done
 ! compare_weights "$work/single.h5" "$work/plain.h5" 1e-2 1e9 "without --augment (must differ)" "$work/init.h5" ||
   fail "--augment did not change training"
+
+# --resume mid-epoch (step 3 of 4) continues with the same draws: bitwise the uninterrupted run.
+# A resume with other transforms is refused, naming --augment.
+"$parafine" train --train "$work/data13.h5" $job --loader-threads 1 --checkpoint-dir "$work/ck" \
+  --max-steps 3 > "$work/stop.log" 2>&1 || { cat "$work/stop.log"; fail "stopped run"; }
+set +e
+"$parafine" train --train "$work/data13.h5" ${job/--augment $aug/--augment flip,rotation:0.2,zoom:0.1,crop} \
+  --loader-threads 1 --checkpoint-dir "$work/ck" --resume > "$work/other.log" 2>&1
+rc=$?
+set -e
+[ $rc != 0 ] && grep -q -- "--augment crop,flip,rotation:0.1,zoom:0.1 in the checkpoint" "$work/other.log" ||
+  { cat "$work/other.log"; fail "a resume with other --augment transforms was not refused naming them"; }
+"$parafine" train --train "$work/data13.h5" $job --loader-threads 2 --checkpoint-dir "$work/ck" --resume \
+  --save "$work/resumed.h5" > "$work/resumed.log" 2>&1 || { cat "$work/resumed.log"; fail "resumed run"; }
+grep -q "resuming from" "$work/resumed.log" || { cat "$work/resumed.log"; fail "did not resume"; }
+compare_weights "$work/single.h5" "$work/resumed.h5" 0 0 "--augment $aug: resumed vs uninterrupted" ||
+  fail "resumed run differs"
 echo "1 passed, 0 failed"
