@@ -23,6 +23,7 @@
 #include "parafine/data/prefetcher.hpp"
 #include "parafine/data/preprocess.hpp"
 #include "parafine/data/sample_source.hpp"
+#include "parafine/train/train_config.hpp"
 #include "test_util.hpp"
 
 namespace parafine {
@@ -201,6 +202,25 @@ TEST(Augment, ParsesAndNamesTheSpec) {
             "crop:256,translation:0.25,contrast:1");
   for (const char* text : {"crop:256,translation:0.25,contrast:1", "rotation:0.1", "none"})
     EXPECT_EQ(augment_name(parse_augment(text)), text) << "reads back";
+}
+
+TEST(Augment, TrajectoryLineKeepsOldCheckpointsMatching) {
+  TrainConfig c;
+  const auto line = [&](const char* text) {
+    c.augment = parse_augment(text);
+    const std::string t = trajectory_options(c);
+    const auto at = t.find("--augment ");
+    return at == std::string::npos ? t : t.substr(at, t.find('\n', at) - at);
+  };
+  EXPECT_EQ(line("none"), "--augment none");
+  EXPECT_EQ(line("flip"), "--augment flip");  // what checkpoints written before this hold
+  EXPECT_EQ(line("rotation:0.1,crop,flip"), "--augment crop,rotation:0.1,flip");
+  c.augment = parse_augment("flip");
+  const std::string before = trajectory_options(c);
+  c.augment = parse_augment("flip,zoom:0.1");
+  const std::string diff = trajectory_differences(before, trajectory_options(c));
+  std::cout << diff << "\n";
+  EXPECT_EQ(diff, "--augment flip in the checkpoint, flip,zoom:0.1 now");
 }
 
 TEST(Augment, RefusesBadSpecsNamingTheOption) {
