@@ -116,26 +116,26 @@ TEST(FeatureCachePlan, DecisionsAndTheirLogLines) {
   freeze_base(m);
   const int conv5 = m.index_of("conv5_block3_1_conv");
   CacheOptions on;
-  CachePlan p = plan_feature_cache(m, conv5, true, true, on, Augment::kNone);
+  CachePlan p = plan_feature_cache(m, conv5, true, true, on, AugmentSpec{});
   std::cout << p.summary << "\n";
   EXPECT_EQ(m.layer(p.phase1_node).name(), "global_average_pooling2d");
   EXPECT_EQ(m.layer(p.phase2_node).name(), "conv5_block2_out");
   CacheOptions off;
   off.mode = CacheMode::kOff;
-  p = plan_feature_cache(m, conv5, true, true, off, Augment::kNone);
+  p = plan_feature_cache(m, conv5, true, true, off, AugmentSpec{});
   EXPECT_FALSE(p.any());
   EXPECT_NE(p.summary.find("--cache off"), std::string::npos) << p.summary;
-  p = plan_feature_cache(m, conv5, true, true, on, Augment::kFlip);
+  p = plan_feature_cache(m, conv5, true, true, on, parse_augment("flip"));
   EXPECT_FALSE(p.any());
   EXPECT_NE(p.summary.find("--augment"), std::string::npos) << p.summary;
   // A cut in conv2 saves too little of the forward to be worth its memory; phase 1 still caches.
-  p = plan_feature_cache(m, m.index_of("conv2_block2_1_conv"), true, true, on, Augment::kNone);
+  p = plan_feature_cache(m, m.index_of("conv2_block2_1_conv"), true, true, on, AugmentSpec{});
   std::cout << p.summary << "\n";
   EXPECT_GE(p.phase1_node, 0);
   EXPECT_EQ(p.phase2_node, -1);
   EXPECT_NE(p.summary.find("too little"), std::string::npos) << p.summary;
   p = plan_feature_cache(m, m.index_of("conv1_conv"), false, true, on,
-                         Augment::kNone);  // --unfreeze-last 175
+                         AugmentSpec{});  // --unfreeze-last 175
   EXPECT_FALSE(p.any());
   EXPECT_NE(p.summary.find("no frozen computation"), std::string::npos) << p.summary;
   // The FLOP share of the default cut: conv1..conv5_block2 of ResNet50 (~4.1 GMAC in all).
@@ -144,7 +144,7 @@ TEST(FeatureCachePlan, DecisionsAndTheirLogLines) {
   std::cout << "conv5_block2_out: " << share << " of ResNet50's forward FLOPs\n";
   EXPECT_NEAR(share, 0.94, 0.02);
   // --unfreeze-last 0: both phases train from the pooled vector, stored once.
-  p = plan_feature_cache(m, m.index_of("dense"), true, true, on, Augment::kNone);
+  p = plan_feature_cache(m, m.index_of("dense"), true, true, on, AugmentSpec{});
   EXPECT_EQ(p.phase1_node, p.phase2_node);
   EXPECT_EQ(p.nodes().size(), 1u);
   EXPECT_THROW(parse_cache_mode("on"), std::invalid_argument);
@@ -477,7 +477,7 @@ TEST(FeatureCacheTraining, SpillingEqualsMemoryBitForBit) {
 
 TEST(FeatureCacheTraining, AugmentTurnsTheCacheOff) {
   TrainConfig c = small_config();
-  c.augment = Augment::kFlip;
+  c.augment = parse_augment("flip");
   const RunResult r = train_small(c);
   EXPECT_NE(r.log.find("feature cache: off: --augment"), std::string::npos) << r.log;
   EXPECT_EQ(r.log.find("caching --train"), std::string::npos);

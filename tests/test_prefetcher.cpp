@@ -61,7 +61,7 @@ std::vector<Batch> serial_batches(const SampleSource& src,
       b.labels.push_back(src.label(i));
       src.load(i, c.image_size, b.images.data() + per * p);
       prepare_sample(b.images.data() + per * p, c.image_size,
-                     c.augment == Augment::kFlip && flip_decision(c.seed, c.epoch, i),
+                     c.augment.find(AugmentKind::kFlip) && flip_decision(c.seed, c.epoch, i),
                      c.preprocess);
     }
     out.push_back(std::move(b));
@@ -104,10 +104,10 @@ TEST(Prefetcher, SameOrderAndPixelsForAnyThreadsAndDepth) {
   // Rank 2 of 3, global batch 8, shuffled: local batches of 2 or 3 samples, then 2 of 5.
   const ShardPlan plan(37, 8, 3, 2, true, 5);
   const auto steps = plan.local_batches(4);
-  for (Augment aug : {Augment::kNone, Augment::kFlip}) {
+  for (const char* aug : {"none", "flip"}) {
     PrefetchConfig c;
     c.image_size = 8;
-    c.augment = aug;
+    c.augment = parse_augment(aug);
     c.seed = 11;
     c.epoch = 4;
     const auto want = serial_batches(src, steps, c);
@@ -118,9 +118,8 @@ TEST(Prefetcher, SameOrderAndPixelsForAnyThreadsAndDepth) {
         BatchPrefetcher pf(src, steps, c);
         EXPECT_EQ(pf.steps(), plan.steps());
         const double err = compare(drain(pf), want);
-        std::cout << "augment " << (aug == Augment::kFlip ? "flip" : "none") << " threads "
-                  << threads << " depth " << depth << ": max |prefetched - serial| = " << err
-                  << "\n";
+        std::cout << "augment " << aug << " threads " << threads << " depth " << depth
+                  << ": max |prefetched - serial| = " << err << "\n";
         EXPECT_EQ(err, 0.0);
       }
   }
@@ -130,7 +129,7 @@ TEST(Prefetcher, TwoRunsSameSeedSameOrder) {
   const InMemorySource src = random_source(33, 6, 6, 4, 2);
   PrefetchConfig c;
   c.image_size = 6;
-  c.augment = Augment::kFlip;
+  c.augment = parse_augment("flip");
   c.seed = 3;
   c.epoch = 1;
   std::vector<std::vector<Batch>> runs;
@@ -171,7 +170,7 @@ TEST(Prefetcher, FlipIsSeededAndFlipsAboutHalf) {
   c.preprocess = Preprocess::kNone;
   c.threads = 3;
   BatchPrefetcher plain(src, steps, c);
-  c.augment = Augment::kFlip;
+  c.augment = parse_augment("flip");
   c.seed = 21;
   BatchPrefetcher aug(src, steps, c);
   const auto a = drain(plain), b = drain(aug);

@@ -59,14 +59,15 @@ std::vector<int> CachePlan::nodes() const {
 }
 
 CachePlan plan_feature_cache(const Model& model, int phase2_first_trainable, bool need_phase1,
-                             bool need_phase2, const CacheOptions& options, Augment augment) {
+                             bool need_phase2, const CacheOptions& options,
+                             const AugmentSpec& augment) {
   CachePlan p;
   if (options.mode == CacheMode::kOff) {
     p.summary =
         "feature cache: off (--cache off): the frozen base runs for every sample in every epoch";
     return p;
   }
-  if (augment != Augment::kNone) {
+  if (augment.any()) {
     p.summary =
         "feature cache: off: --augment changes the frozen base's input every epoch, so its output "
         "cannot be reused";

@@ -83,7 +83,7 @@ void DatasetCache::build(Model& model, const PrefetchConfig& prefetch, std::ostr
       std::remove_if(batches.begin(), batches.end(), [](const auto& b) { return b.empty(); }),
       batches.end());
   PrefetchConfig p = prefetch;
-  p.augment = Augment::kNone;
+  p.augment = AugmentSpec{};
   BatchPrefetcher loader(*data_, batches, p);
   const KeepOutputs keep(model, nodes_);
   const int total = ownership_.owned_count(Comm::rank());

@@ -131,7 +131,9 @@ bool parse_options(int argc, char** argv, TrainOptions& o) {
   add("seed", po::value(&c.seed)->default_value(0),
       "seed for initialisation, shuffling and augmentation");
   add_preprocess_option(opts, o.preprocess);
-  add("augment", po::value(&o.augment)->default_value("none"), "none | flip");
+  add("augment", po::value(&o.augment)->default_value("none"),
+      "none | comma-separated flip, rotation:F, zoom:F, translation:F, contrast:F, crop[:D] "
+      "(Keras's Random* layers; crop decodes at D, default round(S*8/7), and takes S x S)");
   add("cache", po::value(&o.cache_mode)->default_value("auto"),
       "auto: compute the frozen base once per sample and train from its output "
       "(off with --augment) | off");

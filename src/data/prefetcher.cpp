@@ -20,6 +20,7 @@ BatchPrefetcher::BatchPrefetcher(const SampleSource& source, std::vector<std::ve
   if (config_.threads < 1)
     throw std::invalid_argument("prefetch threads must be at least 1, got " +
                                 std::to_string(config_.threads));
+  check_augment_size(config_.augment, config_.image_size);
   if (config_.depth < 1)
     throw std::invalid_argument("prefetch depth (batches in flight) must be at least 1, got " +
                                 std::to_string(config_.depth));
@@ -108,6 +109,10 @@ void BatchPrefetcher::worker() {
 }
 
 void BatchPrefetcher::worker_loop() {
+  // This thread's buffers for crop's D x D decode and the affine transforms' source copy:
+  // allocated by the first sample, reused after.
+  std::vector<float> decoded, scratch;
+  const int S = config_.image_size, D = config_.augment.decode_size(S);
   std::unique_lock<std::mutex> lock(m_);
   for (;;) {
     work_cv_.wait(lock, [&] {
@@ -135,10 +140,22 @@ void BatchPrefetcher::worker_loop() {
 
     // Decode outside the lock. The slot's buffer is not resized until the consumer has taken
     // this batch, which needs remaining == 0, so dst stays valid.
-    source_.load(sample, config_.image_size, dst);  // throws out of worker_loop -> fail()
-    const bool flip =
-        config_.augment == Augment::kFlip && flip_decision(config_.seed, config_.epoch, sample);
-    prepare_sample(dst, config_.image_size, flip, config_.preprocess);
+    // Throws out of worker_loop -> fail().
+    if (config_.augment.any()) {
+      const AugmentDraw draw =
+          draw_augment(config_.augment, config_.seed, config_.epoch, sample, S);
+      if (D != S) {  // crop: decode at D, keep the drawn S x S window
+        decoded.resize(static_cast<std::size_t>(D) * static_cast<std::size_t>(D) * 3);
+        source_.load(sample, D, decoded.data());
+        crop_window(decoded.data(), D, draw.crop_y, draw.crop_x, S, dst);
+      } else {
+        source_.load(sample, S, dst);
+      }
+      apply_augment(config_.augment, draw, dst, S, scratch);
+    } else {
+      source_.load(sample, S, dst);
+    }
+    prepare_sample(dst, S, false, config_.preprocess);
 
     lock.lock();
     if (--s.remaining == 0) {

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "parafine/core/rng.hpp"
+#include "parafine/data/augment.hpp"
 
 namespace parafine {
 
@@ -80,12 +81,6 @@ void caffe_preprocess(const float* rgb, float* out) {
   out[2] = rgb[0] - 123.68f;
 }
 
-Augment parse_augment(const std::string& name) {
-  if (name == "none") return Augment::kNone;
-  if (name == "flip") return Augment::kFlip;
-  throw std::invalid_argument("--augment must be 'none' or 'flip', got '" + name + "'");
-}
-
 bool flip_decision(std::uint64_t seed, int epoch, int sample) {
   // One splitmix64 output of a state mixing (seed, epoch, sample): a counter-based draw, so the
   // answer needs no shared generator and does not depend on who asks first.
@@ -97,12 +92,7 @@ bool flip_decision(std::uint64_t seed, int epoch, int sample) {
 
 void prepare_sample(float* image, int image_size, bool flip, Preprocess preprocess) {
   const std::size_t S = static_cast<std::size_t>(image_size);
-  if (flip)
-    for (std::size_t y = 0; y < S; ++y) {
-      float* row = image + y * S * 3;  // [S,3]
-      for (std::size_t a = 0, b = S - 1; a < b; ++a, --b)
-        for (int c = 0; c < 3; ++c) std::swap(row[a * 3 + c], row[b * 3 + c]);
-    }
+  if (flip) flip_horizontal(image, image_size, image_size);
   const std::size_t n = S * S * 3;
   if (preprocess == Preprocess::kCaffe)
     for (std::size_t p = 0; p < S * S * 3; p += 3) {

@@ -61,7 +61,7 @@ void calibrate_frozen_batch_norm(Model& model, const SampleSource& train, const 
   const int n = std::min(train.size(), c.calibrate_bn_samples);
   const std::vector<int> order = epoch_order(train.size(), true, c.seed, -1);
   BatchPrefetcher one(train, {std::vector<int>(order.begin(), order.begin() + n)},
-                      prefetch_config(c, Augment::kNone, -1));
+                      prefetch_config(c, AugmentSpec{}, -1));
   const std::string size = std::to_string(c.image_size);
   allocating(
       "the BatchNormalization calibration of the random base (one forward pass of " +

@@ -53,6 +53,7 @@ void validate(const TrainConfig& c) {
     check_image_size(c.image_size, c.backbone);
     check_alpha(c.alpha, c.backbone);
   }
+  check_augment_size(c.augment, c.image_size);  // crop:D with D >= the input size
   require(c.loader_threads >= 1, "loader threads must be at least 1");
   if (!(c.bucket_mb >= kMinBucketMb && c.bucket_mb <= kMaxBucketMb)) {
     std::ostringstream m;
@@ -85,9 +86,8 @@ std::string trajectory_options(const TrainConfig& c) {
   if (c.validation_split > 0) o << "--validation-split " << exact(c.validation_split) << "\n";
   o << "--batch-size " << c.batch_size << "\n--seed " << c.seed << "\n--shuffle "
     << (c.shuffle ? "true" : "false") << "\n--image-size " << c.image_size << "\n--preprocess "
-    << preprocess_name(c.preprocess) << "\n--augment "
-    << (c.augment == Augment::kFlip ? "flip" : "none") << "\n--bn-mode " << bn
-    << "\n--phase1-epochs " << c.phase1_epochs << "\n--phase1-lr " << exact(c.phase1_lr)
+    << preprocess_name(c.preprocess) << "\n--augment " << augment_name(c.augment) << "\n--bn-mode "
+    << bn << "\n--phase1-epochs " << c.phase1_epochs << "\n--phase1-lr " << exact(c.phase1_lr)
     << "\n--phase2-lr " << exact(c.phase2_lr) << "\n"
     << (c.unfreeze_from.empty() ? "--unfreeze-last " + std::to_string(c.unfreeze_last)
                                 : "--unfreeze-from " + c.unfreeze_from)
@@ -124,7 +124,7 @@ std::string trajectory_differences(const std::string& checkpoint, const std::str
   return out;
 }
 
-PrefetchConfig prefetch_config(const TrainConfig& c, Augment augment, int epoch) {
+PrefetchConfig prefetch_config(const TrainConfig& c, const AugmentSpec& augment, int epoch) {
   PrefetchConfig p;
   p.image_size = c.image_size;
   p.preprocess = c.preprocess;

@@ -42,7 +42,7 @@ TrainingCaches build_training_caches(Model& model, const SampleSource& train,
     caches.train->allocate(node, *caches.storage);
     if (caches.val) caches.val->allocate(node, *caches.storage);
   }
-  const PrefetchConfig p = prefetch_config(c, Augment::kNone, -1);
+  const PrefetchConfig p = prefetch_config(c, AugmentSpec{}, -1);
   std::ostream* progress = Comm::is_root() ? &log : nullptr;
   caches.train->build(model, p, progress);
   if (caches.val) caches.val->build(model, p, progress);

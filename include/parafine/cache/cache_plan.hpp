@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "parafine/data/prefetcher.hpp"  // Augment
+#include "parafine/data/augment.hpp"  // AugmentSpec
 #include "parafine/model/model.hpp"
 
 namespace parafine {
@@ -50,6 +50,7 @@ struct CachePlan {
 // Model::first_trainable_node() once phase 2 has unfrozen its layers. need_phase1/2: whether
 // the run still trains that phase (a resume may be past phase 1).
 CachePlan plan_feature_cache(const Model& model, int phase2_first_trainable, bool need_phase1,
-                             bool need_phase2, const CacheOptions& options, Augment augment);
+                             bool need_phase2, const CacheOptions& options,
+                             const AugmentSpec& augment);
 
 }  // namespace parafine

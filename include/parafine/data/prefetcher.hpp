@@ -1,13 +1,14 @@
 // Background decoding of one rank's batches for one epoch, ahead of the training step.
 //
 // Given a SampleSource and this rank's sample indices per step (ShardPlan::local_batches),
-// T worker threads load samples, apply the optional flip and the preprocessing, and assemble
+// T worker threads load samples, apply the augmentation (augment.hpp) and the preprocessing,
+// and assemble
 // batches; the consumer takes them with next() strictly in step order. Work is handed out per
 // sample in step order, so T threads cooperate on the oldest unfinished batch first.
 //
 // Determinism: a batch's content depends only on the step list, the source, the image size,
-// the preprocessing and (seed, epoch, sample index) for the flip: never on T, the depth or
-// thread timing.
+// the preprocessing, the augmentation and (seed, epoch, sample index) for its random
+// parameters: never on T, the depth or thread timing.
 // Bounded memory: at most `depth` batches are being filled or waiting at once (plus the one the
 // consumer holds). next() swaps buffers with the caller, so after the first depth+1 batches no
 // image buffer is allocated again (the capacity of the largest batch is kept).
@@ -26,6 +27,7 @@
 #include <vector>
 
 #include "parafine/core/tensor.hpp"
+#include "parafine/data/augment.hpp"
 #include "parafine/data/preprocess.hpp"
 #include "parafine/data/sample_source.hpp"
 
@@ -34,8 +36,8 @@ namespace parafine {
 struct PrefetchConfig {
   int image_size = 224;
   Preprocess preprocess = Preprocess::kCaffe;
-  Augment augment = Augment::kNone;
-  std::uint64_t seed = 0;  // with epoch: the flip decisions
+  AugmentSpec augment;     // none by default (validation and the cache never augment)
+  std::uint64_t seed = 0;  // with epoch: the augmentation's random parameters
   int epoch = 0;
   int threads = 1;  // T >= 1 worker threads
   int depth = 3;    // batches in flight, >= 1

@@ -1,5 +1,6 @@
 // What happens to a decoded image's pixels before the network sees them: the optional
-// left-right flip of --augment flip (a fair coin per (seed, epoch, sample)) and the model's
+// left-right flip of --augment flip (a fair coin per (seed, epoch, sample); the other
+// transforms of --augment are in augment.hpp) and the model's
 // preprocess_input (--preprocess caffe: RGB->BGR minus the ImageNet means, as
 // keras.applications.resnet50 / vgg16 preprocess_input; tf: x / 127.5 - 1, as inception_v3 /
 // mobilenet_v2 preprocess_input; torch: x / 255 minus the ImageNet mean over its standard
@@ -32,10 +33,6 @@ inline constexpr Preprocess Preprocess::kNone{Preprocess::Mode::kNone, 1.0f};
 Preprocess parse_preprocess(const std::string& name);
 // The spelling parse_preprocess reads back exactly ("rescale:0.00392156886").
 std::string preprocess_name(Preprocess p);
-
-enum class Augment { kNone, kFlip };
-// "none" | "flip", else throws naming --augment.
-Augment parse_augment(const std::string& name);
 
 // Keras "caffe" preprocessing of one RGB pixel in [0,255]: BGR order, ImageNet means removed.
 // Not in-place safe (out must not alias rgb).

@@ -36,7 +36,7 @@ struct TrainConfig {
   float alpha = 1.0f;                       // MobileNetV2's width multiplier
   int image_size = 224;
   Preprocess preprocess = Preprocess::kCaffe;
-  Augment augment = Augment::kNone;
+  AugmentSpec augment;     // --augment (data/augment.hpp); none by default
   int loader_threads = 2;  // background decoding threads
   BnMode bn_mode = BnMode::kSync;
   double bucket_mb = 25.0;     // gradient allreduce bucket size (MiB)
@@ -81,7 +81,7 @@ std::string trajectory_differences(const std::string& checkpoint, const std::str
 
 // What the prefetcher needs from a TrainConfig (image size, preprocessing, loader threads,
 // seed), with this augmentation for this (global, 0-based) epoch.
-PrefetchConfig prefetch_config(const TrainConfig& config, Augment augment, int epoch);
+PrefetchConfig prefetch_config(const TrainConfig& config, const AugmentSpec& augment, int epoch);
 
 struct EpochStats {
   int phase = 0;  // 1 or 2
