@@ -106,6 +106,10 @@ class TwoPhaseRun {
     for (int phase = from_.phase; phase <= 2; ++phase)
       if (!run_phase(phase)) break;
     if (stop_signal_) {
+      // Every rank waits for rank 0's checkpoint: under mpirun the first rank to exit non-zero
+      // makes mpirun kill the others, which must not cut the checkpoint (or MPI_Finalize) short.
+      std::vector<int> written{1};
+      Comm::allreduce_max(written);
       log_ << stop_message() << std::endl;
       throw StoppedBySignal(stop_message());  // main() exits with kStoppedBySignalExitCode
     }
