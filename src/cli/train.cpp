@@ -482,7 +482,7 @@ int run_train(int argc, char** argv) {
   // From here a SIGTERM, SIGINT or SIGUSR1 stops the run at the next step boundary, with a
   // checkpoint (exit code 75); a second SIGTERM or SIGINT ends it at once.
   install_stop_handlers();
-  set_threads(threads_per_rank(o.threads));
+  set_threads(threads_per_rank(o.threads, Comm::is_root() ? &std::cout : nullptr));
   std::ostringstream quiet;  // only rank 0 speaks; the others report errors only
   std::ostream& out = Comm::is_root() ? std::cout : quiet;
   const Precision precision = resolve_precision(o.precision, out);
