@@ -213,9 +213,10 @@ void check_checkpoint_dir(TrainConfig& c, bool resume_auto) {
           "--resume: no checkpoint (ckpt-*.h5) in --checkpoint-dir " + c.checkpoint_dir);
   // A new run must not mix its checkpoints with an earlier run's (a later --resume would
   // pick whichever is furthest along).
-  require(c.resume || !any, "--checkpoint-dir " + c.checkpoint_dir +
-                                " holds checkpoints of an earlier run: add --resume to continue "
-                                "it, or use an empty directory");
+  require(c.resume || !any,
+          "--checkpoint-dir " + c.checkpoint_dir +
+              " holds checkpoints of an earlier run: add --resume (or --resume auto) to continue "
+              "it, or use an empty directory");
 }
 
 // --cache-mem SIZE in bytes: at most this node's memory (a larger budget would end in an
