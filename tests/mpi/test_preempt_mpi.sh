@@ -4,7 +4,8 @@
 # `--resume auto` continues, and after three interruptions (SIGUSR1 to mpirun, SIGTERM to one
 # rank, SIGTERM to mpirun) the final weights are bitwise those of a run never interrupted.
 # `--resume auto` on an empty --checkpoint-dir starts a new run; a signal without
-# --checkpoint-dir stops cleanly with 75 and says nothing was saved.
+# --checkpoint-dir stops cleanly with 75 and says nothing was saved; one during validation stops
+# at the epoch end, with that epoch's checkpoint.
 # Usage: test_preempt_mpi.sh PARAFINE_BINARY PYTHON
 set -euo pipefail
 parafine=$1 python=$2
@@ -92,4 +93,24 @@ echo "SIGINT alone without --checkpoint-dir: exit $code after ${seconds}s"
 [ "$code" = 75 ] || { cat "$work/alone.log"; fail "exit $code, expected 75"; }
 grep -q "stopped by SIGINT .* nothing was saved (no --checkpoint-dir)" "$work/alone.log" \
   || { cat "$work/alone.log"; fail "no 'nothing was saved' message"; }
+
+# 5. Alone, a signal during validation: the epoch ends, its checkpoint (the next epoch, step 0)
+# is written, and the run stops there. 12 samples: 3 steps, then ~300 validation images.
+colour_h5 "$work/val.h5" 300 2
+small="train --train $work/small.h5 --val $work/val.h5 --weights none --image-size 32 --batch-size 4
+  --head-units 16 --phase1-epochs 2 --phase2-epochs 0 --cache off --seed 7 --threads 1 --loader-threads 1"
+colour_h5 "$work/small.h5" 12 3
+: > "$work/val.log"
+"$parafine" $small --checkpoint-dir "$work/ckv" > "$work/val.log" 2>&1 &
+pid=$!
+for _ in $(seq 600); do grep -qE "^ +3/3 " "$work/val.log" && break; sleep 0.02; done
+kill -TERM $pid
+set +e
+wait $pid
+code=$?
+set -e
+echo "SIGTERM during validation: exit $code, checkpoints $(ls "$work/ckv" | tr '\n' ' ')"
+[ "$code" = 75 ] || { cat "$work/val.log"; fail "exit $code, expected 75"; }
+grep -q "^phase 1 epoch 1: .*val_loss" "$work/val.log" || { cat "$work/val.log"; fail "epoch 1 did not finish its validation"; }
+[ "$(ls "$work/ckv" | sort | tail -1)" = ckpt-p1-e0002-s0000000.h5 ] || { cat "$work/val.log"; fail "not stopped at the epoch end"; }
 echo "1 passed, 0 failed"
