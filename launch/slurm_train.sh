@@ -33,7 +33,7 @@ TRAIN_ARGS=(--config configs/cats_dogs.cfg
   --history history.csv --save cats_dogs_resnet50.h5)
 # --threads is left out: parafine takes SLURM_CPUS_PER_TASK (or the CPU mask) per rank.
 
-cd "${SLURM_SUBMIT_DIR:-.}"
+cd "${SLURM_SUBMIT_DIR:-.}" || exit 1
 case "$LAUNCHER" in
   srun) launch=(srun --mpi=pmix) ;;  # srun forwards the signals it receives to every task
   # mpirun forwards SIGUSR1 to the ranks; on SIGTERM it waits this many seconds, sends SIGTERM,

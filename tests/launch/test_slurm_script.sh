@@ -48,7 +48,7 @@ run_case() {
   code=$?
   set -e
   echo "$name: script exit $code; step: $(grep -c 'got USR1' "$work/step.log") SIGUSR1;" \
-    "scontrol: $(cat "$work/scontrol.log" | tr '\n' ' ')"
+    "scontrol: $(tr '\n' ' ' < "$work/scontrol.log")"
 }
 requeued() { grep -q "^scontrol requeue 4242$" "$work/scontrol.log"; }
 
