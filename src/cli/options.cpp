@@ -210,7 +210,9 @@ int threads_per_rank(int requested, std::ostream* log) {
                      std::to_string(requested) + " (0: the default)");
   unsigned mask_key = 0;
   affinity_cpus(&mask_key);
-  const int on_node = Comm::ranks_on_node(), sharing = Comm::ranks_on_node_sharing(mask_key);
+  // Collective only without --threads (the same on every rank: one command line).
+  const int on_node = requested > 0 ? 1 : Comm::ranks_on_node();
+  const int sharing = requested > 0 ? 1 : Comm::ranks_on_node_sharing(mask_key);
   const ThreadBudget b = decide_threads(requested, read_thread_sources(on_node, sharing));
   const int threads = std::min(b.threads, kMaxThreads);
   if (log) *log << "threads per rank: " << threads << " (" << b.source << ")" << std::endl;
