@@ -7,6 +7,7 @@
 
 #include "cli/cli.hpp"
 #include "parafine/core/out_of_memory.hpp"
+#include "parafine/core/stop_signal.hpp"
 #include "parafine/dist/comm.hpp"
 
 namespace {
@@ -64,7 +65,8 @@ std::string printable(const std::string& text) {
 int run(int argc, char** argv);
 
 // Under mpirun an error on one rank must end every rank (MPI_Abort), never leave the others
-// waiting in a collective; alone, the exit code says what kind of error it was.
+// waiting in a collective; alone, the exit code says what kind of error it was. A stop for a
+// signal (exit 75) is agreed by every rank at the same step: they all exit normally.
 int main(int argc, char** argv) {
   // Past a file size limit (ulimit -f, a quota) a write then fails with EFBIG, which the
   // writers report (naming the file, leaving the previous one intact), instead of the kernel
@@ -73,7 +75,8 @@ int main(int argc, char** argv) {
   parafine::install_crash_report();
   parafine::MpiSession mpi(&argc, &argv);
   const int code = run(argc, argv);
-  if (code != 0 && parafine::Comm::size() > 1) parafine::MpiSession::abort_all(code);
+  if (code != 0 && code != parafine::kStoppedBySignalExitCode && parafine::Comm::size() > 1)
+    parafine::MpiSession::abort_all(code);
   return code;
 }
 
@@ -99,6 +102,8 @@ int run(int argc, char** argv) {
     }
     std::cerr << "parafine: unknown command '" << command << "'\n" << kUsage;
     return 2;
+  } catch (const parafine::StoppedBySignal&) {  // the trainer logged what and where
+    return parafine::kStoppedBySignalExitCode;
   } catch (const boost::program_options::error& e) {
     std::cerr << "parafine " << command << where << ": " << printable(e.what()) << "\n";
     return 2;

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "cli/cli.hpp"
+#include "parafine/core/thread_budget.hpp"
 #include "parafine/dist/comm.hpp"
 #include "parafine/model/backbone.hpp"
 #include "parafine/train/train_config.hpp"
@@ -197,17 +198,25 @@ void add_schedule_options(CommandOptions& opts, TrainConfig& c, NetworkConfig& n
 
 void add_threads_option(CommandOptions& opts, int& threads, const std::string& use) {
   opts.add()("threads", po::value(&threads)->default_value(0),
-             (use + " per rank (0 = the node's cores / its ranks)").c_str());
-  opts.bound("threads", 0, kMaxThreads, "0: the node's cores / its ranks");
+             (use + " per rank (0 = OMP_NUM_THREADS, else SLURM_CPUS_PER_TASK, else the CPU "
+                    "affinity mask / the ranks sharing it, capped by the cgroup CPU quota)")
+                 .c_str());
+  opts.bound("threads", 0, kMaxThreads, "0: the default");
 }
 
-int threads_per_rank(int requested) {
+int threads_per_rank(int requested, std::ostream* log) {
   if (requested < 0 || requested > kMaxThreads)
     throw UsageError("--threads must be between 0 and " + std::to_string(kMaxThreads) + ", got " +
-                     std::to_string(requested) + " (0: the node's cores / its ranks)");
-  if (requested > 0) return requested;
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  return std::max(1, cores / Comm::ranks_on_node());
+                     std::to_string(requested) + " (0: the default)");
+  unsigned mask_key = 0;
+  affinity_cpus(&mask_key);
+  // Collective only without --threads (the same on every rank: one command line).
+  const int on_node = requested > 0 ? 1 : Comm::ranks_on_node();
+  const int sharing = requested > 0 ? 1 : Comm::ranks_on_node_sharing(mask_key);
+  const ThreadBudget b = decide_threads(requested, read_thread_sources(on_node, sharing));
+  const int threads = std::min(b.threads, kMaxThreads);
+  if (log) *log << "threads per rank: " << threads << " (" << b.source << ")" << std::endl;
+  return threads;
 }
 
 void add_precision_option(CommandOptions& opts, std::string& precision) {

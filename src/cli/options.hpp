@@ -128,13 +128,13 @@ void add_threads_option(CommandOptions& opts, int& threads, const std::string& u
 // Checks nothing for an empty path.
 void check_output_path(const char* option, const std::string& path);
 
-// Threads per rank for `--threads requested`: `requested` when above 0; for 0 the default,
-// the node's cores (std::thread::hardware_concurrency) divided by the ranks on this node
-// (Comm::ranks_on_node), at least 1. Alone that is every core; under mpirun the ranks of a node
-// share its cores instead of each taking all of them. Throws UsageError for a value outside
-// 0..kMaxThreads.
+// Threads per rank for `--threads requested`: `requested` when above 0; for 0 the default of
+// core/thread_budget.hpp: OMP_NUM_THREADS, else SLURM_CPUS_PER_TASK, else the CPUs of the
+// affinity mask shared by the node's ranks bound to it (all the node's CPUs when unbound),
+// capped by the cgroup CPU quota, at least 1. With `log`, one line says the count and which
+// source decided. Throws UsageError for a value outside 0..kMaxThreads.
 // Collective under mpirun (every rank calls it at the same point).
-int threads_per_rank(int requested);
+int threads_per_rank(int requested, std::ostream* log = nullptr);
 
 // --precision float32|mixed_bfloat16|auto (Keras's policy names; core/precision.hpp).
 void add_precision_option(CommandOptions& opts, std::string& precision);

@@ -20,6 +20,7 @@
 #include "parafine/cache/feature_store.hpp"  // parse_byte_size
 #include "parafine/core/atomic_file.hpp"
 #include "parafine/core/compute.hpp"
+#include "parafine/core/stop_signal.hpp"
 #include "parafine/data/folder_source.hpp"
 #include "parafine/data/subset_source.hpp"
 #include "parafine/data/validation_split.hpp"
@@ -49,7 +50,9 @@ void require(bool ok, const std::string& message) {
 struct TrainOptions {
   std::string train_path, val_path, weights, weights_dir, init, preprocess, augment, save,
       on_bad_image, unfreeze_from, shuffle, bn_mode, history_path, cache_mode, cache_mem, precision,
-      class_weight;
+      class_weight,
+      resume;                // "" (off), "true" (--resume alone) or a word parse_resume reads
+  bool resume_auto = false;  // --resume auto: resume when --checkpoint-dir has a checkpoint
   ClassWeightSpec class_weight_spec;  // --class-weight parsed; resolved once the data is open
   NetworkConfig net;
   BackboneOptions backbone;
@@ -94,6 +97,36 @@ void bound_options(CommandOptions& opts) {
   opts.bound("loader-threads", 1, kMaxThreads);
 }
 
+// Boost reads an implicit value only as --resume=auto (a separate word is a positional
+// argument), so "--resume auto" is joined into that first.
+std::vector<char*> join_resume_auto(int argc, char** argv) {
+  static char joined[] = "--resume=auto";
+  std::vector<char*> args;
+  for (int i = 0; i < argc; ++i) {
+    if (std::string(argv[i]) == "--resume" && i + 1 < argc && std::string(argv[i + 1]) == "auto") {
+      args.push_back(joined);
+      ++i;
+    } else {
+      args.push_back(argv[i]);
+    }
+  }
+  args.push_back(nullptr);
+  return args;
+}
+
+// --resume's value: true (also yes, on, 1, and --resume alone), false (no, off, 0) or auto.
+void parse_resume(TrainOptions& o) {
+  const std::string& v = o.resume;
+  o.resume_auto = v == "auto";
+  if (v.empty() || v == "false" || v == "no" || v == "off" || v == "0" || o.resume_auto)
+    o.config.resume = false;  // auto decides in check_checkpoint_dir
+  else if (v == "true" || v == "yes" || v == "on" || v == "1")
+    o.config.resume = true;
+  else
+    throw UsageError("--resume must be given alone (or true/false) or as --resume auto, got '" + v +
+                     "'");
+}
+
 // Returns false after printing --help.
 bool parse_options(int argc, char** argv, TrainOptions& o) {
   TrainConfig& c = o.config;
@@ -124,8 +157,9 @@ bool parse_options(int argc, char** argv, TrainOptions& o) {
       "also every this many steps (0: epochs only)");
   add("keep-checkpoints", po::value(&c.keep_checkpoints)->default_value(3),
       "how many of the newest checkpoints to keep");
-  add("resume", po::bool_switch(&c.resume),
-      "continue from the newest valid checkpoint in --checkpoint-dir");
+  add("resume", po::value(&o.resume)->implicit_value("true"),
+      "continue from the newest valid checkpoint in --checkpoint-dir (it must hold one); "
+      "--resume auto: continue when it holds one, else start a new run");
   add("max-steps", po::value(&c.max_steps)->default_value(0),
       "stop after this many steps, with a checkpoint (0: no limit)");
   add("seed", po::value(&c.seed)->default_value(0),
@@ -165,7 +199,9 @@ bool parse_options(int argc, char** argv, TrainOptions& o) {
   add("split-file", po::value(&o.split_file),
       "write the --validation-split subsets here: train|val<TAB>label<TAB>path lines");
   bound_options(opts);
-  if (!opts.parse(argc, argv)) return false;
+  std::vector<char*> args = join_resume_auto(argc, argv);
+  if (!opts.parse(static_cast<int>(args.size()) - 1, args.data())) return false;
+  parse_resume(o);
   if (!o.init.empty() && !opts.given("weights")) o.weights = "none";  // --init brings its own base
   o.unfreeze_last_given = opts.given("unfreeze-last");
   o.image_size_given = opts.given("image-size") && o.config.image_size > 0;
@@ -187,17 +223,27 @@ void check_cache_dir(const CacheOptions& cache) {
               " is not writable by this user (the cache spills there beyond --cache-mem)");
 }
 
-// --resume needs checkpoints in --checkpoint-dir; a new run needs it free of them.
-void check_checkpoint_dir(const TrainConfig& c) {
+// --resume needs checkpoints in --checkpoint-dir; a new run needs it free of them; --resume
+// auto is either, as the directory says (rank 0 logs which).
+void check_checkpoint_dir(TrainConfig& c, bool resume_auto) {
   if (c.checkpoint_dir.empty()) return;
   const bool any = has_checkpoints(c.checkpoint_dir);
+  if (resume_auto) {
+    c.resume = any;
+    if (Comm::is_root())
+      std::cout << "--resume auto: "
+                << (any ? "continuing from the newest checkpoint in "
+                        : "no checkpoint yet, starting a new run in ")
+                << c.checkpoint_dir << std::endl;
+  }
   require(!c.resume || any,
           "--resume: no checkpoint (ckpt-*.h5) in --checkpoint-dir " + c.checkpoint_dir);
   // A new run must not mix its checkpoints with an earlier run's (a later --resume would
   // pick whichever is furthest along).
-  require(c.resume || !any, "--checkpoint-dir " + c.checkpoint_dir +
-                                " holds checkpoints of an earlier run: add --resume to continue "
-                                "it, or use an empty directory");
+  require(c.resume || !any,
+          "--checkpoint-dir " + c.checkpoint_dir +
+              " holds checkpoints of an earlier run: add --resume (or --resume auto) to continue "
+              "it, or use an empty directory");
 }
 
 // --cache-mem SIZE in bytes: at most this node's memory (a larger budget would end in an
@@ -228,7 +274,7 @@ void parse_run_options(TrainOptions& o) {
   c.unfreeze_from = o.unfreeze_from;
   if (o.unfreeze_last_given && !o.unfreeze_from.empty())
     throw UsageError("give --unfreeze-last or --unfreeze-from, not both");
-  require(!c.resume || !c.checkpoint_dir.empty(),
+  require((!c.resume && !o.resume_auto) || !c.checkpoint_dir.empty(),
           "--resume needs --checkpoint-dir (where the checkpoints are)");
   require(c.checkpoint_steps >= 0, "--checkpoint-steps must be >= 0");
   require(c.keep_checkpoints >= 1, "--keep-checkpoints must be at least 1");
@@ -300,7 +346,7 @@ void validate_options(TrainOptions& o) {
     Model names_only = build_network(names);
     unfreeze_base_from(names_only, o.unfreeze_from);
   }
-  check_checkpoint_dir(c);
+  check_checkpoint_dir(c, o.resume_auto);
   if (Comm::is_root()) {  // rank 0 writes them
     check_output_path("--save", o.save);
     check_output_path("--history", o.history_path);
@@ -346,7 +392,7 @@ void validate_init_model(TrainOptions& o) {
   }
   for (const std::string& note : training_notes(o.init_model->graph))
     std::cout << "note: " << note << std::endl;
-  check_checkpoint_dir(c);
+  check_checkpoint_dir(c, o.resume_auto);
   if (Comm::is_root()) {
     check_output_path("--save", o.save);
     check_output_path("--history", o.history_path);
@@ -537,7 +583,10 @@ int run_train(int argc, char** argv) {
   TrainOptions o;
   if (!parse_options(argc, argv, o)) return 0;  // --help
   validate_options(o);
-  set_threads(threads_per_rank(o.threads));
+  // From here a SIGTERM, SIGINT or SIGUSR1 stops the run at the next step boundary, with a
+  // checkpoint (exit code 75); a second SIGTERM or SIGINT ends it at once.
+  install_stop_handlers();
+  set_threads(threads_per_rank(o.threads, Comm::is_root() ? &std::cout : nullptr));
   std::ostringstream quiet;  // only rank 0 speaks; the others report errors only
   std::ostream& out = Comm::is_root() ? std::cout : quiet;
   const Precision precision = resolve_precision(o.precision, out);

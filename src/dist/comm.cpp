@@ -99,6 +99,18 @@ int Comm::ranks_on_node() {
   return n;
 }
 
+int Comm::ranks_on_node_sharing(unsigned key) {
+  if (size() == 1) return 1;
+  MPI_Comm node, same;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank(), MPI_INFO_NULL, &node);
+  MPI_Comm_split(node, static_cast<int>(key & 0x7fffffffu), rank(), &same);  // colour >= 0
+  int n = 1;
+  MPI_Comm_size(same, &n);
+  MPI_Comm_free(&same);
+  MPI_Comm_free(&node);
+  return n;
+}
+
 std::vector<unsigned char> Comm::gather_to_root(const std::vector<unsigned char>& mine) {
   if (size() == 1) return mine;
   const int n = size();

@@ -15,6 +15,7 @@
 
 #include "parafine/core/adam.hpp"
 #include "parafine/core/out_of_memory.hpp"
+#include "parafine/core/stop_signal.hpp"
 #include "parafine/data/data_order.hpp"
 #include "parafine/dist/comm.hpp"
 #include "parafine/dist/gradient_sync.hpp"
@@ -86,7 +87,7 @@ struct EpochStart {
 
 struct EpochResult {
   LossResult sums;       // exact global sums of the epoch's steps, the carry included
-  bool stopped = false;  // --max-steps ended the run inside this epoch
+  bool stopped = false;  // --max-steps or a stop signal ended the run inside this epoch
   StepTimes times;
 };
 
@@ -104,6 +105,14 @@ class TwoPhaseRun {
     prepare();
     for (int phase = from_.phase; phase <= 2; ++phase)
       if (!run_phase(phase)) break;
+    if (stop_signal_) {
+      // Every rank waits for rank 0's checkpoint: under mpirun the first rank to exit non-zero
+      // makes mpirun kill the others, which must not cut the checkpoint (or MPI_Finalize) short.
+      std::vector<int> written{1};
+      Comm::allreduce_max(written);
+      log_ << stop_message() << std::endl;
+      throw StoppedBySignal(stop_message());  // main() exits with kStoppedBySignalExitCode
+    }
     return history_;
   }
 
@@ -118,6 +127,8 @@ class TwoPhaseRun {
                           const AfterStep& after_step);
   LossResult train_step(Adam& adam, const Batch& batch, int step, int phase, StepTimes& times);
   bool after_step(int phase, int epoch, const Adam& adam, int steps_done, const LossResult& sums);
+  bool stop_signalled();
+  std::string stop_message() const;
   LossResult validation(int phase) const;
   void checkpoint(const Adam* adam, TrainPosition at) const;
 
@@ -140,6 +151,7 @@ class TwoPhaseRun {
   TrainingCaches caches_;                    // the frozen prefix's features, when cached
   std::optional<ShardPlan> train_plan_;
   long steps_this_run_ = 0;  // for --max-steps
+  int stop_signal_ = 0;      // the stop signal all ranks agreed on (core/stop_signal.hpp)
   std::vector<EpochStats> history_;
   Tensor dlogits_;  // [local b, classes]
 };
@@ -258,6 +270,7 @@ bool TwoPhaseRun::run_epoch(int phase, int e, Adam& adam, double& phase_seconds)
   const EpochResult r = train_epoch(adam, *feed, start, [&](int done, const LossResult& sums) {
     return after_step(phase, e, adam, done, sums);
   });
+  if (r.stopped && stop_signal_) return false;  // run() reports it
   if (r.stopped) {
     log_ << "stopped after " << steps_this_run_ << " step(s) (--max-steps) in phase " << phase
          << " epoch " << e << (c_.checkpoint_dir.empty() ? "" : "; continue with --resume")
@@ -291,7 +304,10 @@ bool TwoPhaseRun::run_epoch(int phase, int e, Adam& adam, double& phase_seconds)
     checkpoint(&adam, TrainPosition{phase, e + 1, 0, {}});
   else
     checkpoint(nullptr, TrainPosition{phase + 1, 1, 0, {}});
-  return true;
+  // A signal during validation stops here (this epoch end's checkpoint holds the state); after
+  // the run's last epoch nothing is left to stop.
+  const bool last_of_run = e == epochs_of(phase) && (phase == 2 || epochs_of(2) == 0);
+  return last_of_run || !stop_signalled();
 }
 
 // The epoch's batches from `first_step` on: cached features when this phase trains from the
@@ -369,14 +385,34 @@ LossResult TwoPhaseRun::train_step(Adam& adam, const Batch& batch, int step, int
   return sums;
 }
 
-// Counts the step for --max-steps and writes the step checkpoints. True = stop the run.
+// Counts the step for --max-steps, asks the ranks for a stop signal and writes the step
+// checkpoints. True = stop the run.
 bool TwoPhaseRun::after_step(int phase, int epoch, const Adam& adam, int steps_done,
                              const LossResult& sums) {
   ++steps_this_run_;
-  const bool stop = c_.max_steps > 0 && steps_this_run_ >= c_.max_steps;
+  const bool signalled = stop_signalled();  // collective: every rank asks at every step
+  const bool stop = signalled || (c_.max_steps > 0 && steps_this_run_ >= c_.max_steps);
   const bool periodic = c_.checkpoint_steps > 0 && steps_done % c_.checkpoint_steps == 0;
   if (stop || periodic) checkpoint(&adam, TrainPosition{phase, epoch, steps_done, sums});
   return stop;
+}
+
+// Collective, at a step boundary or an epoch end: whether any rank received a stop signal, so
+// that every rank stops at the same step. One int allreduce (nothing when run alone).
+bool TwoPhaseRun::stop_signalled() {
+  std::vector<int> signal{stop_signal_received()};
+  Comm::allreduce_max(signal);
+  stop_signal_ = signal[0];
+  return stop_signal_ != 0;
+}
+
+std::string TwoPhaseRun::stop_message() const {
+  return "stopped by " + signal_name(stop_signal_) + " after " + std::to_string(steps_this_run_) +
+         " step(s) of this run; " +
+         (c_.checkpoint_dir.empty()
+              ? "nothing was saved (no --checkpoint-dir); a new run starts from the beginning"
+              : "checkpoint written to " + c_.checkpoint_dir + ", continue with --resume auto") +
+         " (exit code " + std::to_string(kStoppedBySignalExitCode) + ")";
 }
 
 // Validation loss/accuracy sums, from the cached features when this phase trains from them.

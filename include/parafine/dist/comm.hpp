@@ -34,6 +34,9 @@ class Comm {
   static void broadcast_bytes(void* data, std::size_t bytes);  // e.g. a trivially copyable struct
   // Ranks sharing this node (MPI_Comm_split_type SHARED), for threads = cores / ranks.
   static int ranks_on_node();
+  // Of the ranks on this node, how many passed this `key` (this one included), e.g. ranks
+  // bound to the same CPUs (core/thread_budget.hpp's mask key). Collective.
+  static int ranks_on_node_sharing(unsigned key);
   // Every rank's bytes, concatenated in rank order at rank 0 (other ranks get nothing back).
   static std::vector<unsigned char> gather_to_root(const std::vector<unsigned char>& mine);
   // Rank 0's string on every rank.
