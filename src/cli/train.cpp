@@ -15,6 +15,7 @@
 #include <sstream>
 #include <tuple>
 
+#include "cli/callback_options.hpp"
 #include "cli/cli.hpp"
 #include "cli/options.hpp"
 #include "parafine/cache/feature_store.hpp"  // parse_byte_size
@@ -47,6 +48,7 @@ struct TrainOptions {
       on_bad_image, unfreeze_from, shuffle, bn_mode, history_path, cache_mode, cache_mem, precision;
   NetworkConfig net;
   BackboneOptions backbone;
+  CallbackOptionTexts callbacks;  // parsed into config.callbacks
   TrainConfig config;
   int threads = 0, classes = 0;
   bool unfreeze_last_given = false;  // not just its default
@@ -139,6 +141,7 @@ bool parse_options(int argc, char** argv, TrainOptions& o) {
   add_threads_option(opts, o.threads, "compute threads");
   add("loader-threads", po::value(&c.loader_threads)->default_value(2), "image decoding threads");
   add_precision_option(opts, o.precision);
+  add_callback_options(opts, o.callbacks);
   bound_options(opts);
   if (!opts.parse(argc, argv)) return false;
   if (!o.init.empty() && !opts.given("weights")) o.weights = "none";  // --init brings its own base
@@ -206,6 +209,7 @@ void parse_run_options(TrainOptions& o) {
   require(c.checkpoint_steps >= 0, "--checkpoint-steps must be >= 0");
   require(c.keep_checkpoints >= 1, "--keep-checkpoints must be at least 1");
   require(c.max_steps >= 0, "--max-steps must be >= 0");
+  parse_callback_options(o.callbacks, !o.val_path.empty(), c.callbacks);
 }
 
 // Every option that can be checked without the data is checked here, before any data or MPI
@@ -250,6 +254,7 @@ void validate_options(TrainOptions& o) {
   check_checkpoint_dir(c);
   if (Comm::is_root()) {  // rank 0 writes them
     check_output_path("--save", o.save);
+    check_output_path("--save-best", o.callbacks.save_best);
     check_output_path("--history", o.history_path);
   }
 }
@@ -293,6 +298,7 @@ void validate_init_model(TrainOptions& o) {
   check_checkpoint_dir(c);
   if (Comm::is_root()) {
     check_output_path("--save", o.save);
+    check_output_path("--save-best", o.callbacks.save_best);
     check_output_path("--history", o.history_path);
   }
 }
@@ -445,8 +451,16 @@ int run_train(int argc, char** argv) {
   model.set_precision(precision);
   report_run(o, data, model.precision(), out);
   HistoryCsv history_csv(o.history_path, o.config.resume, data.val != nullptr);
-  const auto history = run_two_phase(model, *data.train, data.val.get(), o.config, out,
-                                     [&](const EpochStats& s) { history_csv.write(s); });
+  const auto save_best = [&](const EpochStats& s) {  // --save-best: ModelCheckpoint
+    if (!Comm::is_root()) return;
+    save_model_file(model, graph, o.callbacks.save_best, data.train->class_names());
+    out << "phase " << s.phase << " epoch " << s.epoch << ": "
+        << monitor_name(o.config.callbacks.monitor) << " improved, model saved to "
+        << o.callbacks.save_best << std::endl;
+  };
+  const auto history = run_two_phase(
+      model, *data.train, data.val.get(), o.config, out,
+      [&](const EpochStats& s) { history_csv.write(s); }, save_best);
   report_peak_memory(out);
   save_model(model, graph, o, *data.train, out);
   if (!history.empty() && data.val)
