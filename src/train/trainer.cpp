@@ -129,7 +129,7 @@ class TwoPhaseRun {
   bool after_step(int phase, int epoch, const Adam& adam, int steps_done, const LossResult& sums);
   LossResult validation(int phase) const;
   void checkpoint(const Adam* adam, TrainPosition at) const;
-  void epoch_end_callbacks(EpochStats& s, Adam& adam);
+  bool epoch_end_callbacks(EpochStats& s, Adam& adam);
   void end_phase_callbacks(int phase);
 
   int epochs_of(int phase) const { return phase == 1 ? c_.phase1_epochs : c_.phase2_epochs; }
@@ -148,6 +148,7 @@ class TwoPhaseRun {
   TrainingCallbacks callbacks_;                  // --early-stopping, --lr-schedule, ...
   std::vector<float> best_params_, best_state_;  // EarlyStopping's best_weights
   bool stop_phase_ = false;                      // EarlyStopping set stop_training
+  std::ostringstream callback_notes_;            // logged after the epoch's line
 
   std::unique_ptr<CheckpointDirLock> lock_;  // rank 0's, with --checkpoint-dir
   Checkpoint resumed_;                       // the checkpoint a --resume continues from
@@ -305,10 +306,13 @@ bool TwoPhaseRun::run_epoch(int phase, int e, Adam& adam, double& phase_seconds)
     s.val_loss = v.loss_sum / v.count;
     s.val_accuracy = static_cast<double>(v.correct) / v.count;
   }
-  epoch_end_callbacks(s, adam);
+  const bool save_best = epoch_end_callbacks(s, adam);
   s.seconds = seconds_since(started);  // with validation
   phase_seconds += s.seconds;
   log_epoch(log_, s, val_ != nullptr);
+  if (save_best && on_best_) on_best_(s);
+  log_ << callback_notes_.str() << std::flush;
+  callback_notes_.str("");
   history_.push_back(s);
   check_replicas(model_, "after phase " + std::to_string(phase) + " epoch " + std::to_string(e));
   if (on_epoch_) on_epoch_(s);
@@ -431,27 +435,30 @@ void TwoPhaseRun::checkpoint(const Adam* adam, TrainPosition at) const {
 }
 
 // The callbacks' on_epoch_end (after validation, from the global metrics: the same on every
-// rank): the logged rate, --save-best, EarlyStopping's best weights and stop, the rate cut.
-void TwoPhaseRun::epoch_end_callbacks(EpochStats& s, Adam& adam) {
+// rank): the logged rate, EarlyStopping's best weights and stop, the rate cut. True: write
+// --save-best.
+bool TwoPhaseRun::epoch_end_callbacks(EpochStats& s, Adam& adam) {
   const auto d = callbacks_.epoch_end(s.epoch - 1, s, adam.iterations(), adam.learning_rate());
   s.learning_rate = d.logged_rate;
   const char* monitor = monitor_name(c_.callbacks.monitor);
-  if (d.save_best && on_best_) on_best_(s);
   if (d.keep_weights) {
     best_params_ = static_cast<const Model&>(model_).params();
     best_state_ = static_cast<const Model&>(model_).state();
   }
   if (d.new_rate) {
     adam.set_learning_rate(*d.new_rate);
-    log_ << "phase " << s.phase << " epoch " << s.epoch << ": ReduceLROnPlateau: " << monitor
-         << " did not improve, learning rate reduced to " << *d.new_rate << std::endl;
+    callback_notes_ << "phase " << s.phase << " epoch " << s.epoch
+                    << ": ReduceLROnPlateau: " << monitor
+                    << " did not improve, learning rate reduced to " << *d.new_rate << "\n";
   }
   if (d.stop) {
     stop_phase_ = true;
-    log_ << "phase " << s.phase << " epoch " << s.epoch << ": early stopping (" << monitor
-         << " did not improve for " << c_.callbacks.early_stopping_patience << " epoch(s))"
-         << std::endl;
+    callback_notes_ << "phase " << s.phase << " epoch " << s.epoch << ": early stopping ("
+                    << monitor << " did not improve for " << c_.callbacks.early_stopping_patience
+                    << " epoch(s))"
+                    << "\n";
   }
+  return d.save_best;
 }
 
 // on_train_end: EarlyStopping's restore_best_weights sets every weight (BN statistics too)
