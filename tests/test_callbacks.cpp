@@ -82,6 +82,18 @@ TEST(EarlyStopping, MinDeltaSignPerMode) {
   EXPECT_EQ(r.stopped, 1);
 }
 
+TEST(Improvement, DifferenceInDoubleComparisonInFloat32) {
+  // 0.99989999 + 1e-4 is 0.99999999 in double, below 1.0; float32 rounds it to 1.0, and
+  // Keras's ops.less compares float32 tensors: no improvement.
+  EXPECT_LT(0.99989999 + 1e-4, 1.0);
+  EXPECT_FALSE(Improvement(Monitor::kValLoss, 1e-4)(0.99989999, 1.0));
+  EXPECT_TRUE(Improvement(Monitor::kValLoss, 1e-4)(0.9998, 1.0));
+  // max mode: current - min_delta > reference.
+  EXPECT_FALSE(Improvement(Monitor::kAccuracy, 0.25)(0.75, 0.5));
+  EXPECT_TRUE(Improvement(Monitor::kAccuracy, 0.25)(0.8, 0.5));
+  EXPECT_TRUE(Improvement(Monitor::kLoss, 0)(5.0, std::nullopt));
+}
+
 TEST(EarlyStopping, RestoreBestKeepsTheFirstAndEveryImprovingEpoch) {
   const auto r =
       run_early(EarlyStopping(Monitor::kValAccuracy, 2, 0, true), {0.5, 0.7, 0.6, 0.8, 0.7, 0.7});

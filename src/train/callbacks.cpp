@@ -169,8 +169,11 @@ Improvement::Improvement(Monitor m, double min_delta)
 
 bool Improvement::operator()(double current, std::optional<double> reference) const {
   if (!reference) return true;
-  const double shifted = current - min_delta_;
-  return maximise_ ? shifted > *reference : shifted < *reference;
+  // Python floats subtracted, then ops.less/ops.greater convert both to float32 tensors (the
+  // TensorFlow and JAX backends) and compare those.
+  const float shifted = static_cast<float>(current - min_delta_);
+  const float ref = static_cast<float>(*reference);
+  return maximise_ ? shifted > ref : shifted < ref;
 }
 
 EarlyStopping::EarlyStopping(Monitor m, int patience, double min_delta, bool restore_best,

@@ -76,6 +76,8 @@ void validate(const CallbackOptions& o);
 
 // MonitorCallback._is_improvement: min_delta is |min_delta|, negated in min mode;
 // improvement = op(current - min_delta, reference), with no reference always an improvement.
+// The difference is taken in double (Python floats), the comparison in float32 (ops.less and
+// ops.greater convert Python floats to float32 tensors on the TensorFlow and JAX backends).
 class Improvement {
  public:
   Improvement(Monitor m, double min_delta);
