@@ -429,7 +429,10 @@ void TwoPhaseRun::checkpoint(const Adam* adam, TrainPosition at) const {
   at.seed = c_.seed;
   at.batch_size = c_.batch_size;
   at.samples = train_.size();
-  CallbackCheckpoint cb{callbacks_.state_json(), best_params_, best_state_};
+  const CallbackOptions& o = c_.callbacks;
+  CallbackCheckpoint cb;  // runs without callbacks write their checkpoints as before
+  if (o.any_monitor_callback() || o.controls_rate())
+    cb = CallbackCheckpoint{callbacks_.state_json(), best_params_, best_state_};
   save_checkpoint(c_.checkpoint_dir, model_, adam, at, c_.keep_checkpoints, trajectory_options(c_),
                   &cb);
 }

@@ -5,7 +5,7 @@
 # model is then bitwise the --save-best file (written at the 1st epoch), and the same within
 # the rank-invariance tolerance on 1, 2 and 3 ranks. With ReduceLROnPlateau and a warmup as
 # well, a run stopped twice (--max-steps) and resumed ends bitwise as the uninterrupted one,
-# its --save-best file too. Bad callback options are usage errors (exit 2).
+# its --save-best file too. (Bad callback options: test_cli_callback_options.)
 # Usage: test_early_stopping_mpi.sh PARAFINE_BINARY PYTHON
 set -euo pipefail
 parafine=$1 python=$2
@@ -23,23 +23,6 @@ setup="--train $work/train.h5 --weights none --image-size 32 --batch-size 4 --he
   --phase1-lr 1e-3 --phase2-lr 1e-4 --seed 3 --threads 1 --loader-threads 1"
 "$parafine" train $setup --phase1-epochs 0 --phase2-epochs 0 --save "$work/init.h5" \
   > "$work/init.log" 2>&1 || { cat "$work/init.log"; fail "init"; }
-
-# Usage errors before any data is read (exit 2, naming the option).
-usage() {
-  local expect=$1; shift
-  set +e
-  "$parafine" train $setup --phase1-epochs 1 --phase2-epochs 0 "$@" > "$work/usage.log" 2>&1
-  local rc=$?
-  set -e
-  [ $rc = 2 ] && grep -q -- "$expect" "$work/usage.log" || { cat "$work/usage.log"; fail "$* (exit $rc)"; }
-}
-usage "--monitor" --early-stopping 2                     # val_loss without --val
-usage "--monitor" --val "$work/val.h5" --monitor val_acc --early-stopping 2
-usage "--reduce-lr-on-plateau" --monitor loss --reduce-lr-on-plateau 1.5,2
-usage "--reduce-lr-on-plateau" --monitor loss --reduce-lr-on-plateau 0.5,-1
-usage "--lr-schedule" --lr-schedule exponential,-1
-usage "--lr-schedule constant" --monitor loss --reduce-lr-on-plateau 0.5,2 --lr-schedule cosine
-echo "usage errors: exit 2 naming the option"
 
 # Early stopping with restore: phase 1 only, so the final model is phase 1's restored best.
 stop="--val $work/val.h5 --phase1-epochs 5 --phase2-epochs 0 --early-stopping 1 --restore-best"
