@@ -23,7 +23,7 @@ void add_callback_options(CommandOptions& opts, CallbackOptionTexts& t) {
       "FILE holds the best model of the whole run");
   add("early-stopping", po::value(&t.early_stopping),
       "EarlyStopping(patience=PATIENCE): end a phase when the monitored value has not improved "
-      "for PATIENCE epochs (never after its first epoch); reset for each phase, and phase 2 "
+      "for PATIENCE epochs (never at its first epoch); reset for each phase, and phase 2 "
       "still runs after phase 1 stopped");
   add("min-delta", po::value(&t.min_delta)->default_value(0.0),
       "EarlyStopping's min_delta: a smaller change is no improvement");
