@@ -15,6 +15,7 @@
 #include <sstream>
 #include <tuple>
 
+#include "cli/callback_options.hpp"
 #include "cli/cli.hpp"
 #include "cli/options.hpp"
 #include "parafine/cache/feature_store.hpp"  // parse_byte_size
@@ -56,6 +57,7 @@ struct TrainOptions {
   ClassWeightSpec class_weight_spec;  // --class-weight parsed; resolved once the data is open
   NetworkConfig net;
   BackboneOptions backbone;
+  CallbackOptionTexts callbacks;  // parsed into config.callbacks
   TrainConfig config;
   int threads = 0, classes = 0;
   bool unfreeze_last_given = false;  // not just its default
@@ -198,6 +200,7 @@ bool parse_options(int argc, char** argv, TrainOptions& o) {
       "subset=\"both\" (needs --seed; not with --val)");
   add("split-file", po::value(&o.split_file),
       "write the --validation-split subsets here: train|val<TAB>label<TAB>path lines");
+  add_callback_options(opts, o.callbacks);
   bound_options(opts);
   std::vector<char*> args = join_resume_auto(argc, argv);
   if (!opts.parse(static_cast<int>(args.size()) - 1, args.data())) return false;
@@ -279,6 +282,7 @@ void parse_run_options(TrainOptions& o) {
   require(c.checkpoint_steps >= 0, "--checkpoint-steps must be >= 0");
   require(c.keep_checkpoints >= 1, "--keep-checkpoints must be at least 1");
   require(c.max_steps >= 0, "--max-steps must be >= 0");
+  parse_callback_options(o.callbacks, !o.val_path.empty() || o.validation_split_given, c.callbacks);
 }
 
 // --validation-split, its --seed and --split-file, before any data is read.
@@ -349,6 +353,7 @@ void validate_options(TrainOptions& o) {
   check_checkpoint_dir(c, o.resume_auto);
   if (Comm::is_root()) {  // rank 0 writes them
     check_output_path("--save", o.save);
+    check_output_path("--save-best", o.callbacks.save_best);
     check_output_path("--history", o.history_path);
   }
 }
@@ -395,6 +400,7 @@ void validate_init_model(TrainOptions& o) {
   check_checkpoint_dir(c, o.resume_auto);
   if (Comm::is_root()) {
     check_output_path("--save", o.save);
+    check_output_path("--save-best", o.callbacks.save_best);
     check_output_path("--history", o.history_path);
   }
 }
@@ -598,8 +604,16 @@ int run_train(int argc, char** argv) {
   model.set_precision(precision);
   report_run(o, data, model.precision(), out);
   HistoryCsv history_csv(o.history_path, o.config.resume, data.val != nullptr);
-  const auto history = run_two_phase(model, *data.train, data.val.get(), o.config, out,
-                                     [&](const EpochStats& s) { history_csv.write(s); });
+  const auto save_best = [&](const EpochStats& s) {  // --save-best: ModelCheckpoint
+    if (!Comm::is_root()) return;
+    save_model_file(model, graph, o.callbacks.save_best, data.train->class_names());
+    out << "phase " << s.phase << " epoch " << s.epoch << ": "
+        << monitor_name(o.config.callbacks.monitor) << " improved, model saved to "
+        << o.callbacks.save_best << std::endl;
+  };
+  const auto history = run_two_phase(
+      model, *data.train, data.val.get(), o.config, out,
+      [&](const EpochStats& s) { history_csv.write(s); }, save_best);
   report_peak_memory(out);
   save_model(model, graph, o, *data.train, out);
   if (!history.empty() && data.val)

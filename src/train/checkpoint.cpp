@@ -166,6 +166,16 @@ Checkpoint read_checkpoint(const std::string& path, const Model& model) {
                                   : static_cast<std::size_t>(f.dataset_shape("/adam_m")[0]);
   c.adam_m = read_floats(f, "/adam_m", moments);
   c.adam_v = read_floats(f, "/adam_v", moments);
+  if (f.has_attribute("/", "callbacks")) {  // runs with callbacks (issue 15)
+    c.callbacks.state = attr("callbacks");
+    const auto best = [&](const char* name, std::size_t model_size) {
+      const auto dims = f.dataset_shape(name);
+      const std::size_t n = dims.empty() ? 0 : static_cast<std::size_t>(dims[0]);
+      return read_floats(f, name, n == 0 ? 0 : model_size);
+    };
+    c.callbacks.best_params = best("/best_params", model.params().size());
+    c.callbacks.best_state = best("/best_state", model.state().size());
+  }
   if (f.has_attribute("/", "content_checksum")) {  // checkpoints before issue 11 have none
     ContentChecksum checksum;
     for (const char* name :
@@ -175,6 +185,11 @@ Checkpoint read_checkpoint(const std::string& path, const Model& model) {
       if (weighted_sums || std::string(name).rfind("partial_weight", 0) != 0)
         checksum.add(std::string(name) + "=" + attr(name));
     for (const auto* block : {&c.params, &c.state, &c.adam_m, &c.adam_v}) checksum.add(*block);
+    if (f.has_attribute("/", "callbacks")) {
+      checksum.add(std::string("callbacks=") + c.callbacks.state);
+      checksum.add(c.callbacks.best_params);
+      checksum.add(c.callbacks.best_state);
+    }
     if (checksum.hex() != attr("content_checksum"))
       throw std::runtime_error("its content does not match the checksum written with it (" +
                                checksum.hex() + " instead of " +
@@ -206,12 +221,15 @@ bool has_checkpoints(const std::string& dir) {
 }
 
 void save_checkpoint(const std::string& dir, const Model& model, const Adam* adam,
-                     const TrainPosition& p, int keep, const std::string& run_options) {
+                     const TrainPosition& p, int keep, const std::string& run_options,
+                     const CallbackCheckpoint* callbacks) {
+  if (callbacks && callbacks->state.empty()) callbacks = nullptr;
   fs::create_directories(dir);
   remove_abandoned_temp_files(dir, "ckpt-");  // left by a run killed while writing
   const fs::path final_path = fs::path(dir) / checkpoint_name(p);
   const std::size_t floats =
-      model.params().size() + model.state().size() + (adam ? 2 * adam->m_values().size() : 0);
+      model.params().size() + model.state().size() + (adam ? 2 * adam->m_values().size() : 0) +
+      (callbacks ? callbacks->best_params.size() + callbacks->best_state.size() : 0);
   AtomicFile out(final_path.string(), "checkpoint", floats * sizeof(float));
   // Loader threads may be reading an HDF5 dataset right now; the HDF5 library need not be
   // thread-safe (see sample_source.hpp).
@@ -245,6 +263,14 @@ void save_checkpoint(const std::string& dir, const Model& model, const Adam* ada
     for (const auto* block : {&model.params(), &model.state(), adam ? &adam->m_values() : nullptr,
                               adam ? &adam->v_values() : nullptr})
       checksum.add(block ? *block : std::vector<float>{});
+    if (callbacks) {
+      f.write_string_scalar_attribute("/", "callbacks", callbacks->state);
+      f.write_tensor("/best_params", as_tensor(callbacks->best_params));
+      f.write_tensor("/best_state", as_tensor(callbacks->best_state));
+      checksum.add("callbacks=" + callbacks->state);
+      checksum.add(callbacks->best_params);
+      checksum.add(callbacks->best_state);
+    }
     f.write_string_scalar_attribute("/", "content_checksum", checksum.hex());
     f.close();  // checked: everything reached the file before it is published
   });
@@ -284,6 +310,13 @@ void broadcast_checkpoint(Checkpoint& ck) {
   Comm::broadcast(ck.adam_v.data(), ck.adam_v.size());
   ck.path = Comm::broadcast(ck.path);
   ck.run_options = Comm::broadcast(ck.run_options);
+  ck.callbacks.state = Comm::broadcast(ck.callbacks.state);
+  for (auto* block : {&ck.callbacks.best_params, &ck.callbacks.best_state}) {
+    std::uint64_t n = block->size();
+    Comm::broadcast_bytes(&n, sizeof n);
+    block->resize(n);
+    Comm::broadcast(block->data(), block->size());
+  }
 }
 
 CheckpointDirLock::CheckpointDirLock(const std::string& dir) {

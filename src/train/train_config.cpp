@@ -66,6 +66,7 @@ void validate(const TrainConfig& c) {
   require(std::isfinite(c.dropout) && c.dropout >= 0 && c.dropout < 1,
           "--dropout must be at least 0 and below 1 (Keras's Dropout rate), got " +
               std::to_string(c.dropout));
+  validate(c.callbacks);
 }
 
 std::string trajectory_options(const TrainConfig& c) {
@@ -94,6 +95,22 @@ std::string trajectory_options(const TrainConfig& c) {
     << "\n";
   if (!c.class_weights.empty()) o << class_weights_option(c.class_weights) << "\n";
   if (c.dropout > 0) o << "--dropout " << exact(c.dropout) << "\n";
+  const CallbackOptions& cb = c.callbacks;  // the callbacks that change the trajectory
+  if (cb.early_stopping_patience >= 0 || cb.reduce_lr)
+    o << "--monitor " << monitor_name(cb.monitor) << "\n";
+  if (cb.early_stopping_patience >= 0)
+    o << "--early-stopping " << cb.early_stopping_patience << "\n--min-delta "
+      << exact(cb.min_delta) << "\n--restore-best " << (cb.restore_best ? "true" : "false") << "\n";
+  if (cb.reduce_lr)
+    o << "--reduce-lr-on-plateau " << exact(cb.reduce_factor) << "," << cb.reduce_patience << ","
+      << exact(cb.reduce_min_lr) << "\n";
+  if (cb.schedule != ScheduleKind::kConstant)
+    o << "--lr-schedule "
+      << (cb.schedule == ScheduleKind::kCosine ? "cosine" : "exponential," + exact(cb.decay_rate))
+      << "\n";
+  if (cb.schedule == ScheduleKind::kCosine)  // decays over the phase's steps
+    o << "--phase2-epochs " << c.phase2_epochs << "\n";
+  if (cb.warmup_epochs > 0) o << "--warmup-epochs " << cb.warmup_epochs << "\n";
   return o.str();
 }
 

@@ -22,6 +22,7 @@
 #include "parafine/dist/replica.hpp"
 #include "parafine/layers/batch_norm.hpp"
 #include "parafine/model/backbone.hpp"
+#include "parafine/train/callbacks.hpp"
 #include "parafine/train/checkpoint.hpp"
 #include "parafine/train/epoch_feed.hpp"
 #include "parafine/train/progress.hpp"
@@ -98,8 +99,16 @@ class TwoPhaseRun {
  public:
   TwoPhaseRun(Model& model, const SampleSource& train, const SampleSource* val,
               const TrainConfig& config, std::ostream& log,
-              const std::function<void(const EpochStats&)>& on_epoch)
-      : model_(model), train_(train), val_(val), c_(config), log_(log), on_epoch_(on_epoch) {}
+              const std::function<void(const EpochStats&)>& on_epoch,
+              const std::function<void(const EpochStats&)>& on_best)
+      : model_(model),
+        train_(train),
+        val_(val),
+        c_(config),
+        log_(log),
+        on_epoch_(on_epoch),
+        on_best_(on_best),
+        callbacks_(config.callbacks) {}
 
   std::vector<EpochStats> run() {
     prepare();
@@ -131,6 +140,8 @@ class TwoPhaseRun {
   std::string stop_message() const;
   LossResult validation(int phase) const;
   void checkpoint(const Adam* adam, TrainPosition at) const;
+  bool epoch_end_callbacks(EpochStats& s, Adam& adam);
+  void end_phase_callbacks(int phase);
 
   int epochs_of(int phase) const { return phase == 1 ? c_.phase1_epochs : c_.phase2_epochs; }
   bool continuing(int phase) const { return c_.resume && phase == from_.phase; }
@@ -144,6 +155,11 @@ class TwoPhaseRun {
   const TrainConfig& c_;
   std::ostream& log_;
   const std::function<void(const EpochStats&)>& on_epoch_;
+  const std::function<void(const EpochStats&)>& on_best_;
+  TrainingCallbacks callbacks_;                  // --early-stopping, --lr-schedule, ...
+  std::vector<float> best_params_, best_state_;  // EarlyStopping's best_weights
+  bool stop_phase_ = false;                      // EarlyStopping set stop_training
+  std::ostringstream callback_notes_;            // logged after the epoch's line
 
   std::unique_ptr<CheckpointDirLock> lock_;  // rank 0's, with --checkpoint-dir
   Checkpoint resumed_;                       // the checkpoint a --resume continues from
@@ -226,6 +242,16 @@ Adam TwoPhaseRun::start_phase(int phase) {
     adam.v() = resumed_.adam_v;
     adam.set_iterations(resumed_.adam_t);
   }
+  // A --resume inside the phase continues the callbacks' state; a new phase is a new fit().
+  const bool inside = continuing(phase) && !(from_.epoch == 1 && from_.step == 0);
+  if (continuing(phase) && !resumed_.callbacks.state.empty()) {
+    callbacks_.load_state(resumed_.callbacks.state);
+    best_params_ = resumed_.callbacks.best_params;
+    best_state_ = resumed_.callbacks.best_state;
+  }
+  callbacks_.begin_phase(lr, train_plan_->steps(), epochs_of(phase), inside);
+  if (!inside) best_params_.clear(), best_state_.clear();
+  stop_phase_ = false;
   return adam;
 }
 
@@ -246,6 +272,8 @@ bool TwoPhaseRun::run_phase(int phase) {
     if (!allocating(what, step_bytes, advice,
                     [&] { return run_epoch(phase, e, adam, phase_seconds); }))
       return false;
+    else if (stop_phase_)
+      break;
   if (epochs_of(phase) > 0) {
     std::ostringstream line;
     line << "phase " << phase << " took " << std::fixed << std::setprecision(1) << phase_seconds
@@ -280,7 +308,6 @@ bool TwoPhaseRun::run_epoch(int phase, int e, Adam& adam, double& phase_seconds)
   EpochStats s;
   s.phase = phase;
   s.epoch = e;
-  s.learning_rate = adam.learning_rate();
   s.loss = r.sums.loss();          // Keras's fit logs with class_weight: loss_sum is weighted
   s.accuracy = r.sums.accuracy();  // and the accuracy metric gets the sample weights
   s.images_per_second = (r.sums.count - start.carry.count) / r.times.total;
@@ -292,21 +319,28 @@ bool TwoPhaseRun::run_epoch(int phase, int e, Adam& adam, double& phase_seconds)
     s.val_loss = v.loss_sum / v.count;
     s.val_accuracy = static_cast<double>(v.correct) / v.count;
   }
+  const bool save_best = epoch_end_callbacks(s, adam);
   s.seconds = seconds_since(started);  // with validation
   phase_seconds += s.seconds;
   log_epoch(log_, s, val_ != nullptr);
+  if (save_best && on_best_) on_best_(s);
+  log_ << callback_notes_.str() << std::flush;
+  callback_notes_.str("");
   history_.push_back(s);
   check_replicas(model_, "after phase " + std::to_string(phase) + " epoch " + std::to_string(e));
   if (on_epoch_) on_epoch_(s);
   // The next position: the next epoch of this phase (same optimizer), or the next phase (a
-  // fresh one).
-  if (e < epochs_of(phase))
+  // fresh one) after the phase's on_train_end.
+  if (e < epochs_of(phase) && !stop_phase_) {
     checkpoint(&adam, TrainPosition{phase, e + 1, 0, {}});
-  else
+  } else {
+    end_phase_callbacks(phase);
     checkpoint(nullptr, TrainPosition{phase + 1, 1, 0, {}});
+  }
   // A signal during validation stops here (this epoch end's checkpoint holds the state); after
   // the run's last epoch nothing is left to stop.
-  const bool last_of_run = e == epochs_of(phase) && (phase == 2 || epochs_of(2) == 0);
+  const bool phase_ended = e == epochs_of(phase) || stop_phase_;
+  const bool last_of_run = phase_ended && (phase == 2 || epochs_of(2) == 0);
   return last_of_run || !stop_signalled();
 }
 
@@ -362,6 +396,8 @@ EpochResult TwoPhaseRun::train_epoch(Adam& adam, EpochFeed& batches, const Epoch
 // the global batch's Adam step. Returns the step's global loss/accuracy sums.
 LossResult TwoPhaseRun::train_step(Adam& adam, const Batch& batch, int step, int phase,
                                    StepTimes& times) {
+  if (c_.callbacks.controls_rate())  // the schedule, warmup or ReduceLROnPlateau's rate
+    adam.set_learning_rate(callbacks_.rate_for_step(adam.iterations()));
   const Range global = train_plan_->global_range(step);
   const LossResult local =
       model_loss(model_, batch.labels, global.end - global.begin, &dlogits_, c_.class_weights);
@@ -431,7 +467,51 @@ void TwoPhaseRun::checkpoint(const Adam* adam, TrainPosition at) const {
   at.seed = c_.seed;
   at.batch_size = c_.batch_size;
   at.samples = train_.size();
-  save_checkpoint(c_.checkpoint_dir, model_, adam, at, c_.keep_checkpoints, trajectory_options(c_));
+  const CallbackOptions& o = c_.callbacks;
+  CallbackCheckpoint cb;  // runs without callbacks write their checkpoints as before
+  if (o.any_monitor_callback() || o.controls_rate())
+    cb = CallbackCheckpoint{callbacks_.state_json(), best_params_, best_state_};
+  save_checkpoint(c_.checkpoint_dir, model_, adam, at, c_.keep_checkpoints, trajectory_options(c_),
+                  &cb);
+}
+
+// The callbacks' on_epoch_end (after validation, from the global metrics: the same on every
+// rank): the logged rate, EarlyStopping's best weights and stop, the rate cut. True: write
+// --save-best.
+bool TwoPhaseRun::epoch_end_callbacks(EpochStats& s, Adam& adam) {
+  const auto d = callbacks_.epoch_end(s.epoch - 1, s, adam.iterations(), adam.learning_rate());
+  s.learning_rate = d.logged_rate;
+  const char* monitor = monitor_name(c_.callbacks.monitor);
+  if (d.keep_weights) {
+    best_params_ = static_cast<const Model&>(model_).params();
+    best_state_ = static_cast<const Model&>(model_).state();
+  }
+  if (d.new_rate) {
+    adam.set_learning_rate(*d.new_rate);
+    callback_notes_ << "phase " << s.phase << " epoch " << s.epoch
+                    << ": ReduceLROnPlateau: " << monitor
+                    << " did not improve, learning rate reduced to " << *d.new_rate << "\n";
+  }
+  if (d.stop) {
+    stop_phase_ = true;
+    callback_notes_ << "phase " << s.phase << " epoch " << s.epoch << ": early stopping ("
+                    << monitor << " did not improve for " << c_.callbacks.early_stopping_patience
+                    << " epoch(s))"
+                    << "\n";
+  }
+  return d.save_best;
+}
+
+// on_train_end: EarlyStopping's restore_best_weights sets every weight (BN statistics too)
+// back to the best epoch's, on every rank.
+void TwoPhaseRun::end_phase_callbacks(int phase) {
+  if (callbacks_.restore_at_phase_end() && !best_params_.empty()) {
+    model_.set_weights(best_params_, best_state_);
+    log_ << "phase " << phase << ": restored the weights of epoch " << callbacks_.best_epoch() + 1
+         << " (EarlyStopping restore_best_weights)" << std::endl;
+  }
+  best_params_.clear();  // the next phase is a new fit()
+  best_state_.clear();
 }
 
 }  // namespace
@@ -439,8 +519,9 @@ void TwoPhaseRun::checkpoint(const Adam* adam, TrainPosition at) const {
 std::vector<EpochStats> run_two_phase(Model& model, const SampleSource& train,
                                       const SampleSource* val, const TrainConfig& config,
                                       std::ostream& log,
-                                      const std::function<void(const EpochStats&)>& on_epoch) {
-  return TwoPhaseRun(model, train, val, config, log, on_epoch).run();
+                                      const std::function<void(const EpochStats&)>& on_epoch,
+                                      const std::function<void(const EpochStats&)>& on_best) {
+  return TwoPhaseRun(model, train, val, config, log, on_epoch, on_best).run();
 }
 
 }  // namespace parafine

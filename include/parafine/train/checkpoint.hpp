@@ -34,8 +34,15 @@ std::string checkpoint_name(const TrainPosition& p);
 // be null at a phase boundary (the next phase starts a fresh optimizer).
 // `run_options` (trajectory_options of the run, train_config.hpp) is stored so a resume can
 // list every option that differs.
+// What the callbacks (callbacks.hpp) carry between epochs: their state as text and, with
+// --restore-best, EarlyStopping's best weights (empty when it holds none).
+struct CallbackCheckpoint {
+  std::string state;  // TrainingCallbacks::state_json(); "" = no callbacks
+  std::vector<float> best_params, best_state;
+};
 void save_checkpoint(const std::string& dir, const Model& model, const Adam* adam,
-                     const TrainPosition& position, int keep, const std::string& run_options = "");
+                     const TrainPosition& position, int keep, const std::string& run_options = "",
+                     const CallbackCheckpoint* callbacks = nullptr);
 
 // Whether `dir` holds files named like checkpoints (ckpt-p*-e*-s*.h5; not temporary files).
 bool has_checkpoints(const std::string& dir);
@@ -46,6 +53,7 @@ struct Checkpoint {
   std::string run_options;  // "" in checkpoints written before they were recorded
   std::vector<float> params, state, adam_m, adam_v;
   long adam_t = 0;
+  CallbackCheckpoint callbacks;  // empty in checkpoints of runs without callbacks
 };
 
 // The newest checkpoint in `dir` that reads back whole and fits `model` (params/state sizes);

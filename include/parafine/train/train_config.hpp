@@ -9,6 +9,7 @@
 #include "parafine/core/loss.hpp"
 #include "parafine/data/prefetcher.hpp"
 #include "parafine/model/backbone.hpp"
+#include "parafine/train/callbacks.hpp"
 
 namespace parafine {
 
@@ -48,7 +49,8 @@ struct TrainConfig {
   // With a randomly initialised base: set frozen BN statistics from this many training
   // samples before phase 1 (0 = keep the loaded statistics, as Keras does).
   int calibrate_bn_samples = 0;
-  CacheOptions cache;  // --cache, --cache-mem, --cache-dir (cache_plan.hpp)
+  CacheOptions cache;         // --cache, --cache-mem, --cache-dir (cache_plan.hpp)
+  CallbackOptions callbacks;  // --monitor, --early-stopping, --lr-schedule, ... (callbacks.hpp)
   // A model read from a Keras config (train --init m.keras): its base's layer count bounds
   // --unfreeze-last instead of the backbone's, and its input size is its own.
   bool model_from_file = false;
@@ -87,7 +89,10 @@ struct EpochStats {
   int phase = 0;  // 1 or 2
   int epoch = 0;  // 1-based within the phase
   double loss = 0, accuracy = 0, val_loss = 0, val_accuracy = 0;
-  double learning_rate = 0;      // the optimizer's rate in the epoch's last step
+  // logs["learning_rate"] at the epoch's end, as Keras reports it (float32): the rate of the
+  // epoch (before a ReduceLROnPlateau cut), or with a schedule/warmup the schedule at the
+  // phase's step count (Keras's optimizer.learning_rate of a LearningRateSchedule).
+  double learning_rate = 0;
   double seconds = 0;            // the epoch's wall time, validation included
   double images_per_second = 0;  // training images / training time
   // Where this rank's training time went (validation excluded): waiting for the prefetcher,

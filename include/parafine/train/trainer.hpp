@@ -23,10 +23,13 @@ namespace parafine {
 
 // val may be null (no validation). Throws when the sources' classes do not match the model.
 // on_epoch (optional) is called on every rank after each epoch, e.g. to append --history rows.
-// Returns the epochs trained in this run (fewer when --max-steps stopped it).
+// on_best (optional, with --save-best) is called on every rank when the monitored value
+// improved (ModelCheckpoint(save_best_only=True)), before on_epoch, with the epoch's weights.
+// Returns the epochs trained in this run (fewer when --max-steps or early stopping ended them).
 std::vector<EpochStats> run_two_phase(Model& model, const SampleSource& train,
                                       const SampleSource* val, const TrainConfig& config,
                                       std::ostream& log,
-                                      const std::function<void(const EpochStats&)>& on_epoch = {});
+                                      const std::function<void(const EpochStats&)>& on_epoch = {},
+                                      const std::function<void(const EpochStats&)>& on_best = {});
 
 }  // namespace parafine
