@@ -13,4 +13,4 @@ cmake -S . -B build-sanitizers -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPARAFINE_BENC
 cmake --build build-sanitizers -j "$(nproc)"
 cd build-sanitizers
 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  ctest --output-on-failure --timeout 900 -LE mpirun "$@"
+  ctest --output-on-failure --timeout 900 -j "$(nproc)" -LE mpirun "$@"
