@@ -22,8 +22,8 @@
 #include "parafine/core/bfloat16.hpp"
 #include "parafine/data/data_order.hpp"
 #include "parafine/data/synthetic_data.hpp"
-#include "parafine/model/initializers.hpp"
 #include "parafine/model/backbone.hpp"
+#include "parafine/model/initializers.hpp"
 #include "parafine/train/trainer.hpp"
 #include "test_util.hpp"
 
@@ -271,7 +271,8 @@ TEST(FeatureStore, Bfloat16RecordsAreHalfTheSizeAndExact) {
   for (int r = 0; r < 4; ++r) {
     std::vector<float> v(6);
     store.get(r, v.data());
-    for (int k = 0; k < 6; ++k) EXPECT_EQ(v[k], value(r, k)) << "record " << r << " (" << (r < 2 ? "memory" : "spill") << ")";
+    for (int k = 0; k < 6; ++k)
+      EXPECT_EQ(v[k], value(r, k)) << "record " << r << " (" << (r < 2 ? "memory" : "spill") << ")";
   }
   const std::vector<float> inexact{1.0f + std::ldexp(1.0f, -9), 3.14159265f, -1e-3f, 0, 0, 0};
   store.put(3, inexact.data());

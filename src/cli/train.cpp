@@ -165,7 +165,7 @@ bool parse_options(int argc, char** argv, TrainOptions& o) {
   add("max-steps", po::value(&c.max_steps)->default_value(0),
       "stop after this many steps, with a checkpoint (0: no limit)");
   add("seed", po::value(&c.seed)->default_value(0),
-      "seed for initialisation, shuffling and augmentation");
+      "seed for initialisation, shuffling, augmentation, dropout and --validation-split");
   add_preprocess_option(opts, o.preprocess);
   add("augment", po::value(&o.augment)->default_value("none"),
       "none | comma-separated flip, rotation:F, zoom:F, translation:F, contrast:F, crop[:D] "

@@ -48,9 +48,10 @@ std::vector<std::string> training_notes(const KerasGraph& graph) {
   std::vector<std::string> notes;
   for (const KerasNode& n : graph.nodes)
     if (is_augmentation_layer(n.class_name))
-      notes.push_back("layer '" + n.flat_name + "' (" + n.class_name +
-                      ") is the identity here, as in inference: parafine does not augment "
-                      "inside a model (--augment flip augments the input)");
+      notes.push_back(
+          "layer '" + n.flat_name + "' (" + n.class_name +
+          ") is the identity here, as in inference: parafine does not augment "
+          "inside a model (--augment applies Keras's augmentation layers to the input)");
   return notes;
 }
 
