@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "parafine/core/numpy_random_state.hpp"
+#include "parafine/data/validation_split.hpp"
 
 namespace parafine {
 
@@ -26,13 +27,7 @@ int SubsetSource::index(int i) const {
 }
 
 IndexSplit keras_index_split(int n, double fraction, std::int64_t seed) {
-  if (!(fraction > 0.0 && fraction < 1.0))
-    throw std::invalid_argument("--validation-split " + std::to_string(fraction) +
-                                ": the fraction must be in (0, 1)");
-  if (seed < 0 || seed > 0xffffffffLL)
-    throw std::invalid_argument("--seed " + std::to_string(seed) +
-                                ": --validation-split needs a seed in [0, 2**32 - 1] "
-                                "(numpy's RandomState range)");
+  check_keras_split_arguments(fraction, seed);
   if (n < 0) throw std::invalid_argument("keras_index_split: " + std::to_string(n) + " samples");
   // num_val_samples = int(validation_split * len(samples)): a double product, truncated.
   const int num_val = static_cast<int>(fraction * static_cast<double>(n));

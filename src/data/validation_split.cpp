@@ -88,9 +88,7 @@ KerasFolderIndex keras_index_directory(const std::string& dir) {
   return index;
 }
 
-ValidationSplit keras_validation_split(const std::vector<std::string>& files,
-                                       const std::vector<int>& labels, double fraction,
-                                       std::int64_t seed) {
+void check_keras_split_arguments(double fraction, std::int64_t seed) {
   if (!(fraction > 0.0 && fraction < 1.0))
     throw std::invalid_argument("--validation-split " + std::to_string(fraction) +
                                 ": the fraction must be in (0, 1)");
@@ -98,6 +96,12 @@ ValidationSplit keras_validation_split(const std::vector<std::string>& files,
     throw std::invalid_argument("--seed " + std::to_string(seed) +
                                 ": --validation-split needs a seed in [0, 2**32 - 1] "
                                 "(numpy's RandomState range)");
+}
+
+ValidationSplit keras_validation_split(const std::vector<std::string>& files,
+                                       const std::vector<int>& labels, double fraction,
+                                       std::int64_t seed) {
+  check_keras_split_arguments(fraction, seed);
   if (files.size() != labels.size())
     throw std::invalid_argument("keras_validation_split: " + std::to_string(files.size()) +
                                 " files but " + std::to_string(labels.size()) + " labels");

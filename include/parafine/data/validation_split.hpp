@@ -37,6 +37,10 @@ struct ValidationSplit {
   std::vector<LabeledFile> validation;  // the last int(fraction * N) shuffled samples
 };
 
+// Keras's own argument checks of a split: fraction in (0, 1) and a seed numpy's RandomState
+// takes (0..2**32-1); throws std::invalid_argument naming --validation-split or --seed.
+void check_keras_split_arguments(double fraction, std::int64_t seed);
+
 // files/labels [N] in Keras's listing order (keras_index_directory). Shuffles both with
 // np.random.RandomState(seed).shuffle, then num_val = int(fraction * N): the first N - num_val go
 // to training, the rest to validation. Throws std::invalid_argument naming --validation-split
