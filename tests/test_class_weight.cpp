@@ -69,7 +69,8 @@ TEST(ClassWeight, SoftmaxLossGradientAndAccuracyAreKerasWeighted) {
   }
   std::printf("gradient vs finite differences: max |diff| %.3g\n", worst);
   EXPECT_LT(worst, 1e-6);
-  // Accuracy: the compiled metric gets the sample weights, sum(w * correct) / sum(w).
+  // Accuracy: the compiled metric is unweighted (correct / n); weighted_metrics' figure is
+  // sum(w * correct) / sum(w).
   double right = 0, weights = 0;
   int correct = 0;
   for (int i = 0; i < n; ++i) {
@@ -80,9 +81,10 @@ TEST(ClassWeight, SoftmaxLossGradientAndAccuracyAreKerasWeighted) {
     correct += arg == y[i];
     weights += w[y[i]];
   }
-  std::printf("weighted accuracy %.6f (reference %.6f), unweighted correct %d\n", r.accuracy(),
-              right / weights, r.correct);
-  EXPECT_NEAR(r.accuracy(), right / weights, 1e-15);
+  std::printf("accuracy %.6f (reference %.6f), weighted %.6f (reference %.6f)\n", r.accuracy(),
+              static_cast<double>(correct) / n, r.weighted_accuracy(), right / weights);
+  EXPECT_NEAR(r.accuracy(), static_cast<double>(correct) / n, 1e-15);
+  EXPECT_NEAR(r.weighted_accuracy(), right / weights, 1e-15);
   EXPECT_EQ(r.correct, correct);
   EXPECT_DOUBLE_EQ(r.weight_sum, weights);
 }
@@ -130,7 +132,8 @@ TEST(ClassWeight, BinaryCrossEntropyWeighted) {
   }
   // Correct: sample 0 (z > 0, y = 1, weight 0.5) and 1 (z < 0, y = 0, weight 3) of weights
   // 0.5 + 3 + 3 + 0.5.
-  EXPECT_NEAR(r.accuracy(), (0.5 + 3.0) / 7.0, 1e-15);
+  EXPECT_NEAR(r.weighted_accuracy(), (0.5 + 3.0) / 7.0, 1e-15);
+  EXPECT_NEAR(r.accuracy(), 2.0 / 4.0, 1e-15);
 }
 
 TEST(ClassWeight, BalancedIsSklearns) {

@@ -230,8 +230,13 @@ void check_cache_dir(const CacheOptions& cache) {
 // auto is either, as the directory says (rank 0 logs which).
 void check_checkpoint_dir(TrainConfig& c, bool resume_auto) {
   if (c.checkpoint_dir.empty()) return;
-  const bool any = has_checkpoints(c.checkpoint_dir);
+  bool any = has_checkpoints(c.checkpoint_dir);
   if (resume_auto) {
+    // Rank 0's listing decides for every rank: a rank that saw otherwise (a node-local
+    // directory, a stale NFS cache after a requeue) would skip the checkpoint's collectives.
+    int rank0_any = any ? 1 : 0;
+    Comm::broadcast_bytes(&rank0_any, sizeof rank0_any);
+    any = rank0_any != 0;
     c.resume = any;
     if (Comm::is_root())
       std::cout << "--resume auto: "
@@ -590,7 +595,7 @@ int run_train(int argc, char** argv) {
   if (!parse_options(argc, argv, o)) return 0;  // --help
   validate_options(o);
   // From here a SIGTERM, SIGINT or SIGUSR1 stops the run at the next step boundary, with a
-  // checkpoint (exit code 75); a second SIGTERM or SIGINT ends it at once.
+  // checkpoint (exit code 75); a second SIGINT ends it at once.
   install_stop_handlers();
   set_threads(threads_per_rank(o.threads, Comm::is_root() ? &std::cout : nullptr));
   std::ostringstream quiet;  // only rank 0 speaks; the others report errors only

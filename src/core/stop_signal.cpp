@@ -12,9 +12,11 @@ namespace {
 std::atomic<int> g_stop_signal{0};
 static_assert(std::atomic<int>::is_always_lock_free, "the handler needs a lock-free flag");
 
-// Async-signal-safe: one atomic store. SIGTERM/SIGINT were installed with SA_RESETHAND, so
-// a second one takes the default action (ends the process); SIGUSR1 keeps this handler (a
-// repeated warning from a scheduler must not kill the run).
+// Async-signal-safe: one atomic store. SIGINT was installed with SA_RESETHAND, so a second one
+// takes the default action (Ctrl-C twice ends the process). SIGTERM and SIGUSR1 keep this
+// handler: a preempting scheduler often delivers SIGTERM twice (Slurm signals every process of
+// the job, and mpirun or srun forwards its own copy), and that must not kill the checkpoint.
+// SIGKILL after the grace time still ends a stuck run.
 extern "C" void on_stop_signal(int signal) {
   int none = 0;
   g_stop_signal.compare_exchange_strong(none, signal);
@@ -32,7 +34,7 @@ void install(int signal, bool once) {
 }  // namespace
 
 void install_stop_handlers() {
-  install(SIGTERM, true);
+  install(SIGTERM, false);
   install(SIGINT, true);
   install(SIGUSR1, false);
 }

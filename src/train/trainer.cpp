@@ -309,7 +309,7 @@ bool TwoPhaseRun::run_epoch(int phase, int e, Adam& adam, double& phase_seconds)
   s.phase = phase;
   s.epoch = e;
   s.loss = r.sums.loss();          // Keras's fit logs with class_weight: loss_sum is weighted
-  s.accuracy = r.sums.accuracy();  // and the accuracy metric gets the sample weights
+  s.accuracy = r.sums.accuracy();  // the compiled accuracy metric is unweighted
   s.images_per_second = (r.sums.count - start.carry.count) / r.times.total;
   s.data_wait_seconds = r.times.data;
   s.comm_seconds = r.times.comm;

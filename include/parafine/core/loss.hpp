@@ -10,8 +10,11 @@ namespace parafine {
 
 // With class weights w (Keras's class_weight, turned into sample weights w[label]) the sums
 // are what Keras's fit logs: the loss tracker averages the batch losses sum(w l) / batch size
-// weighted by the batch size, so loss = loss_sum / count; the compiled accuracy metric gets
-// the sample weights, so accuracy = weighted_correct / weight_sum. Without weights w = 1.
+// weighted by the batch size, so loss = loss_sum / count. The compiled `metrics=["accuracy"]`
+// do NOT get the sample weights (keras/src/trainers/compile_utils.py CompileMetrics
+// .update_state: only `weighted_metrics` do), so accuracy = correct / count.
+// weighted_correct / weight_sum is Keras's weighted_metrics figure, kept in the sums (and in
+// checkpoints) for it. Without weights w = 1.
 struct LossResult {
   double loss_sum = 0.0;  // sum over the batch of w * -log p[label]
   int correct = 0;        // argmax(logits) == label (binary: (p > 0.5) == label), unweighted
@@ -27,8 +30,10 @@ struct LossResult {
     return *this;
   }
   double loss() const { return count > 0 ? loss_sum / count : 0.0; }
-  // Keras's weighted Mean: divide_no_nan (0 when every weight is 0).
-  double accuracy() const { return weight_sum > 0 ? weighted_correct / weight_sum : 0.0; }
+  double accuracy() const { return count > 0 ? static_cast<double>(correct) / count : 0.0; }
+  // weighted_metrics=["accuracy"]: Keras's weighted Mean, divide_no_nan (0 when every weight
+  // is 0).
+  double weighted_accuracy() const { return weight_sum > 0 ? weighted_correct / weight_sum : 0.0; }
 };
 
 // Per-class weights (index = label); empty = every weight 1.

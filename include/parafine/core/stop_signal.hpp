@@ -1,7 +1,8 @@
 // Preemption: SIGTERM, SIGINT or SIGUSR1 ask a training run to stop at its next step boundary
 // with a checkpoint (the trainer combines every rank's request, train/trainer.cpp). The handler
-// only records the signal (async-signal-safe); a second SIGTERM or SIGINT takes the default
-// action, so Ctrl-C twice always ends the process at once.
+// only records the signal (async-signal-safe); a second SIGINT takes the default action, so
+// Ctrl-C twice always ends the process at once. A second SIGTERM does not: schedulers often
+// deliver two (Slurm to every process of the job, plus mpirun's or srun's forwarded copy).
 #pragma once
 
 #include <stdexcept>
