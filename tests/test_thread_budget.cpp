@@ -35,14 +35,26 @@ TEST(ThreadBudget, SourcesInOrder) {
   ThreadSources s = node(16, 2);
   s.omp_num_threads = "4,2";  // OpenMP's nested list: the first level
   s.slurm_cpus_per_task = "6";
-  s.quota_cpus = 1;  // caps only the computed defaults, not what the user or Slurm said
   expect(s, 3, 3, "--threads");
   expect(s, 0, 4, "OMP_NUM_THREADS=4,2");
   s.omp_num_threads = "many";  // not a count: the next source
   expect(s, 0, 6, "SLURM_CPUS_PER_TASK=6");
   s.slurm_cpus_per_task.reset();
-  s.quota_cpus = 0;
   expect(s, 0, 8, "the node's 16 CPUs / 2 ranks");
+}
+
+TEST(ThreadBudget, TheEnvironmentIsCappedByTheMaskAndTheQuota) {
+  ThreadSources s = node(2, 2);
+  s.mask_cpus = 1;  // mpirun -np 2 binds each rank to a core
+  s.ranks_sharing_mask = 1;
+  s.slurm_cpus_per_task = "16";
+  expect(s, 0, 1, "SLURM_CPUS_PER_TASK=16, capped by the CPU affinity mask: 1 of 2 CPUs");
+  s = node(16, 2);
+  s.omp_num_threads = "6";
+  s.quota_cpus = 4;  // a container's --cpus 4 over 2 ranks
+  expect(s, 0, 2, "OMP_NUM_THREADS=6, capped by the cgroup CPU quota: 4 CPUs / 2 ranks");
+  s.omp_num_threads = "2";  // within both: as given
+  expect(s, 0, 2, "OMP_NUM_THREADS=2");
 }
 
 TEST(ThreadBudget, AffinityMaskSharedByTheRanksBoundToIt) {

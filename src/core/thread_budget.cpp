@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -74,30 +75,39 @@ double smallest_quota(const std::string& mount, std::string path, bool v2) {
 
 ThreadBudget decide_threads(int requested, const ThreadSources& s) {
   if (requested > 0) return {requested, "--threads"};
-  if (const int n = leading_count(s.omp_num_threads))
-    return {n, "OMP_NUM_THREADS=" + *s.omp_num_threads};
-  if (const int n = leading_count(s.slurm_cpus_per_task))
-    return {n, "SLURM_CPUS_PER_TASK=" + *s.slurm_cpus_per_task};
   const int node = std::max(1, s.node_cpus);
   const int mask = s.mask_cpus > 0 ? std::min(s.mask_cpus, node) : node;
+  const int ranks = std::max(1, s.ranks_on_node);
+  const int sharing = std::max(1, s.ranks_sharing_mask);
+  const bool bound = mask < node;  // by mpirun, taskset or a cpuset: share the mask, not the node
+  const std::string mask_text =
+      "CPU affinity mask: " + std::to_string(mask) + " of " + cpus(node) + ranks_text(sharing);
+  const int quota = s.quota_cpus > 0
+                        ? std::max(1, static_cast<int>(std::floor(s.quota_cpus / ranks)))
+                        : std::numeric_limits<int>::max();
+  const std::string quota_text = "cgroup CPU quota: " + cpus(s.quota_cpus) + ranks_text(ranks);
+  // The environment's choice (OpenMP's convention, then Slurm's), within the hard limits: the
+  // CPUs this rank may run on and its share of the quota (more threads only time-share them).
+  for (const auto& [value, name] : {std::pair{&s.omp_num_threads, "OMP_NUM_THREADS="},
+                                    std::pair{&s.slurm_cpus_per_task, "SLURM_CPUS_PER_TASK="}})
+    if (const int n = leading_count(*value)) {
+      const std::string given = name + **value;
+      if (bound && mask / sharing < std::min(n, quota))
+        return {std::max(1, mask / sharing), given + ", capped by the " + mask_text};
+      if (quota < n) return {quota, given + ", capped by the " + quota_text};
+      return {n, given};
+    }
   ThreadBudget b;
-  if (mask < node) {  // bound by mpirun, taskset or a cpuset: share the mask, not the node
-    const int sharing = std::max(1, s.ranks_sharing_mask);
+  if (bound) {
     b.threads = std::max(1, mask / sharing);
-    b.source =
-        "CPU affinity mask: " + std::to_string(mask) + " of " + cpus(node) + ranks_text(sharing);
+    b.source = mask_text;
   } else {
-    const int ranks = std::max(1, s.ranks_on_node);
     b.threads = std::max(1, node / ranks);
     b.source = "the node's " + cpus(node) + ranks_text(ranks);
   }
-  if (s.quota_cpus > 0) {
-    const int ranks = std::max(1, s.ranks_on_node);
-    const int cap = std::max(1, static_cast<int>(std::floor(s.quota_cpus / ranks)));
-    if (cap < b.threads) {
-      b.threads = cap;
-      b.source += ", capped by the cgroup CPU quota: " + cpus(s.quota_cpus) + ranks_text(ranks);
-    }
+  if (quota < b.threads) {
+    b.threads = quota;
+    b.source += ", capped by the " + quota_text;
   }
   return b;
 }

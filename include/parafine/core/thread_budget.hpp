@@ -1,8 +1,9 @@
 // How many compute threads a rank takes when --threads is not given, and why (the reason is
 // logged): OMP_NUM_THREADS, else SLURM_CPUS_PER_TASK, else the CPUs of this process's affinity
 // mask (what mpirun or a container allows it) divided among the ranks of the node that share
-// that mask; both last capped by the cgroup CPU quota (a container's --cpus) over the node's
-// ranks. The decision is a pure function of ThreadSources, which the readers fill from the
+// that mask. Every source but --threads is capped by the hard limits: the mask (when the rank
+// is bound) and the cgroup CPU quota (a container's --cpus) over the node's ranks; the reason
+// then says so. The decision is a pure function of ThreadSources, which the readers fill from the
 // environment, sched_getaffinity and the cgroup files, so tests inject every input.
 #pragma once
 
