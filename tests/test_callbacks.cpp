@@ -250,6 +250,31 @@ TEST(TrainingCallbacks, WarmupSetsTheVariableAndCutsAfterItStick) {
   EXPECT_THROW(copy.load_state("{not json"), std::runtime_error);
 }
 
+// --save-best's best is kept across a resume only for the same --monitor: a loss of 0.3 is no
+// best accuracy (a resumed run with another metric starts afresh, as a new ModelCheckpoint).
+TEST(TrainingCallbacks, SaveBestStateIsForItsMonitorOnly) {
+  CallbackOptions o;
+  o.save_best = true;
+  o.monitor = Monitor::kLoss;
+  TrainingCallbacks cb(o);
+  cb.begin_phase(1e-3, 4, 5, false);
+  EpochStats st;
+  st.loss = 0.3;
+  st.accuracy = 0.2;
+  EXPECT_TRUE(cb.epoch_end(0, st, 4, 0).save_best);  // the first value is the best
+  const std::string state = cb.state_json();
+  TrainingCallbacks same(o);  // same monitor: the stored best 0.3 holds
+  same.begin_phase(1e-3, 4, 5, false);
+  same.load_state(state);
+  st.loss = 0.5;
+  EXPECT_FALSE(same.epoch_end(1, st, 8, 0).save_best);
+  o.monitor = Monitor::kAccuracy;
+  TrainingCallbacks other(o);  // another monitor: no best yet, so 0.2 is the best
+  other.begin_phase(1e-3, 4, 5, false);
+  other.load_state(state);
+  EXPECT_TRUE(other.epoch_end(1, st, 8, 0).save_best);
+}
+
 TEST(TrainingCallbacks, MonitorValueIsFloat32AndModeFollowsTheMetric) {
   EpochStats s;
   s.val_loss = 0.1;

@@ -2,6 +2,10 @@
 // --reduce-lr-on-plateau, --lr-schedule, ...) before any data is read: exit 2 and a message
 // naming the option.
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 
 #include "run_binary.hpp"
 
@@ -33,6 +37,9 @@ TEST(TrainCallbackOptions, BadOptionsExitTwoNamingTheOption) {
       {"--lr-schedule exponential,inf", "--lr-schedule"},
       {"--warmup-epochs -1", "--warmup-epochs"},
       {val + "--save-best best.txt", "--save-best"},
+      {val + "--min-delta 0.01", "--min-delta"},
+      {val + "--save-best m.keras --save ./m.keras", "--save-best"},
+      {val + "--history h.csv --split-file h.csv", "--split-file"},
   };
   for (const auto& [args, option] : cases) {
     const CommandResult r = run_parafine(train + args);
@@ -42,6 +49,25 @@ TEST(TrainCallbackOptions, BadOptionsExitTwoNamingTheOption) {
     EXPECT_EQ(r.output.find("/nonexistent/data.h5"), std::string::npos)
         << args << " reached the data first";
   }
+}
+
+// --class-weight names classes an image folder does not have: refused from the folder's
+// listing, before any image is decoded (the one image here is not an image at all: decoding it
+// first would fail on it under --on-bad-image fail).
+TEST(TrainCallbackOptions, ClassWeightOfAMissingClassFailsBeforeDecoding) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("parafine_cw_" + std::to_string(::getpid()));
+  for (const char* c : {"cats", "dogs"}) {
+    fs::create_directories(dir / c);
+    std::ofstream(dir / c / "x.jpg") << "not a jpeg";
+  }
+  const CommandResult r = run_parafine("train --train " + dir.string() +
+                                       " --on-bad-image fail --class-weight mice:2");
+  std::cout << "exit " << r.exit_code << ": " << r.output;
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("unknown class 'mice'"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("x.jpg"), std::string::npos) << "decoded before the check";
+  fs::remove_all(dir);
 }
 
 }  // namespace

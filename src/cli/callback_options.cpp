@@ -53,6 +53,10 @@ void parse_callback_options(const CallbackOptionTexts& t, bool has_validation, C
     if (o.save_best) model_format_of(t.save_best, "--save-best");
     o.early_stopping_patience = t.early_stopping;
     o.min_delta = t.min_delta;
+    if (t.min_delta != 0 && t.early_stopping < 0)
+      throw UsageError(
+          "--min-delta is EarlyStopping's min_delta: give --early-stopping too "
+          "(--reduce-lr-on-plateau uses Keras's default min_delta, 1e-4)");
     o.restore_best = t.restore_best;
     if (!t.reduce_lr.empty()) parse_reduce_lr(t.reduce_lr, o);
     parse_lr_schedule(t.lr_schedule, o);

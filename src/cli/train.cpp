@@ -313,6 +313,32 @@ void validate_split_options(const TrainOptions& o) {
   if (Comm::is_root()) check_output_path("--split-file", o.split_file);
 }
 
+// The files a run writes: each writable (rank 0 writes them), and no two the same file (the
+// final --save would silently replace the --save-best model, for one).
+void check_output_paths(const TrainOptions& o) {
+  const std::vector<std::pair<const char*, std::string>> outputs = {
+      {"--save", o.save},
+      {"--save-best", o.callbacks.save_best},
+      {"--history", o.history_path},
+      {"--split-file", o.split_file}};
+  for (std::size_t i = 0; i < outputs.size(); ++i)
+    for (std::size_t j = i + 1; j < outputs.size(); ++j) {
+      const auto& [a, path_a] = outputs[i];
+      const auto& [b, path_b] = outputs[j];
+      const auto resolved = [](const std::string& p) {  // symlinks and "./" resolved
+        std::error_code ec;
+        return std::filesystem::weakly_canonical(std::filesystem::absolute(p, ec), ec);
+      };
+      if (!path_a.empty() && !path_b.empty() && resolved(path_a) == resolved(path_b))
+        throw UsageError(std::string(a) + " and " + b + " name the same file " + path_a +
+                         ": one would overwrite the other; give each its own path");
+    }
+  if (!Comm::is_root()) return;
+  check_output_path("--save", o.save);
+  check_output_path("--save-best", o.callbacks.save_best);
+  check_output_path("--history", o.history_path);
+}
+
 // Every option that can be checked without the data is checked here, before any data or MPI
 // work; the strings are parsed into `o.config`.
 void validate_options(TrainOptions& o) {
@@ -356,11 +382,7 @@ void validate_options(TrainOptions& o) {
     unfreeze_base_from(names_only, o.unfreeze_from);
   }
   check_checkpoint_dir(c, o.resume_auto);
-  if (Comm::is_root()) {  // rank 0 writes them
-    check_output_path("--save", o.save);
-    check_output_path("--save-best", o.callbacks.save_best);
-    check_output_path("--history", o.history_path);
-  }
+  check_output_paths(o);
 }
 
 // The rest of validate_options for --init of a model read with its structure: the model is
@@ -403,11 +425,7 @@ void validate_init_model(TrainOptions& o) {
   for (const std::string& note : training_notes(o.init_model->graph))
     std::cout << "note: " << note << std::endl;
   check_checkpoint_dir(c, o.resume_auto);
-  if (Comm::is_root()) {
-    check_output_path("--save", o.save);
-    check_output_path("--save-best", o.callbacks.save_best);
-    check_output_path("--history", o.history_path);
-  }
+  check_output_paths(o);
 }
 
 struct TrainData {
@@ -543,6 +561,17 @@ Model build_model(TrainOptions& o, const SampleSource& train, std::ostream& out)
 }
 
 // --class-weight against the training classes (before any image is decoded), logged.
+// --class-weight's classes against an image folder's class names (its sub-folders, listed as
+// Keras lists them), before open_data decodes every image: a misspelt class fails at once. An
+// HDF5 dataset's class names are read without decoding; they are checked when it is opened.
+void check_class_weight_classes(const TrainOptions& o) {
+  if (o.class_weight_spec.empty() || o.class_weight_spec.balanced) return;
+  std::error_code ec;
+  if (!std::filesystem::is_directory(o.train_path, ec)) return;
+  const std::vector<std::string> names = keras_index_directory(o.train_path).class_names;
+  resolve_class_weights(o.class_weight_spec, names, std::vector<long>(names.size(), 1));
+}
+
 void resolve_class_weights(TrainOptions& o, const SampleSource& train, std::ostream& out) {
   if (o.class_weight_spec.empty()) return;
   o.config.class_weights =
@@ -601,6 +630,7 @@ int run_train(int argc, char** argv) {
   std::ostringstream quiet;  // only rank 0 speaks; the others report errors only
   std::ostream& out = Comm::is_root() ? std::cout : quiet;
   const Precision precision = resolve_precision(o.precision, out);
+  check_class_weight_classes(o);
   const TrainData data = open_data(o, out);
   resolve_class_weights(o, *data.train, out);
   Model model = build_model(o, *data.train, out);

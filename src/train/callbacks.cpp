@@ -324,7 +324,8 @@ std::string TrainingCallbacks::state_json() const {
                            {"stopped_epoch", e.stopped_epoch},
                            {"has_best_weights", e.has_best_weights}};
   }
-  if (best_) j["save_best"] = {{"best", optional_json(best_->best)}};
+  if (best_)
+    j["save_best"] = {{"best", optional_json(best_->best)}, {"monitor", monitor_name(o_.monitor)}};
   if (reduce_) {
     const auto& r = reduce_->state;
     j["reduce_lr"] = {{"best", optional_json(r.best)},
@@ -348,7 +349,12 @@ void TrainingCallbacks::load_state(const std::string& text) {
       s.stopped_epoch = e.at("stopped_epoch").get<int>();
       s.has_best_weights = e.at("has_best_weights").get<bool>();
     }
-    if (best_ && j.contains("save_best")) best_->best = optional_from(j["save_best"].at("best"));
+    // --save-best's best only means something for the metric it was measured on: a resume
+    // with another --monitor (or a checkpoint from before the monitor was recorded) starts its
+    // best afresh, as a new ModelCheckpoint would.
+    if (best_ && j.contains("save_best") &&
+        j["save_best"].value("monitor", std::string()) == monitor_name(o_.monitor))
+      best_->best = optional_from(j["save_best"].at("best"));
     if (reduce_ && j.contains("reduce_lr")) {
       const json& r = j["reduce_lr"];
       auto& s = reduce_->state;
