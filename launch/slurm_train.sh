@@ -11,7 +11,9 @@
 #
 # Adapting it: the node/task/CPU counts and the time limit in the #SBATCH lines; WARN_SECONDS in
 # the --signal line (sbatch reads #SBATCH lines before the script runs, so it cannot be a shell
-# variable) must exceed one training step plus writing a checkpoint; LAUNCHER below (srun, or
+# variable) must exceed the longest stretch without a step boundary plus writing a checkpoint
+# (a signal during validation acts at the epoch's end, one during the feature-cache build at
+# the first step: with a large --val, allow a full validation pass); LAUNCHER below (srun, or
 # mpirun for an Open MPI built without Slurm support); the parafine options in TRAIN_ARGS.
 #SBATCH --job-name=parafine
 #SBATCH --nodes=2
@@ -61,6 +63,10 @@ while :; do
   code=$?
   kill -0 "$step" 2>/dev/null || break
 done
+# If a signal interrupted the last `wait` just as the step ended, $code is that interruption's
+# (> 128): bash keeps the reaped step's status, and one more `wait` returns it.
+wait "$step" 2>/dev/null
+code=$?
 
 case "$code" in
   0) echo "slurm_train.sh: training finished" ;;
