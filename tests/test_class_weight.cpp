@@ -250,8 +250,8 @@ TEST(HistoryCsvText, KerasColumnsAndOneRowPerEpochAfterResume) {
   ASSERT_EQ(lines.size(), 5u);
   EXPECT_EQ(lines[0],
             "epoch,accuracy,learning_rate,loss,val_accuracy,val_loss,phase,seconds,img_per_s");
-  EXPECT_EQ(lines[1], "0,0.75,0.001,0.25,0.0,0.0,1,2.0,10.0");
-  EXPECT_EQ(lines[4], "1,0.75,0.001,0.25,0.0,0.0,2,2.0,10.0");
+  EXPECT_EQ(lines[1], "0,0.75,0.0010000000474974513,0.25,0.0,0.0,1,2.0,10.0");
+  EXPECT_EQ(lines[4], "1,0.75,0.0010000000474974513,0.25,0.0,0.0,2,2.0,10.0");
   {  // a resume that repeats phase 1 epoch 2: the rows from there on are replaced
     HistoryCsv h(path, true, true);
     s.phase = 1;
@@ -261,7 +261,7 @@ TEST(HistoryCsvText, KerasColumnsAndOneRowPerEpochAfterResume) {
   }
   lines = lines_of(path);
   ASSERT_EQ(lines.size(), 3u);
-  EXPECT_EQ(lines[2], "1,0.75,0.001,0.5,0.0,0.0,1,2.0,10.0");
+  EXPECT_EQ(lines[2], "1,0.75,0.0010000000474974513,0.5,0.0,0.0,1,2.0,10.0");
   {  // without validation: CSVLogger's val_ columns of every key, NA
     HistoryCsv h(path, false, false);
     h.write(s);
@@ -271,7 +271,7 @@ TEST(HistoryCsvText, KerasColumnsAndOneRowPerEpochAfterResume) {
   EXPECT_EQ(lines[0],
             "epoch,accuracy,learning_rate,loss,val_accuracy,val_learning_rate,val_loss,phase,"
             "seconds,img_per_s");
-  EXPECT_EQ(lines[1], "1,0.75,0.001,0.5,NA,NA,NA,1,2.0,10.0");
+  EXPECT_EQ(lines[1], "1,0.75,0.0010000000474974513,0.5,NA,NA,NA,1,2.0,10.0");
   {  // an older file (phase,epoch 1-based,loss,acc,...) is converted on resume
     std::ofstream old(path);
     old << "phase,epoch,loss,acc,val_loss,val_acc,seconds,img_per_s\n"

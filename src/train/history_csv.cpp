@@ -124,10 +124,13 @@ void HistoryCsv::write(const EpochStats& s) {
                              }),
               rows_.end());
   const std::string na = "NA";
-  std::vector<std::string> cells = {std::to_string(epoch), python_float_text(s.accuracy),
-                                    python_float_text(s.learning_rate), python_float_text(s.loss)};
+  // Keras's logs hold its float32 metric results as Python floats (what the callbacks compare,
+  // too): the Keras columns are the float32 values; parafine's timings stay double.
+  const auto logged = [](double v) { return python_float_text(static_cast<float>(v)); };
+  std::vector<std::string> cells = {std::to_string(epoch), logged(s.accuracy),
+                                    logged(s.learning_rate), logged(s.loss)};
   if (has_val_)
-    cells.insert(cells.end(), {python_float_text(s.val_accuracy), python_float_text(s.val_loss)});
+    cells.insert(cells.end(), {logged(s.val_accuracy), logged(s.val_loss)});
   else
     cells.insert(cells.end(), {na, na, na});
   cells.insert(cells.end(), {std::to_string(s.phase), python_float_text(s.seconds),

@@ -51,7 +51,8 @@ for path in sys.argv[2:]:
           f"accuracy {got_acc:.6f} ({acc:.6f})")
     # predict writes 6 significant digits: -log p to ~1e-5 relative.
     assert abs(got_loss - loss) <= 1e-4 * loss, "weighted loss"
-    assert abs(got_acc - acc) <= 1e-12, "accuracy (unweighted, as Keras's compiled metric)"
+    # The history holds Keras's float32 metric values: within float32's rounding.
+    assert abs(got_acc - acc) <= 1e-7, "accuracy (unweighted, as Keras's compiled metric)"
     assert logged[0]["epoch"] == "0" and logged[0]["phase"] == "1" and logged[0]["val_loss"] == "NA"
 PY
 
