@@ -61,8 +61,8 @@ TEST(TrainCallbackOptions, ClassWeightOfAMissingClassFailsBeforeDecoding) {
     fs::create_directories(dir / c);
     std::ofstream(dir / c / "x.jpg") << "not a jpeg";
   }
-  const CommandResult r = run_parafine("train --train " + dir.string() +
-                                       " --on-bad-image fail --class-weight mice:2");
+  const CommandResult r =
+      run_parafine("train --train " + dir.string() + " --on-bad-image fail --class-weight mice:2");
   std::cout << "exit " << r.exit_code << ": " << r.output;
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.output.find("unknown class 'mice'"), std::string::npos) << r.output;
