@@ -652,7 +652,12 @@ int run_train(int argc, char** argv) {
   report_peak_memory(out);
   save_model(model, graph, o, *data.train, out);
   if (!history.empty() && data.val)
-    out << "final validation accuracy " << history.back().val_accuracy << std::endl;
+    out << "final validation accuracy " << history.back().val_accuracy
+        << (o.config.callbacks.restore_best
+                ? " (of the last epoch; --restore-best may have restored an earlier epoch's "
+                  "weights, see above)"
+                : "")
+        << std::endl;
   return 0;
 }
 
