@@ -29,16 +29,6 @@ namespace parafine {
 
 namespace {
 
-// A CSV field as RFC 4180 has it: quoted (with doubled quotes) when it holds a comma, a quote
-// or a line break, so a file name like "a,b.jpg" or a class name like "tabby, striped" (in the
-// header's p_<name> and the predicted column) cannot shift the columns.
-std::string csv_field(const std::string& text) {
-  if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
-  std::string quoted = "\"";
-  for (char ch : text) quoted += ch == '"' ? std::string("\"\"") : std::string(1, ch);
-  return quoted + "\"";
-}
-
 struct InferenceOptions {
   std::string model, data, output, preprocess = "auto", precision = "float32";
   int batch_size = 32, image_size = 0, threads = 0;
