@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <iostream>
+#include <set>
 #include <sstream>
 
 #include "cli/cli.hpp"
@@ -60,6 +61,7 @@ std::string UnfreezeSetting::text() const {
 
 bool parse_sweep_grid(int argc, char** argv, SweepGrid& grid) {
   std::string backbones, last, from;
+  std::set<std::string> given;
   bool help = false;
   const std::vector<std::pair<std::string, std::string*>> grid_options{
       {"backbone", &backbones},
@@ -74,10 +76,12 @@ bool parse_sweep_grid(int argc, char** argv, SweepGrid& grid) {
       const std::string flag = "--" + name;
       if (word == flag) {
         if (i + 1 >= argc) throw UsageError(flag + " needs a value");
-        *value += (value->empty() ? "" : ",") + std::string(argv[++i]);
+        *value += (given.count(name) ? "," : "") + std::string(argv[++i]);
+        given.insert(name);
         taken = true;
       } else if (word.rfind(flag + "=", 0) == 0) {
-        *value += (value->empty() ? "" : ",") + word.substr(flag.size() + 1);
+        *value += (given.count(name) ? "," : "") + word.substr(flag.size() + 1);
+        given.insert(name);
         taken = true;
       }
     }
@@ -90,18 +94,18 @@ bool parse_sweep_grid(int argc, char** argv, SweepGrid& grid) {
     parse_train_options(2, args.data(), o, "sweep");
     return false;
   }
-  if (backbones.empty())
+  if (!given.count("backbone"))
     throw UsageError(
         "--backbone: give the backbones to compare, e.g. "
         "--backbone resnet50,vgg16 (one is fine)");
   grid.backbones = split_list("backbone", backbones);
-  if (!last.empty() && !from.empty())
+  if (given.count("unfreeze-last") && given.count("unfreeze-from"))
     throw UsageError("--unfreeze-last and --unfreeze-from: give one of them");
-  if (last.empty() && from.empty())
+  if (!given.count("unfreeze-last") && !given.count("unfreeze-from"))
     throw UsageError(
         "--unfreeze-last N1,N2,... or --unfreeze-from L1,L2,...: the phase-2 "
         "settings to compare are required");
-  if (!last.empty())
+  if (given.count("unfreeze-last"))
     for (const std::string& n : split_list("unfreeze-last", last)) {
       const int count = unfreeze_count(n);
       for (const UnfreezeSetting& s : grid.settings)
@@ -148,7 +152,7 @@ TrainOptions sweep_run_options(const SweepGrid& grid, const std::string& backbon
     for (const auto& [bad, why] : refused)
       if (bad) throw UsageError(why);
     validate_train_options(o);
-  } catch (const UsageError& e) {
+  } catch (const std::invalid_argument& e) {  // UsageError, and the model's own checks
     throw UsageError("sweep run '" + run + "': " + e.what());
   }
   return o;
