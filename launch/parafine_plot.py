@@ -147,7 +147,7 @@ def contact_sheet(plt, image, csv_path, npy_path, out):
     tile = 180
     cols = max(1, min(4, n))
     lines = max(1, math.ceil(n / cols))
-    fig = plt.figure(figsize=(cols * 3.2, lines * 3.6 + 0.6))
+    fig = plt.figure(figsize=(cols * 3.2, lines * 4.0 + 0.8))
     fig.suptitle(f"The {n} most confidently wrong predictions" if n else
                  "No wrong predictions", fontsize=14)
     for i, row in enumerate(rows):
@@ -162,7 +162,7 @@ def contact_sheet(plt, image, csv_path, npy_path, out):
         name = row[1] if header[1] == "index" else row[1].replace("\\", "/").split("/")[-1]
         if len(name) > 28:
             name = name[:12] + "..." + name[-13:]
-        label = "#" + name if header[1] == "index" else name
+        label = "sample #" + name if header[1] == "index" else name
         ax.set_title(f"{label}\ntrue: {row[2]}\npredicted: {row[3]} ({float(row[4]):.3f})",
                      fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.97))
@@ -196,7 +196,7 @@ def history(plt, _image, csv_path, out):
         ax.legend()
         if len(x) <= 30:
             ax.set_xticks(x)
-    fig.suptitle(csv_path.split("/")[-1])
+    fig.suptitle("Training history: " + csv_path.split("/")[-1])
     fig.tight_layout()
     fig.savefig(out, dpi=100)
 

@@ -108,9 +108,9 @@ std::string most_wrong_csv(const ClassificationReport& r, const EvaluationReport
   return out.str();
 }
 
-nlohmann::json per_class_json(const ClassificationReport& r,
+nlohmann::ordered_json per_class_json(const ClassificationReport& r,
                               const std::vector<std::string>& names) {
-  nlohmann::json rows = nlohmann::json::array();
+  nlohmann::ordered_json rows = nlohmann::ordered_json::array();
   for (int c = 0; c < r.classes; ++c)
     rows.push_back({{"class", names[c]},
                     {"precision", r.precision[c]},
@@ -120,9 +120,9 @@ nlohmann::json per_class_json(const ClassificationReport& r,
   return rows;
 }
 
-nlohmann::json report_json(const ClassificationReport& r, const EvaluationReportInput& in,
+nlohmann::ordered_json report_json(const ClassificationReport& r, const EvaluationReportInput& in,
                            const SampleSource& data) {
-  nlohmann::json j;
+  nlohmann::ordered_json j;
   j["model"] = in.model_path;
   j["data"] = in.data_path;
   j["samples"] = r.samples;
@@ -134,13 +134,13 @@ nlohmann::json report_json(const ClassificationReport& r, const EvaluationReport
   j["weighted_avg"] = {
       {"precision", r.weighted_precision}, {"recall", r.weighted_recall}, {"f1", r.weighted_f1}};
   j["per_class"] = per_class_json(r, in.class_names);
-  nlohmann::json confusion = nlohmann::json::array();
+  nlohmann::ordered_json confusion = nlohmann::ordered_json::array();
   for (int t = 0; t < r.classes; ++t)
     confusion.push_back(std::vector<long>(r.confusion.begin() + t * r.classes,
                                           r.confusion.begin() + (t + 1) * r.classes));
   j["confusion_matrix"] = confusion;       // [true][predicted]
   j["top_k_accuracy"] = r.top_k_accuracy;  // [k - 1]
-  nlohmann::json bins = nlohmann::json::array();
+  nlohmann::ordered_json bins = nlohmann::ordered_json::array();
   for (const CalibrationBin& b : r.bins)
     bins.push_back({{"lower", b.lower},
                     {"upper", b.upper},
@@ -148,7 +148,7 @@ nlohmann::json report_json(const ClassificationReport& r, const EvaluationReport
                     {"mean_confidence", b.mean_confidence},
                     {"accuracy", b.accuracy}});
   j["calibration"] = {{"bins", bins}, {"expected_calibration_error", r.expected_calibration_error}};
-  nlohmann::json wrong = nlohmann::json::array();
+  nlohmann::ordered_json wrong = nlohmann::ordered_json::array();
   for (const ConfidentMistake& m : r.most_confidently_wrong)
     wrong.push_back({{"sample", m.sample},
                      {"name", data.sample_name(m.sample)},

@@ -16,8 +16,8 @@ extern char** environ;
 namespace parafine {
 
 const char* const kPlotInstallHint =
-    "install them with: apt-get install python3-matplotlib python3-pil (or set PARAFINE_PYTHON "
-    "to a python3 that has matplotlib and PIL)";
+    "apt-get install python3-matplotlib python3-pil (or set PARAFINE_PYTHON to a python3 that "
+    "has matplotlib and PIL)";
 
 namespace {
 
@@ -71,7 +71,8 @@ PlotOutcome run_plot_script(const std::vector<std::string>& args, const std::str
   const int spawned = posix_spawnp(&pid, python.c_str(), nullptr, nullptr, argv.data(), environ);
   if (spawned != 0) {
     std::cerr << "parafine: cannot draw " << what << ": cannot run " << python << " ("
-              << std::strerror(spawned) << "); " << kPlotInstallHint << "\n";
+              << std::strerror(spawned)
+              << "); python3 with matplotlib and PIL is needed: " << kPlotInstallHint << "\n";
     return spawned == ENOENT ? PlotOutcome::kMissingLibraries : PlotOutcome::kFailed;
   }
   int status = 0;
