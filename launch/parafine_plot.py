@@ -32,10 +32,12 @@ def need_libraries():
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
         from PIL import Image
     except ImportError as e:  # ModuleNotFoundError included
         print(f"parafine_plot.py: {e}", file=sys.stderr)
         sys.exit(MISSING_EXIT)
+    globals()["MaxNLocator"] = MaxNLocator
     return plt, Image
 
 
@@ -81,7 +83,7 @@ def confusion(plt, _image, csv_path, out):
     ax.set_ylabel("true class")
     ax.set_title(f"Confusion matrix ({sum(map(sum, counts))} samples)")
     if n <= 40:  # annotations stay readable up to about 40 classes
-        font = 12 if n <= 10 else 9 if n <= 20 else 6
+        font = 12 if n <= 10 else 10 if n <= 20 else 8 if n <= 30 else 6
         for t, row in enumerate(counts):
             for p, v in enumerate(row):
                 colour = "white" if shares[t][p] > 0.5 else "black"
@@ -194,8 +196,7 @@ def history(plt, _image, csv_path, out):
         ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend()
-        if len(x) <= 30:
-            ax.set_xticks(x)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle("Training history: " + csv_path.split("/")[-1])
     fig.tight_layout()
     fig.savefig(out, dpi=100)
@@ -224,6 +225,7 @@ def sweep(plt, _image, csv_path, out):
         ax.axvline(b, color="gray" if single else colour, linestyle="--", alpha=0.8)
     if boundaries:
         ax.plot([], [], "--", color="gray", label="phase 2 starts")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch (both phases)")
     ax.set_ylabel("validation accuracy")
     ax.set_title("Sweep: validation accuracy per epoch")

@@ -109,7 +109,7 @@ std::string most_wrong_csv(const ClassificationReport& r, const EvaluationReport
 }
 
 nlohmann::ordered_json per_class_json(const ClassificationReport& r,
-                              const std::vector<std::string>& names) {
+                                      const std::vector<std::string>& names) {
   nlohmann::ordered_json rows = nlohmann::ordered_json::array();
   for (int c = 0; c < r.classes; ++c)
     rows.push_back({{"class", names[c]},
@@ -121,7 +121,7 @@ nlohmann::ordered_json per_class_json(const ClassificationReport& r,
 }
 
 nlohmann::ordered_json report_json(const ClassificationReport& r, const EvaluationReportInput& in,
-                           const SampleSource& data) {
+                                   const SampleSource& data) {
   nlohmann::ordered_json j;
   j["model"] = in.model_path;
   j["data"] = in.data_path;

@@ -126,8 +126,8 @@ void picture(std::ostream& h, const std::string& file, const std::string& alt,
   for (const auto& m : missing)
     if (m == file) {
       h << "<p><em>" << file
-        << " was not drawn (python3 with matplotlib and PIL is needed: " << escape(kPlotInstallHint)
-        << ").</em></p>\n";
+        << " was not drawn (see parafine's messages; python3 with matplotlib and PIL is needed: "
+        << escape(kPlotInstallHint) << ").</em></p>\n";
       return;
     }
   h << "<p><img src=\"" << file << "\" alt=\"" << alt << "\"></p>\n";
