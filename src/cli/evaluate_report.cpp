@@ -196,6 +196,8 @@ PlotOutcome draw_pictures(const ClassificationReport& r, const EvaluationReportI
        {"reliability", (dir / "calibration.csv").string(), number(r.expected_calibration_error),
         (dir / "reliability.png").string()}}};
   const std::string pixels = (dir / "most_wrong_pixels.npy").string();
+  std::error_code ignored;
+  if (in.options.wrong == 0) fs::remove(dir / "most_wrong.png", ignored);  // none asked for
   if (in.options.wrong > 0) {
     write_pixels_npy(pixels, r, data, in.image_size);
     jobs.push_back({"most_wrong.png",
@@ -208,12 +210,10 @@ PlotOutcome draw_pictures(const ClassificationReport& r, const EvaluationReportI
                                     ? PlotOutcome::kMissingLibraries  // said once is enough
                                     : run_plot_script(args, (dir / name).string());
     if (outcome == PlotOutcome::kDrawn) continue;
-    std::error_code ignored;
     fs::remove(dir / name, ignored);  // no stale picture from an earlier report
     missing.push_back(name);
     if (worst != PlotOutcome::kMissingLibraries) worst = outcome;
   }
-  std::error_code ignored;
   fs::remove(pixels, ignored);
   return worst;
 }

@@ -67,7 +67,8 @@ grep -q "^1,$work/folder/.*x&y <[0-9]*>.png," "$work/rf/most_wrong.csv" || fail 
 grep -q "x&amp;y &lt;" "$work/rf/index.html" || fail "index.html: file names not escaped"
 
 # plot-history: a real history; CSVs that are not one -> exit 2 naming the file.
-"$parafine" plot-history "$work/hist.csv" "$work/hist.png" || fail "plot-history"
+# (the script found without PARAFINE_PLOT_SCRIPT: the source tree's path compiled in)
+env -u PARAFINE_PLOT_SCRIPT "$parafine" plot-history "$work/hist.csv" "$work/hist.png" || fail "plot-history"
 printf 'run,phase,epoch,val_accuracy\nresnet50 unfreeze-last 10,1,1,0.5\nresnet50 unfreeze-last 10,1,2,0.6\nresnet50 unfreeze-last 10,2,3,0.7\nmobilenet_v2 unfreeze-last 20,1,1,0.4\nmobilenet_v2 unfreeze-last 20,2,2,0.65\nmobilenet_v2 unfreeze-last 20,2,3,0.75\n' > "$work/sweep.csv"
 "$python" "$source_dir/launch/parafine_plot.py" sweep "$work/sweep.csv" "$work/sweep.png" || fail "plot sweep"
 "$python" - "$work/hist.png" "$work/sweep.png" <<'PY' || fail "history/sweep PNG"
@@ -115,4 +116,9 @@ for f in report.json index.html confusion_matrix.csv per_class.csv top_k.csv cal
 done
 ! ls "$work/rm/"*.png 2> /dev/null || fail "without matplotlib: a PNG was written"
 grep -q "confusion_matrix.png was not drawn" "$work/rm/index.html" || fail "index.html: no note on the missing pictures"
+# A script that is not there: said, non-zero.
+rc=0
+PARAFINE_PLOT_SCRIPT=$work/none.py "$parafine" plot-history "$work/hist.csv" "$work/h3.png" 2> "$work/noscript.err" || rc=$?
+cat "$work/noscript.err"
+[ $rc != 0 ] && grep -q "$work/none.py" "$work/noscript.err" || fail "missing script: exit $rc"
 echo "PASS"
