@@ -188,10 +188,7 @@ def history(plt, _image, csv_path, out):
         if any(not math.isnan(v) for v in val):
             ax.plot(x, val, "s-", label="validation")
         if 1 in phase and 2 in phase:
-            boundary = phase.index(2) + 0.5
-            ax.axvline(boundary, color="gray", linestyle="--")
-            ax.text(boundary, 0.98, " phase 2", transform=ax.get_xaxis_transform(),
-                    va="top", color="gray")
+            ax.axvline(phase.index(2) + 0.5, color="gray", linestyle="--", label="phase 2 starts")
         ax.set_xlabel("epoch (both phases)")
         ax.set_title(title)
         ax.grid(alpha=0.3)
