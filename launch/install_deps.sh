@@ -9,6 +9,7 @@ packages=(
   libgtest-dev libjpeg-dev libpng-dev
   nlohmann-json3-dev libzip-dev   # Keras model configs (JSON) and .keras archives (zip)
   python3 python3-numpy python3-h5py python3-torch   # the independent reference in tests/
+  python3-matplotlib python3-pil   # evaluate --report and plot-history pictures (launch/parafine_plot.py)
 )
 missing=()
 for p in "${packages[@]}"; do

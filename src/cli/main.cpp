@@ -23,7 +23,8 @@ const char* kUsage =
     "  convert    --input DIR --output DATA.h5: pack an image folder into an HDF5 dataset\n"
     "  inspect    FILE.h5: the layout and weights of a Keras weight file, and whether it loads\n"
     "  predict    --model M.h5 --input PATH [--output preds.csv]\n"
-    "  evaluate   --model M.h5 --data PATH\n"
+    "  evaluate   --model M.h5 --data PATH [--report DIR]\n"
+    "  plot-history HISTORY.csv OUT.png: loss and accuracy per epoch from train --history\n"
     "PATH is an image folder (one sub-folder per class) or an HDF5 dataset.\n";
 
 // An error message as it may be shown on a terminal: names read from a damaged file can hold
@@ -99,6 +100,7 @@ int run(int argc, char** argv) {
     if (command == "convert") return parafine::run_convert(argc - 1, argv + 1);
     if (command == "train") return parafine::run_train(argc - 1, argv + 1);
     if (command == "sweep") return parafine::run_sweep(argc - 1, argv + 1);
+    if (command == "plot-history") return parafine::run_plot_history(argc - 1, argv + 1);
     if (command == "--help" || command == "-h" || command == "help") {
       std::cout << kUsage;
       return 0;

@@ -244,11 +244,4 @@ Precision resolve_precision(const std::string& requested, std::ostream& log) {
   return p;
 }
 
-std::string csv_field(const std::string& text) {
-  if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
-  std::string quoted = "\"";
-  for (char ch : text) quoted += ch == '"' ? std::string("\"\"") : std::string(1, ch);
-  return quoted + "\"";
-}
-
 }  // namespace parafine

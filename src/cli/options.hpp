@@ -143,9 +143,4 @@ void add_precision_option(CommandOptions& opts, std::string& precision);
 // costs here, goes to `log` as one line.
 Precision resolve_precision(const std::string& requested, std::ostream& log);
 
-// A CSV field as RFC 4180 has it: quoted (with doubled quotes) when it holds a comma, a quote
-// or a line break, so a file name like "a,b.jpg" or a class name like "tabby, striped" cannot
-// shift the columns.
-std::string csv_field(const std::string& text);
-
 }  // namespace parafine

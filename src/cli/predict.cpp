@@ -2,12 +2,15 @@
 // and accuracy) for a full model file on an HDF5 dataset.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
 
 #include "cli/cli.hpp"
+#include "cli/csv_field.hpp"
+#include "cli/evaluate_report.hpp"
 #include "cli/options.hpp"
 #include "parafine/core/atomic_file.hpp"
 #include "parafine/core/compute.hpp"
@@ -17,6 +20,7 @@
 #include "parafine/data/folder_source.hpp"
 #include "parafine/data/h5_dataset.hpp"
 #include "parafine/dist/comm.hpp"
+#include "parafine/dist/replica.hpp"
 #include "parafine/io/model_file.hpp"
 #include "parafine/layers/dense.hpp"
 #include "parafine/model/backbone.hpp"
@@ -38,7 +42,27 @@ struct InferenceOptions {
   // layers, or a parafine backbone + head (ResNet50 when none is recognised: its load says why).
   bool config_model = false;
   Backbone backbone = Backbone::kResNet50;
+  // evaluate --report DIR and its settings (classification_report.hpp).
+  std::string report;
+  ReportOptions report_options{5, 10, 16};
 };
+
+// evaluate's --report options.
+void add_report_options(CommandOptions& opts, InferenceOptions& o) {
+  auto add = opts.add();
+  add("report", po::value(&o.report),
+      "also write a report into this directory: report.json, CSV tables, PNG pictures and "
+      "index.html");
+  add("top-k", po::value(&o.report_options.top_k)->default_value(5),
+      "--report: top-k accuracy for k = 1..K (capped at the class count)");
+  add("wrong", po::value(&o.report_options.wrong)->default_value(16),
+      "--report: how many of the most confidently wrong images to list and show");
+  add("bins", po::value(&o.report_options.bins)->default_value(10),
+      "--report: equal-width confidence bins of the calibration (reliability diagram, ECE)");
+  opts.bound("top-k", 1, 1000);
+  opts.bound("wrong", 0, 1000);
+  opts.bound("bins", 1, 1000);
+}
 
 // Parses the options shared by predict and evaluate; returns false after printing --help.
 bool parse(int argc, char** argv, const char* command, const char* data_option,
@@ -57,9 +81,15 @@ bool parse(int argc, char** argv, const char* command, const char* data_option,
   add_precision_option(opts, o.precision);
   if (std::string(command) == "predict")
     add("output", po::value(&o.output), "CSV file to write (default: standard output)");
+  else
+    add_report_options(opts, o);
   opts.bound("batch-size", 1, kMaxBatchSize);
   opts.describe_range("image-size", std::string("0 (the dataset's) or ") + kImageSizeRange);
   if (!opts.parse(argc, argv)) return false;
+  for (const char* name : {"top-k", "wrong", "bins"})
+    if (o.report.empty() && std::string(command) == "evaluate" && opts.given(name))
+      throw UsageError(std::string("--") + name + " needs --report DIR");
+  if (!o.report.empty() && Comm::is_root()) prepare_report_dir(o.report);   // rank 0 writes it
   if (o.image_size > kMaxImageSize) check_image_size_option(o.image_size);  // the minimum: later
   preprocess_option(o.preprocess, Backbone::kResNet50);  // its spelling; auto is resolved later
   if (Comm::is_root()) check_output_path("--output", o.output);  // rank 0 writes it
@@ -262,6 +292,82 @@ void write_csv_file(const std::string& path, const char* first_column,
   std::cerr << "wrote " << lines.size() << " predictions to " << path << "\n";
 }
 
+// evaluate --report: the loss sums (as evaluate()) and every sample's class probabilities
+// [N, classes] at rank 0 (the other ranks get none), from one inference pass.
+struct ScoredSamples {
+  LossResult total;
+  std::vector<float> probabilities;  // rank 0: [N, classes] in sample order
+};
+
+ScoredSamples score_samples_unguarded(Model& model, const SampleSource& data,
+                                      const InferenceOptions& o, int image_size, int classes) {
+  const ShardPlan plan(data.size(), o.batch_size, Comm::size(), Comm::rank(), false, 0, "--data");
+  PrefetchConfig p;
+  p.image_size = image_size;
+  p.preprocess = o.chosen_preprocess;
+  p.threads = 2;
+  EpochFeed batches(data, plan.local_batches(0), p);
+  Batch batch;
+  LossResult local;
+  std::vector<unsigned char> mine;  // per sample: int index, then `classes` floats
+  const std::size_t record = sizeof(int) + sizeof(float) * static_cast<std::size_t>(classes);
+  while (batches.next(batch)) {
+    const Tensor& out = batches.forward(model, batch.images, false);
+    local += model_loss(model, batch.labels, 1.0, nullptr);
+    for (int i = 0; i < batch.size(); ++i) {
+      const std::vector<float> probs = class_probabilities(model, out, i);
+      const std::size_t at = mine.size();
+      mine.resize(at + record);
+      std::memcpy(mine.data() + at, &batch.indices[static_cast<std::size_t>(i)], sizeof(int));
+      std::memcpy(mine.data() + at + sizeof(int), probs.data(), record - sizeof(int));
+    }
+  }
+  ScoredSamples scored;
+  scored.total = global_sum(local);
+  const std::vector<unsigned char> all = Comm::gather_to_root(mine);
+  if (!Comm::is_root()) return scored;
+  scored.probabilities.assign(static_cast<std::size_t>(data.size()) * classes, 0.0f);
+  for (std::size_t at = 0; at + record <= all.size(); at += record) {
+    int index = 0;
+    std::memcpy(&index, all.data() + at, sizeof(int));
+    std::memcpy(scored.probabilities.data() + static_cast<std::size_t>(index) * classes,
+                all.data() + at + sizeof(int), record - sizeof(int));
+  }
+  return scored;
+}
+
+ScoredSamples score_samples(Model& model, const SampleSource& data, const InferenceOptions& o,
+                            int image_size, int classes) {
+  const int local_batch = (o.batch_size + Comm::size() - 1) / Comm::size();
+  return allocating("inference on " + std::to_string(local_batch) + " images of " +
+                        std::to_string(image_size) + "x" + std::to_string(image_size) +
+                        " per rank (the layer outputs, estimated)",
+                    model.step_bytes(local_batch, false), "Try a smaller --batch-size.",
+                    [&] { return score_samples_unguarded(model, data, o, image_size, classes); });
+}
+
+// evaluate's output line, and with --report the report (rank 0); returns the exit code.
+int report_evaluation(const LossResult& total, const InferenceOptions& o, const SampleSource& data,
+                      std::vector<std::string> names, std::vector<float> probabilities, int classes,
+                      int image_size) {
+  std::cout << std::fixed << std::setprecision(4) << "loss " << total.loss_sum / total.count
+            << " - accuracy " << static_cast<double>(total.correct) / total.count << " ("
+            << total.count << " samples)\n";
+  if (o.report.empty()) return 0;
+  EvaluationReportInput in;
+  in.dir = o.report;
+  in.model_path = o.model;
+  in.data_path = o.data;
+  complete_class_names(names, data, classes);
+  in.class_names = std::move(names);
+  in.probabilities = std::move(probabilities);
+  for (int i = 0; i < data.size(); ++i) in.labels.push_back(data.label(i));
+  in.loss = total.loss_sum / total.count;
+  in.image_size = image_size;
+  in.options = o.report_options;
+  return write_evaluation_report(in, data);
+}
+
 }  // namespace
 
 int run_predict(int argc, char** argv) {
@@ -314,12 +420,16 @@ int run_evaluate(int argc, char** argv) {
   if (data->classes() > classes)
     throw UsageError(o.data + " has " + std::to_string(data->classes()) + " classes, the model " +
                      std::to_string(classes));
-  const LossResult total = evaluate(model, *data, o.batch_size, image_size, o.chosen_preprocess, 2);
-  if (!Comm::is_root()) return 0;  // the sums are global: rank 0 reports them
-  std::cout << std::fixed << std::setprecision(4) << "loss " << total.loss_sum / total.count
-            << " - accuracy " << static_cast<double>(total.correct) / total.count << " ("
-            << total.count << " samples)\n";
-  return 0;
+  if (o.report.empty()) {
+    const LossResult total =
+        evaluate(model, *data, o.batch_size, image_size, o.chosen_preprocess, 2);
+    return Comm::is_root() ? report_evaluation(total, o, *data, names, {}, classes, image_size)
+                           : 0;  // the sums are global: rank 0 reports them
+  }
+  ScoredSamples scored = score_samples(model, *data, o, image_size, classes);
+  if (!Comm::is_root()) return 0;
+  return report_evaluation(scored.total, o, *data, names, std::move(scored.probabilities), classes,
+                           image_size);
 }
 
 }  // namespace parafine

@@ -192,10 +192,11 @@ bool draw_sweep_plot(const SweepResults& results, const std::string& dir, bool h
     out << "sweep: no validation data, so no sweep.png (it draws validation accuracy)" << std::endl;
     return true;
   }
-  const PlotResult plot =
-      run_plot_script({"sweep", results.history_path(), dir + "/sweep.png"}, "sweep.png");
-  if (!plot.ok) {
-    out << "sweep: " << plot.message << std::endl;
+  // run_plot_script says on stderr why it could not draw, and what to install.
+  if (run_plot_script({"sweep", results.history_path(), dir + "/sweep.png"}, "sweep.png") !=
+      PlotOutcome::kDrawn) {
+    out << "sweep: no sweep.png; the results are in " << results.csv_path() << " and "
+        << results.history_path() << std::endl;
     return false;
   }
   out << "sweep: validation accuracy per run drawn in " << dir << "/sweep.png" << std::endl;

@@ -5,7 +5,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "cli/options.hpp"  // csv_field
+#include "cli/csv_field.hpp"
 #include "parafine/core/atomic_file.hpp"
 #include "parafine/dist/comm.hpp"
 #include "parafine/train/history_csv.hpp"

@@ -16,7 +16,7 @@ colour_h5 "$work/val.h5" 7 6
 common="--train $work/train.h5 --val $work/val.h5 --weights none --image-size 64 --batch-size 4
   --head-units 16 --phase2-lr 1e-4 --seed 3 --threads 1 --loader-threads 1 --phase1-epochs 2
   --phase2-epochs 2"
-export PARAFINE_PLOT_SCRIPT=${PARAFINE_PLOT_SCRIPT:-}
+export PARAFINE_PYTHON=$python  # the interpreter with matplotlib (sweep.png)
 
 # same_weights A.keras B.keras LABEL: every weight equal, bit for bit (prints the largest |dw|).
 same_weights() {
@@ -50,14 +50,10 @@ alone() {  # alone NAME NP ARGS...: train, saving NAME.keras
   mpirun -np "$np" "$parafine" train $common --save "$work/$name.keras" "$@" > "$work/$name.log" 2>&1 \
     || { cat "$work/$name.log"; fail "$name"; }
 }
-# The sweep's exit is 0, or 1 only for a missing plotting package (sweep.png is optional here:
-# launch/parafine_plot.py is tested on its own).
-sweep_ok() {
-  if [ "$code" -ne 0 ] && ! grep -q "sweep.png" "$work/$1.log"; then
-    cat "$work/$1.log"
-    fail "sweep $1 exited $code"
-  fi
+sweep_ok() {  # sweep_ok NAME: exit 0, sweep.csv and a non-trivial sweep.png written
+  [ "$code" = 0 ] || { cat "$work/$1.log"; fail "sweep $1 exited $code"; }
   [ -f "$work/$1/sweep.csv" ] || fail "sweep $1 wrote no sweep.csv"
+  [ "$(stat -c %s "$work/$1/sweep.png")" -gt 10000 ] || fail "sweep $1: sweep.png missing or tiny"
 }
 
 for np in 1 2; do
