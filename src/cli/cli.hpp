@@ -22,6 +22,7 @@ int run_predict(int argc, char** argv);
 int run_evaluate(int argc, char** argv);
 int run_convert(int argc, char** argv);
 int run_train(int argc, char** argv);
+int run_sweep(int argc, char** argv);
 int run_plot_history(int argc, char** argv);
 
 // `inspect` of a model file with a Keras config (.keras, Keras 2 full-model .h5) or a Keras 3

@@ -17,6 +17,8 @@ const char* kUsage =
     "commands:\n"
     "  train      --train PATH [--val PATH] [--weights imagenet|none|FILE] ... two-phase "
     "fine-tuning\n"
+    "  sweep      --train PATH --backbone B1,B2 --unfreeze-last N1,N2 --output DIR: the "
+    "two-phase job for every backbone x setting, the frozen base computed once per backbone\n"
     "  demo       two-phase fine-tuning on a built-in synthetic dataset\n"
     "  convert    --input DIR --output DATA.h5: pack an image folder into an HDF5 dataset\n"
     "  inspect    FILE.h5: the layout and weights of a Keras weight file, and whether it loads\n"
@@ -97,6 +99,7 @@ int run(int argc, char** argv) {
     if (command == "evaluate") return parafine::run_evaluate(argc - 1, argv + 1);
     if (command == "convert") return parafine::run_convert(argc - 1, argv + 1);
     if (command == "train") return parafine::run_train(argc - 1, argv + 1);
+    if (command == "sweep") return parafine::run_sweep(argc - 1, argv + 1);
     if (command == "plot-history") return parafine::run_plot_history(argc - 1, argv + 1);
     if (command == "--help" || command == "-h" || command == "help") {
       std::cout << kUsage;

@@ -100,7 +100,7 @@ class TwoPhaseRun {
   TwoPhaseRun(Model& model, const SampleSource& train, const SampleSource* val,
               const TrainConfig& config, std::ostream& log,
               const std::function<void(const EpochStats&)>& on_epoch,
-              const std::function<void(const EpochStats&)>& on_best)
+              const std::function<void(const EpochStats&)>& on_best, const SweepStage* sweep)
       : model_(model),
         train_(train),
         val_(val),
@@ -108,11 +108,14 @@ class TwoPhaseRun {
         log_(log),
         on_epoch_(on_epoch),
         on_best_(on_best),
-        callbacks_(config.callbacks) {}
+        callbacks_(config.callbacks),
+        sweep_(sweep),
+        resuming_(config.resume || (sweep && sweep->phase2_start)) {}
 
   std::vector<EpochStats> run() {
     prepare();
-    for (int phase = from_.phase; phase <= 2; ++phase)
+    const int last_phase = sweep_ && sweep_->phase1_end ? 1 : 2;  // a sweep's phase-1 run
+    for (int phase = from_.phase; phase <= last_phase; ++phase)
       if (!run_phase(phase)) break;
     if (stop_signal_) {
       // Every rank waits for rank 0's checkpoint: under mpirun the first rank to exit non-zero
@@ -128,6 +131,7 @@ class TwoPhaseRun {
  private:
   void prepare();
   void lock_checkpoint_dir();
+  void prepare_caches(int phase2_first_trainable);
   Adam start_phase(int phase);
   bool run_phase(int phase);
   bool run_epoch(int phase, int epoch, Adam& adam, double& phase_seconds);
@@ -142,12 +146,11 @@ class TwoPhaseRun {
   void checkpoint(const Adam* adam, TrainPosition at) const;
   bool epoch_end_callbacks(EpochStats& s, Adam& adam);
   void end_phase_callbacks(int phase);
+  void hand_over_phase1() const;
 
   int epochs_of(int phase) const { return phase == 1 ? c_.phase1_epochs : c_.phase2_epochs; }
-  bool continuing(int phase) const { return c_.resume && phase == from_.phase; }
-  int cached_node(int phase) const {
-    return phase == 1 ? caches_.plan.phase1_node : caches_.plan.phase2_node;
-  }
+  bool continuing(int phase) const { return resuming_ && phase == from_.phase; }
+  int cached_node(int phase) const { return phase == 1 ? plan_.phase1_node : plan_.phase2_node; }
 
   Model& model_;
   const SampleSource& train_;
@@ -161,10 +164,14 @@ class TwoPhaseRun {
   bool stop_phase_ = false;                      // EarlyStopping set stop_training
   std::ostringstream callback_notes_;            // logged after the epoch's line
 
-  std::unique_ptr<CheckpointDirLock> lock_;  // rank 0's, with --checkpoint-dir
-  Checkpoint resumed_;                       // the checkpoint a --resume continues from
-  TrainPosition from_;                       // where this run starts
-  TrainingCaches caches_;                    // the frozen prefix's features, when cached
+  std::unique_ptr<CheckpointDirLock> lock_;      // rank 0's, with --checkpoint-dir
+  Checkpoint resumed_;                           // the checkpoint a --resume continues from
+  TrainPosition from_;                           // where this run starts
+  const SweepStage* sweep_;                      // null unless `parafine sweep` runs this
+  const bool resuming_;                          // --resume, or a sweep's phase-2 run
+  TrainingCaches own_caches_;                    // the frozen prefix's features, when cached
+  const TrainingCaches* caches_ = &own_caches_;  // own_caches_ or the sweep's
+  CachePlan plan_;                               // which cached node each phase trains from
   std::optional<ShardPlan> train_plan_;
   long steps_this_run_ = 0;  // for --max-steps
   int stop_signal_ = 0;      // the stop signal all ranks agreed on (core/stop_signal.hpp)
@@ -190,14 +197,39 @@ void TwoPhaseRun::prepare() {
     if (auto* dropout = dynamic_cast<Dropout*>(&model_.layer(i))) dropout->set_run_seed(c_.seed);
   use_global_batch_statistics(model_, false);
   freeze_base(model_);
-  from_ = starting_state(model_, train_, c_, log_, resumed_);
+  if (sweep_ && sweep_->phase2_start) {  // every rank holds the phase-1 run's end state
+    resumed_ = *sweep_->phase2_start;
+    model_.set_weights(resumed_.params, resumed_.state);
+    from_ = resumed_.position;
+  } else {
+    from_ = starting_state(model_, train_, c_, log_, resumed_);
+  }
   use_global_batch_statistics(model_, c_.bn_mode == BnMode::kSync);
   unfreeze(model_, c_);  // phase 2's trainable layers decide its cache cut
   const int phase2_first = model_.first_trainable_node();
   freeze_base(model_);
-  caches_ = build_training_caches(model_, train_, val_, c_, phase2_first, from_.phase, log_);
+  prepare_caches(phase2_first);
   train_plan_.emplace(train_.size(), c_.batch_size, Comm::size(), Comm::rank(), c_.shuffle, c_.seed,
                       "--train");
+}
+
+// The feature caches this run trains from: its own, or in a sweep the ones built by the
+// phase-1 run for every setting (which that run builds here, once its starting state is set).
+void TwoPhaseRun::prepare_caches(int phase2_first_trainable) {
+  if (!sweep_) {
+    own_caches_ =
+        build_training_caches(model_, train_, val_, c_, phase2_first_trainable, from_.phase, log_);
+    plan_ = own_caches_.plan;
+    return;
+  }
+  if (!sweep_->phase2_start)
+    *sweep_->caches =
+        build_sweep_caches(model_, train_, val_, c_, sweep_->phase2_first_trainables, log_);
+  caches_ = sweep_->caches;
+  const CachePlan own = plan_feature_cache(model_, phase2_first_trainable, from_.phase == 1,
+                                           c_.phase2_epochs > 0, c_.cache, c_.augment);
+  plan_ = plan_on_shared_caches(model_, *caches_, own);
+  if (sweep_->phase2_start) log_ << plan_.summary << std::endl;
 }
 
 // Rank 0 takes the checkpoint directory for this run; every rank stops if it cannot.
@@ -336,6 +368,7 @@ bool TwoPhaseRun::run_epoch(int phase, int e, Adam& adam, double& phase_seconds)
   } else {
     end_phase_callbacks(phase);
     checkpoint(nullptr, TrainPosition{phase + 1, 1, 0, {}});
+    if (phase == 1 && sweep_ && sweep_->phase1_end) hand_over_phase1();
   }
   // A signal during validation stops here (this epoch end's checkpoint holds the state); after
   // the run's last epoch nothing is left to stop.
@@ -350,7 +383,7 @@ std::unique_ptr<EpochFeed> TwoPhaseRun::training_feed(int phase, int global_epoc
                                                       int first_step) const {
   const int node = cached_node(phase);
   if (node >= 0)
-    return std::make_unique<EpochFeed>(*caches_.train, node, c_.batch_size,
+    return std::make_unique<EpochFeed>(*caches_->train, node, c_.batch_size,
                                        train_plan_->order(global_epoch), first_step);
   auto steps = train_plan_->local_batches(global_epoch);
   steps.erase(
@@ -456,7 +489,7 @@ LossResult TwoPhaseRun::validation(int phase) const {
   const int node = cached_node(phase);
   if (node < 0)
     return evaluate(model_, *val_, c_.batch_size, c_.image_size, c_.preprocess, c_.loader_threads);
-  EpochFeed cached_val(*caches_.val, node, c_.batch_size, epoch_order(val_->size(), false, 0, 0),
+  EpochFeed cached_val(*caches_->val, node, c_.batch_size, epoch_order(val_->size(), false, 0, 0),
                        0);
   return evaluate_feed(model_, cached_val);
 }
@@ -514,14 +547,33 @@ void TwoPhaseRun::end_phase_callbacks(int phase) {
   best_state_.clear();
 }
 
+// A sweep's phase-1 run, at the phase boundary: what the checkpoint there would hold.
+void TwoPhaseRun::hand_over_phase1() const {
+  Checkpoint& end = *sweep_->phase1_end;
+  end.path = "the sweep's phase 1";
+  end.position = TrainPosition{2, 1, 0, {}};
+  end.position.seed = c_.seed;
+  end.position.batch_size = c_.batch_size;
+  end.position.samples = train_.size();
+  end.params = static_cast<const Model&>(model_).params();
+  end.state = static_cast<const Model&>(model_).state();
+  end.adam_m.clear(), end.adam_v.clear();
+  end.adam_t = 0;
+  const CallbackOptions& o = c_.callbacks;
+  end.callbacks = CallbackCheckpoint{};
+  if (o.any_monitor_callback() || o.controls_rate())
+    end.callbacks = CallbackCheckpoint{callbacks_.state_json(), best_params_, best_state_};
+}
+
 }  // namespace
 
 std::vector<EpochStats> run_two_phase(Model& model, const SampleSource& train,
                                       const SampleSource* val, const TrainConfig& config,
                                       std::ostream& log,
                                       const std::function<void(const EpochStats&)>& on_epoch,
-                                      const std::function<void(const EpochStats&)>& on_best) {
-  return TwoPhaseRun(model, train, val, config, log, on_epoch, on_best).run();
+                                      const std::function<void(const EpochStats&)>& on_best,
+                                      const SweepStage* sweep) {
+  return TwoPhaseRun(model, train, val, config, log, on_epoch, on_best, sweep).run();
 }
 
 }  // namespace parafine

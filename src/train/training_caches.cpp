@@ -1,6 +1,7 @@
 // Planning, building and reporting a training run's feature caches (see training_caches.hpp).
 #include "parafine/train/training_caches.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <iomanip>
 #include <ostream>
@@ -10,17 +11,10 @@
 
 namespace parafine {
 
-TrainingCaches build_training_caches(Model& model, const SampleSource& train,
-                                     const SampleSource* val, const TrainConfig& c,
-                                     int phase2_first_trainable, int from_phase,
-                                     std::ostream& log) {
-  TrainingCaches caches;
-  caches.plan =
-      plan_feature_cache(model, phase2_first_trainable, from_phase == 1 && c.phase1_epochs > 0,
-                         from_phase <= 2 && c.phase2_epochs > 0, c.cache, c.augment);
-  log << caches.plan.summary << std::endl;
-  if (!caches.plan.any()) return caches;
-  const auto start = std::chrono::steady_clock::now();
+namespace {
+
+// This rank's memory budget for the caches: --cache-mem, or the default share of the node.
+std::size_t memory_budget(const TrainConfig& c, std::ostream& log) {
   const int ranks_here = Comm::ranks_on_node();
   std::size_t budget = 0;
   if (c.cache.memory_bytes < 0) {
@@ -33,8 +27,17 @@ TrainingCaches build_training_caches(Model& model, const SampleSource& train,
           << " is more than this node's memory per rank (" << format_bytes(ram_per_rank)
           << "): the cache may be swapped out or the job killed; lower --cache-mem" << std::endl;
   }
+  return budget;
+}
+
+// Allocates and fills the stores of caches.nodes for --train and --val in one pass over each,
+// and logs their sizes and where they live.
+void build_nodes(TrainingCaches& caches, std::size_t budget, Model& model,
+                 const SampleSource& train, const SampleSource* val, const TrainConfig& c,
+                 std::ostream& log) {
+  const auto start = std::chrono::steady_clock::now();
   caches.storage = std::make_unique<CacheStorage>(budget, c.cache.dir);
-  const std::vector<int> nodes = caches.plan.nodes();
+  const std::vector<int>& nodes = caches.nodes;
   caches.train = std::make_unique<DatasetCache>(model, train, c.batch_size, nodes, "--train");
   if (val) caches.val = std::make_unique<DatasetCache>(model, *val, c.batch_size, nodes, "--val");
   // The small pooled vectors claim memory first, then the phase-2 activations.
@@ -72,7 +75,94 @@ TrainingCaches build_training_caches(Model& model, const SampleSource& train,
   if (totals[1] > 0 && mine.spill_bytes() == 0)
     line << "; other ranks spill " << format_bytes(totals[1]);
   log << line.str() << std::endl;
+}
+
+// Bytes one sample's features at `nodes` take (float32, or bfloat16 under mixed_bfloat16).
+double bytes_per_sample(const Model& model, const std::vector<int>& nodes) {
+  double floats = 0;
+  for (const int node : nodes) floats += static_cast<double>(model.output_shape(node, 1).numel());
+  return floats * (model.precision() == Precision::kMixedBfloat16 ? 2 : 4);
+}
+
+}  // namespace
+
+TrainingCaches build_training_caches(Model& model, const SampleSource& train,
+                                     const SampleSource* val, const TrainConfig& c,
+                                     int phase2_first_trainable, int from_phase,
+                                     std::ostream& log) {
+  TrainingCaches caches;
+  caches.plan =
+      plan_feature_cache(model, phase2_first_trainable, from_phase == 1 && c.phase1_epochs > 0,
+                         from_phase <= 2 && c.phase2_epochs > 0, c.cache, c.augment);
+  caches.nodes = caches.plan.nodes();
+  log << caches.plan.summary << std::endl;
+  if (caches.plan.any()) build_nodes(caches, memory_budget(c, log), model, train, val, c, log);
   return caches;
+}
+
+TrainingCaches build_sweep_caches(Model& model, const SampleSource& train, const SampleSource* val,
+                                  const TrainConfig& c,
+                                  const std::vector<int>& phase2_first_trainables,
+                                  std::ostream& log) {
+  TrainingCaches caches;
+  std::vector<int> phase2_nodes;  // each setting's, shallowest first
+  for (const int first : phase2_first_trainables) {
+    const CachePlan own = plan_feature_cache(model, first, c.phase1_epochs > 0, c.phase2_epochs > 0,
+                                             c.cache, c.augment);
+    if (caches.plan.summary.empty()) caches.plan = own;  // phase 1's node and the log's reason
+    if (own.phase2_node >= 0) phase2_nodes.push_back(own.phase2_node);
+  }
+  std::sort(phase2_nodes.begin(), phase2_nodes.end());
+  phase2_nodes.erase(std::unique(phase2_nodes.begin(), phase2_nodes.end()), phase2_nodes.end());
+  if (caches.plan.phase1_node >= 0) caches.nodes.push_back(caches.plan.phase1_node);
+  for (const int node : phase2_nodes)
+    if (node != caches.plan.phase1_node) caches.nodes.push_back(node);
+  if (caches.nodes.empty()) {
+    log << caches.plan.summary << " (for every run of the sweep)" << std::endl;
+    return caches;
+  }
+  const std::size_t budget = memory_budget(c, log);
+  const double samples =
+      (static_cast<double>(train.size()) + (val ? val->size() : 0)) / Comm::size() + 1;
+  std::ostringstream line;
+  line << "feature cache: on for the sweep: one pass over the frozen base for "
+       << phase2_first_trainables.size() << " phase-2 setting(s)";
+  if (phase2_nodes.size() > 1 &&
+      bytes_per_sample(model, caches.nodes) * samples > static_cast<double>(budget)) {
+    // Every setting's node does not fit: keep the deepest cut all settings share.
+    caches.nodes.resize(caches.plan.phase1_node >= 0 ? 1 : 0);
+    if (phase2_nodes.front() != caches.plan.phase1_node)
+      caches.nodes.push_back(phase2_nodes.front());
+    line << "; the features of every setting's cut would exceed --cache-mem, so only the "
+            "deepest cut they share is kept ("
+         << model.layer(phase2_nodes.front()).name()
+         << "): the deeper settings run their frozen layers after it forward every epoch";
+  }
+  line << "; cached at:";
+  for (const int node : caches.nodes) line << " " << model.layer(node).name();
+  log << line.str() << std::endl;
+  build_nodes(caches, budget, model, train, val, c, log);
+  return caches;
+}
+
+CachePlan plan_on_shared_caches(const Model& model, const TrainingCaches& shared,
+                                const CachePlan& own) {
+  const auto cached = [&](int node) {
+    return std::find(shared.nodes.begin(), shared.nodes.end(), node) != shared.nodes.end();
+  };
+  CachePlan p;
+  p.phase1_node = own.phase1_node >= 0 && cached(own.phase1_node) ? own.phase1_node : -1;
+  if (own.phase2_node >= 0)
+    for (const int node : shared.nodes)  // the deepest cached node at or before its own
+      if (node <= own.phase2_node && node > p.phase2_node) p.phase2_node = node;
+  std::ostringstream s;
+  s << "feature cache: shared by the sweep's runs: this run's phase 2 trains from "
+    << (p.phase2_node >= 0 ? model.layer(p.phase2_node).name() : std::string("the images"));
+  if (p.phase2_node >= 0 && p.phase2_node != own.phase2_node)
+    s << " (its own cut, " << model.layer(own.phase2_node).name()
+      << ", is not cached: the frozen layers between run forward)";
+  p.summary = s.str();
+  return p;
 }
 
 }  // namespace parafine
