@@ -432,6 +432,15 @@ void validate_init_model(TrainOptions& o) {
   check_output_paths(o);
 }
 
+// --class-weight's classes against an image folder's class names (its sub-folders, from the
+// listing open_data makes anyway), before any image is decoded: a misspelt class fails at
+// once. An HDF5 dataset's class names are read without decoding; they are checked when it is
+// opened (resolve_class_weights).
+void check_class_weight_classes(const TrainOptions& o, const std::vector<std::string>& names) {
+  if (o.class_weight_spec.empty() || o.class_weight_spec.balanced) return;
+  resolve_class_weights(o.class_weight_spec, names, std::vector<long>(names.size(), 1));
+}
+
 struct TrainData {
   std::unique_ptr<SampleSource> train, val;  // val may be null
   std::string split_text;                    // --validation-split: the --split-file lines
@@ -443,6 +452,7 @@ struct TrainData {
 TrainData open_split_folder(const TrainOptions& o, const SourceOptions& so, std::ostream& out) {
   const TrainConfig& c = o.config;
   const KerasFolderIndex index = keras_index_directory(o.train_path);
+  check_class_weight_classes(o, index.class_names);
   ValidationSplit split;
   try {
     split = keras_validation_split(index.files, index.labels, c.validation_split,
@@ -529,7 +539,15 @@ TrainData open_data(const TrainOptions& o, std::ostream& out) {
     d = std::filesystem::is_directory(o.train_path, ec) ? open_split_folder(o, so, out)
                                                         : open_split_samples(o, so, out);
   } else {
-    d.train = open_sample_source(o.train_path, "--train", so);
+    std::error_code ec;
+    if (std::filesystem::is_directory(o.train_path, ec)) {  // listed, checked, then decoded
+      ImageFolder folder = scan_image_folder(o.train_path);
+      check_class_weight_classes(o, folder.class_names);
+      d.train = std::make_unique<FolderSource>(o.train_path, std::move(folder), so.on_bad_image,
+                                               so.threads, so.log);
+    } else {
+      d.train = open_sample_source(o.train_path, "--train", so);
+    }
     if (!o.val_path.empty()) d.val = open_sample_source(o.val_path, "--val", so);
   }
   for (const auto& [source, option, path] : {std::tuple{d.train.get(), "--train", o.train_path},
@@ -564,18 +582,7 @@ Model build_model(TrainOptions& o, const SampleSource& train, std::ostream& out)
   return model;
 }
 
-// --class-weight against the training classes (before any image is decoded), logged.
-// --class-weight's classes against an image folder's class names (its sub-folders, listed as
-// Keras lists them), before open_data decodes every image: a misspelt class fails at once. An
-// HDF5 dataset's class names are read without decoding; they are checked when it is opened.
-void check_class_weight_classes(const TrainOptions& o) {
-  if (o.class_weight_spec.empty() || o.class_weight_spec.balanced) return;
-  std::error_code ec;
-  if (!std::filesystem::is_directory(o.train_path, ec)) return;
-  const std::vector<std::string> names = keras_index_directory(o.train_path).class_names;
-  resolve_class_weights(o.class_weight_spec, names, std::vector<long>(names.size(), 1));
-}
-
+// --class-weight against the training classes and their counts, logged.
 void resolve_class_weights(TrainOptions& o, const SampleSource& train, std::ostream& out) {
   if (o.class_weight_spec.empty()) return;
   o.config.class_weights =
@@ -634,7 +641,6 @@ int run_train(int argc, char** argv) {
   std::ostringstream quiet;  // only rank 0 speaks; the others report errors only
   std::ostream& out = Comm::is_root() ? std::cout : quiet;
   const Precision precision = resolve_precision(o.precision, out);
-  check_class_weight_classes(o);
   const TrainData data = open_data(o, out);
   resolve_class_weights(o, *data.train, out);
   Model model = build_model(o, *data.train, out);
