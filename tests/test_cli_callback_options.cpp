@@ -52,8 +52,9 @@ TEST(TrainCallbackOptions, BadOptionsExitTwoNamingTheOption) {
 }
 
 // --class-weight names classes an image folder does not have: refused from the folder's
-// listing, before any image is decoded (the one image here is not an image at all: decoding it
-// first would fail on it under --on-bad-image fail).
+// listing, before any image is decoded (the images here are not images at all: decoding them
+// first would fail on them under --on-bad-image fail), with and without --validation-split
+// (whose listing is Keras's).
 TEST(TrainCallbackOptions, ClassWeightOfAMissingClassFailsBeforeDecoding) {
   namespace fs = std::filesystem;
   const fs::path dir = fs::temp_directory_path() / ("parafine_cw_" + std::to_string(::getpid()));
@@ -61,12 +62,14 @@ TEST(TrainCallbackOptions, ClassWeightOfAMissingClassFailsBeforeDecoding) {
     fs::create_directories(dir / c);
     std::ofstream(dir / c / "x.jpg") << "not a jpeg";
   }
-  const CommandResult r =
-      run_parafine("train --train " + dir.string() + " --on-bad-image fail --class-weight mice:2");
-  std::cout << "exit " << r.exit_code << ": " << r.output;
-  EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.output.find("unknown class 'mice'"), std::string::npos) << r.output;
-  EXPECT_EQ(r.output.find("x.jpg"), std::string::npos) << "decoded before the check";
+  for (const std::string split : {"", " --validation-split 0.5 --seed 1"}) {
+    const CommandResult r = run_parafine("train --train " + dir.string() +
+                                         " --on-bad-image fail --class-weight mice:2" + split);
+    std::cout << "split '" << split << "': exit " << r.exit_code << ": " << r.output;
+    EXPECT_EQ(r.exit_code, 2) << split;
+    EXPECT_NE(r.output.find("unknown class 'mice'"), std::string::npos) << r.output;
+    EXPECT_EQ(r.output.find("x.jpg"), std::string::npos) << "decoded before the check" << split;
+  }
   fs::remove_all(dir);
 }
 

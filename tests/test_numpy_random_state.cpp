@@ -4,25 +4,14 @@
 
 #include <cstdio>
 #include <sstream>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "parafine/core/numpy_random_state.hpp"
+#include "test_util.hpp"
 
 namespace parafine {
 namespace {
-
-std::string run(const std::string& cmd) {
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) throw std::runtime_error("cannot run " + cmd);
-  std::string out;
-  char buf[65536];
-  std::size_t got;
-  while ((got = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, got);
-  EXPECT_EQ(pclose(p), 0) << cmd;
-  return out;
-}
 
 struct NumpyReference {
   int pos = -1;
@@ -35,7 +24,9 @@ NumpyReference numpy_reference(std::int64_t seed, const std::vector<std::size_t>
   std::string cmd = std::string(PARAFINE_REFERENCE_PYTHON) + " " + PARAFINE_SPLIT_REFERENCE +
                     " numpy " + std::to_string(seed);
   for (std::size_t n : sizes) cmd += " " + std::to_string(n);
-  std::istringstream lines(run(cmd));
+  const test_util::CommandResult reference = test_util::run_command(cmd);
+  EXPECT_EQ(reference.exit_code, 0) << cmd << "\n" << reference.output;
+  std::istringstream lines(reference.output);
   NumpyReference ref;
   std::string line;
   while (std::getline(lines, line)) {

@@ -19,12 +19,9 @@ namespace {
 
 constexpr double kLr = 0.0009765625;  // 2^-10: the same in float32 and double
 
+// test_util::tiny_run with rates exact in float32 (kLr, kLr / 8) and seed 2.
 TrainConfig tiny_run(int phase1_epochs, int phase2_epochs) {
-  TrainConfig c;
-  c.image_size = 32;
-  c.batch_size = 4;
-  c.phase1_epochs = phase1_epochs;
-  c.phase2_epochs = phase2_epochs;
+  TrainConfig c = test_util::tiny_run(phase1_epochs, phase2_epochs);
   c.phase1_lr = kLr;
   c.phase2_lr = kLr / 8;
   c.seed = 2;

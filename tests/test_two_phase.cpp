@@ -7,14 +7,16 @@
 
 #include "parafine/data/data_order.hpp"
 #include "parafine/data/synthetic_data.hpp"
-#include "parafine/model/initializers.hpp"
 #include "parafine/model/backbone.hpp"
+#include "parafine/model/initializers.hpp"
 #include "parafine/train/checkpoint.hpp"
 #include "parafine/train/trainer.hpp"
 #include "test_util.hpp"
 
 namespace parafine {
 namespace {
+
+using test_util::tiny_run;
 
 TEST(TwoPhase, LossFallsInBothPhases) {
   Model model = test_util::keras_initialized_resnet50(NetworkConfig{32, 3, 32, 8, 3}, 11);
@@ -42,16 +44,6 @@ TEST(TwoPhase, LossFallsInBothPhases) {
   EXPECT_GT(h[7].val_accuracy, 1.0 / 3 + 0.1) << "validation accuracy should beat chance";
   EXPECT_NE(log.str().find("phase 2: last 10 base layers unfrozen (from conv5_block3_1_conv"),
             std::string::npos);
-}
-
-// A tiny run: 32x32 images, global batch 4, the given epochs per phase.
-TrainConfig tiny_run(int phase1_epochs, int phase2_epochs) {
-  TrainConfig c;
-  c.image_size = 32;
-  c.batch_size = 4;
-  c.phase1_epochs = phase1_epochs;
-  c.phase2_epochs = phase2_epochs;
-  return c;
 }
 
 // A width-4 ResNet50 with `classes` outputs, Keras-initialised.

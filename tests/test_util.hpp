@@ -2,8 +2,8 @@
 // fixture paths from the environment, a class folder's files in Keras order, small
 // generated data (random pixels, small HDF5 image files), the independent reference reader of
 // HDF5 image batches that H5Source and the prefetcher are compared against, a Keras-initialised
-// ResNet50, float comparisons, an exception's message, running a shell command, reading a CSV,
-// and timing. Helpers for one test only stay in that test.
+// ResNet50, a tiny training run's config, float comparisons, an exception's message, running a
+// shell command, reading a CSV, and timing. Helpers for one test only stay in that test.
 #pragma once
 
 #include <stdlib.h>  // mkdtemp
@@ -32,8 +32,9 @@
 #include "parafine/data/sample_source.hpp"  // hdf5_mutex
 #include "parafine/data/synthetic_data.hpp"
 #include "parafine/io/h5_tensors.hpp"
-#include "parafine/model/initializers.hpp"
 #include "parafine/model/backbone.hpp"
+#include "parafine/model/initializers.hpp"
+#include "parafine/train/train_config.hpp"
 
 namespace parafine {
 namespace test_util {
@@ -195,6 +196,17 @@ inline Model keras_initialized_resnet50(const NetworkConfig& config, std::uint64
   Model m = build_network(config);
   keras_initialize(m, seed);
   return m;
+}
+
+// A tiny two-phase run: 32x32 images, global batch 4, the given epochs per phase (everything
+// else TrainConfig's defaults).
+inline TrainConfig tiny_run(int phase1_epochs, int phase2_epochs) {
+  TrainConfig c;
+  c.image_size = 32;
+  c.batch_size = 4;
+  c.phase1_epochs = phase1_epochs;
+  c.phase2_epochs = phase2_epochs;
+  return c;
 }
 
 // ---- comparisons ----------------------------------------------------------------------------

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "parafine/data/validation_split.hpp"
+#include "test_util.hpp"
 
 namespace parafine {
 namespace {
@@ -57,21 +58,13 @@ fs::path make_tree() {
   return root;
 }
 
-std::string run(const std::string& cmd) {
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) throw std::runtime_error("cannot run " + cmd);
-  std::string out;
-  char buf[65536];
-  std::size_t got;
-  while ((got = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, got);
-  EXPECT_EQ(pclose(p), 0) << cmd;
-  return out;
-}
-
 // Python's split as the same text the C++ split is printed to.
 std::string python_split(const fs::path& root, const std::string& fraction, long long seed) {
-  return run(std::string(PARAFINE_REFERENCE_PYTHON) + " " + PARAFINE_SPLIT_REFERENCE + " split '" +
-             root.string() + "' " + fraction + " " + std::to_string(seed));
+  const std::string cmd = std::string(PARAFINE_REFERENCE_PYTHON) + " " + PARAFINE_SPLIT_REFERENCE +
+                          " split '" + root.string() + "' " + fraction + " " + std::to_string(seed);
+  const test_util::CommandResult reference = test_util::run_command(cmd);
+  EXPECT_EQ(reference.exit_code, 0) << cmd << "\n" << reference.output;
+  return reference.output;
 }
 
 std::string print_split(const ValidationSplit& s) {

@@ -219,7 +219,6 @@ int run_sweep(int argc, char** argv) {
   out << "parafine sweep: " << grid.backbones.size() << " backbone(s) x " << grid.settings.size()
       << " unfreeze setting(s) = " << grid.backbones.size() * grid.settings.size()
       << " runs, results in " << grid.output_dir << std::endl;
-  check_class_weight_classes(first);
   const TrainData data = open_data(first, out);  // the images do not depend on the backbone
   SweepResults results(grid.output_dir, data.val != nullptr, first.config.callbacks.monitor);
   Sweep sweep(grid, out, precision, data, results);

@@ -72,7 +72,6 @@ int run_train(int argc, char** argv) {
   std::ostringstream quiet;  // only rank 0 speaks; the others report errors only
   std::ostream& out = Comm::is_root() ? std::cout : quiet;
   const Precision precision = resolve_precision(o.precision, out);
-  check_class_weight_classes(o);
   const TrainData data = open_data(o, out);
   resolve_class_weights(o, *data.train, out);
   Model model = build_model(o, *data.train, out);

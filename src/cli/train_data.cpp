@@ -43,12 +43,22 @@ void require(bool ok, const std::string& message) {
   if (!ok) throw UsageError(message);
 }
 
+// --class-weight's classes against an image folder's class names (its sub-folders, from the
+// listing open_data makes anyway), before any image is decoded: a misspelt class fails at
+// once. An HDF5 dataset's class names are read without decoding; they are checked when it is
+// opened (resolve_class_weights).
+void check_class_weight_classes(const TrainOptions& o, const std::vector<std::string>& names) {
+  if (o.class_weight_spec.empty() || o.class_weight_spec.balanced) return;
+  resolve_class_weights(o.class_weight_spec, names, std::vector<long>(names.size(), 1));
+}
+
 // --validation-split of an image folder: Keras's listing and split of it, each subset a
 // FolderSource over the folder's classes; bad images are dropped after the split, as parafine
 // decides them, so the split itself stays Keras's.
 TrainData open_split_folder(const TrainOptions& o, const SourceOptions& so, std::ostream& out) {
   const TrainConfig& c = o.config;
   const KerasFolderIndex index = keras_index_directory(o.train_path);
+  check_class_weight_classes(o, index.class_names);
   ValidationSplit split;
   try {
     split = keras_validation_split(index.files, index.labels, c.validation_split,
@@ -138,7 +148,15 @@ TrainData open_data(const TrainOptions& o, std::ostream& out) {
     d = std::filesystem::is_directory(o.train_path, ec) ? open_split_folder(o, so, out)
                                                         : open_split_samples(o, so, out);
   } else {
-    d.train = open_sample_source(o.train_path, "--train", so);
+    std::error_code ec;
+    if (std::filesystem::is_directory(o.train_path, ec)) {  // listed, checked, then decoded
+      ImageFolder folder = scan_image_folder(o.train_path);
+      check_class_weight_classes(o, folder.class_names);
+      d.train = std::make_unique<FolderSource>(o.train_path, std::move(folder), so.on_bad_image,
+                                               so.threads, so.log);
+    } else {
+      d.train = open_sample_source(o.train_path, "--train", so);
+    }
     if (!o.val_path.empty()) d.val = open_sample_source(o.val_path, "--val", so);
   }
   for (const auto& [source, option, path] : {std::tuple{d.train.get(), "--train", o.train_path},
@@ -173,18 +191,7 @@ Model build_model(TrainOptions& o, const SampleSource& train, std::ostream& out)
   return model;
 }
 
-// --class-weight against the training classes (before any image is decoded), logged.
-// --class-weight's classes against an image folder's class names (its sub-folders, listed as
-// Keras lists them), before open_data decodes every image: a misspelt class fails at once. An
-// HDF5 dataset's class names are read without decoding; they are checked when it is opened.
-void check_class_weight_classes(const TrainOptions& o) {
-  if (o.class_weight_spec.empty() || o.class_weight_spec.balanced) return;
-  std::error_code ec;
-  if (!std::filesystem::is_directory(o.train_path, ec)) return;
-  const std::vector<std::string> names = keras_index_directory(o.train_path).class_names;
-  resolve_class_weights(o.class_weight_spec, names, std::vector<long>(names.size(), 1));
-}
-
+// --class-weight against the training classes and their counts, logged.
 void resolve_class_weights(TrainOptions& o, const SampleSource& train, std::ostream& out) {
   if (o.class_weight_spec.empty()) return;
   o.config.class_weights =

@@ -20,16 +20,13 @@ struct TrainData {
 };
 
 // Opens --train and --val (or the two subsets of --validation-split); both need labels, and
-// the same classes. Writes --split-file.
+// the same classes; --class-weight's class names are checked against an image folder's before
+// any image is decoded. Writes --split-file.
 TrainData open_data(const TrainOptions& o, std::ostream& out);
 
 // The backbone and head for the training data's classes, from --init or --weights; a random
 // base gets its frozen BN statistics calibrated first (o.config.calibrate_bn_samples).
 Model build_model(TrainOptions& o, const SampleSource& train, std::ostream& out);
-
-// --class-weight's classes checked against an image folder's class names before any image is
-// decoded (a misspelt class fails at once).
-void check_class_weight_classes(const TrainOptions& o);
 
 // --class-weight against the training classes, into o.config.class_weights, logged.
 void resolve_class_weights(TrainOptions& o, const SampleSource& train, std::ostream& out);

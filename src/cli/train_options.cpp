@@ -153,7 +153,11 @@ bool parse_options(int argc, char** argv, TrainOptions& o, const char* command) 
   add("cache-dir", po::value(&c.cache.dir),
       "where the feature cache spills beyond --cache-mem (default: the temp dir)");
   add("on-bad-image", po::value(&o.on_bad_image)->default_value("skip"), "skip | fail");
-  add("save", po::value(&o.save), "write the fine-tuned model here (Keras save_weights layout)");
+  add("save", po::value(&o.save),
+      "write the fine-tuned model here, in the format its suffix names (as Keras): .keras "
+      "(Keras 3 archive: config + weights, for load_model) | .weights.h5 (Keras 3 "
+      "save_weights layout) | .h5 or .hdf5 (tf.keras save_weights layout; a model --init "
+      "read with its Keras config: the full model, as Keras's model.save(\"m.h5\"))");
   add("dropout", po::value(&c.dropout)->default_value(0.0f),
       "rate of a Dropout layer in the head before the classifier Dense, in [0, 1) (0: none)");
   add("class-weight", po::value(&o.class_weight),

@@ -98,10 +98,13 @@ std::vector<int> FolderSource::keep_decodable(const std::string& what,
 }
 
 FolderSource::FolderSource(const std::string& dir, BadImagePolicy policy, int threads,
-                           std::ostream* log) {
-  const ImageFolder folder = scan_image_folder(dir);
-  class_names_ = folder.class_names;
-  ignored_ = folder.ignored;
+                           std::ostream* log)
+    : FolderSource(dir, scan_image_folder(dir), policy, threads, log) {}
+
+FolderSource::FolderSource(const std::string& dir, ImageFolder folder, BadImagePolicy policy,
+                           int threads, std::ostream* log) {
+  class_names_ = std::move(folder.class_names);
+  ignored_ = std::move(folder.ignored);
   const std::vector<int> per_class =
       keep_decodable(dir, folder.files, folder.labels, policy, threads, log);
   for (std::size_t c = 0; c < per_class.size(); ++c)

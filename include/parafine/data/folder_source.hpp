@@ -30,6 +30,10 @@ class FolderSource : public SampleSource {
   // kFail (naming it), or when skipping leaves a class (or everything) without images.
   // `log` (may be null) gets the first few skipped files and the total.
   FolderSource(const std::string& dir, BadImagePolicy policy, int threads, std::ostream* log);
+  // The same from `dir`'s listing, already made (scan_image_folder(dir)): a caller can look at
+  // its class names before any image is decoded.
+  FolderSource(const std::string& dir, ImageFolder folder, BadImagePolicy policy, int threads,
+               std::ostream* log);
   // An explicit file list, e.g. one subset of Keras's validation split (validation_split.hpp):
   // files [N] paths with labels [N] in [0, C) and class_names [C]. Bad images are decided as
   // above, after the list was made (so the list stays the caller's); a class may have no file
