@@ -22,6 +22,7 @@ const char* kUsage =
     "  inspect    FILE.h5: the layout and weights of a Keras weight file, and whether it loads\n"
     "  predict    --model M.h5 --input PATH [--output preds.csv]\n"
     "  evaluate   --model M.h5 --data PATH\n"
+    "  cache      ls DIR | rm DIR KEY...|--all: the feature caches train --cache-keep kept\n"
     "PATH is an image folder (one sub-folder per class) or an HDF5 dataset.\n";
 
 // An error message as it may be shown on a terminal: names read from a damaged file can hold
@@ -96,6 +97,7 @@ int run(int argc, char** argv) {
     if (command == "evaluate") return parafine::run_evaluate(argc - 1, argv + 1);
     if (command == "convert") return parafine::run_convert(argc - 1, argv + 1);
     if (command == "train") return parafine::run_train(argc - 1, argv + 1);
+    if (command == "cache") return parafine::run_cache(argc - 1, argv + 1);
     if (command == "--help" || command == "-h" || command == "help") {
       std::cout << kUsage;
       return 0;

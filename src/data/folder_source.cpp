@@ -4,10 +4,13 @@
 
 #include <sys/stat.h>
 
+#include <filesystem>
+#include <fstream>
 #include <ostream>
 #include <stdexcept>
 #include <utility>
 
+#include "parafine/core/content_hash.hpp"
 #include "parafine/core/parallel_for.hpp"
 #include "parafine/data/image_decode.hpp"
 #include "parafine/dist/comm.hpp"
@@ -98,7 +101,8 @@ std::vector<int> FolderSource::keep_decodable(const std::string& what,
 }
 
 FolderSource::FolderSource(const std::string& dir, BadImagePolicy policy, int threads,
-                           std::ostream* log) {
+                           std::ostream* log)
+    : origin_(dir) {
   const ImageFolder folder = scan_image_folder(dir);
   class_names_ = folder.class_names;
   ignored_ = folder.ignored;
@@ -114,7 +118,7 @@ FolderSource::FolderSource(const std::string& dir, BadImagePolicy policy, int th
 FolderSource::FolderSource(const std::string& what, const std::vector<std::string>& files,
                            const std::vector<int>& labels, std::vector<std::string> class_names,
                            BadImagePolicy policy, int threads, std::ostream* log)
-    : class_names_(std::move(class_names)) {
+    : origin_(what), class_names_(std::move(class_names)) {
   if (files.size() != labels.size())
     throw std::invalid_argument(what + ": " + std::to_string(files.size()) + " files but " +
                                 std::to_string(labels.size()) + " labels");
@@ -127,6 +131,29 @@ FolderSource::FolderSource(const std::string& what, const std::vector<std::strin
   if (files_.empty())
     throw std::runtime_error(what + ": no readable images left after skipping " +
                              std::to_string(skipped_.size()) + " bad file(s)");
+}
+
+std::optional<std::uint64_t> FolderSource::content_hash(int i) const {
+  const std::string& path = files_.at(static_cast<size_t>(i));
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(path + ": cannot open it to hash its bytes");
+  ContentHasher h;
+  h.update(path);
+  std::vector<char> chunk(1 << 16);
+  while (in) {
+    in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+    h.update(chunk.data(), static_cast<std::size_t>(in.gcount()));
+  }
+  if (in.bad()) throw std::runtime_error(path + ": cannot read it to hash its bytes");
+  return h.digest();
+}
+
+std::string FolderSource::identity() const {
+  std::error_code ec;
+  const bool dir = std::filesystem::is_directory(origin_, ec);  // else a list's description
+  const std::filesystem::path absolute = std::filesystem::absolute(origin_, ec);
+  return "image folder " + (!dir || ec ? origin_ : absolute.lexically_normal().string()) + " (" +
+         std::to_string(files_.size()) + " files)";
 }
 
 void FolderSource::load(int i, int image_size, float* out) const {
