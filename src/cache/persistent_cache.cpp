@@ -199,11 +199,13 @@ std::optional<Key> make_key(const Model& model, const std::vector<DatasetCache*>
   k["nodes"] = names;
   k["world"] = Comm::size();
   k["batch_size"] = c.batch_size;
-  const std::string text = k.dump();
+  // Every replica holds the same weights, so every rank computes the same components; rank
+  // 0's are used everywhere all the same, so all ranks always name the same entry.
+  const std::string text = Comm::broadcast(k.dump());
   Key key;
   key.key64 = content_hash(text.data(), text.size(), 1);
   key.digest = hex64(key.key64) + hex64(content_hash(text.data(), text.size(), 2));
-  key.components = std::move(k);
+  key.components = json::parse(text);
   return key;
 }
 
@@ -352,7 +354,12 @@ std::string write_file(const DatasetCache& cache, const std::string& path, std::
   for (int slot = 0; slot < records && error.empty(); ++slot) {
     const std::size_t at = chunk.size();
     chunk.resize(at + rb + 8);
-    pack_record(cache, slot, floats, chunk.data() + at);
+    try {
+      pack_record(cache, slot, floats, chunk.data() + at);
+    } catch (const std::exception& e) {  // a spilled record that cannot be read back
+      error = tmp + ": record " + std::to_string(slot) + ": " + e.what();
+      break;
+    }
     const std::uint64_t sum = record_checksum(chunk.data() + at, rb, slot);
     std::memcpy(chunk.data() + at + rb, &sum, 8);
     if (chunk.size() >= (4u << 20) || slot + 1 == records) {
@@ -531,9 +538,13 @@ void load_or_build_caches(Model& model, const std::vector<DatasetCache*>& caches
   if (verdict.empty()) {
     start = std::chrono::steady_clock::now();
     std::string error;
-    for (DatasetCache* cache : caches) {
-      error = load_file(*cache, entry + "/" + rank_file(*cache, Comm::rank()), key->key64);
-      if (!error.empty()) break;
+    try {
+      for (DatasetCache* cache : caches) {
+        error = load_file(*cache, entry + "/" + rank_file(*cache, Comm::rank()), key->key64);
+        if (!error.empty()) break;
+      }
+    } catch (const std::exception& e) {  // e.g. the spill file; the ranks must still agree
+      error = std::string("loading failed: ") + e.what();
     }
     std::vector<std::string> errors;
     if (all_ok(error, errors)) {
