@@ -29,10 +29,10 @@ const char* kCacheUsage =
 
 void check_dir(const std::string& dir, bool writable) {
   std::error_code ec;
-  if (!fs::exists(dir, ec)) throw UsageError("cache: " + dir + " does not exist");
-  if (!fs::is_directory(dir, ec)) throw UsageError("cache: " + dir + " is not a directory");
+  if (!fs::exists(dir, ec)) throw UsageError(dir + " does not exist");
+  if (!fs::is_directory(dir, ec)) throw UsageError(dir + " is not a directory");
   if (writable && ::access(dir.c_str(), W_OK | X_OK) != 0)
-    throw UsageError("cache: " + dir + " is not writable by this user");
+    throw UsageError(dir + " is not writable by this user");
 }
 
 int list(const std::string& dir) {
@@ -72,7 +72,7 @@ int remove(const std::string& dir, const std::vector<std::string>& keys, bool al
       for (const KeptCacheEntry& e : entries)
         if (e.key == key) found = &e;
       if (!found)
-        throw UsageError("cache rm: no entry '" + key + "' in " + kept_cache_root(dir) +
+        throw UsageError("rm: no entry '" + key + "' in " + kept_cache_root(dir) +
                          " (parafine cache ls " + dir + " lists them)");
       chosen.push_back(found);
     }
@@ -103,24 +103,24 @@ int run_cache(int argc, char** argv) {
     std::cout << kCacheUsage;
     return 0;
   }
-  if (args.size() < 2) throw UsageError(std::string("cache: missing arguments\n") + kCacheUsage);
+  if (args.size() < 2) throw UsageError(std::string("missing arguments\n") + kCacheUsage);
   if (!Comm::is_root()) return 0;
   const std::string& what = args[0];
   const std::string& dir = args[1];
   if (what == "ls") {
-    if (args.size() != 2) throw UsageError("cache ls: takes one DIR, got '" + args[2] + "' too");
+    if (args.size() != 2) throw UsageError("ls: takes one DIR, got '" + args[2] + "' too");
     return list(dir);
   }
   if (what == "rm") {
     const std::vector<std::string> rest(args.begin() + 2, args.end());
     const bool all = rest.size() == 1 && rest[0] == "--all";
-    if (rest.empty()) throw UsageError("cache rm: give KEY... or --all after " + dir);
+    if (rest.empty()) throw UsageError("rm: give KEY... or --all after " + dir);
     if (!all)
       for (const std::string& key : rest)
-        if (key == "--all") throw UsageError("cache rm: --all takes no KEY");
+        if (key == "--all") throw UsageError("rm: --all takes no KEY");
     return remove(dir, rest, all);
   }
-  throw UsageError("cache: unknown action '" + what + "' (ls or rm)\n" + kCacheUsage);
+  throw UsageError("unknown action '" + what + "' (ls or rm)\n" + kCacheUsage);
 }
 
 }  // namespace parafine
