@@ -6,6 +6,7 @@
 # entry). A truncated data file, a flipped byte, a deleted manifest, or a flipped byte in rank
 # 1's file under mpirun -np 2 is detected, logged and rebuilt, with the same final weights.
 # A full disk (ulimit -f) while keeping warns, leaves nothing behind and training goes on.
+# --cache-mem 0 (a spilled store) and mixed_bfloat16 (16-bit records) reuse bitwise too.
 # `parafine cache ls|rm` list and remove entries and nothing else; bad usage exits 2.
 # Usage: test_kept_cache_mpi.sh PARAFINE_BINARY PYTHON
 set -euo pipefail
@@ -43,6 +44,18 @@ if grep -q "caching --train" "$work/reused.log"; then fail "the reusing run stil
 grep -h "feature cache: \(kept\|reused\|no kept\)" "$work/built.log" "$work/reused.log"
 same built reused "1 rank: reused vs built cache"
 [ "$(entries)" = 1 ] || fail "cache ls: $(entries) entries after two runs of one key"
+
+# --cache-mem is not part of the key: the kept records are loaded into a spilled store.
+run spilled 1 $h5data --cache-mem 0
+expect_log spilled "reused kept entry $key" "--cache-mem 0 did not reuse the entry"
+same built spilled "1 rank: reused into a spilled store vs built"
+
+# mixed_bfloat16 keeps 16-bit records (another key) and reuses them bitwise.
+run bf16_built 1 $h5data --precision mixed_bfloat16
+run bf16_reused 1 $h5data --precision mixed_bfloat16
+expect_log bf16_reused "reused kept entry $(key_of bf16_built)" "mixed_bfloat16: no reuse"
+[ "$(key_of bf16_built)" != "$key" ] || fail "mixed_bfloat16 has float32's key"
+same bf16_built bf16_reused "mixed_bfloat16: reused vs built cache"
 
 # Another --image-size: another key.
 SIZE=48 run size48 1 $h5data
@@ -154,11 +167,11 @@ grep -h "could not keep" "$work/full.log"
 
 # cache ls / rm.
 "$parafine" cache ls "$kc"
-# built, size48, init_b, folder_a, folder_c, np2_built
-[ "$(entries)" = 6 ] || fail "cache ls: $(entries) entries, 6 expected"
+# built, bf16_built, size48, init_b, folder_a, folder_c, np2_built
+[ "$(entries)" = 7 ] || fail "cache ls: $(entries) entries, 7 expected"
 "$parafine" cache ls "$kc" | grep -q "^$key .*complete *resnet50 *32 *1 " || fail "cache ls: no line for $key"
 "$parafine" cache rm "$kc" "$key" > "$work/rm.log" || fail "cache rm KEY"
-[ "$(entries)" = 5 ] || fail "cache rm KEY left $(entries) entries"
+[ "$(entries)" = 6 ] || fail "cache rm KEY left $(entries) entries"
 [ ! -e "$entry" ] || fail "cache rm left $entry"
 echo "not a cache" > "$kc/notes.txt"
 echo "not a cache either" > "$kc/parafine-cache/notes.txt"
