@@ -41,7 +41,7 @@ text = open(log).read()
 def grab(pattern, default="0"):
     m = re.search(pattern, text)
     return m.group(1) if m else default
-build = grab(r"built in ([0-9.]+)s")
+build = grab(r"(?:built|ready) in ([0-9.]+)s")
 p1 = grab(r"phase 1 took ([0-9.]+)s")
 p2 = grab(r"phase 2 took ([0-9.]+)s")
 acc = grab(r"final validation accuracy ([0-9.]+)", "")

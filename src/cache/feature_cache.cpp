@@ -42,6 +42,10 @@ const FeatureStore& DatasetCache::store(int node) const {
   return *stores_[k];
 }
 
+FeatureStore& DatasetCache::store(int node) {
+  return const_cast<FeatureStore&>(static_cast<const DatasetCache&>(*this).store(node));
+}
+
 Shape DatasetCache::sample_shape(int node) const {
   return shapes_[index_of(node)];
 }

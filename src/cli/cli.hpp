@@ -24,6 +24,7 @@ int run_convert(int argc, char** argv);
 int run_train(int argc, char** argv);
 int run_sweep(int argc, char** argv);
 int run_plot_history(int argc, char** argv);
+int run_cache(int argc, char** argv);  // cache_command.cpp
 
 // `inspect` of a model file with a Keras config (.keras, Keras 2 full-model .h5) or a Keras 3
 // .weights.h5: prints its summary and what parafine can do with it. Returns the exit code (0:

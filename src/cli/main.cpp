@@ -25,6 +25,7 @@ const char* kUsage =
     "  predict    --model M.h5 --input PATH [--output preds.csv]\n"
     "  evaluate   --model M.h5 --data PATH [--report DIR]\n"
     "  plot-history HISTORY.csv OUT.png: loss and accuracy per epoch from train --history\n"
+    "  cache      ls DIR | rm DIR KEY...|--all: the feature caches train --cache-keep kept\n"
     "PATH is an image folder (one sub-folder per class) or an HDF5 dataset.\n";
 
 // An error message as it may be shown on a terminal: names read from a damaged file can hold
@@ -101,6 +102,7 @@ int run(int argc, char** argv) {
     if (command == "train") return parafine::run_train(argc - 1, argv + 1);
     if (command == "sweep") return parafine::run_sweep(argc - 1, argv + 1);
     if (command == "plot-history") return parafine::run_plot_history(argc - 1, argv + 1);
+    if (command == "cache") return parafine::run_cache(argc - 1, argv + 1);
     if (command == "--help" || command == "-h" || command == "help") {
       std::cout << kUsage;
       return 0;

@@ -152,6 +152,9 @@ bool parse_options(int argc, char** argv, TrainOptions& o, const char* command) 
       "(auto: half the node's available memory / its ranks)");
   add("cache-dir", po::value(&c.cache.dir),
       "where the feature cache spills beyond --cache-mem (default: the temp dir)");
+  add("cache-keep", po::bool_switch(&c.cache.keep),
+      "keep the feature cache in --cache-dir under a key of the model, weights, data and "
+      "options, and reuse it in later runs with the same key (parafine cache ls|rm DIR)");
   add("on-bad-image", po::value(&o.on_bad_image)->default_value("skip"), "skip | fail");
   add("save", po::value(&o.save),
       "write the fine-tuned model here, in the format its suffix names (as Keras): .keras "
@@ -194,6 +197,10 @@ bool parse_options(int argc, char** argv, TrainOptions& o, const char* command) 
 
 // --cache-dir must be a directory this user can write (the cache spills there).
 void check_cache_dir(const CacheOptions& cache) {
+  require(!cache.keep || !cache.dir.empty(),
+          "--cache-keep needs --cache-dir (the directory the cache is kept in)");
+  require(!cache.keep || cache.mode != CacheMode::kOff,
+          "--cache-keep: nothing to keep with --cache off");
   if (cache.dir.empty() || cache.mode == CacheMode::kOff) return;
   std::error_code ec;
   require(std::filesystem::exists(cache.dir, ec), "--cache-dir " + cache.dir + " does not exist");
@@ -201,7 +208,8 @@ void check_cache_dir(const CacheOptions& cache) {
           "--cache-dir " + cache.dir + " is not a directory");
   require(::access(cache.dir.c_str(), W_OK | X_OK) == 0,
           "--cache-dir " + cache.dir +
-              " is not writable by this user (the cache spills there beyond --cache-mem)");
+              " is not writable by this user (the cache spills there beyond --cache-mem" +
+              (cache.keep ? std::string(", and --cache-keep keeps it there)") : ")"));
 }
 
 // --resume needs checkpoints in --checkpoint-dir; a new run needs it free of them; --resume

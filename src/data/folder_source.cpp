@@ -4,10 +4,13 @@
 
 #include <sys/stat.h>
 
+#include <filesystem>
+#include <fstream>
 #include <ostream>
 #include <stdexcept>
 #include <utility>
 
+#include "parafine/core/content_hash.hpp"
 #include "parafine/core/parallel_for.hpp"
 #include "parafine/data/image_decode.hpp"
 #include "parafine/dist/comm.hpp"
@@ -102,7 +105,8 @@ FolderSource::FolderSource(const std::string& dir, BadImagePolicy policy, int th
     : FolderSource(dir, scan_image_folder(dir), policy, threads, log) {}
 
 FolderSource::FolderSource(const std::string& dir, ImageFolder folder, BadImagePolicy policy,
-                           int threads, std::ostream* log) {
+                           int threads, std::ostream* log)
+    : origin_(dir) {
   class_names_ = std::move(folder.class_names);
   ignored_ = std::move(folder.ignored);
   const std::vector<int> per_class =
@@ -117,7 +121,7 @@ FolderSource::FolderSource(const std::string& dir, ImageFolder folder, BadImageP
 FolderSource::FolderSource(const std::string& what, const std::vector<std::string>& files,
                            const std::vector<int>& labels, std::vector<std::string> class_names,
                            BadImagePolicy policy, int threads, std::ostream* log)
-    : class_names_(std::move(class_names)) {
+    : origin_(what), class_names_(std::move(class_names)) {
   if (files.size() != labels.size())
     throw std::invalid_argument(what + ": " + std::to_string(files.size()) + " files but " +
                                 std::to_string(labels.size()) + " labels");
@@ -130,6 +134,29 @@ FolderSource::FolderSource(const std::string& what, const std::vector<std::strin
   if (files_.empty())
     throw std::runtime_error(what + ": no readable images left after skipping " +
                              std::to_string(skipped_.size()) + " bad file(s)");
+}
+
+std::optional<std::uint64_t> FolderSource::content_hash(int i) const {
+  const std::string& path = files_.at(static_cast<size_t>(i));
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(path + ": cannot open it to hash its bytes");
+  ContentHasher h;
+  h.update(path);
+  std::vector<char> chunk(1 << 16);
+  while (in) {
+    in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+    h.update(chunk.data(), static_cast<std::size_t>(in.gcount()));
+  }
+  if (in.bad()) throw std::runtime_error(path + ": cannot read it to hash its bytes");
+  return h.digest();
+}
+
+std::string FolderSource::identity() const {
+  std::error_code ec;
+  const bool dir = std::filesystem::is_directory(origin_, ec);  // else a list's description
+  const std::filesystem::path absolute = std::filesystem::absolute(origin_, ec);
+  return "image folder " + (!dir || ec ? origin_ : absolute.lexically_normal().string()) + " (" +
+         std::to_string(files_.size()) + " files)";
 }
 
 void FolderSource::load(int i, int image_size, float* out) const {

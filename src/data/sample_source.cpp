@@ -1,6 +1,9 @@
 // In-memory and HDF5 sample sources (see sample_source.hpp).
 #include "parafine/data/sample_source.hpp"
 
+#include "parafine/core/content_hash.hpp"
+
+#include <filesystem>
 #include <stdexcept>
 
 namespace parafine {
@@ -76,6 +79,22 @@ void InMemorySource::load(int i, int image_size, float* out) const {
                 out);
 }
 
+std::optional<std::uint64_t> InMemorySource::content_hash(int i) const {
+  if (i < 0 || i >= n_) throw std::out_of_range("in-memory data: no sample " + std::to_string(i));
+  const std::size_t bytes = static_cast<std::size_t>(h_) * w_ * 3;
+  ContentHasher h;
+  h.update_u64(static_cast<std::uint64_t>(i));
+  h.update_u64(static_cast<std::uint64_t>(h_));
+  h.update_u64(static_cast<std::uint64_t>(w_));
+  h.update(pixels_.data() + static_cast<std::size_t>(i) * bytes, bytes);
+  return h.digest();
+}
+
+std::string InMemorySource::identity() const {
+  return "in-memory data of " + std::to_string(n_) + " images " + std::to_string(h_) + "x" +
+         std::to_string(w_);
+}
+
 // ---- H5Source ----------------------------------------------------------------------------
 
 H5Source::H5Source(const std::string& path) : path_(path) {
@@ -108,12 +127,9 @@ int H5Source::label(int i) const {
   return meta_->has_labels() ? meta_->labels()[static_cast<std::size_t>(i)] : -1;
 }
 
-void H5Source::load(int i, int image_size, float* out) const {
+void H5Source::read_raw(int i, std::vector<unsigned char>& raw) const {
   check_index(i, meta_->size(), path_);
-  check_image_size(image_size, path_);
   const int h = meta_->height(), w = meta_->width();
-  // One stored image [h,w,3] per thread, reused across calls (no allocation per sample).
-  thread_local std::vector<unsigned char> raw;
   raw.resize(static_cast<std::size_t>(h) * w * 3);
   herr_t status = -1;
   {
@@ -134,7 +150,32 @@ void H5Source::load(int i, int image_size, float* out) const {
   if (status < 0)
     throw std::runtime_error(path_ + ": cannot read image " + std::to_string(i) +
                              " of 'images' (a damaged or truncated file?)");
-  rgb_to_floats(raw.data(), h, w, image_size, out);
+}
+
+void H5Source::load(int i, int image_size, float* out) const {
+  check_index(i, meta_->size(), path_);
+  check_image_size(image_size, path_);
+  // One stored image [h,w,3] per thread, reused across calls (no allocation per sample).
+  thread_local std::vector<unsigned char> raw;
+  read_raw(i, raw);
+  rgb_to_floats(raw.data(), meta_->height(), meta_->width(), image_size, out);
+}
+
+std::string H5Source::identity() const {
+  std::error_code ec;
+  const std::filesystem::path absolute = std::filesystem::absolute(path_, ec);
+  return "HDF5 " + (ec ? path_ : absolute.lexically_normal().string());
+}
+
+std::optional<std::uint64_t> H5Source::content_hash(int i) const {
+  thread_local std::vector<unsigned char> raw;
+  read_raw(i, raw);
+  ContentHasher h;
+  h.update_u64(static_cast<std::uint64_t>(i));
+  h.update_u64(static_cast<std::uint64_t>(meta_->height()));
+  h.update_u64(static_cast<std::uint64_t>(meta_->width()));
+  h.update(raw.data(), raw.size());
+  return h.digest();
 }
 
 }  // namespace parafine

@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "parafine/core/content_hash.hpp"
 #include "parafine/core/numpy_random_state.hpp"
 #include "parafine/data/validation_split.hpp"
 
@@ -24,6 +25,13 @@ int SubsetSource::index(int i) const {
     throw std::out_of_range("subset: sample " + std::to_string(i) + " is outside its " +
                             std::to_string(size()) + " samples");
   return indices_[static_cast<std::size_t>(i)];
+}
+
+std::string SubsetSource::identity() const {
+  const std::uint64_t which =
+      parafine::content_hash(indices_.data(), indices_.size() * sizeof(int));
+  return whole_->identity() + " (subset of " + std::to_string(indices_.size()) + " samples, " +
+         hex64(which) + ")";
 }
 
 IndexSplit keras_index_split(int n, double fraction, std::int64_t seed) {

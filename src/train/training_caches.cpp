@@ -7,6 +7,7 @@
 #include <ostream>
 #include <sstream>
 
+#include "parafine/cache/persistent_cache.hpp"
 #include "parafine/dist/comm.hpp"
 
 namespace parafine {
@@ -46,9 +47,9 @@ void build_nodes(TrainingCaches& caches, std::size_t budget, Model& model,
     if (caches.val) caches.val->allocate(node, *caches.storage);
   }
   const PrefetchConfig p = prefetch_config(c, AugmentSpec{}, -1);
-  std::ostream* progress = Comm::is_root() ? &log : nullptr;
-  caches.train->build(model, p, progress);
-  if (caches.val) caches.val->build(model, p, progress);
+  std::vector<DatasetCache*> sets{caches.train.get()};
+  if (caches.val) sets.push_back(caches.val.get());
+  load_or_build_caches(model, sets, c, p, log);  // builds, or with --cache-keep loads / keeps
 
   const CacheStorage& mine = *caches.storage;
   std::vector<double> totals{static_cast<double>(mine.memory_used()),
@@ -61,7 +62,7 @@ void build_nodes(TrainingCaches& caches, std::size_t budget, Model& model,
        << (val ? " + " + std::to_string(val->size()) + " --val" : "") << " samples x "
        << format_bytes(static_cast<double>(caches.train->bytes_per_sample()))
        << (caches.train->bfloat16() ? " (bfloat16)" : "") << " = "
-       << format_bytes(totals[0] + totals[1]) << " over " << Comm::size() << " rank(s), built in "
+       << format_bytes(totals[0] + totals[1]) << " over " << Comm::size() << " rank(s), ready in "
        << std::fixed << std::setprecision(1) << seconds << "s; rank 0 keeps "
        << format_bytes(static_cast<double>(mine.memory_used())) << " in memory (--cache-mem "
        << format_bytes(static_cast<double>(mine.memory_budget())) << ")";

@@ -67,7 +67,7 @@ for np in 1 2; do
 done
 grep -q "cached at: global_average_pooling2d conv5_block1_out conv5_block2_out" "$work/np1.log" \
   || { cat "$work/np1.log"; fail "the sweep did not cache every setting's cut in one pass"; }
-[ "$(grep -c "^feature cache: .* built in" "$work/np1.log")" = 1 ] \
+[ "$(grep -c "^feature cache: .* ready in" "$work/np1.log")" = 1 ] \
   || fail "the frozen base was computed more than once"
 [ "$(grep -c "^phase 1 epoch 2:" "$work/np1.log")" = 1 ] || fail "phase 1 ran more than once"
 

@@ -23,6 +23,7 @@ struct CacheOptions {
   CacheMode mode = CacheMode::kAuto;
   long long memory_bytes = -1;  // --cache-mem; -1: default_cache_budget()
   std::string dir;              // --cache-dir; "": the system temporary directory
+  bool keep = false;            // --cache-keep: keep the features in dir (persistent_cache.hpp)
 };
 
 // The latest node before `first_trainable` from which the network can be restarted with

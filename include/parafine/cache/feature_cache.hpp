@@ -37,6 +37,8 @@ class DatasetCache {
   const SampleSource& data() const { return *data_; }
   const FeatureOwnership& ownership() const { return ownership_; }
   const FeatureStore& store(int node) const;
+  FeatureStore& store(int node);  // e.g. to fill it from a kept cache (persistent_cache.hpp)
+  const std::vector<int>& nodes() const { return nodes_; }
   Shape sample_shape(int node) const;  // [1, ...]: the node's output shape for one sample
   std::size_t bytes_per_sample() const;
   bool bfloat16() const { return bfloat16_; }  // features kept in 16 bits each

@@ -50,6 +50,8 @@ class FolderSource : public SampleSource {
   int label(int i) const override { return labels_.at(static_cast<size_t>(i)); }
   void load(int i, int image_size, float* out) const override;  // decode + bilinear resize
   std::string sample_name(int i) const override { return files_.at(static_cast<size_t>(i)); }
+  std::optional<std::uint64_t> content_hash(int i) const override;  // path and file bytes
+  std::string identity() const override;
 
   const std::vector<BadImage>& skipped() const { return skipped_; }
   const std::vector<std::string>& ignored() const { return ignored_; }
@@ -61,6 +63,7 @@ class FolderSource : public SampleSource {
                                   const std::vector<int>& labels, BadImagePolicy policy,
                                   int threads, std::ostream* log);
 
+  std::string origin_;  // the folder, or the list's `what`
   std::vector<std::string> class_names_, files_, ignored_;
   std::vector<int> labels_;
   std::vector<BadImage> skipped_;

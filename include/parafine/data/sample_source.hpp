@@ -9,8 +9,10 @@
 
 #include <hdf5.h>
 
+#include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,6 +35,13 @@ class SampleSource {
   virtual void load(int i, int image_size, float* out) const = 0;
   // How a user finds sample i again: its file path for image folders, else its index.
   virtual std::string sample_name(int i) const { return std::to_string(i); }
+  // For the persistent feature cache's key (cache/persistent_cache.hpp): a hash of sample i's
+  // stored bytes (an image file's bytes, the stored pixels) and of where it is stored (file
+  // name, index), so equal hashes mean the same input. Reads only sample i; thread-safe.
+  // nullopt: this source cannot say (then no cache is kept for it).
+  virtual std::optional<std::uint64_t> content_hash(int /*i*/) const { return std::nullopt; }
+  // Where the data comes from, for the cache manifest: "HDF5 /d/train.h5", ...
+  virtual std::string identity() const { return "data of " + std::to_string(size()) + " samples"; }
 };
 
 // Stored uint8 [h,w,3] RGB -> floats [S,S,3] in [0,255]: a plain conversion at the same size,
@@ -52,6 +61,8 @@ class InMemorySource : public SampleSource {
   const std::vector<std::string>& class_names() const override { return class_names_; }
   int label(int i) const override;
   void load(int i, int image_size, float* out) const override;
+  std::optional<std::uint64_t> content_hash(int i) const override;
+  std::string identity() const override;
 
  private:
   int n_, h_, w_, classes_;
@@ -78,8 +89,12 @@ class H5Source : public SampleSource {
   const std::vector<std::string>& class_names() const override { return meta_->class_names(); }
   int label(int i) const override;
   void load(int i, int image_size, float* out) const override;
+  std::optional<std::uint64_t> content_hash(int i) const override;  // its pixels [h,w,3]
+  std::string identity() const override;                            // "HDF5 " and its absolute path
 
  private:
+  // Sample i's stored pixels [h,w,3] into `raw`; throws naming the file and the sample.
+  void read_raw(int i, std::vector<unsigned char>& raw) const;
   std::string path_;
   std::unique_ptr<H5ImageDataset> meta_;
   std::unique_ptr<H5File> file_;  // own handle for pixel reads

@@ -27,6 +27,10 @@ class SubsetSource : public SampleSource {
     whole_->load(index(i), image_size, out);
   }
   std::string sample_name(int i) const override { return whole_->sample_name(index(i)); }
+  std::optional<std::uint64_t> content_hash(int i) const override {
+    return whole_->content_hash(index(i));
+  }
+  std::string identity() const override;  // the whole's, and which subset
 
   const std::vector<int>& indices() const { return indices_; }
 
