@@ -84,6 +84,27 @@ TEST_F(CliOutputPaths, ReadOnlyDirectoryOrFileIsRefused) {
   expect_refused(kPredict + "--output " + in_readonly, "--output", in_readonly, "not writable");
 }
 
+// demo --save writes the format its suffix names, as train --save does: a .keras file is a zip
+// archive (not an HDF5 file under that name), and a suffix with no format is refused first.
+TEST_F(CliOutputPaths, DemoSaveWritesTheFormatOfItsSuffix) {
+  const std::string model = path("demo.keras");
+  const CommandResult r = run_parafine(
+      "demo --width 32 --train-samples 16 --val-samples 8 --phase1-epochs 1 --phase2-epochs 0 "
+      "--threads 1 --save " +
+      model);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::ifstream file(model, std::ios::binary);
+  char magic[4] = {};
+  file.read(magic, 4);
+  std::cout << model << " starts with bytes " << std::hex << int(magic[0]) << " " << int(magic[1])
+            << std::dec << "\n";
+  EXPECT_TRUE(magic[0] == 'P' && magic[1] == 'K') << "not a zip archive";
+  const CommandResult bad = run_parafine("demo --save " + path("demo.txt"));
+  std::cout << "demo --save demo.txt -> exit " << bad.exit_code << ": " << bad.output;
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_TRUE(contains(bad.output, "the suffix decides the format")) << bad.output;
+}
+
 // A writable target passes the check: the run goes on to the data (and fails there, exit 1).
 TEST_F(CliOutputPaths, WritableTargetsPassTheCheck) {
   const CommandResult r = run_parafine(kTrain + "--save " + path("m.h5") + " --history " +

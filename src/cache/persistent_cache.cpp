@@ -3,8 +3,10 @@
 #include "parafine/cache/persistent_cache.hpp"
 
 #include <fcntl.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <dnnl.h>
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -14,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <ostream>
@@ -25,8 +28,7 @@
 #include "parafine/core/parallel_for.hpp"
 #include "parafine/core/precision.hpp"
 #include "parafine/dist/comm.hpp"
-#include "parafine/model/backbone.hpp"
-#include "parafine/train/train_config.hpp"
+#include "parafine/io/keras_config_writer.hpp"
 
 namespace parafine {
 
@@ -90,13 +92,37 @@ std::string unique_suffix() {
   return ".tmp." + std::string(host) + "." + std::to_string(::getpid());
 }
 
-// Every layer up to and including `deepest`: names, types, inputs and output shapes (the
-// architecture hash), and every weight they hold, params and state (the weights hash).
+// The code that computes the features: this parafine binary's bytes, the oneDNN library's
+// version and the instruction set its kernels use here (the same weights and pixels through
+// another build, library or CPU may differ in the last bits, so such an entry is not reused).
+std::string code_identity() {
+  static const std::string identity = [] {
+    ContentHasher exe;
+    std::ifstream self("/proc/self/exe", std::ios::binary);
+    std::vector<char> chunk(1 << 20);
+    while (self.read(chunk.data(), static_cast<std::streamsize>(chunk.size())) || self.gcount() > 0)
+      exe.update(chunk.data(), static_cast<std::size_t>(self.gcount()));
+    const dnnl_version_t* v = dnnl_version();
+    return "parafine " + hex64(exe.digest()) + ", oneDNN " + std::to_string(v->major) + "." +
+           std::to_string(v->minor) + "." + std::to_string(v->patch) + " " + v->hash + ", ISA " +
+           std::to_string(static_cast<int>(dnnl_get_effective_cpu_isa()));
+  }();
+  return identity;
+}
+
+// Every layer up to and including `deepest`: names, types, Keras configs (scale, activation,
+// epsilon, padding, ...), inputs and output shapes (the architecture hash), and every weight
+// they hold, params and state (the weights hash).
 std::pair<std::uint64_t, std::uint64_t> model_hashes(const Model& model, int deepest) {
   ContentHasher arch, weights;
   for (int i = 0; i <= deepest; ++i) {
     arch.update(model.layer(i).name());
     arch.update(std::string(model.layer(i).type()));
+    try {
+      arch.update(keras3_layer_config(model.layer(i)).dump());
+    } catch (const std::exception& e) {  // a layer with no Keras config: its type stands alone
+      arch.update(std::string("no config: ") + e.what());
+    }
     for (int in : model.inputs_of(i)) arch.update_u64(static_cast<std::uint64_t>(in));
     const Shape s = model.output_shape(i, 1);
     for (int d = 0; d < s.rank(); ++d) arch.update_u64(static_cast<std::uint64_t>(s[d]));
@@ -165,17 +191,14 @@ struct Key {
 
 // Collective. nullopt (with `why`) when some data cannot be hashed.
 std::optional<Key> make_key(const Model& model, const std::vector<DatasetCache*>& caches,
-                            const TrainConfig& c, std::string& why) {
+                            const KeptCacheOptions& c, std::string& why) {
   const std::vector<int>& nodes = caches.front()->nodes();
   const int deepest = *std::max_element(nodes.begin(), nodes.end());
   const auto [arch, weights] = model_hashes(model, deepest);
   json k;
   k["format_version"] = kKeptCacheFormatVersion;
-  k["model"] = c.model_from_file
-                   ? std::string("model read from a file (--init)")
-                   : std::string(backbone_info(c.backbone).name) +
-                         (c.backbone == Backbone::kMobileNetV2 ? " alpha " + alpha_text(c.alpha)
-                                                               : std::string());
+  k["model"] = c.model;
+  k["code"] = code_identity();
   k["architecture"] = hex64(arch);
   k["weights"] = hex64(weights);
   json data = json::array();
@@ -414,6 +437,32 @@ std::string joined(const std::vector<std::string>& lines) {
   return out;
 }
 
+// Before the build: --cache-dir must have room for every rank's files of the entry (summed over
+// ranks: on a shared filesystem they all land in one place), else every rank stops with a
+// usage error (exit 2) before any training, instead of keeping nothing after the build.
+void check_room_to_keep(const std::vector<DatasetCache*>& caches, const std::string& dir) {
+  std::vector<double> needed{0};
+  for (const DatasetCache* cache : caches) needed[0] += static_cast<double>(file_bytes(*cache));
+  Comm::allreduce_sum(needed);
+  struct statvfs fs {};
+  std::string error;
+  if (::statvfs(dir.c_str(), &fs) == 0) {
+    const double free_bytes = static_cast<double>(fs.f_bavail) * static_cast<double>(fs.f_frsize);
+    if (free_bytes < needed[0])
+      error = "--cache-dir " + dir + " has " + format_bytes(free_bytes) +
+              " free, the kept feature cache needs " + format_bytes(needed[0]) +
+              ": free some space (parafine cache rm), give another --cache-dir, or drop "
+              "--cache-keep (nothing was trained)";
+  }
+  std::vector<std::string> errors;
+  if (!all_ok(error, errors))
+    throw std::invalid_argument(Comm::is_root() ? joined(errors)
+                                : error.empty()
+                                    ? "--cache-dir: another rank's has no room for the kept "
+                                      "feature cache (rank 0 says which)"
+                                    : error);
+}
+
 // Rank 0: "" when the entry's manifest is present and matches `key`, else why not.
 std::string check_manifest(const std::string& entry, const Key& key) {
   const std::string path = entry + "/" + kManifest;
@@ -516,7 +565,8 @@ bool is_cache_key(const std::string& name) {
 }
 
 void load_or_build_caches(Model& model, const std::vector<DatasetCache*>& caches,
-                          const TrainConfig& c, const PrefetchConfig& prefetch, std::ostream& log) {
+                          const KeptCacheOptions& c, const PrefetchConfig& prefetch,
+                          std::ostream& log) {
   std::ostream* progress = Comm::is_root() ? &log : nullptr;
   const auto build_all = [&] {
     for (DatasetCache* cache : caches) cache->build(model, prefetch, progress);
@@ -565,6 +615,7 @@ void load_or_build_caches(Model& model, const std::vector<DatasetCache*>& caches
         << std::setprecision(2) << key_seconds << "s)" << std::endl;
   }
 
+  check_room_to_keep(caches, c.cache.dir);
   build_all();
   start = std::chrono::steady_clock::now();
   try {

@@ -8,8 +8,11 @@
 #include "cli/options.hpp"
 #include "parafine/core/compute.hpp"
 #include "parafine/data/synthetic_data.hpp"
+#include "parafine/dist/comm.hpp"
+#include "parafine/io/keras_config_writer.hpp"
 #include "parafine/io/keras_weights.hpp"
 #include "parafine/io/model_file.hpp"
+#include "parafine/io/model_files.hpp"
 #include "parafine/io/weights_source.hpp"
 #include "parafine/model/backbone.hpp"
 #include "parafine/model/initializers.hpp"
@@ -68,7 +71,9 @@ bool parse_demo_options(int argc, char** argv, DemoOptions& o) {
   add("weights-dir", po::value(&o.weights_dir), "directory holding the imagenet notop file");
   add("init", po::value(&o.init),
       "start from this full model (base + head), e.g. one written by --save");
-  add("save", po::value(&o.save), "write the trained model here (Keras save_weights layout)");
+  add("save", po::value(&o.save),
+      "write the trained model here, in the format its suffix names (as train --save): .keras "
+      "| .weights.h5 | .h5 or .hdf5 (tf.keras save_weights layout)");
   bound_demo_options(opts);
   if (!opts.parse(argc, argv)) return false;
   const Backbone backbone = backbone_option(o.backbone.name);
@@ -83,6 +88,13 @@ bool parse_demo_options(int argc, char** argv, DemoOptions& o) {
   }
   check_weights_backbone("--weights", o.weights, net);
   check_weights_backbone("--init", o.init, net);
+  if (!o.save.empty()) {
+    try {
+      model_format_of(o.save, "--save");
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(e.what());
+    }
+  }
   check_output_path("--save", o.save);
   return true;
 }
@@ -117,8 +129,8 @@ int run_demo(int argc, char** argv) {
   if (!history.empty())
     std::cout << "final validation accuracy " << history.back().val_accuracy << " (chance "
               << 1.0 / net.classes << ")" << std::endl;
-  if (!o.save.empty()) {
-    save_keras_model(model, o.save, train_set.class_names());
+  if (!o.save.empty() && Comm::is_root()) {
+    save_model_file(model, graph_of_model(model), o.save, train_set.class_names());
     std::cout << "model saved to " << o.save << std::endl;
   }
   return 0;

@@ -6,7 +6,8 @@
 // --output DIR as the runs finish (sweep_results.hpp), and sweep.png is drawn at the end.
 //
 // A run that fails is reported by name and the sweep goes on with the others when that is
-// safe: alone, or (under mpirun) when the failure is rank 0's model file. A failure inside a
+// safe: alone, or (under mpirun) when every rank left the run together (a diverged loss) or
+// the failure is rank 0's model file. A failure inside a
 // multi-rank run may have left other ranks inside a collective, so it ends the sweep as train
 // ends (every rank stops); the runs finished before it keep their results.
 #include <chrono>
@@ -158,6 +159,9 @@ void Sweep::run_backbone(const std::string& backbone, std::vector<TrainOptions>&
       r.epochs.insert(r.epochs.end(), phase2.begin(), phase2.end());
     } catch (const StoppedBySignal&) {
       throw;
+    } catch (const TrainingDiverged& e) {  // every rank left the run at the same step
+      fail(backbone, k, e.what(), r);
+      continue;
     } catch (const std::exception& e) {
       if (Comm::size() > 1)
         throw std::runtime_error("sweep run '" + sweep_run_name(backbone, r.setting) +
@@ -227,12 +231,14 @@ int run_sweep(int argc, char** argv) {
   const bool drawn = draw_sweep_plot(results, grid.output_dir, data.val != nullptr, out);
   out << "sweep: " << results.runs().size() - results.failed() << " of " << results.runs().size()
       << " runs finished; results in " << results.csv_path() << std::endl;
-  if (results.failed() > 0) {
+  if (results.failed() > 0)
     out << "sweep: " << results.failed() << " run(s) failed (see the status column of "
         << results.csv_path() << ")" << std::endl;
-    return 1;
-  }
-  return drawn ? 0 : 1;
+  // Every rank returns the same code, and only once rank 0 has drawn: a non-zero exit ends
+  // every rank (main's MPI_Abort), which must not cut rank 0's files short.
+  std::vector<int> code{results.failed() > 0 || !drawn ? 1 : 0};
+  Comm::allreduce_max(code);
+  return code[0];
 }
 
 }  // namespace parafine

@@ -27,6 +27,8 @@ const char* kSweepHelp =
 
 std::vector<std::string> split_list(const std::string& option, const std::string& text) {
   std::vector<std::string> items;
+  if (!text.empty() && (text.back() == ',' || text.front() == ','))
+    throw UsageError("--" + option + " '" + text + "': an empty entry in the list");
   std::stringstream in(text);
   std::string item;
   while (std::getline(in, item, ',')) {

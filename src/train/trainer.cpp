@@ -114,9 +114,11 @@ class TwoPhaseRun {
 
   std::vector<EpochStats> run() {
     prepare();
-    const int last_phase = sweep_ && sweep_->phase1_end ? 1 : 2;  // a sweep's phase-1 run
-    for (int phase = from_.phase; phase <= last_phase; ++phase)
-      if (!run_phase(phase)) break;
+    const bool phase1_only = sweep_ && sweep_->phase1_end;  // a sweep's phase-1 run
+    bool finished = true;
+    for (int phase = from_.phase; phase <= (phase1_only ? 1 : 2) && finished; ++phase)
+      finished = run_phase(phase);
+    if (phase1_only && finished) *sweep_->phase1_end = phase_boundary_state();
     if (stop_signal_) {
       // Every rank waits for rank 0's checkpoint: under mpirun the first rank to exit non-zero
       // makes mpirun kill the others, which must not cut the checkpoint (or MPI_Finalize) short.
@@ -146,7 +148,9 @@ class TwoPhaseRun {
   void checkpoint(const Adam* adam, TrainPosition at) const;
   bool epoch_end_callbacks(EpochStats& s, Adam& adam);
   void end_phase_callbacks(int phase);
-  void hand_over_phase1() const;
+  TrainPosition position(TrainPosition at) const;
+  CallbackCheckpoint callback_checkpoint() const;
+  Checkpoint phase_boundary_state() const;
 
   int epochs_of(int phase) const { return phase == 1 ? c_.phase1_epochs : c_.phase2_epochs; }
   bool continuing(int phase) const { return resuming_ && phase == from_.phase; }
@@ -368,7 +372,6 @@ bool TwoPhaseRun::run_epoch(int phase, int e, Adam& adam, double& phase_seconds)
   } else {
     end_phase_callbacks(phase);
     checkpoint(nullptr, TrainPosition{phase + 1, 1, 0, {}});
-    if (phase == 1 && sweep_ && sweep_->phase1_end) hand_over_phase1();
   }
   // A signal during validation stops here (this epoch end's checkpoint holds the state); after
   // the run's last epoch nothing is left to stop.
@@ -443,11 +446,10 @@ LossResult TwoPhaseRun::train_step(Adam& adam, const Batch& batch, int step, int
   const LossResult sums = global_sum(local);
   times.comm += seconds_since(t);
   if (!std::isfinite(sums.loss_sum))
-    throw std::runtime_error("phase " + std::to_string(phase) + ": the loss became " +
-                             std::to_string(sums.loss_sum) + " at step " +
-                             std::to_string(step + 1) +
-                             " (diverged: lower the learning rate, check the input data); the "
-                             "last checkpoint (if any) holds the last good state");
+    throw TrainingDiverged("phase " + std::to_string(phase) + ": the loss became " +
+                           std::to_string(sums.loss_sum) + " at step " + std::to_string(step + 1) +
+                           " (diverged: lower the learning rate, check the input data); the "
+                           "last checkpoint (if any) holds the last good state");
   model_.finish_gradients();  // mixed_bfloat16: the global gradient of the bfloat16 weights
   adam.step(model_.trainable_params(), model_.grads().data());
   if (c_.bn_mode == BnMode::kLocal) average_trainable_bn_state(model_);
@@ -497,15 +499,37 @@ LossResult TwoPhaseRun::validation(int phase) const {
 // Rank 0 writes a checkpoint at `at` when --checkpoint-dir is set.
 void TwoPhaseRun::checkpoint(const Adam* adam, TrainPosition at) const {
   if (c_.checkpoint_dir.empty() || !Comm::is_root()) return;
+  const CallbackCheckpoint cb = callback_checkpoint();
+  save_checkpoint(c_.checkpoint_dir, model_, adam, position(at), c_.keep_checkpoints,
+                  trajectory_options(c_), &cb);
+}
+
+// `at` with what a resume checks against: the seed, batch size and sample count.
+TrainPosition TwoPhaseRun::position(TrainPosition at) const {
   at.seed = c_.seed;
   at.batch_size = c_.batch_size;
   at.samples = train_.size();
+  return at;
+}
+
+// The callbacks' state and EarlyStopping's best weights; empty for runs without callbacks
+// (their checkpoints are written as before callbacks existed).
+CallbackCheckpoint TwoPhaseRun::callback_checkpoint() const {
   const CallbackOptions& o = c_.callbacks;
-  CallbackCheckpoint cb;  // runs without callbacks write their checkpoints as before
-  if (o.any_monitor_callback() || o.controls_rate())
-    cb = CallbackCheckpoint{callbacks_.state_json(), best_params_, best_state_};
-  save_checkpoint(c_.checkpoint_dir, model_, adam, at, c_.keep_checkpoints, trajectory_options(c_),
-                  &cb);
+  if (!o.any_monitor_callback() && !o.controls_rate()) return {};
+  return CallbackCheckpoint{callbacks_.state_json(), best_params_, best_state_};
+}
+
+// A sweep's phase-1 run at the phase boundary: what a checkpoint there holds (no optimizer:
+// phase 2 starts a fresh one), in memory.
+Checkpoint TwoPhaseRun::phase_boundary_state() const {
+  Checkpoint end;
+  end.path = "the sweep's phase 1";
+  end.position = position(TrainPosition{2, 1, 0, {}});
+  end.params = static_cast<const Model&>(model_).params();
+  end.state = static_cast<const Model&>(model_).state();
+  end.callbacks = callback_checkpoint();
+  return end;
 }
 
 // The callbacks' on_epoch_end (after validation, from the global metrics: the same on every
@@ -545,24 +569,6 @@ void TwoPhaseRun::end_phase_callbacks(int phase) {
   }
   best_params_.clear();  // the next phase is a new fit()
   best_state_.clear();
-}
-
-// A sweep's phase-1 run, at the phase boundary: what the checkpoint there would hold.
-void TwoPhaseRun::hand_over_phase1() const {
-  Checkpoint& end = *sweep_->phase1_end;
-  end.path = "the sweep's phase 1";
-  end.position = TrainPosition{2, 1, 0, {}};
-  end.position.seed = c_.seed;
-  end.position.batch_size = c_.batch_size;
-  end.position.samples = train_.size();
-  end.params = static_cast<const Model&>(model_).params();
-  end.state = static_cast<const Model&>(model_).state();
-  end.adam_m.clear(), end.adam_v.clear();
-  end.adam_t = 0;
-  const CallbackOptions& o = c_.callbacks;
-  end.callbacks = CallbackCheckpoint{};
-  if (o.any_monitor_callback() || o.controls_rate())
-    end.callbacks = CallbackCheckpoint{callbacks_.state_json(), best_params_, best_state_};
 }
 
 }  // namespace

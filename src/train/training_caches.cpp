@@ -9,6 +9,7 @@
 
 #include "parafine/cache/persistent_cache.hpp"
 #include "parafine/dist/comm.hpp"
+#include "parafine/model/backbone.hpp"
 
 namespace parafine {
 
@@ -49,7 +50,18 @@ void build_nodes(TrainingCaches& caches, std::size_t budget, Model& model,
   const PrefetchConfig p = prefetch_config(c, AugmentSpec{}, -1);
   std::vector<DatasetCache*> sets{caches.train.get()};
   if (caches.val) sets.push_back(caches.val.get());
-  load_or_build_caches(model, sets, c, p, log);  // builds, or with --cache-keep loads / keeps
+  KeptCacheOptions kept;
+  kept.cache = c.cache;
+  kept.model = c.model_from_file
+                   ? std::string("model read from a file (--init)")
+                   : std::string(backbone_info(c.backbone).name) +
+                         (c.backbone == Backbone::kMobileNetV2 ? " alpha " + alpha_text(c.alpha)
+                                                               : std::string());
+  kept.preprocess = c.preprocess;
+  kept.image_size = c.image_size;
+  kept.batch_size = c.batch_size;
+  kept.loader_threads = c.loader_threads;
+  load_or_build_caches(model, sets, kept, p, log);  // builds, or with --cache-keep loads / keeps
 
   const CacheStorage& mine = *caches.storage;
   std::vector<double> totals{static_cast<double>(mine.memory_used()),
@@ -128,8 +140,12 @@ TrainingCaches build_sweep_caches(Model& model, const SampleSource& train, const
   std::ostringstream line;
   line << "feature cache: on for the sweep: one pass over the frozen base for "
        << phase2_first_trainables.size() << " phase-2 setting(s)";
-  if (phase2_nodes.size() > 1 &&
-      bytes_per_sample(model, caches.nodes) * samples > static_cast<double>(budget)) {
+  // Every rank must cache the same nodes: the budget is each rank's own (the memory it saw free).
+  std::vector<int> too_big{phase2_nodes.size() > 1 &&
+                           bytes_per_sample(model, caches.nodes) * samples >
+                               static_cast<double>(budget)};
+  Comm::allreduce_max(too_big);
+  if (too_big[0]) {
     // Every setting's node does not fit: keep the deepest cut all settings share.
     caches.nodes.resize(caches.plan.phase1_node >= 0 ? 1 : 0);
     if (phase2_nodes.front() != caches.plan.phase1_node)

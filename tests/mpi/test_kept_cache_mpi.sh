@@ -5,7 +5,8 @@
 # pixel of an image folder, or another --image-size gives another key (a rebuild, another
 # entry). A truncated data file, a flipped byte, a deleted manifest, or a flipped byte in rank
 # 1's file under mpirun -np 2 is detected, logged and rebuilt, with the same final weights.
-# A full disk (ulimit -f) while keeping warns, leaves nothing behind and training goes on.
+# A --cache-dir without room for the entry is refused before training (exit 2); a disk that
+# fills up while keeping (ulimit -f) warns, leaves nothing behind and training goes on.
 # --cache-mem 0 (a spilled store) and mixed_bfloat16 (16-bit records) reuse bitwise too.
 # `parafine cache ls|rm` list and remove entries and nothing else; bad usage exits 2.
 # Usage: test_kept_cache_mpi.sh PARAFINE_BINARY PYTHON
@@ -164,6 +165,25 @@ expect_log full "phase 2 epoch 1" "training did not go on after a full disk"
 left=$(find "$work/small" -mindepth 1)
 [ -z "$left" ] || fail "a full disk left $left"
 grep -h "could not keep" "$work/full.log"
+
+# A --cache-dir without room for the kept entry is refused before any training (exit 2). A
+# tmpfs of 64 KiB needs mount (root, and a kernel that allows it): skipped where it fails.
+mkdir "$work/tiny"
+if mount -t tmpfs -o size=64k tmpfs "$work/tiny" 2> /dev/null; then
+  set +e
+  "$parafine" train $common $epochs $h5data --image-size 32 --cache-dir "$work/tiny" --cache-keep \
+    > "$work/tiny.log" 2>&1
+  code=$?
+  set -e
+  umount "$work/tiny"
+  [ $code -eq 2 ] || { cat "$work/tiny.log"; fail "a --cache-dir without room: exit $code, not 2"; }
+  expect_log tiny "cache-dir $work/tiny has .* free, the kept feature cache needs" \
+    "no message naming the full --cache-dir"
+  if grep -q "phase 1 epoch" "$work/tiny.log"; then fail "trained with no room to keep the cache"; fi
+  grep -h "free, the kept" "$work/tiny.log"
+else
+  echo "SKIP: a --cache-dir without room (cannot mount a small tmpfs here)"
+fi
 
 # cache ls / rm.
 "$parafine" cache ls "$kc"

@@ -2,7 +2,9 @@
 # parafine sweep (issue 16): each run of a sweep ends with the weights of the same run made
 # alone with train, bit for bit, on 1 and (under mpirun) 2 ranks: with every setting's cut
 # cached, with only the deepest shared cut cached (--cache-mem 0: the deeper settings run
-# their frozen layers forward from it), and with --cache off. sweep.csv has a row per run with
+# their frozen layers forward from it), with --cache off, with EarlyStopping/ReduceLROnPlateau
+# state crossing the phase boundary (--unfreeze-from settings), and with no phase 1. Diverged
+# runs under mpirun are recorded and the sweep goes on. sweep.csv has a row per run with
 # the phase-1 figures shared; two backbones in one sweep; a run that fails (its model file's
 # name is taken by a directory) is reported by name and the others keep their results (exit
 # 1); bad grids and refused options exit 2 before any data is read.
@@ -14,8 +16,8 @@ source "$(dirname "$0")/common.sh"
 colour_h5 "$work/train.h5" 13 5
 colour_h5 "$work/val.h5" 7 6
 common="--train $work/train.h5 --val $work/val.h5 --weights none --image-size 64 --batch-size 4
-  --head-units 16 --phase2-lr 1e-4 --seed 3 --threads 1 --loader-threads 1 --phase1-epochs 2
-  --phase2-epochs 2"
+  --head-units 16 --seed 3 --threads 1 --loader-threads 1"
+default_run="--phase2-lr 1e-4 --phase1-epochs 2 --phase2-epochs 2"
 export PARAFINE_PYTHON=$python  # the interpreter with matplotlib (sweep.png)
 
 # same_weights A.keras B.keras LABEL: every weight equal, bit for bit (prints the largest |dw|).
@@ -57,10 +59,10 @@ sweep_ok() {  # sweep_ok NAME: exit 0, sweep.csv and a non-trivial sweep.png wri
 }
 
 for np in 1 2; do
-  sweep "np$np" $np --backbone resnet50 --unfreeze-last 0,10,20
+  sweep "np$np" $np $default_run --backbone resnet50 --unfreeze-last 0,10,20
   sweep_ok "np$np"
   for k in 0 10 20; do
-    alone "alone_np${np}_$k" $np --unfreeze-last $k
+    alone "alone_np${np}_$k" $np $default_run --unfreeze-last $k
     same_weights "$work/np$np/resnet50_unfreeze-last-$k.keras" "$work/alone_np${np}_$k.keras" \
       "$np rank(s), --unfreeze-last $k: sweep vs alone"
   done
@@ -73,7 +75,7 @@ grep -q "cached at: global_average_pooling2d conv5_block1_out conv5_block2_out" 
 
 # Only the deepest shared cut cached (it all spills to --cache-dir), and no cache at all.
 mkdir "$work/spill"
-sweep shared_cut 1 --backbone resnet50 --unfreeze-last 10,20 --cache-mem 0 --cache-dir "$work/spill"
+sweep shared_cut 1 $default_run --backbone resnet50 --unfreeze-last 10,20 --cache-mem 0 --cache-dir "$work/spill"
 sweep_ok shared_cut
 grep -q "only the deepest cut they share is kept (conv5_block1_out)" "$work/shared_cut.log" \
   || { cat "$work/shared_cut.log"; fail "--cache-mem 0 did not fall back to the shared cut"; }
@@ -81,12 +83,36 @@ grep -q "phase 2 trains from conv5_block1_out (its own cut, conv5_block2_out, is
   "$work/shared_cut.log" || fail "the --unfreeze-last 10 run does not say it runs forward from the shared cut"
 same_weights "$work/shared_cut/resnet50_unfreeze-last-10.keras" "$work/alone_np1_10.keras" \
   "forward from the shared cut, --unfreeze-last 10"
-sweep off 1 --backbone resnet50 --unfreeze-last 0,20 --cache off
+sweep off 1 $default_run --backbone resnet50 --unfreeze-last 0,20 --cache off
 sweep_ok off
 for k in 0 20; do
-  alone "off_$k" 1 --unfreeze-last $k --cache off
+  alone "off_$k" 1 $default_run --unfreeze-last $k --cache off
   same_weights "$work/off/resnet50_unfreeze-last-$k.keras" "$work/off_$k.keras" "--cache off, --unfreeze-last $k"
 done
+
+# State that crosses the phase boundary: EarlyStopping (restoring its best epoch) and
+# ReduceLROnPlateau, with --unfreeze-from settings; and no phase 1 at all.
+cb="--early-stopping 1 --restore-best --reduce-lr-on-plateau 0.5,1 --phase1-epochs 3 --phase2-epochs 3"
+sweep callbacks 1 --backbone resnet50 --unfreeze-from conv5_block3_1_conv,conv5_block2_1_conv $cb
+sweep_ok callbacks
+for layer in conv5_block3_1_conv conv5_block2_1_conv; do
+  alone "cb_$layer" 1 --unfreeze-from $layer $cb
+  same_weights "$work/callbacks/resnet50_unfreeze-from-$layer.keras" "$work/cb_$layer.keras" \
+    "callbacks, --unfreeze-from $layer: sweep vs alone"
+done
+sweep no_phase1 1 --backbone resnet50 --unfreeze-last 10 --phase1-epochs 0 --phase2-epochs 2
+sweep_ok no_phase1
+alone no_phase1_alone 1 --unfreeze-last 10 --phase1-epochs 0 --phase2-epochs 2
+same_weights "$work/no_phase1/resnet50_unfreeze-last-10.keras" "$work/no_phase1_alone.keras" \
+  "--phase1-epochs 0: sweep vs alone"
+
+# A diverged run leaves every rank at the same step: under mpirun the sweep records it and
+# goes on to the next run (both diverge here), then exits 1 with every file written.
+sweep diverged 2 --backbone resnet50 --unfreeze-last 0,10 --phase2-lr 1e30 --phase1-epochs 2 --phase2-epochs 2
+[ "$code" = 1 ] || { cat "$work/diverged.log"; fail "diverged runs: exit $code, not 1"; }
+[ "$(grep -c "failed: phase 2: the loss became" "$work/diverged/sweep.csv")" = 2 ] \
+  || { cat "$work/diverged.log"; fail "the diverged runs are not both recorded"; }
+[ -s "$work/diverged/sweep.png" ] || fail "a sweep with failed runs drew no sweep.png"
 
 # sweep.csv: a row per run, phase 1 shared, the settings' trainable weights growing.
 "$python" - "$work/np1/sweep.csv" "$work/np1/sweep_history.csv" <<'PY'
@@ -108,7 +134,7 @@ PY
 
 # Two backbones; one run's model file cannot be written: it is reported, the others finish.
 mkdir -p "$work/two/vgg16_unfreeze-last-4.keras"
-sweep two 2 --backbone resnet50,vgg16 --unfreeze-last 0,4
+sweep two 2 $default_run --backbone resnet50,vgg16 --unfreeze-last 0,4
 [ "$code" = 1 ] || { cat "$work/two.log"; fail "a failed run did not make the sweep exit 1 (got $code)"; }
 grep -q "run 'vgg16 unfreeze-last 4' failed: saving its model" "$work/two.log" \
   || { cat "$work/two.log"; fail "the failed run is not named"; }
@@ -143,6 +169,7 @@ bad "--backbone 'resnet50,resnet50': 'resnet50' is listed twice" --backbone resn
 bad "sweep run 'nosuch unfreeze-last 1'" --backbone resnet50,nosuch --unfreeze-last 1 --output "$work/b1"
 bad "sweep run 'inception_v3 unfreeze-last 1'" --backbone inception_v3 --image-size 64 --unfreeze-last 1 --output "$work/b1"
 bad "sweep run 'vgg16 unfreeze-from conv5_block3_1_conv'" --backbone resnet50,vgg16 --unfreeze-from conv5_block3_1_conv --output "$work/b1"
+bad "--unfreeze-last '1,': an empty entry" --backbone resnet50 --unfreeze-last 1, --output "$work/b1"
 bad "'x' is not a layer count" --backbone resnet50 --unfreeze-last 1,x --output "$work/b1"
 bad "--save: the sweep writes one model per run" --backbone resnet50 --unfreeze-last 1 --output "$work/b1" --save "$work/m.keras"
 bad "--output DIR is required" --backbone resnet50 --unfreeze-last 1

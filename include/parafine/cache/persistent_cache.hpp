@@ -34,13 +34,22 @@
 #include <string>
 #include <vector>
 
+#include "parafine/cache/cache_plan.hpp"
 #include "parafine/cache/feature_cache.hpp"
 #include "parafine/data/prefetcher.hpp"
+#include "parafine/data/preprocess.hpp"
 #include "parafine/model/model.hpp"
 
 namespace parafine {
 
-struct TrainConfig;
+// What an entry's key needs from the run besides the model and the data (the caller, train's
+// training_caches.cpp, fills it from the run's options).
+struct KeptCacheOptions {
+  CacheOptions cache;  // dir and keep
+  std::string model;   // "resnet50", "mobilenet_v2 alpha 0.35", "model read from a file (--init)"
+  Preprocess preprocess;
+  int image_size = 0, batch_size = 0, loader_threads = 1;
+};
 
 constexpr int kKeptCacheFormatVersion = 1;
 
@@ -48,12 +57,12 @@ constexpr int kKeptCacheFormatVersion = 1;
 std::string kept_cache_root(const std::string& dir);
 
 // Collective: every rank calls it with the same caches (allocated, not built). Without
-// config.cache.keep: builds them. With it: loads them from config.cache.dir's entry for this
+// options.cache.keep: builds them. With it: loads them from options.cache.dir's entry for this
 // run's key when it is complete and checks out, else builds them and keeps them there (a
 // failure to keep, e.g. a full disk, is a warning: training continues). Logs what it did:
 // reuse (and the load time), or why it rebuilt, and the disk used.
 void load_or_build_caches(Model& model, const std::vector<DatasetCache*>& caches,
-                          const TrainConfig& config, const PrefetchConfig& prefetch,
+                          const KeptCacheOptions& options, const PrefetchConfig& prefetch,
                           std::ostream& log);
 
 // One entry of DIR/parafine-cache, for `parafine cache ls`.

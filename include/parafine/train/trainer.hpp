@@ -12,6 +12,7 @@
 
 #include <functional>
 #include <iosfwd>
+#include <stdexcept>
 #include <vector>
 
 #include "parafine/data/sample_source.hpp"
@@ -22,6 +23,12 @@
 #include "parafine/train/training_caches.hpp"
 
 namespace parafine {
+
+// The loss became NaN or infinite. Thrown on every rank at the same step (the loss is a global
+// sum), so every rank leaves the run together: a sweep goes on with its next run.
+struct TrainingDiverged : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 // How `parafine sweep` (cli/sweep.cpp) runs one backbone's grid of phase-2 settings: a phase-1
 // run builds the feature caches for every setting in one pass (build_sweep_caches), trains
