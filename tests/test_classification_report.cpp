@@ -14,18 +14,16 @@
 #include <vector>
 
 #include "parafine/train/classification_report.hpp"
+#include "test_util.hpp"
 
 namespace parafine {
 namespace {
 
+// The reference's output (stdout and stderr: a warning would show up as a parse failure).
 std::string run(const std::string& cmd) {
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) throw std::runtime_error("cannot run " + cmd);
-  std::string out;
-  char buf[4096];
-  while (std::size_t got = fread(buf, 1, sizeof buf, p)) out.append(buf, got);
-  EXPECT_EQ(pclose(p), 0) << cmd;
-  return out;
+  const test_util::CommandResult r = test_util::run_command(cmd);
+  EXPECT_EQ(r.exit_code, 0) << cmd << "\n" << r.output;
+  return r.output;
 }
 
 TEST(ClassificationReport, HandCheckedCase) {

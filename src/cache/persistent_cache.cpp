@@ -636,7 +636,9 @@ std::vector<KeptCacheEntry> list_kept_caches(const std::string& dir) {
   const std::string root = kept_cache_root(dir);
   std::error_code ec;
   if (!fs::is_directory(root, ec)) return out;
-  for (const fs::directory_entry& d : fs::directory_iterator(root)) {
+  fs::directory_iterator entries(root, ec);
+  if (ec) throw std::invalid_argument(root + ": cannot list it: " + ec.message());
+  for (const fs::directory_entry& d : entries) {
     const std::string name = d.path().filename().string();
     if (!is_cache_key(name) || !d.is_directory(ec) || d.is_symlink(ec)) continue;
     KeptCacheEntry e;
@@ -644,7 +646,10 @@ std::vector<KeptCacheEntry> list_kept_caches(const std::string& dir) {
     e.path = d.path().string();
     e.created = e.model = e.data = e.image_size = e.nodes = e.world = "?";
     for (const fs::directory_entry& f : fs::recursive_directory_iterator(d.path(), ec))
-      if (f.is_regular_file(ec)) e.bytes += f.file_size(ec);
+      if (f.is_regular_file(ec)) {
+        const std::uintmax_t size = f.file_size(ec);  // a file renamed away meanwhile: skipped
+        if (!ec) e.bytes += size;
+      }
     try {
       std::ifstream in(e.path + "/" + kManifest);
       if (in) {

@@ -11,6 +11,7 @@
 #include "cli/cli.hpp"
 #include "cli/options.hpp"
 #include "cli/plot_script.hpp"
+#include "parafine/dist/comm.hpp"
 
 namespace po = boost::program_options;
 
@@ -88,6 +89,7 @@ int run_plot_history(int argc, char** argv) {
   if (files.size() != 2) throw UsageError("usage: parafine plot-history HISTORY.csv OUT.png");
   check_history_csv(files[0]);
   check_output_path("OUT.png", files[1]);
+  if (!Comm::is_root()) return 0;  // under mpirun one rank draws
   switch (run_plot_script({"history", files[0], files[1]}, files[1])) {
     case PlotOutcome::kDrawn:
       std::cerr << "wrote " << files[1] << "\n";

@@ -3,38 +3,20 @@
 // keys; the command line wins). Alone or under mpirun: each rank trains its share of every
 // global batch (trainer.hpp).
 #include <sys/resource.h>
-#include <unistd.h>
 
-#include <algorithm>
-#include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
-#include <limits>
-#include <optional>
 #include <sstream>
-#include <tuple>
 
 #include "cli/callback_options.hpp"
 #include "cli/cli.hpp"
 #include "cli/options.hpp"
 #include "cli/train_data.hpp"
 #include "cli/train_options.hpp"
-#include "parafine/cache/feature_store.hpp"  // parse_byte_size
-#include "parafine/core/atomic_file.hpp"
 #include "parafine/core/compute.hpp"
 #include "parafine/core/stop_signal.hpp"
-#include "parafine/data/folder_source.hpp"
-#include "parafine/data/subset_source.hpp"
-#include "parafine/data/validation_split.hpp"
 #include "parafine/dist/comm.hpp"
 #include "parafine/io/keras_config_writer.hpp"
-#include "parafine/io/model_file.hpp"
 #include "parafine/io/model_files.hpp"
-#include "parafine/io/model_from_config.hpp"
-#include "parafine/train/checkpoint.hpp"
-#include "parafine/train/class_weights.hpp"
-#include "parafine/train/evaluation.hpp"
 #include "parafine/train/history_csv.hpp"
 #include "parafine/train/trainer.hpp"
 

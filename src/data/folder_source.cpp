@@ -141,7 +141,9 @@ std::optional<std::uint64_t> FolderSource::content_hash(int i) const {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error(path + ": cannot open it to hash its bytes");
   ContentHasher h;
-  h.update(path);
+  // The class folder and file name, not the path as spelled (data/ and ./data/ are one folder).
+  const std::filesystem::path p(path);
+  h.update((p.parent_path().filename() / p.filename()).string());
   std::vector<char> chunk(1 << 16);
   while (in) {
     in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
