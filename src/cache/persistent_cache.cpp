@@ -53,24 +53,6 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-std::string preprocess_text(const Preprocess& p) {
-  switch (p.mode) {
-    case Preprocess::Mode::kCaffe:
-      return "caffe";
-    case Preprocess::Mode::kTf:
-      return "tf";
-    case Preprocess::Mode::kTorch:
-      return "torch";
-    case Preprocess::Mode::kNone:
-      return "none";
-    default: {
-      std::ostringstream s;
-      s << "rescale " << std::setprecision(9) << p.scale;
-      return s.str();
-    }
-  }
-}
-
 // "train" for "--train": the file name part of a data set.
 std::string file_stem(const DatasetCache& cache) {
   std::string s = cache.name();
@@ -214,7 +196,7 @@ std::optional<Key> make_key(const Model& model, const std::vector<DatasetCache*>
                     {"content", *hash}});
   }
   k["data"] = data;
-  k["preprocess"] = preprocess_text(c.preprocess);
+  k["preprocess"] = preprocess_name(c.preprocess);
   k["image_size"] = c.image_size;
   k["precision"] = precision_name(model.precision());
   json names = json::array();

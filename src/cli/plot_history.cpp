@@ -12,21 +12,13 @@
 #include "cli/options.hpp"
 #include "cli/plot_script.hpp"
 #include "parafine/dist/comm.hpp"
+#include "parafine/train/history_csv.hpp"
 
 namespace po = boost::program_options;
 
 namespace parafine {
 
 namespace {
-
-std::vector<std::string> split_cells(std::string line) {
-  if (!line.empty() && line.back() == '\r') line.pop_back();
-  std::vector<std::string> cells;
-  std::istringstream in(line);
-  for (std::string cell; std::getline(in, cell, ',');) cells.push_back(cell);
-  if (!line.empty() && line.back() == ',') cells.emplace_back();
-  return cells;
-}
 
 bool is_number(const std::string& text) {
   if (text.empty()) return false;
@@ -63,7 +55,7 @@ void check_history_csv(const std::string& path) {
   std::string line;
   if (!std::getline(in, line) || line.empty() || line == "\r")
     throw UsageError(path + ": empty" + not_ours);
-  const std::vector<std::string> header = split_cells(line);
+  const std::vector<std::string> header = split_csv_line(line);
   std::string missing;
   for (const char* need : {"epoch", "accuracy", "loss", "phase"})
     if (std::find(header.begin(), header.end(), need) == header.end())
@@ -72,7 +64,7 @@ void check_history_csv(const std::string& path) {
   int rows = 0;
   for (int line_no = 2; std::getline(in, line); ++line_no) {
     if (line.empty() || line == "\r") continue;
-    check_row(path + " line " + std::to_string(line_no), header, split_cells(line));
+    check_row(path + " line " + std::to_string(line_no), header, split_csv_line(line));
     ++rows;
   }
   if (rows == 0) throw UsageError(path + ": a header but no epoch rows" + not_ours);

@@ -14,8 +14,6 @@
 
 namespace parafine {
 
-namespace {
-
 std::vector<std::string> split_csv_line(std::string line) {
   if (!line.empty() && line.back() == '\r') line.pop_back();
   std::vector<std::string> cells;
@@ -24,6 +22,8 @@ std::vector<std::string> split_csv_line(std::string line) {
   if (!line.empty() && line.back() == ',') cells.emplace_back();
   return cells;
 }
+
+namespace {
 
 std::string join(const std::vector<std::string>& cells) {
   std::string out;

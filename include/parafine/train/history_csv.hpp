@@ -28,6 +28,10 @@ namespace parafine {
 // exponents -4..15 (with ".0" when whole), else d.ddde+XX; nan, inf, -inf.
 std::string python_float_text(double v);
 
+// The cells of one line of a history CSV (no quoting: its cells are numbers and NA); a trailing
+// "\r" is dropped, a trailing comma gives an empty last cell.
+std::vector<std::string> split_csv_line(std::string line);
+
 class HistoryCsv {
  public:
   // `path` "" (or a rank other than 0): writes nothing. With `resume` the rows of an existing
