@@ -133,6 +133,10 @@ void Sweep::run_backbone(const std::string& backbone, std::vector<TrainOptions>&
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   } catch (const StoppedBySignal&) {
     throw;
+  } catch (const TrainingDiverged& e) {  // every rank left phase 1 at the same step
+    for (std::size_t k = 0; k < runs.size(); ++k)
+      fail(backbone, k, std::string("phase 1 of ") + backbone + ": " + e.what());
+    return;
   } catch (const std::exception& e) {
     // Another rank may be waiting in a collective: the sweep ends (main stops every rank).
     if (Comm::size() > 1)

@@ -113,6 +113,10 @@ sweep diverged 2 --backbone resnet50 --unfreeze-last 0,10 --phase2-lr 1e30 --pha
 [ "$(grep -c "failed: phase 2: the loss became" "$work/diverged/sweep.csv")" = 2 ] \
   || { cat "$work/diverged.log"; fail "the diverged runs are not both recorded"; }
 [ -s "$work/diverged/sweep.png" ] || fail "a sweep with failed runs drew no sweep.png"
+sweep diverged1 2 --backbone vgg16,resnet50 --unfreeze-last 0,4 --phase1-lr 1e30 --phase1-epochs 2 --phase2-epochs 1
+[ "$code" = 1 ] || { cat "$work/diverged1.log"; fail "diverged phase 1: exit $code, not 1"; }
+[ "$(grep -c "failed: phase 1 of .*: phase 1: the loss became" "$work/diverged1/sweep.csv")" = 4 ] \
+  || { cat "$work/diverged1.log"; fail "a diverged phase 1 did not fail its backbone's runs and go on"; }
 
 # sweep.csv: a row per run, phase 1 shared, the settings' trainable weights growing.
 "$python" - "$work/np1/sweep.csv" "$work/np1/sweep_history.csv" <<'PY'
